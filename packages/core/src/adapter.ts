@@ -1,0 +1,150 @@
+import type { DeadLetterInfo } from './dead-letter.js';
+import type { WireMessage } from './envelope.js';
+import type { Logger } from './logger.js';
+import type { NormalizedRetryPolicy } from './policy.js';
+
+/**
+ * What an adapter declares about its broker. Defaults live in {@link DEFAULT_CAPABILITIES};
+ * an adapter spreads them and overrides, so a new flag breaks no adapter.
+ */
+export interface Capabilities {
+  /** Events with the same `partitionkey` are handled in publish order on the happy path. */
+  readonly orderedByKey: boolean;
+  /** Publishing to a channel with no declared group fails with `UnroutableError` instead of storing it. */
+  readonly rejectsUnroutable: boolean;
+  /** The broker itself drops a republished event id within a window (e.g. JetStream `Nats-Msg-Id`). */
+  readonly brokerDeduplication: boolean;
+  /** Largest encoded event the broker accepts, in bytes. */
+  readonly maxMessageBytes: number;
+}
+
+export const DEFAULT_CAPABILITIES: Capabilities = Object.freeze({
+  orderedByKey: false,
+  rejectsUnroutable: false,
+  brokerDeduplication: false,
+  maxMessageBytes: 1024 * 1024 * 8,
+});
+
+/** A decoded message, or why it could not be decoded (it is then dead-lettered as `undecodable`). */
+export type Decoded =
+  | { readonly ok: true; readonly message: WireMessage }
+  | { readonly ok: false; readonly error: Error };
+
+/** What the core asks for when a handler failed and another attempt is due. */
+export interface RetryInstruction {
+  /** The attempt number the redelivery will carry (2 for the first retry). */
+  readonly attempt: number;
+  /** The policy's base delay for this retry: names the tier (TTL queue, retry topic). */
+  readonly tierMs: number;
+  /** The delay to apply, jitter included. */
+  readonly delayMs: number;
+  /** When the first attempt failed (ISO 8601); carried for dead-letter metadata. */
+  readonly firstFailureAt: string;
+}
+
+/**
+ * One message handed to the core. The core calls exactly one settlement method, once.
+ * Each resolves only when the broker has applied it.
+ */
+export interface Delivery {
+  readonly decoded: Decoded;
+  /** 1-based attempt number, from our own header or the broker's delivery count. Never reset by a redelivery. */
+  readonly attempt: number;
+  /** When the first attempt failed, if an earlier attempt failed. */
+  readonly firstFailureAt?: string;
+  /** Settle as done. */
+  ack(): Promise<void>;
+  /** Hold the message in the broker for `delayMs`, then redeliver it to this group only; then settle the original. */
+  retry(instruction: RetryInstruction): Promise<void>;
+  /**
+   * Write the message (payload, id and headers preserved) with `info` to this group's dead-letter
+   * destination; settle the original only after the broker confirmed that write. Rejects, leaving
+   * the original unsettled, when the write failed.
+   */
+  deadLetter(info: DeadLetterInfo): Promise<void>;
+  /** Give the message back unsettled so it is redelivered (shutdown, failed dead-letter write). */
+  release(): Promise<void>;
+}
+
+/** A subscription as the adapter sees it. */
+export interface SubscribeRequest {
+  readonly channel: string;
+  readonly group: string;
+  /** At most this many deliveries are outstanding (handed to `onDelivery` and not yet settled). */
+  readonly concurrency: number;
+  readonly policy: NormalizedRetryPolicy;
+}
+
+/** A running subscription. */
+export interface AdapterSubscription {
+  /** Stop taking new messages; messages fetched but not handed over return to the broker. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** A message read from a dead-letter destination. */
+export interface StoredDeadLetter {
+  readonly decoded: Decoded;
+  /** The dead-letter headers (`wharf-dl-*`) as strings. */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/**
+ * A broker driver. Constructing one does no I/O. Adapters supply broker primitives;
+ * the core decides every settlement. The conformance suite has a case for each rule below.
+ */
+export interface Adapter {
+  /** Short broker name for messages and metrics: `memory`, `rabbitmq`, `kafka`, `nats`. */
+  readonly name: string;
+  readonly capabilities: Capabilities;
+  /**
+   * - resolves once the broker is reachable and authenticated, or rejects with
+   *   `BrokerUnreachableError` / `AuthenticationError` within a bounded time;
+   * - called once by the core before any other member.
+   */
+  connect(): Promise<void>;
+  /**
+   * - resolves only after the broker durably accepted every message (confirm, acks=all, PubAck);
+   * - rejects with a typed error (`PublishError`, `UnroutableError`, `MessageTooLargeError`) otherwise;
+   * - messages with the same `partitionkey` attribute are stored in array order.
+   */
+  publish(channel: string, messages: readonly WireMessage[]): Promise<void>;
+  /**
+   * - idempotently creates what the groups need so that events published from now on are kept
+   *   for each group, whether or not a subscriber is running (queues, consumer offsets, durables).
+   */
+  declare(channel: string, groups: readonly string[], policy: NormalizedRetryPolicy): Promise<void>;
+  /**
+   * - declares the group, then hands messages to `onDelivery`, never more than `concurrency` unsettled;
+   * - subscribers of one group compete (each message to one); each group gets every message;
+   * - a message is redelivered until settled; nothing is settled before the core says so;
+   * - retries go back to this group only.
+   */
+  subscribe(request: SubscribeRequest, onDelivery: (delivery: Delivery) => Promise<void>): Promise<AdapterSubscription>;
+  /**
+   * - visits up to `limit` dead letters of the channel's group, oldest first;
+   * - a dead letter is removed only when `visit` resolves `true` (after a confirmed replay).
+   */
+  readDeadLetters(
+    channel: string,
+    group: string,
+    options: { limit: number },
+    visit: (deadLetter: StoredDeadLetter) => Promise<boolean>,
+  ): Promise<void>;
+  /**
+   * - after it resolves no `onDelivery` call starts and connections are closed;
+   * - unsettled messages are redelivered by the broker later; idempotent.
+   */
+  close(): Promise<void>;
+  /** The native client, for what Wharf does not cover. */
+  raw(): unknown;
+}
+
+/** What every adapter factory receives. */
+export interface AdapterInit {
+  /** The broker URL; may hold credentials — never log it unredacted. */
+  readonly url: string;
+  readonly logger: Logger;
+}
+
+/** An adapter package's default export. */
+export type AdapterFactory<Options extends object = Record<string, unknown>> = (init: AdapterInit & Options) => Adapter;

@@ -1,0 +1,337 @@
+import { hostname } from 'node:os';
+import type { Adapter, AdapterSubscription, Delivery, StoredDeadLetter } from './adapter.js';
+import { type EventValidator, type Handler, settle } from './consumer.js';
+import { type DeadLetterInfo, parseDeadLetterHeaders } from './dead-letter.js';
+import { type DedupStore, MemoryDedupStore } from './dedup.js';
+import { type CloudEvent, createEvent, decodeEvent, type EventInput, encodeEvent } from './envelope.js';
+import { ClosedError, ConfigError, InvalidEventError, MessageTooLargeError, TimeoutError } from './errors.js';
+import { loadAdapter } from './load.js';
+import { consoleLogger, type Logger } from './logger.js';
+import { type NormalizedRetryPolicy, normalizeRetryPolicy, type RetryPolicy } from './policy.js';
+import { createStats, type Stats } from './stats.js';
+import { parseBrokerUrl } from './url.js';
+
+/** Options of {@link createBus}. */
+export interface BusOptions {
+  /** Broker URL (`memory://`, `amqp://…`, `kafka://…`, `nats://…`). Default: `WHARF_BROKER`, else `memory://`. */
+  url?: string;
+  /** An adapter instance to use instead of loading one from the URL. */
+  adapter?: Adapter;
+  /** Adapter-specific options (TLS files, SASL, prefetch…), passed to the adapter factory. */
+  adapterOptions?: Record<string, unknown>;
+  /** Default CloudEvents `source` of published events. Default `urn:wharf:<hostname>`. */
+  source?: string;
+  logger?: Logger;
+  /** Idempotency store shared by this bus's subscriptions. Default: in-memory, 100k entries, 24 h. */
+  dedup?: DedupStore;
+  /** Contract checks on publish and consume (see `@wharf/asyncapi`). */
+  validator?: EventValidator;
+  /** How long `close()` waits for running handlers before aborting them. Default 10 s. */
+  shutdownTimeoutMs?: number;
+}
+
+/** Options of {@link Bus.subscribe}. */
+export interface SubscribeOptions {
+  /** Consumer group: subscribers in one group compete, different groups each get every event. */
+  group: string;
+  /** Handlers running at once for this subscription. Default 1. */
+  concurrency?: number;
+  retry?: RetryPolicy;
+  /** Dead-letter failed events (default `true`); `false` discards them with an error log. */
+  deadLetter?: boolean;
+  /** Skip events whose `source`+`id` this group already handled (default `true`). */
+  dedup?: boolean;
+}
+
+/** A running subscription. */
+export interface Subscription {
+  readonly channel: string;
+  readonly group: string;
+  /** Stops taking events, waits for running handlers (bounded), then returns. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** A dead letter as listed: the event (when it could be decoded) and its metadata. */
+export interface DeadLetter {
+  readonly event: CloudEvent | undefined;
+  readonly info: DeadLetterInfo | undefined;
+  /** Why decoding failed, for `undecodable` dead letters. */
+  readonly decodeError: string | undefined;
+}
+
+/**
+ * The event bus. Create it with {@link createBus}; it connects on first use.
+ *
+ * @example
+ * ```ts
+ * const bus = createBus({ url: 'memory://' });
+ * await bus.subscribe('orders', { group: 'billing' }, async (event) => {
+ *   console.log(event.type, event.data);
+ * });
+ * await bus.publish('orders', { type: 'OrderPlaced', data: { orderId: 'o-1' } });
+ * await bus.close();
+ * ```
+ */
+export class Bus {
+  readonly #options: BusOptions;
+  readonly #source: string;
+  readonly #logger: Logger;
+  readonly #dedup: DedupStore;
+  readonly #stats: Stats = createStats();
+  readonly #shutdown = new AbortController();
+  readonly #subscriptions = new Set<ActiveSubscription>();
+  #adapter: Adapter | undefined;
+  #ready: Promise<Adapter> | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: BusOptions = {}) {
+    this.#options = options;
+    this.#source = options.source ?? `urn:wharf:${hostname()}`;
+    this.#logger = options.logger ?? consoleLogger(process.env.WHARF_LOG === 'debug' ? 'debug' : 'warn');
+    this.#dedup = options.dedup ?? new MemoryDedupStore();
+    if (!options.adapter) parseBrokerUrl(this.url);
+    const timeout = options.shutdownTimeoutMs;
+    if (timeout !== undefined && !(Number.isFinite(timeout) && timeout >= 0)) {
+      throw new ConfigError('core', `shutdownTimeoutMs must be a number of milliseconds >= 0, got ${String(timeout)}`);
+    }
+  }
+
+  /** The broker URL this bus uses (may contain credentials). */
+  get url(): string {
+    return this.#options.url ?? process.env.WHARF_BROKER ?? 'memory://';
+  }
+
+  /** Loads the adapter and connects; called for you by the first publish or subscribe. Idempotent. */
+  connect(): Promise<Adapter> {
+    if (this.#closing) return Promise.reject(new ClosedError('core', 'connect'));
+    this.#ready ??= (async () => {
+      const adapter =
+        this.#options.adapter ??
+        (await loadAdapter({ ...this.#options.adapterOptions, url: this.url, logger: this.#logger }));
+      await adapter.connect();
+      this.#adapter = adapter;
+      return adapter;
+    })();
+    // A failed connect may be retried by the next call.
+    this.#ready.catch(() => {
+      this.#ready = undefined;
+    });
+    return this.#ready;
+  }
+
+  /** The connected adapter (for `raw()` access and tools). */
+  get adapter(): Adapter | undefined {
+    return this.#adapter;
+  }
+
+  /**
+   * Publishes one event; resolves with the complete CloudEvent once the broker durably accepted it.
+   * Throws `InvalidEventError`, `ContractViolationError` (nothing sent), `ClosedError` or a broker error.
+   */
+  async publish<T>(channel: string, input: EventInput<T>): Promise<CloudEvent<T>> {
+    const [event] = await this.publishBatch(channel, [input]);
+    return event as CloudEvent<T>;
+  }
+
+  /**
+   * Publishes several events in one pipelined round trip; every event is checked before any is sent.
+   * Resolves once the broker accepted all of them; rejects if any was not accepted.
+   */
+  async publishBatch<T>(channel: string, inputs: readonly EventInput<T>[]): Promise<CloudEvent<T>[]> {
+    if (this.#closing) throw new ClosedError('core', 'publish');
+    checkChannel(channel);
+    if (!Array.isArray(inputs)) throw new InvalidEventError('publishBatch takes an array of events');
+    const events = inputs.map((input) => createEvent<T>(input, this.#source));
+    const wires = events.map((event) => {
+      this.#options.validator?.validate('publish', channel, event as CloudEvent);
+      return encodeEvent(event as CloudEvent);
+    });
+    const adapter = await this.connect();
+    const limit = adapter.capabilities.maxMessageBytes;
+    for (const wire of wires) {
+      if (wire.body.length > limit) throw new MessageTooLargeError(adapter.name, wire.body.length, limit);
+    }
+    if (this.#closing) throw new ClosedError('core', 'publish');
+    await adapter.publish(channel, wires);
+    this.#stats.published += wires.length;
+    return events;
+  }
+
+  /**
+   * Declares groups on a channel so that events published from now on are kept for them,
+   * even before any of their subscribers runs.
+   */
+  async declare(channel: string, options: { groups: readonly string[]; retry?: RetryPolicy }): Promise<void> {
+    checkChannel(channel);
+    for (const group of options.groups) checkName(group, 'group');
+    const policy = normalizeRetryPolicy(options.retry);
+    const adapter = await this.connect();
+    await adapter.declare(channel, options.groups, policy);
+  }
+
+  /** Runs `handler` for every event of `channel` that reaches `group`. Resolves once consuming. */
+  async subscribe<T = unknown>(channel: string, options: SubscribeOptions, handler: Handler<T>): Promise<Subscription> {
+    if (this.#closing) throw new ClosedError('core', 'subscribe');
+    checkChannel(channel);
+    if (options === null || typeof options !== 'object')
+      throw new ConfigError('core', 'subscribe needs options with a group');
+    checkName(options.group, 'group');
+    if (typeof handler !== 'function') throw new ConfigError('core', 'subscribe needs a handler function');
+    const concurrency = options.concurrency ?? 1;
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10_000) {
+      throw new ConfigError('core', `concurrency must be an integer from 1 to 10000, got ${String(concurrency)}`);
+    }
+    const policy = normalizeRetryPolicy(options.retry);
+    const adapter = await this.connect();
+    const active = new ActiveSubscription(channel, options.group, policy);
+    const setup = {
+      channel,
+      group: options.group,
+      policy,
+      handler: handler as Handler,
+      deadLetter: options.deadLetter ?? true,
+      dedup: options.dedup === false ? undefined : this.#dedup,
+      validator: this.#options.validator,
+      logger: this.#logger,
+      stats: this.#stats,
+      shutdown: active.shutdown.signal,
+    };
+    active.native = await adapter.subscribe(
+      { channel, group: options.group, concurrency, policy },
+      (delivery: Delivery) => active.track(settle(setup, delivery)),
+    );
+    this.#subscriptions.add(active);
+    active.onClose = () => this.#subscriptions.delete(active);
+    active.timeoutMs = this.#options.shutdownTimeoutMs ?? 10_000;
+    return active;
+  }
+
+  /** Lists up to `limit` dead letters of a channel's group without removing them. */
+  async listDeadLetters(channel: string, group: string, options: { limit?: number } = {}): Promise<DeadLetter[]> {
+    const adapter = await this.connect();
+    const out: DeadLetter[] = [];
+    await adapter.readDeadLetters(channel, group, { limit: options.limit ?? 100 }, async (stored) => {
+      out.push(toDeadLetter(stored));
+      return false;
+    });
+    return out;
+  }
+
+  /**
+   * Publishes up to `limit` dead letters back to their channel with a fresh attempt counter and the
+   * `replayed` extension, removing each from the dead-letter destination once the broker accepted it.
+   * Undecodable dead letters stay. Resolves with the number replayed.
+   */
+  async replayDeadLetters(channel: string, group: string, options: { limit?: number } = {}): Promise<number> {
+    const adapter = await this.connect();
+    let replayed = 0;
+    await adapter.readDeadLetters(channel, group, { limit: options.limit ?? 100 }, async (stored) => {
+      const { event } = toDeadLetter(stored);
+      if (!event) return false;
+      const again = { ...event, replayed: new Date().toISOString() } as CloudEvent;
+      await adapter.publish(channel, [encodeEvent(again)]);
+      replayed++;
+      return true;
+    });
+    return replayed;
+  }
+
+  /** A snapshot of this bus's counters. */
+  stats(): Readonly<Stats> {
+    return { ...this.#stats };
+  }
+
+  /**
+   * Stops taking events, waits for running handlers (up to `shutdownTimeoutMs`), aborts the rest
+   * (their events are redelivered later), then closes the broker connection. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.all([...this.#subscriptions].map((s) => s.close()));
+      this.#shutdown.abort();
+      const ready = this.#ready;
+      if (ready) {
+        const adapter = await ready.catch(() => undefined);
+        await adapter?.close();
+      }
+    })();
+    return this.#closing;
+  }
+}
+
+class ActiveSubscription implements Subscription {
+  readonly shutdown = new AbortController();
+  readonly #inflight = new Set<Promise<void>>();
+  native: AdapterSubscription | undefined;
+  onClose: (() => void) | undefined;
+  timeoutMs = 10_000;
+  #closing: Promise<void> | undefined;
+
+  constructor(
+    readonly channel: string,
+    readonly group: string,
+    readonly policy: NormalizedRetryPolicy,
+  ) {}
+
+  track(work: Promise<void>): Promise<void> {
+    this.#inflight.add(work);
+    return work.finally(() => this.#inflight.delete(work));
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.native?.stop();
+      const drained = Promise.all([...this.#inflight]).then(() => true);
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), this.timeoutMs);
+      });
+      const done = await Promise.race([drained, timedOut]);
+      clearTimeout(timer);
+      if (!done) {
+        this.shutdown.abort(
+          new TimeoutError(
+            'core',
+            `handlers on ${this.channel}/${this.group} did not finish within ${this.timeoutMs} ms`,
+          ),
+        );
+        await Promise.all([...this.#inflight]);
+      }
+      this.onClose?.();
+    })();
+    return this.#closing;
+  }
+}
+
+function toDeadLetter(stored: StoredDeadLetter): DeadLetter {
+  const info = parseDeadLetterHeaders(stored.headers);
+  if (!stored.decoded.ok) return { event: undefined, info, decodeError: stored.decoded.error.message };
+  try {
+    return { event: decodeEvent(stored.decoded.message), info, decodeError: undefined };
+  } catch (error) {
+    return { event: undefined, info, decodeError: (error as Error).message };
+  }
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
+
+function checkName(name: unknown, what: string): void {
+  if (typeof name !== 'string' || !NAME.test(name)) {
+    throw new ConfigError(
+      'core',
+      `${what} name ${JSON.stringify(name)} is invalid: use 1-200 letters, digits, ".", "_" or "-", starting with a letter or digit`,
+    );
+  }
+}
+
+function checkChannel(channel: unknown): void {
+  checkName(channel, 'channel');
+}
+
+/**
+ * Creates a bus. No I/O happens until the first publish, subscribe or `connect()`.
+ * Throws `InvalidUrlError` at once for a malformed URL or unknown scheme.
+ */
+export function createBus(options: BusOptions = {}): Bus {
+  return new Bus(options);
+}

@@ -1,0 +1,219 @@
+import type { Delivery } from './adapter.js';
+import { type DeadLetterReason, deadLetterInfo } from './dead-letter.js';
+import type { DedupStore } from './dedup.js';
+import { type CloudEvent, decodeEvent } from './envelope.js';
+import { ContractViolationError, describeError, NonRetryableError, UndecodableMessageError } from './errors.js';
+import type { Logger } from './logger.js';
+import { type NormalizedRetryPolicy, retryDelay } from './policy.js';
+import type { Stats } from './stats.js';
+
+/** What a handler gets besides the event. */
+export interface HandlerContext {
+  readonly channel: string;
+  readonly group: string;
+  /** 1-based; `attempt === maxAttempts` is the last try. */
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  /** Aborts when the bus shuts down mid-handler: stop work; the event is redelivered later. */
+  readonly signal: AbortSignal;
+  /** Dead-letters this event at once with `reason` (throws; nothing after it runs). */
+  deadLetter(reason: string): never;
+}
+
+/** Handles one event. Resolve to acknowledge; throw to retry (or `NonRetryableError` to dead-letter). */
+export type Handler<T = unknown> = (event: CloudEvent<T>, context: HandlerContext) => unknown;
+
+/** Checks events against a contract; throws `ContractViolationError`. */
+export interface EventValidator {
+  validate(direction: 'publish' | 'consume', channel: string, event: CloudEvent): void;
+}
+
+/** Everything the settlement of one subscription needs. */
+export interface ConsumerSetup {
+  readonly channel: string;
+  readonly group: string;
+  readonly policy: NormalizedRetryPolicy;
+  readonly handler: Handler;
+  readonly deadLetter: boolean;
+  readonly dedup: DedupStore | undefined;
+  readonly validator: EventValidator | undefined;
+  readonly logger: Logger;
+  readonly stats: Stats;
+  /** Aborted when the bus shuts down. */
+  readonly shutdown: AbortSignal;
+}
+
+/** The one place where a handler's outcome becomes ack, retry, dead letter or release. */
+export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<void> {
+  const { stats, logger, channel, group } = setup;
+  stats.delivered++;
+  if (setup.shutdown.aborted) {
+    await safely(() => delivery.release(), 'release', setup);
+    stats.released++;
+    return;
+  }
+
+  let event: CloudEvent;
+  try {
+    if (!delivery.decoded.ok) throw delivery.decoded.error;
+    event = decodeEvent(delivery.decoded.message);
+  } catch (error) {
+    const cause =
+      error instanceof UndecodableMessageError
+        ? error
+        : new UndecodableMessageError('consumer', describeError(error).message, { cause: error });
+    return deadLetter(setup, delivery, 'undecodable', cause, 0);
+  }
+
+  try {
+    setup.validator?.validate('consume', channel, event);
+  } catch (error) {
+    if (error instanceof ContractViolationError) return deadLetter(setup, delivery, 'invalid', error, 0);
+    throw error;
+  }
+
+  const dedupKey = `${event.source}\u0000${event.id}`;
+  if (setup.dedup && (await setup.dedup.has(group, dedupKey))) {
+    stats.duplicates++;
+    await safely(() => delivery.ack(), 'ack', setup);
+    return;
+  }
+
+  const controller = new AbortController();
+  const onShutdown = (): void => controller.abort(setup.shutdown.reason);
+  setup.shutdown.addEventListener('abort', onShutdown, { once: true });
+  const context: HandlerContext = {
+    channel,
+    group,
+    attempt: delivery.attempt,
+    maxAttempts: setup.policy.maxAttempts,
+    signal: controller.signal,
+    deadLetter(reason: string): never {
+      throw new NonRetryableError(reason);
+    },
+  };
+  const started = performance.now();
+  let outcome: { ok: true } | { ok: false; error: unknown } | { aborted: true };
+  try {
+    outcome = await raceAbort(
+      Promise.resolve().then(() => setup.handler(event, context)),
+      controller.signal,
+    );
+  } finally {
+    setup.shutdown.removeEventListener('abort', onShutdown);
+  }
+  stats.handlerMs += performance.now() - started;
+
+  if ('aborted' in outcome) {
+    // Interrupted by shutdown: neither acked nor dead-lettered, so the broker redelivers it.
+    stats.released++;
+    await safely(() => delivery.release(), 'release', setup);
+    return;
+  }
+  if (outcome.ok) {
+    if (setup.dedup) await setup.dedup.add(group, dedupKey);
+    await safely(() => delivery.ack(), 'ack', setup);
+    stats.acked++;
+    return;
+  }
+
+  const { error } = outcome;
+  stats.failures++;
+  if (error instanceof NonRetryableError) return deadLetter(setup, delivery, 'non-retryable', error, delivery.attempt);
+  if (error instanceof ContractViolationError) return deadLetter(setup, delivery, 'invalid', error, delivery.attempt);
+  if (delivery.attempt >= setup.policy.maxAttempts) {
+    return deadLetter(setup, delivery, 'retries-exhausted', error, delivery.attempt);
+  }
+  const tierMs = setup.policy.delays[Math.min(delivery.attempt - 1, setup.policy.delays.length - 1)] ?? 0;
+  const instruction = {
+    attempt: delivery.attempt + 1,
+    tierMs,
+    delayMs: retryDelay(setup.policy, delivery.attempt),
+    firstFailureAt: delivery.firstFailureAt ?? new Date().toISOString(),
+  };
+  logger.debug(
+    `[wharf] handler failed on ${channel}/${group}, retry ${instruction.attempt} in ${instruction.delayMs} ms`,
+    {
+      id: event.id,
+      error: describeError(error).message,
+    },
+  );
+  try {
+    await delivery.retry(instruction);
+    stats.retried++;
+  } catch (retryError) {
+    logger.error(
+      `[wharf] could not schedule a retry on ${channel}/${group}; the event stays unsettled and is redelivered`,
+      {
+        error: describeError(retryError).message,
+      },
+    );
+    await safely(() => delivery.release(), 'release', setup);
+    stats.released++;
+  }
+}
+
+async function deadLetter(
+  setup: ConsumerSetup,
+  delivery: Delivery,
+  reason: DeadLetterReason,
+  error: unknown,
+  attempts: number,
+): Promise<void> {
+  const { channel, group, logger, stats } = setup;
+  if (!setup.deadLetter) {
+    logger.error(`[wharf] discarding an event on ${channel}/${group} (${reason}): dead-lettering is turned off`, {
+      error: describeError(error).message,
+    });
+    await safely(() => delivery.ack(), 'ack', setup);
+    stats.discarded++;
+    return;
+  }
+  const info = deadLetterInfo({ reason, error, channel, group, attempts, firstFailureAt: delivery.firstFailureAt });
+  try {
+    await delivery.deadLetter(info);
+    stats.deadLettered++;
+    logger.warn(`[wharf] dead-lettered an event on ${channel}/${group}: ${reason}`, { error: info.errorMessage });
+  } catch (writeError) {
+    // The original stays unsettled: losing it would be worse than handling it again.
+    logger.error(`[wharf] dead-letter write failed on ${channel}/${group}; the event is released for redelivery`, {
+      error: describeError(writeError).message,
+    });
+    stats.deadLetterFailures++;
+    await safely(() => delivery.release(), 'release', setup);
+    stats.released++;
+  }
+}
+
+async function safely(action: () => Promise<void>, what: string, setup: ConsumerSetup): Promise<void> {
+  try {
+    await action();
+  } catch (error) {
+    // A failed settlement leaves the message with the broker, which redelivers it: at-least-once holds.
+    setup.logger.warn(`[wharf] ${what} failed on ${setup.channel}/${setup.group}; the broker will redeliver`, {
+      error: describeError(error).message,
+    });
+  }
+}
+
+function raceAbort(
+  work: Promise<unknown>,
+  signal: AbortSignal,
+): Promise<{ ok: true } | { ok: false; error: unknown } | { aborted: true }> {
+  return new Promise((resolve) => {
+    const onAbort = (): void => resolve({ aborted: true });
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      () => {
+        signal.removeEventListener('abort', onAbort);
+        // Work that finished is acked even if shutdown began meanwhile: redoing it gains nothing.
+        resolve({ ok: true });
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(signal.aborted ? { aborted: true } : { ok: false, error });
+      },
+    );
+  });
+}

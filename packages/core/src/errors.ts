@@ -1,0 +1,179 @@
+/**
+ * Every error Wharf throws is a `WharfError` with a stable `code`, the component that raised it
+ * and, where another error caused it, `cause`. Messages say what we were doing and what to do.
+ */
+export class WharfError extends Error {
+  override readonly name: string = 'WharfError';
+  readonly code: string;
+  readonly component: string;
+
+  constructor(code: string, component: string, message: string, options?: { cause?: unknown }) {
+    super(`[wharf] [${component}] ${message}`, options);
+    this.code = code;
+    this.component = component;
+  }
+}
+
+/** The broker URL cannot be parsed or names a scheme Wharf does not know. */
+export class InvalidUrlError extends WharfError {
+  override readonly name = 'InvalidUrlError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_WHARF_INVALID_URL', 'core', message, options);
+  }
+}
+
+/** The adapter package for a URL scheme is not installed. */
+export class AdapterNotInstalledError extends WharfError {
+  override readonly name = 'AdapterNotInstalledError';
+  readonly packageName: string;
+  constructor(packageName: string, scheme: string, options?: { cause?: unknown }) {
+    super(
+      'ERR_WHARF_ADAPTER_NOT_INSTALLED',
+      'core',
+      `the URL scheme "${scheme}:" needs the package ${packageName}, which is not installed — run: npm install ${packageName}`,
+      options,
+    );
+    this.packageName = packageName;
+  }
+}
+
+/** Options, a retry policy or a subscription are not valid. */
+export class ConfigError extends WharfError {
+  override readonly name = 'ConfigError';
+  constructor(component: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_WHARF_CONFIG', component, message, options);
+  }
+}
+
+/** An event lacks a required CloudEvents attribute, has a malformed one, or cannot be serialised. */
+export class InvalidEventError extends WharfError {
+  override readonly name = 'InvalidEventError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_WHARF_INVALID_EVENT', 'core', message, options);
+  }
+}
+
+/** An operation was attempted on a bus or adapter after `close()`. */
+export class ClosedError extends WharfError {
+  override readonly name = 'ClosedError';
+  constructor(component: string, operation: string) {
+    super('ERR_WHARF_CLOSED', component, `cannot ${operation}: the bus is closed — create a new bus`);
+  }
+}
+
+/** The broker cannot be reached (refused, timed out, DNS) within the configured bound. */
+export class BrokerUnreachableError extends WharfError {
+  override readonly name = 'BrokerUnreachableError';
+  constructor(component: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_WHARF_BROKER_UNREACHABLE', component, message, options);
+  }
+}
+
+/** The broker rejected the credentials. */
+export class AuthenticationError extends WharfError {
+  override readonly name = 'AuthenticationError';
+  constructor(component: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_WHARF_AUTH', component, message, options);
+  }
+}
+
+/** The broker did not durably accept a published event (nacked, returned, limits reached). */
+export class PublishError extends WharfError {
+  override readonly name = 'PublishError';
+  constructor(component: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_WHARF_PUBLISH', component, message, options);
+  }
+}
+
+/** An event reached no queue: no group has been declared on its channel. Nothing was stored. */
+export class UnroutableError extends WharfError {
+  override readonly name = 'UnroutableError';
+  readonly channel: string;
+  constructor(component: string, channel: string) {
+    super(
+      'ERR_WHARF_UNROUTABLE',
+      component,
+      `no group is declared on channel "${channel}", so the event would be lost — subscribe a group or call bus.declare("${channel}", { groups: [...] }) before publishing`,
+    );
+    this.channel = channel;
+  }
+}
+
+/** An event is larger than the broker accepts; it was not sent. */
+export class MessageTooLargeError extends WharfError {
+  override readonly name = 'MessageTooLargeError';
+  constructor(component: string, size: number, limit: number) {
+    super(
+      'ERR_WHARF_MESSAGE_TOO_LARGE',
+      component,
+      `the encoded event is ${size} bytes, above the broker's limit of ${limit} bytes — send a reference to the data instead, or raise the broker limit and the adapter's maxMessageBytes`,
+    );
+  }
+}
+
+/** A message on the wire is not a CloudEvent Wharf can decode. It is dead-lettered as `undecodable`. */
+export class UndecodableMessageError extends WharfError {
+  override readonly name = 'UndecodableMessageError';
+  constructor(component: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_WHARF_UNDECODABLE', component, message, options);
+  }
+}
+
+/** The broker's topology (queues, topics, streams) could not be declared or is missing. */
+export class TopologyError extends WharfError {
+  override readonly name = 'TopologyError';
+  constructor(component: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_WHARF_TOPOLOGY', component, message, options);
+  }
+}
+
+/** An operation did not finish within its bound. */
+export class TimeoutError extends WharfError {
+  override readonly name = 'TimeoutError';
+  constructor(component: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_WHARF_TIMEOUT', component, message, options);
+  }
+}
+
+/**
+ * Thrown by a handler to dead-letter the event at once, without retries.
+ * Use it for failures that no retry can fix (a poison payload, a business rule that rejects).
+ */
+export class NonRetryableError extends Error {
+  override readonly name: string = 'NonRetryableError';
+}
+
+/** One failing location in a payload checked against the contract. */
+export interface ContractIssue {
+  /** JSON pointer into the payload, `""` for the root. */
+  readonly path: string;
+  readonly message: string;
+}
+
+/**
+ * An event breaks the contract (its AsyncAPI schema). On publish nothing is sent;
+ * on consume the event is dead-lettered with reason `invalid`.
+ */
+export class ContractViolationError extends WharfError {
+  override readonly name = 'ContractViolationError';
+  readonly issues: readonly ContractIssue[];
+  constructor(what: string, issues: readonly ContractIssue[]) {
+    const list = issues.map((i) => `${i.path || '/'} ${i.message}`).join('; ');
+    super('ERR_WHARF_CONTRACT', 'contract', `${what} violates the contract: ${list}`);
+    this.issues = issues;
+  }
+}
+
+/** The dead-letter write was not confirmed; the original was left unsettled for redelivery. */
+export class DeadLetterWriteError extends WharfError {
+  override readonly name = 'DeadLetterWriteError';
+  constructor(component: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_WHARF_DEAD_LETTER_WRITE', component, message, options);
+  }
+}
+
+/** Short, single-line description of any thrown value, for logs and dead-letter metadata. */
+export function describeError(error: unknown): { type: string; message: string } {
+  if (error instanceof Error) return { type: error.name, message: error.message };
+  return { type: typeof error, message: String(error) };
+}

@@ -1,0 +1,49 @@
+export type {
+  Adapter,
+  AdapterFactory,
+  AdapterInit,
+  AdapterSubscription,
+  Capabilities,
+  Decoded,
+  Delivery,
+  RetryInstruction,
+  StoredDeadLetter,
+  SubscribeRequest,
+} from './adapter.js';
+export { DEFAULT_CAPABILITIES } from './adapter.js';
+export type { BusOptions, DeadLetter, SubscribeOptions, Subscription } from './bus.js';
+export { Bus, createBus } from './bus.js';
+export type { EventValidator, Handler, HandlerContext } from './consumer.js';
+export type { DeadLetterInfo, DeadLetterReason } from './dead-letter.js';
+export {
+  DEAD_LETTER_HEADERS,
+  deadLetterHeaders,
+  deadLetterInfo,
+  oneLine,
+  parseDeadLetterHeaders,
+} from './dead-letter.js';
+export type { DedupStore } from './dedup.js';
+export { MemoryDedupStore } from './dedup.js';
+export type { CloudEvent, EventInput, WireMessage } from './envelope.js';
+export {
+  BINARY_CONTENT_TYPE,
+  createEvent,
+  decodeEvent,
+  decodeStructured,
+  encodeEvent,
+  encodeStructured,
+  isStructured,
+  JSON_CONTENT_TYPE,
+  STRUCTURED_CONTENT_TYPE,
+  validateEvent,
+} from './envelope.js';
+export * from './errors.js';
+export { ATTEMPT_HEADER, FIRST_FAILURE_HEADER, readAttempt } from './headers.js';
+export { loadAdapter } from './load.js';
+export type { Logger } from './logger.js';
+export { consoleLogger, silentLogger } from './logger.js';
+export type { NormalizedRetryPolicy, RetryPolicy } from './policy.js';
+export { DEFAULT_RETRY_POLICY, normalizeRetryPolicy, retryDelay, retryTiers } from './policy.js';
+export type { Stats } from './stats.js';
+export type { BrokerUrl } from './url.js';
+export { ADAPTER_PACKAGES, parseBrokerUrl, redactUrl } from './url.js';

@@ -1,0 +1,31 @@
+/** Counters a bus keeps; read them with `bus.stats()` or export them to your metrics system. */
+export interface Stats {
+  published: number;
+  delivered: number;
+  acked: number;
+  failures: number;
+  retried: number;
+  deadLettered: number;
+  deadLetterFailures: number;
+  duplicates: number;
+  released: number;
+  discarded: number;
+  /** Total time spent in handlers, ms. */
+  handlerMs: number;
+}
+
+export function createStats(): Stats {
+  return {
+    published: 0,
+    delivered: 0,
+    acked: 0,
+    failures: 0,
+    retried: 0,
+    deadLettered: 0,
+    deadLetterFailures: 0,
+    duplicates: 0,
+    released: 0,
+    discarded: 0,
+    handlerMs: 0,
+  };
+}
