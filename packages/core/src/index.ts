@@ -47,3 +47,5 @@ export { DEFAULT_RETRY_POLICY, normalizeRetryPolicy, retryDelay, retryTiers } fr
 export type { Stats } from './stats.js';
 export type { BrokerUrl } from './url.js';
 export { ADAPTER_PACKAGES, parseBrokerUrl, redactUrl } from './url.js';
+export { payloadAge, stampPayload, startMeasurement } from './bench.js';
+export type { BenchOptions, BenchResult, RawBaseline } from './bench.js';
