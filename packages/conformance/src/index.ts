@@ -1,0 +1,14 @@
+export type { Received } from './assertions.js';
+export {
+  assertExactlyOnce,
+  assertNoneLost,
+  assertNoUnexpected,
+  assertPerKeyOrder,
+  Recorder,
+  sleep,
+} from './assertions.js';
+export { brokersRequired, probeBroker } from './broker.js';
+export type { ConformanceCase } from './cases/types.js';
+export { CaseContext } from './harness.js';
+export type { ConformanceOptions, ForeignMessage } from './options.js';
+export { CASE_IDS, CASES, runConformance } from './suite.js';
