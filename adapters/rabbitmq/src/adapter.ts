@@ -1,0 +1,207 @@
+import {
+  type Adapter,
+  type AdapterInit,
+  type AdapterSubscription,
+  type Capabilities,
+  ClosedError,
+  DEFAULT_CAPABILITIES,
+  type Delivery,
+  type Logger,
+  MessageTooLargeError,
+  type NormalizedRetryPolicy,
+  PublishError,
+  type StoredDeadLetter,
+  type SubscribeRequest,
+  TopologyError,
+  type WireMessage,
+} from '@wharf/core';
+import type { ChannelModel, Options } from 'amqplib';
+import { encodeProperties, toBuffer } from './codec.js';
+import { ChannelSlot, Link } from './connection.js';
+import { readDeadLetters } from './dead-letters.js';
+import { COMPONENT } from './errors.js';
+import { type RabbitMqAdapterOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { Publisher } from './publisher.js';
+import { RabbitSubscription } from './subscriber.js';
+import { declareGroup, exchangeName, groupNames } from './topology.js';
+
+export const ADAPTER_NAME = 'rabbitmq';
+
+/** amqplib encodes a header table into at most 64 KiB; keep a margin for our own headers. */
+const MAX_ATTRIBUTE_BYTES = 60 * 1024;
+
+/** The native clients behind the adapter, from `raw()`. */
+export interface RabbitMqRaw {
+  /** The connection publishes, declarations and dead-letter reads use (undefined while reconnecting). */
+  readonly publishing: ChannelModel | undefined;
+  /** The connection consumers use. */
+  readonly consuming: ChannelModel | undefined;
+}
+
+/** The RabbitMQ adapter. See README.md for how channels and groups map onto exchanges and queues. */
+export class RabbitMqAdapter implements Adapter {
+  readonly name = ADAPTER_NAME;
+  readonly capabilities: Capabilities;
+  readonly #options: ResolvedOptions;
+  readonly #logger: Logger;
+  readonly #publishLink: Link;
+  readonly #consumeLink: Link;
+  readonly #publishTopology: ChannelSlot;
+  readonly #consumeTopology: ChannelSlot;
+  readonly #publisher: Publisher;
+  readonly #subscriptions = new Set<RabbitSubscription>();
+  #connecting: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(init: AdapterInit & RabbitMqAdapterOptions) {
+    this.#options = resolveOptions(init.url, init);
+    this.#logger = init.logger;
+    this.capabilities = Object.freeze({
+      ...DEFAULT_CAPABILITIES,
+      // A channel's exchange with no bound queue returns a mandatory publish.
+      rejectsUnroutable: true,
+      // One queue keeps order, but a group with competing consumers or concurrency > 1 handles
+      // events in parallel, and a retry re-enters the queue behind later events.
+      orderedByKey: false,
+      brokerDeduplication: false,
+      maxMessageBytes: this.#options.maxMessageBytes,
+    });
+    this.#publishLink = new Link('publish', this.#options, this.#logger);
+    this.#consumeLink = new Link('consume', this.#options, this.#logger);
+    this.#publishTopology = new ChannelSlot(this.#publishLink);
+    this.#consumeTopology = new ChannelSlot(this.#consumeLink);
+    this.#publisher = new Publisher(this.#publishLink, this.#publishTopology, this.#options, this.#logger);
+    this.#consumeLink.onUp(async (model) => {
+      for (const sub of this.#subscriptions) await sub.start(model);
+    });
+  }
+
+  connect(): Promise<void> {
+    if (this.#closing) return Promise.reject(new ClosedError(COMPONENT, 'connect'));
+    this.#connecting ??= (async () => {
+      try {
+        await this.#publishLink.open();
+        await this.#consumeLink.open();
+      } catch (error) {
+        await this.#publishLink.close();
+        throw error;
+      }
+    })();
+    return this.#connecting;
+  }
+
+  publish(channel: string, messages: readonly WireMessage[]): Promise<void> {
+    if (this.#closing) return Promise.reject(new ClosedError(COMPONENT, 'publish'));
+    if (messages.length === 0) return Promise.resolve();
+    const limit = this.#options.maxMessageBytes;
+    const items: { content: Buffer; options: Options.Publish }[] = new Array(messages.length);
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i] as WireMessage;
+      if (message.body.length > limit) {
+        return Promise.reject(new MessageTooLargeError(COMPONENT, message.body.length, limit));
+      }
+      const options = encodeProperties(message);
+      if (attributeBytes(message) > MAX_ATTRIBUTE_BYTES) {
+        return Promise.reject(
+          new PublishError(
+            COMPONENT,
+            `the event's attributes take more than ${MAX_ATTRIBUTE_BYTES} bytes, above what an AMQP header table holds — send fewer or shorter attributes`,
+          ),
+        );
+      }
+      items[i] = { content: toBuffer(message.body), options };
+    }
+    return this.#publisher.publishToExchange(channel, exchangeName(this.#options.prefix, channel), items);
+  }
+
+  async declare(channel: string, groups: readonly string[], policy: NormalizedRetryPolicy): Promise<void> {
+    if (this.#closing) throw new ClosedError(COMPONENT, 'declare');
+    const ch = await this.#topologyChannel(this.#publishLink, this.#publishTopology);
+    for (const group of groups) {
+      await declareGroup(ch, groupNames(this.#options.prefix, channel, group), policy, this.#options.deliveryLimit);
+    }
+  }
+
+  async subscribe(
+    request: SubscribeRequest,
+    onDelivery: (delivery: Delivery) => Promise<void>,
+  ): Promise<AdapterSubscription> {
+    if (this.#closing) throw new ClosedError(COMPONENT, 'subscribe');
+    const model = await this.#consumeLink.ready(this.#options.publishWaitMs);
+    if (!model) throw this.#notConnected('subscribe');
+    const sub = new RabbitSubscription({
+      link: this.#consumeLink,
+      topology: this.#consumeTopology,
+      publisher: this.#publisher,
+      options: this.#options,
+      logger: this.#logger,
+      names: groupNames(this.#options.prefix, request.channel, request.group),
+      request,
+      onDelivery,
+      closing: () => this.#closing !== undefined,
+      onStopped: (s) => this.#subscriptions.delete(s),
+    });
+    this.#subscriptions.add(sub);
+    try {
+      await sub.start(model);
+    } catch (error) {
+      this.#subscriptions.delete(sub);
+      await sub.stop().catch(() => undefined);
+      throw error;
+    }
+    return sub;
+  }
+
+  async readDeadLetters(
+    channel: string,
+    group: string,
+    options: { limit: number },
+    visit: (deadLetter: StoredDeadLetter) => Promise<boolean>,
+  ): Promise<void> {
+    if (this.#closing) throw new ClosedError(COMPONENT, 'read dead letters');
+    const model = await this.#publishLink.ready(this.#options.publishWaitMs);
+    if (!model) throw this.#notConnected('read dead letters');
+    // A channel of its own: the unacked messages it holds go back to the queue when it closes.
+    const ch = await model.createChannel();
+    ch.on('error', () => undefined);
+    try {
+      await readDeadLetters(ch, groupNames(this.#options.prefix, channel, group), channel, group, options.limit, visit);
+    } finally {
+      await ch.close().catch(() => undefined);
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.all([...this.#subscriptions].map((sub) => sub.stop().catch(() => undefined)));
+      await this.#connecting?.catch(() => undefined);
+      await this.#publisher.drain(this.#options.closeTimeoutMs);
+      this.#publisher.close();
+      await Promise.all([this.#consumeLink.close(), this.#publishLink.close()]);
+    })();
+    return this.#closing;
+  }
+
+  raw(): RabbitMqRaw {
+    return { publishing: this.#publishLink.model, consuming: this.#consumeLink.model };
+  }
+
+  async #topologyChannel(link: Link, slot: ChannelSlot) {
+    const model = await link.ready(this.#options.publishWaitMs);
+    if (!model) throw this.#notConnected('declare');
+    return slot.get(model);
+  }
+
+  #notConnected(what: string): TopologyError {
+    return new TopologyError(
+      COMPONENT,
+      `cannot ${what}: not connected to RabbitMQ (reconnecting for more than ${this.#options.publishWaitMs} ms) — check that the broker is running`,
+    );
+  }
+}
+
+function attributeBytes(message: WireMessage): number {
+  let n = 0;
+  for (const name in message.attributes) n += name.length + 16 + (message.attributes[name] as string).length * 3;
+  return n;
+}

@@ -1,0 +1,163 @@
+import { ConfigError, parseBrokerUrl } from '@wharf/core';
+import { COMPONENT } from './errors.js';
+
+/** TLS settings for `amqps://`; certificates are read from files when the adapter connects. */
+export interface RabbitMqTlsOptions {
+  /** PEM file with the CA certificate(s) that signed the broker's certificate. */
+  caFile?: string;
+  /** PEM client certificate file, for mutual TLS (e.g. with the EXTERNAL mechanism). */
+  certFile?: string;
+  /** PEM private key file of the client certificate. */
+  keyFile?: string;
+  /** Passphrase of the private key. Never logged. */
+  passphrase?: string;
+  /** Verify the broker's certificate (default `true`; turn off only for local experiments). */
+  rejectUnauthorized?: boolean;
+  /** The host name to verify the certificate against, when it differs from the URL's host. */
+  servername?: string;
+}
+
+/** Options of the RabbitMQ adapter that a URL cannot carry. Every one has a default. */
+export interface RabbitMqAdapterOptions {
+  /** Overrides the URL's user name. */
+  username?: string;
+  /** Overrides the URL's password. Never logged. */
+  password?: string;
+  /** TLS files and checks (used for `amqps://` URLs). */
+  tls?: RabbitMqTlsOptions;
+  /** Connection attempts per host at startup before `BrokerUnreachableError`. Default 5. */
+  connectAttempts?: number;
+  /** Bound on one connection attempt (TCP + TLS + AMQP handshake), ms. Default 5000. */
+  connectTimeoutMs?: number;
+  /** AMQP heartbeat, seconds (0 turns it off). Default 30. */
+  heartbeatSeconds?: number;
+  /** First delay between reconnection attempts, ms; doubles up to `reconnectMaxDelayMs`. Default 100. */
+  reconnectInitialDelayMs?: number;
+  /** Largest delay between reconnection attempts, ms. Default 5000. */
+  reconnectMaxDelayMs?: number;
+  /**
+   * How long a publish waits for the connection to come back (and for a publish that was in flight
+   * when it dropped to be re-sent) before it fails with `PublishError`, ms. `0` fails at once. Default 30000.
+   */
+  publishWaitMs?: number;
+  /**
+   * The group queues' `x-delivery-limit`: deliveries that end without a settlement (a consumer that
+   * crashes or loses its connection mid-handler, or a release) before the broker dead-letters the
+   * message. A backstop against crash loops, not the retry policy. Fixed per queue once declared. Default 20.
+   */
+  deliveryLimit?: number;
+  /**
+   * Largest message body accepted, bytes; larger events fail with `MessageTooLargeError` before
+   * anything is sent. At most the broker's `max_message_size` (128 MiB on 3.10) minus room for headers.
+   * Default 16 MiB.
+   */
+  maxMessageBytes?: number;
+  /** Prefix of every exchange and queue name. Default `wharf`. */
+  prefix?: string;
+  /** How long `close()` waits for unconfirmed publishes before closing the connection, ms. Default 5000. */
+  closeTimeoutMs?: number;
+}
+
+export interface ResolvedHost {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface ResolvedOptions {
+  readonly tls: boolean;
+  readonly hosts: readonly ResolvedHost[];
+  readonly vhost: string;
+  readonly username: string;
+  readonly password: string;
+  readonly tlsOptions: RabbitMqTlsOptions;
+  readonly connectAttempts: number;
+  readonly connectTimeoutMs: number;
+  readonly heartbeatSeconds: number;
+  readonly reconnectInitialDelayMs: number;
+  readonly reconnectMaxDelayMs: number;
+  readonly publishWaitMs: number;
+  readonly deliveryLimit: number;
+  readonly maxMessageBytes: number;
+  readonly prefix: string;
+  readonly closeTimeoutMs: number;
+}
+
+/** RabbitMQ 3.10's default `max_message_size`. */
+export const BROKER_MAX_MESSAGE_BYTES = 128 * 1024 * 1024;
+/** Room kept for properties and headers (amqplib encodes a header table into at most 64 KiB). */
+const HEADER_ROOM = 64 * 1024;
+
+function integer(value: unknown, name: string, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(COMPONENT, `option ${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** Validates the URL and options and fills in defaults; throws `ConfigError` / `InvalidUrlError`. Does no I/O. */
+export function resolveOptions(url: string, options: RabbitMqAdapterOptions): ResolvedOptions {
+  const parsed = parseBrokerUrl(url);
+  if (parsed.scheme !== 'amqp' && parsed.scheme !== 'amqps') {
+    throw new ConfigError(COMPONENT, `the RabbitMQ adapter takes amqp:// or amqps:// URLs, got ${parsed.scheme}://`);
+  }
+  const tls = parsed.scheme === 'amqps';
+  const defaultPort = tls ? 5671 : 5672;
+  const hosts = parsed.hosts.map((h) => ({ host: h.host.replace(/^\[(.*)\]$/, '$1'), port: h.port ?? defaultPort }));
+  const prefix = options.prefix ?? 'wharf';
+  if (typeof prefix !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$/.test(prefix) || prefix.startsWith('amq.')) {
+    throw new ConfigError(
+      COMPONENT,
+      `option prefix must be 1-40 letters, digits, ".", "_" or "-" and not start with "amq.", got ${JSON.stringify(prefix)}`,
+    );
+  }
+  if (options.tls !== undefined && (options.tls === null || typeof options.tls !== 'object')) {
+    throw new ConfigError(COMPONENT, 'option tls must be an object like { caFile, certFile, keyFile }');
+  }
+  for (const key of ['caFile', 'certFile', 'keyFile', 'servername'] as const) {
+    const value = options.tls?.[key];
+    if (value !== undefined && (typeof value !== 'string' || value === '')) {
+      throw new ConfigError(COMPONENT, `option tls.${key} must be a non-empty string`);
+    }
+  }
+  if (options.tls?.certFile !== undefined && options.tls.keyFile === undefined) {
+    throw new ConfigError(COMPONENT, 'option tls.certFile needs tls.keyFile (the client certificate’s private key)');
+  }
+  const username = options.username ?? parsed.username ?? 'guest';
+  const password = options.password ?? parsed.password ?? 'guest';
+  if (typeof username !== 'string' || typeof password !== 'string') {
+    throw new ConfigError(COMPONENT, 'options username and password must be strings');
+  }
+  const reconnectInitialDelayMs = integer(options.reconnectInitialDelayMs, 'reconnectInitialDelayMs', 1, 60_000, 100);
+  return {
+    tls,
+    hosts,
+    // amqp://host/ and amqp://host mean the default vhost "/"; "%2F" spells it explicitly.
+    vhost: parsed.path === '' ? '/' : parsed.path,
+    username,
+    password,
+    tlsOptions: options.tls ?? {},
+    connectAttempts: integer(options.connectAttempts, 'connectAttempts', 1, 1000, 5),
+    connectTimeoutMs: integer(options.connectTimeoutMs, 'connectTimeoutMs', 100, 600_000, 5_000),
+    heartbeatSeconds: integer(options.heartbeatSeconds, 'heartbeatSeconds', 0, 3600, 30),
+    reconnectInitialDelayMs,
+    reconnectMaxDelayMs: integer(
+      options.reconnectMaxDelayMs,
+      'reconnectMaxDelayMs',
+      reconnectInitialDelayMs,
+      600_000,
+      Math.max(5_000, reconnectInitialDelayMs),
+    ),
+    publishWaitMs: integer(options.publishWaitMs, 'publishWaitMs', 0, 3_600_000, 30_000),
+    deliveryLimit: integer(options.deliveryLimit, 'deliveryLimit', 1, 1_000_000, 20),
+    maxMessageBytes: integer(
+      options.maxMessageBytes,
+      'maxMessageBytes',
+      1,
+      BROKER_MAX_MESSAGE_BYTES - HEADER_ROOM,
+      16 * 1024 * 1024,
+    ),
+    prefix,
+    closeTimeoutMs: integer(options.closeTimeoutMs, 'closeTimeoutMs', 0, 600_000, 5_000),
+  };
+}

@@ -1,0 +1,389 @@
+import { ClosedError, type Logger, PublishError, UnroutableError } from '@wharf/core';
+import type { ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
+import type { ChannelSlot, Link } from './connection.js';
+import { COMPONENT, scrub, topologyError } from './errors.js';
+import type { ResolvedOptions } from './options.js';
+import { declareExchange } from './topology.js';
+
+/** Completion of one `publish` call: resolves when every message is confirmed, rejects with the first failure. */
+class Batch {
+  remaining: number;
+  failure: Error | undefined;
+  readonly promise: Promise<void>;
+  resolve!: () => void;
+  reject!: (error: Error) => void;
+
+  constructor(size: number) {
+    this.remaining = size;
+    this.promise = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  done(error?: Error): void {
+    if (error && !this.failure) this.failure = error;
+    if (--this.remaining === 0) {
+      if (this.failure) this.reject(this.failure);
+      else this.resolve();
+    }
+  }
+}
+
+/** One message on its way: kept until confirmed so it can be re-sent after a connection loss. */
+class Pending {
+  /** Set while it waits for the connection: it fails when waiting longer than `publishWaitMs`. */
+  since = 0;
+  resends = 0;
+  readonly confirm: (error: unknown) => void;
+
+  constructor(
+    readonly publisher: Publisher,
+    readonly exchange: string,
+    readonly routingKey: string,
+    readonly content: Buffer,
+    readonly options: Options.Publish,
+    readonly batch: Batch,
+    /** The Wharf channel for `UnroutableError`; undefined for a direct send to a queue. */
+    readonly channel: string | undefined,
+  ) {
+    this.confirm = (error: unknown) => publisher.confirmed(this, error);
+  }
+}
+
+/** Re-sends of one message after connection or channel losses before it fails with `PublishError`. */
+const MAX_RESENDS = 5;
+
+/**
+ * Publishes on one confirm channel of the publishing connection: persistent + mandatory, resolved on
+ * the broker's confirm, returned messages rejected with `UnroutableError`, `drain` respected (amqplib's
+ * `publish` returning false means "buffered, slow down", not "failed"). Messages that were in flight
+ * when the connection or channel dropped are re-sent in their original order once it is back.
+ */
+export class Publisher {
+  readonly #link: Link;
+  readonly #topology: ChannelSlot;
+  readonly #options: ResolvedOptions;
+  readonly #logger: Logger;
+  #channel: ConfirmChannel | undefined;
+  #writable = true;
+  /** Messages not yet handed to amqplib, in publish order (a deque: `#head` is the first live entry). */
+  #queue: Pending[] = [];
+  #head = 0;
+  #flushing = false;
+  /** Messages whose confirm was lost with the channel, to be re-sent first. */
+  #lost: Pending[] = [];
+  #returned: { exchange: string; routingKey: string; id: unknown }[] = [];
+  #exchanges = new Map<string, true | Promise<void>>();
+  #inflight = 0;
+  #idle: (() => void)[] = [];
+  #sweeper: NodeJS.Timeout | undefined;
+  #lastLoss = 'connection lost';
+  #closed = false;
+
+  constructor(link: Link, topology: ChannelSlot, options: ResolvedOptions, logger: Logger) {
+    this.#link = link;
+    this.#topology = topology;
+    this.#options = options;
+    this.#logger = logger;
+    link.onUp((model) => this.#open(model));
+    link.onDown((error) => {
+      this.#lastLoss = scrub(error.message, options.password);
+      this.#channel = undefined;
+      this.#startSweeper();
+    });
+  }
+
+  /** Publishes to a channel's exchange (fanout); resolves when all are confirmed. */
+  publishToExchange(
+    channel: string,
+    exchange: string,
+    items: readonly { content: Buffer; options: Options.Publish }[],
+  ): Promise<void> {
+    const batch = new Batch(items.length);
+    for (const item of items)
+      this.#enqueue(new Pending(this, exchange, '', item.content, item.options, batch, channel));
+    return batch.promise;
+  }
+
+  /** Sends one message straight to a queue through the default exchange (retries, dead letters). */
+  sendToQueue(queue: string, content: Buffer, options: Options.Publish): Promise<void> {
+    const batch = new Batch(1);
+    this.#enqueue(new Pending(this, '', queue, content, options, batch, undefined));
+    return batch.promise;
+  }
+
+  #enqueue(p: Pending): void {
+    if (this.#closed) {
+      p.batch.done(new ClosedError(COMPONENT, 'publish'));
+      return;
+    }
+    const ch = this.#channel;
+    if (ch && this.#writable && !this.#flushing && this.#head === this.#queue.length) {
+      if (p.exchange === '' || this.#exchanges.get(p.exchange) === true) {
+        this.#send(ch, p);
+        return;
+      }
+    }
+    this.#queue.push(p);
+    if (!ch) this.#waitForConnection(p);
+    void this.#flush();
+  }
+
+  #send(ch: ConfirmChannel, p: Pending): void {
+    let ok: boolean;
+    try {
+      ok = ch.publish(p.exchange, p.routingKey, p.content, p.options, p.confirm);
+    } catch (error) {
+      if (error instanceof RangeError) {
+        p.batch.done(
+          new PublishError(
+            COMPONENT,
+            `the event's attributes do not fit an AMQP header table (64 KiB): ${error.message} — send fewer or shorter attributes`,
+            { cause: error },
+          ),
+        );
+      } else {
+        // The channel closed under us: keep the message for the next channel.
+        this.#lost.push(p);
+      }
+      return;
+    }
+    this.#inflight++;
+    if (!ok) this.#writable = false;
+  }
+
+  /** amqplib's confirm callback: success, a nack, or the channel closing with the message unconfirmed. */
+  confirmed(p: Pending, error: unknown): void {
+    this.#inflight--;
+    if (!error) {
+      if (this.#returned.length > 0 && this.#takeReturn(p)) {
+        p.batch.done(
+          p.channel !== undefined
+            ? new UnroutableError(COMPONENT, p.channel)
+            : new PublishError(
+                COMPONENT,
+                `queue "${p.routingKey}" does not exist, so the broker returned the message — declare the group again (subscribe or bus.declare)`,
+              ),
+        );
+      } else p.batch.done();
+    } else if ((error as Error).message === 'message nacked') {
+      p.batch.done(
+        new PublishError(
+          COMPONENT,
+          `the broker refused (nacked) a message to ${p.exchange === '' ? `queue "${p.routingKey}"` : `exchange "${p.exchange}"`} — a queue may be over its limit or unavailable (quorum without a leader); publish it again later`,
+        ),
+      );
+    } else this.#loseInFlight(p);
+    if (this.#inflight === 0 && this.#idle.length > 0 && this.#head === this.#queue.length) this.#wakeIdle();
+  }
+
+  #loseInFlight(p: Pending): void {
+    if (this.#closed) {
+      p.batch.done(
+        new PublishError(
+          COMPONENT,
+          'the connection closed before the broker confirmed the message; it may or may not be stored — publish it again',
+        ),
+      );
+      return;
+    }
+    if (++p.resends > MAX_RESENDS) {
+      p.batch.done(
+        new PublishError(
+          COMPONENT,
+          `the message was not confirmed after ${MAX_RESENDS} re-sends (${this.#lastLoss}); it may or may not be stored — publish it again`,
+        ),
+      );
+      return;
+    }
+    this.#lost.push(p);
+    if (this.#channel === undefined) this.#waitForConnection(p);
+  }
+
+  #takeReturn(p: Pending): boolean {
+    const id = p.options.messageId;
+    const list = this.#returned;
+    for (let i = 0; i < list.length; i++) {
+      const r = list[i] as { exchange: string; routingKey: string; id: unknown };
+      if (r.exchange === p.exchange && r.routingKey === p.routingKey && r.id === id) {
+        list.splice(i, 1);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  async #open(model: ChannelModel): Promise<void> {
+    const ch = await model.createConfirmChannel();
+    ch.on('error', (error: Error) => {
+      this.#lastLoss = scrub(error.message, this.#options.password);
+      this.#logger.warn(`[wharf] [rabbitmq] publishing channel error: ${this.#lastLoss}`);
+    });
+    ch.on('return', (message: Message) => {
+      this.#returned.push({
+        exchange: message.fields.exchange,
+        routingKey: message.fields.routingKey,
+        id: message.properties.messageId,
+      });
+    });
+    ch.on('drain', () => {
+      this.#writable = true;
+      void this.#flush();
+    });
+    ch.once('close', () => {
+      if (this.#channel !== ch) return;
+      this.#channel = undefined;
+      // A channel error (e.g. a deleted exchange) leaves the connection up: open a new channel at once.
+      const current = this.#link.model;
+      if (current && current === model && !this.#closed) {
+        this.#open(model).catch((error: Error) => {
+          this.#logger.warn(`[wharf] [rabbitmq] cannot reopen the publishing channel: ${error.message}`);
+        });
+      }
+    });
+    this.#returned = [];
+    this.#exchanges.clear();
+    this.#writable = true;
+    this.#channel = ch;
+    void this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#flushing) return;
+    this.#flushing = true;
+    try {
+      if (this.#lost.length > 0 && this.#channel) {
+        const lost = this.#lost;
+        this.#lost = [];
+        this.#queue = lost.concat(this.#queue.slice(this.#head));
+        this.#head = 0;
+      }
+      while (this.#head < this.#queue.length) {
+        const ch = this.#channel;
+        if (!ch || !this.#writable || this.#closed) return;
+        const p = this.#queue[this.#head] as Pending;
+        if (p.exchange !== '' && this.#exchanges.get(p.exchange) !== true) {
+          await this.#assertExchange(p.exchange);
+          // Not connected any more: the next channel flushes again.
+          if (this.#exchanges.get(p.exchange) !== true && this.#queue[this.#head] === p) return;
+          continue;
+        }
+        this.#queue[this.#head++] = undefined as unknown as Pending;
+        p.since = 0;
+        this.#send(ch, p);
+        if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+          this.#queue = this.#queue.slice(this.#head);
+          this.#head = 0;
+        }
+      }
+      this.#queue = [];
+      this.#head = 0;
+    } finally {
+      this.#flushing = false;
+      if (this.#lost.length > 0 && this.#channel) void this.#flush();
+    }
+  }
+
+  /** Creates the channel's exchange once per connection, so a publish before any declare is returned, not a channel error. */
+  async #assertExchange(exchange: string): Promise<void> {
+    let pending = this.#exchanges.get(exchange);
+    if (pending === true) return;
+    pending ??= (async () => {
+      try {
+        const ch = await this.#topology.get();
+        await declareExchange(ch, exchange);
+        this.#exchanges.set(exchange, true);
+      } catch (error) {
+        this.#exchanges.delete(exchange);
+        // Fail what waits for this exchange; the rest of the queue goes on.
+        const failure = this.#link.model ? topologyError(`exchange "${exchange}"`, error) : undefined;
+        if (failure) this.#failWhere((p) => p.exchange === exchange, failure);
+      }
+    })();
+    this.#exchanges.set(exchange, pending);
+    await pending;
+  }
+
+  #failWhere(match: (p: Pending) => boolean, error: Error): void {
+    const keep: Pending[] = [];
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const p = this.#queue[i] as Pending;
+      if (match(p)) p.batch.done(error);
+      else keep.push(p);
+    }
+    this.#queue = keep;
+    this.#head = 0;
+  }
+
+  #waitForConnection(p: Pending): void {
+    if (p.since === 0) p.since = Date.now();
+    this.#startSweeper();
+  }
+
+  #startSweeper(): void {
+    if (this.#closed) return;
+    if (this.#options.publishWaitMs === 0) {
+      queueMicrotask(() => this.#sweep(true));
+      return;
+    }
+    this.#sweeper ??= setInterval(() => this.#sweep(false), 100);
+    this.#sweeper.unref?.();
+  }
+
+  /** Fails messages that waited longer than `publishWaitMs` for the connection to return. */
+  #sweep(all: boolean): void {
+    if (this.#channel) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+      return;
+    }
+    const deadline = Date.now() - this.#options.publishWaitMs;
+    const expired = (p: Pending): boolean => all || (p.since !== 0 && p.since <= deadline);
+    const error = new PublishError(
+      COMPONENT,
+      `RabbitMQ is unreachable (${this.#lastLoss}) and did not come back within ${this.#options.publishWaitMs} ms (publishWaitMs); the event was not confirmed — publish it again`,
+    );
+    const lost = this.#lost;
+    this.#lost = [];
+    for (const p of lost) {
+      if (p.since === 0) p.since = Date.now();
+      if (expired(p)) p.batch.done(error);
+      else this.#lost.push(p);
+    }
+    this.#failWhere((p) => {
+      if (p.since === 0) p.since = Date.now();
+      return expired(p);
+    }, error);
+  }
+
+  /** Waits until nothing is queued or unconfirmed, up to `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<void> {
+    if (this.#inflight === 0 && this.#head === this.#queue.length && this.#lost.length === 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.#idle.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  #wakeIdle(): void {
+    if (this.#lost.length > 0) return;
+    const idle = this.#idle;
+    this.#idle = [];
+    for (const wake of idle) wake();
+  }
+
+  /** After close(): everything still waiting fails with `ClosedError`. */
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+    const error = new ClosedError(COMPONENT, 'publish');
+    for (const p of this.#lost) p.batch.done(error);
+    this.#lost = [];
+    this.#failWhere(() => true, error);
+  }
+}

@@ -1,0 +1,244 @@
+import {
+  type AdapterSubscription,
+  ATTEMPT_HEADER,
+  type DeadLetterInfo,
+  DeadLetterWriteError,
+  type Decoded,
+  type Delivery,
+  deadLetterHeaders,
+  FIRST_FAILURE_HEADER,
+  type Logger,
+  PublishError,
+  type RetryInstruction,
+  readAttempt,
+  type SubscribeRequest,
+} from '@wharf/core';
+import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import { decodeMessage, headerString, republishProperties } from './codec.js';
+import type { ChannelSlot, Link } from './connection.js';
+import { COMPONENT, scrub } from './errors.js';
+import type { ResolvedOptions } from './options.js';
+import type { Publisher } from './publisher.js';
+import { declareGroup, type GroupNames, retryTarget } from './topology.js';
+
+/** One consumer channel; deliveries remember theirs, because a delivery tag means nothing on another channel. */
+interface Consumer {
+  readonly channel: Channel;
+  open: boolean;
+  tag: string | undefined;
+}
+
+const gone = (): PublishError =>
+  new PublishError(
+    COMPONENT,
+    'the channel that delivered this message is closed; the broker redelivers the message, nothing to settle',
+  );
+
+/** A delivered message as the core settles it. */
+class RabbitDelivery implements Delivery {
+  readonly decoded: Decoded;
+  readonly attempt: number;
+  readonly firstFailureAt: string | undefined;
+  readonly #sub: RabbitSubscription;
+  readonly #consumer: Consumer;
+  readonly #message: ConsumeMessage;
+
+  constructor(sub: RabbitSubscription, consumer: Consumer, message: ConsumeMessage) {
+    this.#sub = sub;
+    this.#consumer = consumer;
+    this.#message = message;
+    this.decoded = decodeMessage(message);
+    const headers = message.properties.headers;
+    this.attempt = readAttempt(headers?.[ATTEMPT_HEADER]);
+    this.firstFailureAt = headerString(headers?.[FIRST_FAILURE_HEADER]);
+  }
+
+  async ack(): Promise<void> {
+    if (!this.#consumer.open) throw gone();
+    this.#consumer.channel.ack(this.#message);
+  }
+
+  async retry(instruction: RetryInstruction): Promise<void> {
+    if (!this.#consumer.open) throw gone();
+    const names = this.#sub.names;
+    const target = retryTarget(names, instruction.tierMs, instruction.delayMs);
+    const properties = republishProperties(this.#message, {
+      [ATTEMPT_HEADER]: String(instruction.attempt),
+      [FIRST_FAILURE_HEADER]: instruction.firstFailureAt,
+    });
+    // The tier queue holds the copy until its TTL expires, then dead-letters it to this group's queue only.
+    if (target !== names.queue) properties.expiration = String(instruction.delayMs);
+    await this.#sub.publisher.sendToQueue(target, this.#message.content, properties);
+    await this.ack();
+  }
+
+  async deadLetter(info: DeadLetterInfo): Promise<void> {
+    if (!this.#consumer.open) throw gone();
+    const queue = this.#sub.names.deadLetters;
+    const properties = republishProperties(this.#message, deadLetterHeaders(info));
+    try {
+      await this.#sub.publisher.sendToQueue(queue, this.#message.content, properties);
+    } catch (cause) {
+      throw new DeadLetterWriteError(
+        COMPONENT,
+        `writing to dead-letter queue "${queue}" failed: ${(cause as Error).message}; the original stays unsettled`,
+        { cause },
+      );
+    }
+    await this.ack();
+  }
+
+  async release(): Promise<void> {
+    // On a closed channel the broker has already taken the message back.
+    if (this.#consumer.open) this.#consumer.channel.reject(this.#message, true);
+  }
+}
+
+export interface SubscriptionContext {
+  readonly link: Link;
+  readonly topology: ChannelSlot;
+  readonly publisher: Publisher;
+  readonly options: ResolvedOptions;
+  readonly logger: Logger;
+  readonly names: GroupNames;
+  readonly request: SubscribeRequest;
+  readonly onDelivery: (delivery: Delivery) => Promise<void>;
+  /** True once the adapter is closing: no onDelivery call may start. */
+  readonly closing: () => boolean;
+  readonly onStopped: (sub: RabbitSubscription) => void;
+}
+
+/**
+ * A consumer on the group's queue with prefetch = concurrency and manual acks. A local gate keeps
+ * the count of unsettled deliveries at `concurrency` even across a reconnect (old deliveries still in
+ * a handler while the new channel receives). Resubscribes after every reconnection until stopped.
+ */
+export class RabbitSubscription implements AdapterSubscription {
+  readonly names: GroupNames;
+  readonly publisher: Publisher;
+  readonly #ctx: SubscriptionContext;
+  #consumer: Consumer | undefined;
+  #active = 0;
+  #backlog: { consumer: Consumer; message: ConsumeMessage }[] = [];
+  #stopped = false;
+  #stopping: Promise<void> | undefined;
+
+  constructor(ctx: SubscriptionContext) {
+    this.#ctx = ctx;
+    this.names = ctx.names;
+    this.publisher = ctx.publisher;
+  }
+
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** Declares the group's queues and starts consuming (also after every reconnection). */
+  async start(model: ChannelModel): Promise<void> {
+    if (this.#stopped) return;
+    const { request, options } = this.#ctx;
+    const topology = await this.#ctx.topology.get(model);
+    await declareGroup(topology, this.names, request.policy, options.deliveryLimit);
+    const channel = await model.createChannel();
+    const consumer: Consumer = { channel, open: true, tag: undefined };
+    channel.on('error', (error: Error) => {
+      this.#ctx.logger.warn(
+        `[wharf] [rabbitmq] consumer channel error on ${request.channel}/${request.group}: ${scrub(error.message, options.password)}`,
+      );
+    });
+    channel.once('close', () => {
+      consumer.open = false;
+      // Deliveries not handed over are back with the broker already.
+      this.#backlog = this.#backlog.filter((b) => b.consumer !== consumer);
+      if (this.#consumer === consumer) this.#consumer = undefined;
+    });
+    await channel.prefetch(request.concurrency, false);
+    this.#consumer = consumer;
+    const reply = await channel.consume(this.names.queue, (message) => this.#onMessage(consumer, message), {
+      noAck: false,
+    });
+    consumer.tag = reply.consumerTag;
+    if (this.#stopped) await this.#cancel(consumer);
+  }
+
+  #onMessage(consumer: Consumer, message: ConsumeMessage | null): void {
+    if (message === null) {
+      // basic.cancel from the broker: the queue was deleted. Nothing more will come on this consumer.
+      this.#ctx.logger.warn(
+        `[wharf] [rabbitmq] the broker cancelled the consumer of "${this.names.queue}" (queue deleted?); subscribe again to recreate it`,
+      );
+      return;
+    }
+    if (this.#stopped || this.#ctx.closing()) {
+      if (consumer.open) consumer.channel.reject(message, true);
+      return;
+    }
+    if (this.#active >= this.#ctx.request.concurrency) {
+      this.#backlog.push({ consumer, message });
+      return;
+    }
+    this.#dispatch(consumer, message);
+  }
+
+  #dispatch(consumer: Consumer, message: ConsumeMessage): void {
+    this.#active++;
+    let work: Promise<void>;
+    try {
+      work = this.#ctx.onDelivery(new RabbitDelivery(this, consumer, message));
+    } catch (error) {
+      work = Promise.reject(error);
+    }
+    work
+      .catch((error: unknown) => {
+        this.#ctx.logger.error(
+          `[wharf] [rabbitmq] delivery handling failed on ${this.#ctx.request.channel}/${this.#ctx.request.group}: ${(error as Error).message}`,
+        );
+      })
+      .finally(() => this.#settled());
+  }
+
+  #settled(): void {
+    this.#active--;
+    while (this.#backlog.length > 0 && this.#active < this.#ctx.request.concurrency) {
+      const next = this.#backlog.shift() as { consumer: Consumer; message: ConsumeMessage };
+      if (!next.consumer.open) continue;
+      if (this.#stopped || this.#ctx.closing()) {
+        next.consumer.channel.reject(next.message, true);
+        continue;
+      }
+      this.#dispatch(next.consumer, next.message);
+    }
+    if (this.#stopped && this.#active === 0) void this.#closeChannel();
+  }
+
+  async #cancel(consumer: Consumer): Promise<void> {
+    if (!consumer.open || consumer.tag === undefined) return;
+    try {
+      await consumer.channel.cancel(consumer.tag);
+    } catch {
+      // The channel closed meanwhile: the broker stopped delivering anyway.
+    }
+  }
+
+  async #closeChannel(): Promise<void> {
+    const consumer = this.#consumer;
+    if (!consumer?.open) return;
+    consumer.open = false;
+    await consumer.channel.close().catch(() => undefined);
+  }
+
+  /** Stops taking messages: cancels the consumer, returns undelivered ones; the channel closes once all handed-over ones are settled. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#stopped = true;
+      const consumer = this.#consumer;
+      if (consumer) await this.#cancel(consumer);
+      const backlog = this.#backlog;
+      this.#backlog = [];
+      for (const { consumer: c, message } of backlog) if (c.open) c.channel.reject(message, true);
+      if (this.#active === 0) await this.#closeChannel();
+      this.#ctx.onStopped(this);
+    })();
+    return this.#stopping;
+  }
+}

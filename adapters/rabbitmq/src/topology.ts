@@ -1,0 +1,123 @@
+import { createHash } from 'node:crypto';
+import { type NormalizedRetryPolicy, retryTiers } from '@wharf/core';
+import type { Channel } from 'amqplib';
+import { topologyError } from './errors.js';
+
+/**
+ * What the adapter declares, per Wharf channel `C` and group `G` (prefix `wharf`):
+ *
+ * - exchange `wharf.C` (fanout, durable): every publish to channel `C` goes here;
+ * - queue `wharf.C/G` (quorum, bound to the exchange): the group's work queue — fan-out across
+ *   groups, competing consumers within one. Its `x-delivery-limit` dead-letters a message that keeps
+ *   coming back unsettled (crash loop) into the group's dead-letter queue, at least once;
+ * - queue `wharf.C/G/retry.<ms>` (quorum), one per delay tier of the retry policy: a retry is
+ *   published here with a per-message TTL and, when it expires, the broker dead-letters it through
+ *   the default exchange to `wharf.C/G` only — other groups never see it;
+ * - queue `wharf.C/G/dlq` (quorum): the group's dead letters.
+ *
+ * `/` separates the parts because channel and group names cannot contain it, so no two
+ * (channel, group) pairs share a name. Names above AMQP's 255-byte limit are shortened with a hash.
+ */
+export interface GroupNames {
+  readonly exchange: string;
+  readonly queue: string;
+  readonly deadLetters: string;
+  tier(delayMs: number): string;
+}
+
+const MAX_NAME_BYTES = 255;
+
+function fit(name: string): string {
+  if (Buffer.byteLength(name) <= MAX_NAME_BYTES) return name;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 16);
+  return `${name.slice(0, MAX_NAME_BYTES - hash.length - 1)}~${hash}`;
+}
+
+export function exchangeName(prefix: string, channel: string): string {
+  return fit(`${prefix}.${channel}`);
+}
+
+export function groupNames(prefix: string, channel: string, group: string): GroupNames {
+  const base = `${prefix}.${channel}/${group}`;
+  return {
+    exchange: exchangeName(prefix, channel),
+    queue: fit(base),
+    deadLetters: fit(`${base}/dlq`),
+    tier: (delayMs: number) => fit(`${base}/retry.${delayMs}`),
+  };
+}
+
+/**
+ * Every queue name this process declared for a channel, so tests and tools can delete exactly what
+ * was created (tier queues depend on the policies used).
+ */
+const declaredQueues = new Map<string, Set<string>>();
+
+export function declaredQueueNames(prefix: string, channel: string): string[] {
+  return [...(declaredQueues.get(exchangeName(prefix, channel)) ?? [])];
+}
+
+function remember(exchange: string, queue: string): void {
+  const set = declaredQueues.get(exchange) ?? new Set<string>();
+  declaredQueues.set(exchange, set);
+  set.add(queue);
+}
+
+const QUORUM = { 'x-queue-type': 'quorum' } as const;
+/** At-least-once dead-lettering: the broker keeps the message until the target queue confirmed it. */
+const AT_LEAST_ONCE = { 'x-dead-letter-strategy': 'at-least-once', 'x-overflow': 'reject-publish' } as const;
+
+export async function declareExchange(ch: Channel, exchange: string): Promise<void> {
+  try {
+    await ch.assertExchange(exchange, 'fanout', { durable: true });
+  } catch (error) {
+    throw topologyError(`exchange "${exchange}"`, error);
+  }
+}
+
+/**
+ * Idempotently declares what one group needs. The arguments of a queue never depend on the retry
+ * policy (a redeclaration with other arguments fails), only on the tier it serves.
+ */
+export async function declareGroup(
+  ch: Channel,
+  names: GroupNames,
+  policy: NormalizedRetryPolicy,
+  deliveryLimit: number,
+): Promise<void> {
+  await declareExchange(ch, names.exchange);
+  const queue = async (name: string, args: Record<string, unknown>): Promise<void> => {
+    try {
+      await ch.assertQueue(name, { durable: true, arguments: { ...QUORUM, ...args } });
+    } catch (error) {
+      throw topologyError(`queue "${name}"`, error);
+    }
+    remember(names.exchange, name);
+  };
+  await queue(names.deadLetters, {});
+  await queue(names.queue, {
+    ...AT_LEAST_ONCE,
+    'x-delivery-limit': deliveryLimit,
+    'x-dead-letter-exchange': '',
+    'x-dead-letter-routing-key': names.deadLetters,
+  });
+  try {
+    await ch.bindQueue(names.queue, names.exchange, '');
+  } catch (error) {
+    throw topologyError(`the binding of "${names.queue}" to "${names.exchange}"`, error);
+  }
+  for (const tier of retryTiers(policy)) {
+    // Tier 0 needs no queue: an immediate retry goes straight back to the group's queue.
+    if (tier <= 0) continue;
+    await queue(names.tier(tier), {
+      ...AT_LEAST_ONCE,
+      'x-dead-letter-exchange': '',
+      'x-dead-letter-routing-key': names.queue,
+    });
+  }
+}
+
+/** Where a retry for `tierMs` goes: the tier queue, or the group queue itself for an immediate retry. */
+export function retryTarget(names: GroupNames, tierMs: number, delayMs: number): string {
+  return tierMs <= 0 || delayMs <= 0 ? names.queue : names.tier(tierMs);
+}
