@@ -7,7 +7,7 @@ export { rawBaseline } from './bench.js';
 export { MemoryBroker } from './broker.js';
 export type { ForeignMemoryMessage } from './codec.js';
 export { decodeForeign } from './codec.js';
-export { publishForeign } from './foreign.js';
+export { conformanceHarness, publishForeign } from './foreign.js';
 export type { Clock, MemoryAdapterOptions } from './options.js';
 
 /** Creates a memory adapter: `createMemoryAdapter({ url: 'memory://', logger })`. */

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { Adapter, AdapterSubscription, Delivery, StoredDeadLetter } from './adapter.js';
-import { type EventValidator, type Handler, settle } from './consumer.js';
+import { type EventValidator, type Handler, Shutdown, settle } from './consumer.js';
 import { type DeadLetterInfo, parseDeadLetterHeaders } from './dead-letter.js';
 import { type DedupStore, MemoryDedupStore } from './dedup.js';
 import { type CloudEvent, createEvent, decodeEvent, type EventInput, encodeEvent } from './envelope.js';
@@ -78,7 +78,6 @@ export class Bus {
   readonly #logger: Logger;
   readonly #dedup: DedupStore;
   readonly #stats: Stats = createStats();
-  readonly #shutdown = new AbortController();
   readonly #subscriptions = new Set<ActiveSubscription>();
   #adapter: Adapter | undefined;
   #ready: Promise<Adapter> | undefined;
@@ -194,7 +193,7 @@ export class Bus {
       validator: this.#options.validator,
       logger: this.#logger,
       stats: this.#stats,
-      shutdown: active.shutdown.signal,
+      shutdown: active.shutdown,
     };
     active.native = await adapter.subscribe(
       { channel, group: options.group, concurrency, policy },
@@ -248,7 +247,6 @@ export class Bus {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await Promise.all([...this.#subscriptions].map((s) => s.close()));
-      this.#shutdown.abort();
       const ready = this.#ready;
       if (ready) {
         const adapter = await ready.catch(() => undefined);
@@ -260,7 +258,7 @@ export class Bus {
 }
 
 class ActiveSubscription implements Subscription {
-  readonly shutdown = new AbortController();
+  readonly shutdown = new Shutdown();
   readonly #inflight = new Set<Promise<void>>();
   native: AdapterSubscription | undefined;
   onClose: (() => void) | undefined;

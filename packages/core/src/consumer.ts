@@ -40,7 +40,7 @@ export interface ConsumerSetup {
   readonly logger: Logger;
   readonly stats: Stats;
   /** Aborted when the bus shuts down. */
-  readonly shutdown: AbortSignal;
+  readonly shutdown: Shutdown;
 }
 
 /** The one place where a handler's outcome becomes ack, retry, dead letter or release. */
@@ -79,29 +79,18 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
     return;
   }
 
-  const controller = new AbortController();
-  const onShutdown = (): void => controller.abort(setup.shutdown.reason);
-  setup.shutdown.addEventListener('abort', onShutdown, { once: true });
   const context: HandlerContext = {
     channel,
     group,
     attempt: delivery.attempt,
     maxAttempts: setup.policy.maxAttempts,
-    signal: controller.signal,
+    signal: setup.shutdown.signal,
     deadLetter(reason: string): never {
       throw new NonRetryableError(reason);
     },
   };
   const started = performance.now();
-  let outcome: { ok: true } | { ok: false; error: unknown } | { aborted: true };
-  try {
-    outcome = await raceAbort(
-      Promise.resolve().then(() => setup.handler(event, context)),
-      controller.signal,
-    );
-  } finally {
-    setup.shutdown.removeEventListener('abort', onShutdown);
-  }
+  const outcome = await raceShutdown(setup.shutdown, () => setup.handler(event, context));
   stats.handlerMs += performance.now() - started;
 
   if ('aborted' in outcome) {
@@ -196,23 +185,56 @@ async function safely(action: () => Promise<void>, what: string, setup: Consumer
   }
 }
 
-function raceAbort(
-  work: Promise<unknown>,
-  signal: AbortSignal,
-): Promise<{ ok: true } | { ok: false; error: unknown } | { aborted: true }> {
+/**
+ * Aborts once for a whole subscription and tells every running handler through one listener,
+ * rather than one AbortController and listener per delivery on the hot path.
+ */
+export class Shutdown {
+  readonly #controller = new AbortController();
+  readonly #watchers = new Set<() => void>();
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get aborted(): boolean {
+    return this.#controller.signal.aborted;
+  }
+
+  abort(reason?: unknown): void {
+    this.#controller.abort(reason);
+    for (const watcher of this.#watchers) watcher();
+    this.#watchers.clear();
+  }
+
+  watch(watcher: () => void): () => void {
+    this.#watchers.add(watcher);
+    return () => this.#watchers.delete(watcher);
+  }
+}
+
+type Outcome = { ok: true } | { ok: false; error: unknown } | { aborted: true };
+
+function raceShutdown(shutdown: Shutdown, handler: () => unknown): Promise<Outcome> {
   return new Promise((resolve) => {
-    const onAbort = (): void => resolve({ aborted: true });
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
+    if (shutdown.aborted) return resolve({ aborted: true });
+    const unwatch = shutdown.watch(() => resolve({ aborted: true }));
+    let result: unknown;
+    try {
+      result = handler();
+    } catch (error) {
+      unwatch();
+      return resolve({ ok: false, error });
+    }
+    Promise.resolve(result).then(
       () => {
-        signal.removeEventListener('abort', onAbort);
+        unwatch();
         // Work that finished is acked even if shutdown began meanwhile: redoing it gains nothing.
         resolve({ ok: true });
       },
       (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(signal.aborted ? { aborted: true } : { ok: false, error });
+        unwatch();
+        resolve(shutdown.aborted ? { aborted: true } : { ok: false, error });
       },
     );
   });

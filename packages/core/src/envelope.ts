@@ -79,6 +79,7 @@ export const JSON_CONTENT_TYPE = 'application/json';
 export const BINARY_CONTENT_TYPE = 'application/octet-stream';
 export const STRUCTURED_CONTENT_TYPE = 'application/cloudevents+json';
 
+const validNames = new Set<string>([...KNOWN].filter((name) => name !== 'data_base64'));
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 const EMPTY = new Uint8Array(0);
@@ -118,12 +119,17 @@ export function validateEvent(event: Record<string, unknown>): void {
       `specversion "${String(event.specversion)}" is not supported; Wharf speaks CloudEvents 1.0`,
     );
   }
-  for (const [name, value] of Object.entries(event)) {
+  for (const name in event) {
     if (name === 'data') continue;
-    if (!ATTRIBUTE_NAME.test(name)) {
-      throw new InvalidEventError(
-        `attribute name "${name}" is invalid: CloudEvents names are 1-20 lower-case letters or digits`,
-      );
+    const value = event[name];
+    if (!validNames.has(name)) {
+      if (!ATTRIBUTE_NAME.test(name)) {
+        throw new InvalidEventError(
+          `attribute name "${name}" is invalid: CloudEvents names are 1-20 lower-case letters or digits`,
+        );
+      }
+      // Names repeat from event to event; remembering valid ones keeps the regex off the hot path.
+      if (validNames.size < 10_000) validNames.add(name);
     }
     if (value !== undefined && typeof value !== 'string') {
       throw new InvalidEventError(`attribute "${name}" must be a string, got ${typeof value}`);
@@ -134,8 +140,19 @@ export function validateEvent(event: Record<string, unknown>): void {
   }
 }
 
+const jsonTypes = new Map<string, boolean>();
+
 function isJson(contentType: string | undefined): boolean {
   if (contentType === undefined) return true;
+  let known = jsonTypes.get(contentType);
+  if (known === undefined) {
+    known = checkJson(contentType);
+    if (jsonTypes.size < 1_000) jsonTypes.set(contentType, known);
+  }
+  return known;
+}
+
+function checkJson(contentType: string): boolean {
   const base = contentType.split(';', 1)[0]?.trim().toLowerCase() ?? '';
   return base === JSON_CONTENT_TYPE || base.endsWith('+json') || base === 'text/json';
 }

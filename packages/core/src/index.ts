@@ -11,6 +11,8 @@ export type {
   SubscribeRequest,
 } from './adapter.js';
 export { DEFAULT_CAPABILITIES } from './adapter.js';
+export type { BenchOptions, BenchResult, RawBaseline } from './bench.js';
+export { payloadAge, stampPayload, startMeasurement } from './bench.js';
 export type { BusOptions, DeadLetter, SubscribeOptions, Subscription } from './bus.js';
 export { Bus, createBus } from './bus.js';
 export type { EventValidator, Handler, HandlerContext } from './consumer.js';
@@ -47,5 +49,3 @@ export { DEFAULT_RETRY_POLICY, normalizeRetryPolicy, retryDelay, retryTiers } fr
 export type { Stats } from './stats.js';
 export type { BrokerUrl } from './url.js';
 export { ADAPTER_PACKAGES, parseBrokerUrl, redactUrl } from './url.js';
-export { payloadAge, stampPayload, startMeasurement } from './bench.js';
-export type { BenchOptions, BenchResult, RawBaseline } from './bench.js';

@@ -1,0 +1,38 @@
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { WharfError } from '@wharf/core';
+
+/** A command line the user got wrong: printed with the command's usage, exit code 2. */
+export class UsageError extends WharfError {
+  override readonly name = 'UsageError';
+  constructor(message: string) {
+    super('ERR_WHARF_USAGE', 'cli', message);
+  }
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** Parses flags strictly, turning node's parse errors into a `UsageError`. */
+export function parse<O extends Options>(
+  argv: string[],
+  options: O,
+): { values: { [K in keyof O]?: O[K]['type'] extends 'boolean' ? boolean : string }; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return { values: values as { [K in keyof O]?: O[K]['type'] extends 'boolean' ? boolean : string }, positionals };
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+/** Reads a positive integer flag. */
+export function positiveInt(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got "${value}"`);
+  return n;
+}
+
+/** The broker URL from --broker, else WHARF_BROKER, else memory://. */
+export function brokerUrl(value: string | undefined): string {
+  return value ?? process.env.WHARF_BROKER ?? 'memory://';
+}

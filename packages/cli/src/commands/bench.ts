@@ -1,0 +1,187 @@
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import {
+  ADAPTER_PACKAGES,
+  type BenchOptions,
+  type BenchResult,
+  createBus,
+  parseBrokerUrl,
+  payloadAge,
+  type RawBaseline,
+  redactUrl,
+  silentLogger,
+  stampPayload,
+  startMeasurement,
+} from '@wharf/core';
+import { brokerUrl, parse, positiveInt, UsageError } from '../args.js';
+import { json, type Output } from '../output.js';
+
+export const benchUsage = `wharf bench [--broker <url>] [--events N] [--size BYTES] [--window N] [--rounds N] [--json]
+
+Publish -> consume -> ack through the bus and through the broker's raw client with the same bytes,
+durability and publish window; rounds alternate bus and raw. Prints throughput, end-to-end latency
+p50/p99 and client CPU per event, and the bus/raw ratios.`;
+
+/** Measures the bus on one broker: the same loop a service runs, with the stamp in the payload. */
+export async function benchBus(options: BenchOptions): Promise<BenchResult> {
+  const bus = createBus({ url: options.url, logger: silentLogger });
+  try {
+    const group = 'bench';
+    let received = 0;
+    let done: () => void = () => {};
+    const finished = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    const measure = startMeasurement(options.events);
+    await bus.subscribe(
+      options.channel,
+      { group, concurrency: options.window, dedup: true, retry: { maxAttempts: 1 } },
+      (event) => {
+        measure.record(payloadAge(event.data as Uint8Array));
+        if (++received === options.events) done();
+      },
+    );
+    let inFlight = 0;
+    let slot: (() => void) | undefined;
+    let failure: unknown;
+    for (let i = 0; i < options.events; i++) {
+      while (inFlight >= options.window) {
+        await new Promise<void>((resolve) => {
+          slot = resolve;
+        });
+      }
+      if (failure) throw failure;
+      inFlight++;
+      bus.publish(options.channel, { type: 'BenchEvent', data: stampPayload(options.size) }).then(
+        () => {
+          inFlight--;
+          slot?.();
+        },
+        (error: unknown) => {
+          failure = error;
+          inFlight--;
+          slot?.();
+        },
+      );
+    }
+    await finished;
+    return measure.finish();
+  } finally {
+    await bus.close();
+  }
+}
+
+async function rawBaselineFor(url: string): Promise<RawBaseline> {
+  const scheme = parseBrokerUrl(url).scheme;
+  const name = ADAPTER_PACKAGES[scheme] as string;
+  let mod: { rawBaseline?: RawBaseline };
+  try {
+    mod = (await import(name)) as { rawBaseline?: RawBaseline };
+  } catch {
+    const resolved = createRequire(join(process.cwd(), 'noop.js')).resolve(name);
+    mod = (await import(pathToFileURL(resolved).href)) as { rawBaseline?: RawBaseline };
+  }
+  if (typeof mod.rawBaseline !== 'function') throw new UsageError(`${name} has no raw baseline for wharf bench`);
+  return mod.rawBaseline;
+}
+
+interface Summary {
+  throughput: number;
+  p50Ms: number;
+  p99Ms: number;
+  cpuUsPerEvent: number;
+}
+
+/** Median of each figure over the rounds: one slow round (GC, a broker fsync) should not decide. */
+function median(results: BenchResult[]): Summary {
+  const mid = (pick: (r: BenchResult) => number): number => {
+    const values = results.map(pick).sort((a, b) => a - b);
+    return values[Math.floor(values.length / 2)] ?? 0;
+  };
+  return {
+    throughput: mid((r) => r.throughput),
+    p50Ms: mid((r) => r.p50Ms),
+    p99Ms: mid((r) => r.p99Ms),
+    cpuUsPerEvent: mid((r) => r.cpuUsPerEvent),
+  };
+}
+
+const round2 = (n: number): number => Math.round(n * 100) / 100;
+
+export async function bench(argv: string[], output: Output): Promise<number> {
+  const { values } = parse(argv, {
+    broker: { type: 'string' },
+    events: { type: 'string' },
+    size: { type: 'string' },
+    window: { type: 'string' },
+    rounds: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  const url = brokerUrl(values.broker);
+  const events = positiveInt(values.events, 'events', 10_000);
+  const size = positiveInt(values.size, 'size', 1024);
+  const window = positiveInt(values.window, 'window', 100);
+  const rounds = positiveInt(values.rounds, 'rounds', 3);
+  const raw = await rawBaselineFor(url);
+  const busRuns: BenchResult[] = [];
+  const rawRuns: BenchResult[] = [];
+  const run = (): BenchOptions => ({ url, events, size, window, channel: `bench-${randomBytes(4).toString('hex')}` });
+  // A short warm-up of each side so JIT and connection set-up are not measured.
+  const warm = Math.min(events, 1_000);
+  await benchBus({ ...run(), events: warm });
+  await raw({ ...run(), events: warm });
+  for (let i = 0; i < rounds; i++) {
+    if (!values.json) output.err(`round ${i + 1}/${rounds}: bus…`);
+    busRuns.push(await benchBus(run()));
+    if (!values.json) output.err(`round ${i + 1}/${rounds}: raw…`);
+    rawRuns.push(await raw(run()));
+  }
+  const bus = median(busRuns);
+  const rawSummary = median(rawRuns);
+  const ratio = {
+    throughput: round2(bus.throughput / rawSummary.throughput),
+    p99: round2(bus.p99Ms / Math.max(rawSummary.p99Ms, 1e-6)),
+    p99TargetMs: round2(rawSummary.p99Ms * 1.2 + 0.5),
+  };
+  const result = {
+    broker: redactUrl(url),
+    events,
+    size,
+    window,
+    rounds,
+    bus: roundAll(bus),
+    raw: roundAll(rawSummary),
+    ratio,
+  };
+  if (values.json) {
+    json(output, result);
+    return 0;
+  }
+  output.out(
+    `wharf bench on ${result.broker}: ${events} events of ${size} B, window ${window}, median of ${rounds} rounds`,
+  );
+  output.out(`        throughput/s      p50 ms     p99 ms   cpu µs/event`);
+  for (const [label, s] of [
+    ['bus', result.bus],
+    ['raw', result.raw],
+  ] as const) {
+    output.out(
+      `${label.padEnd(6)}${String(s.throughput).padStart(14)}${String(s.p50Ms).padStart(12)}${String(s.p99Ms).padStart(11)}${String(s.cpuUsPerEvent).padStart(15)}`,
+    );
+  }
+  output.out(
+    `ratio bus/raw: throughput ${ratio.throughput} (target >= 0.90), p99 ${result.bus.p99Ms} ms vs target <= ${ratio.p99TargetMs} ms`,
+  );
+  return 0;
+}
+
+function roundAll(s: Summary): Summary {
+  return {
+    throughput: Math.round(s.throughput),
+    p50Ms: round2(s.p50Ms),
+    p99Ms: round2(s.p99Ms),
+    cpuUsPerEvent: round2(s.cpuUsPerEvent),
+  };
+}

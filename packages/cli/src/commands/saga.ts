@@ -1,0 +1,70 @@
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { brokerUrl, parse, UsageError } from '../args.js';
+import { json, type Output } from '../output.js';
+
+export const sagaUsage = `wharf saga [--broker <url>] [--orders N] [--seed S] [--services order,inventory,…] [--json]
+wharf demo
+
+Runs the order saga (order, inventory, payment, notification and audit services) on a broker and
+prints the outcome summary and invariants; the same seed gives the same summary on every broker.
+--services runs only those services (for separate processes). demo = saga on memory://.`;
+
+interface SagaModule {
+  runSaga(options: Record<string, unknown>): Promise<unknown>;
+  runServices(options: Record<string, unknown>): Promise<unknown>;
+  formatSummary(summary: unknown): string;
+}
+
+async function loadSaga(): Promise<SagaModule> {
+  const name = '@wharf/example-order-saga';
+  try {
+    return (await import(name)) as SagaModule;
+  } catch {
+    try {
+      const resolved = createRequire(join(process.cwd(), 'noop.js')).resolve(name);
+      return (await import(pathToFileURL(resolved).href)) as SagaModule;
+    } catch (cause) {
+      throw new UsageError(
+        `the order saga example (${name}) is not available: run from a Wharf checkout (${String(cause)})`,
+      );
+    }
+  }
+}
+
+function sagaFailed(summary: unknown): boolean {
+  const invariants = (summary as { invariants?: Record<string, { ok: boolean }> }).invariants ?? {};
+  return Object.values(invariants).some((i) => !i.ok);
+}
+
+export async function saga(argv: string[], output: Output, demo = false): Promise<number> {
+  const { values } = parse(argv, {
+    broker: { type: 'string' },
+    orders: { type: 'string' },
+    seed: { type: 'string' },
+    services: { type: 'string' },
+    replicas: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  const url = demo ? 'memory://' : brokerUrl(values.broker);
+  const orders = values.orders === undefined ? (demo ? 200 : 100) : Number(values.orders);
+  if (!Number.isInteger(orders) || orders < 1)
+    throw new UsageError(`--orders must be a positive integer, got "${values.orders}"`);
+  const seed = values.seed ?? '42';
+  const mod = await loadSaga();
+  if (values.services) {
+    await mod.runServices({ url, seed, services: values.services.split(',').map((s) => s.trim()) });
+    return 0;
+  }
+  const summary = await mod.runSaga({
+    url,
+    orders,
+    seed,
+    ...(values.replicas ? { replicas: Number(values.replicas) } : {}),
+    onProgress: values.json ? undefined : (line: string) => output.err(line),
+  });
+  if (values.json) json(output, summary);
+  else output.out(mod.formatSummary(summary));
+  return sagaFailed(summary) ? 1 : 0;
+}

@@ -1,0 +1,72 @@
+import { WharfError } from '@wharf/core';
+import { UsageError } from './args.js';
+import { bench, benchUsage } from './commands/bench.js';
+import { brokers, brokersUsage } from './commands/brokers.js';
+import { codegen, codegenUsage } from './commands/codegen.js';
+import { conformance, conformanceUsage } from './commands/conformance.js';
+import { dlq, dlqUsage } from './commands/dlq.js';
+import { saga, sagaUsage } from './commands/saga.js';
+import { type Output, stdio } from './output.js';
+
+type Command = { run: (argv: string[], output: Output) => Promise<number>; usage: string; summary: string };
+
+const COMMANDS: Record<string, Command> = {
+  demo: {
+    run: (argv, o) => saga(argv, o, true),
+    usage: sagaUsage,
+    summary: 'run the order saga on the embedded memory broker',
+  },
+  saga: {
+    run: (argv, o) => saga(argv, o),
+    usage: sagaUsage,
+    summary: 'run the order saga on any broker, with invariants',
+  },
+  conformance: { run: conformance, usage: conformanceUsage, summary: 'run the cross-broker conformance suite' },
+  codegen: { run: codegen, usage: codegenUsage, summary: 'generate types and validators from an AsyncAPI document' },
+  dlq: { run: dlq, usage: dlqUsage, summary: 'list or replay dead letters' },
+  bench: { run: bench, usage: benchUsage, summary: 'measure the bus against the raw client' },
+  brokers: { run: brokers, usage: brokersUsage, summary: 'start, stop or check local brokers' },
+};
+
+export const usage = `wharf — contract-first, broker-agnostic event bus
+
+Usage: wharf <command> [options]
+
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`)
+  .join('\n')}
+
+The broker is a URL: memory://, amqp://user:pass@host:5672/vhost, kafka://host:9092, nats://host:4222
+(--broker, or WHARF_BROKER). Run wharf <command> --help for a command's options.`;
+
+/** Runs the CLI; resolves with the process exit code. */
+export async function main(argv: string[], output: Output = stdio): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    output.out(usage);
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    output.err(`wharf: unknown command "${name}"\n\n${usage}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    output.out(command.usage);
+    return 0;
+  }
+  try {
+    return await command.run(rest, output);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      output.err(`wharf ${name}: ${error.message.replace('[wharf] [cli] ', '')}\n\nUsage: ${command.usage}`);
+      return 2;
+    }
+    if (error instanceof WharfError) {
+      output.err(error.message);
+      return 1;
+    }
+    output.err(`wharf ${name} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    return 1;
+  }
+}
