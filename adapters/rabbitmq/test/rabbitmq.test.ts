@@ -1,0 +1,242 @@
+import { strict as assert } from 'node:assert';
+import { Recorder, sleep } from '@wharf/conformance';
+import {
+  type Bus,
+  createBus,
+  type Delivery,
+  MessageTooLargeError,
+  normalizeRetryPolicy,
+  silentLogger,
+  UnroutableError,
+} from '@wharf/core';
+import { afterEach, describe, it } from 'vitest';
+import createRabbitMqAdapter, { groupNames, type RabbitMqAdapterOptions } from '../src/index.js';
+import { cleanup, PREFIX, publishForeign, unavailable, unique, url, withChannel } from './helpers.js';
+
+const opened: { close(): Promise<void> }[] = [];
+const created: [string, string[]][] = [];
+
+function adapter(options: RabbitMqAdapterOptions = {}) {
+  const a = createRabbitMqAdapter({ url, logger: silentLogger, ...options });
+  opened.push(a);
+  return a;
+}
+
+function bus(options: RabbitMqAdapterOptions = {}): Bus {
+  const b = createBus({ adapter: adapter(options), logger: silentLogger, shutdownTimeoutMs: 1_000 });
+  opened.push(b);
+  return b;
+}
+
+function names(label: string, ...groups: string[]): { channel: string; groups: string[] } {
+  const channel = unique(label);
+  const g = groups.map((x) => unique(x));
+  created.push([channel, g]);
+  return { channel, groups: g };
+}
+
+async function queueDepth(queue: string): Promise<number> {
+  return withChannel(async (ch) => (await ch.checkQueue(queue)).messageCount);
+}
+
+afterEach(async () => {
+  await Promise.allSettled(opened.splice(0).map((o) => o.close()));
+  for (const [channel, groups] of created.splice(0)) await cleanup(channel, groups);
+});
+
+describe.skipIf(unavailable !== undefined)('rabbitmq adapter (real broker)', () => {
+  it('holds retries in the broker for each tier delay, measured within tolerance', async () => {
+    const { channel, groups } = names('delays', 'g');
+    const group = groups[0] as string;
+    const delays = [400, 1200];
+    const rec = new Recorder();
+    await bus().subscribe(channel, { group, retry: { maxAttempts: 3, delays } }, (e, c) => {
+      rec.record(e, c.attempt);
+      if (c.attempt < 3) throw new Error('not yet');
+    });
+    const n = groupNames(PREFIX, channel, group);
+    // One TTL queue per tier, as declared: the delay lives in the broker, not in a sleeping consumer.
+    for (const d of delays) assert.equal(await queueDepth(n.tier(d)), 0);
+    await bus().publish(channel, { type: 'Slow', data: {} });
+    await rec.count(2, 5_000);
+    // While the second retry waits, it sits in the 1200 ms tier queue.
+    await sleep(200);
+    assert.equal(await queueDepth(n.tier(1200)), 1, 'the retry is not held in its tier queue');
+    await rec.count(3, 10_000);
+    const gaps = [1, 2].map((i) => (rec.received[i]?.at ?? 0) - (rec.received[i - 1]?.at ?? 0));
+    for (const [i, gap] of gaps.entries()) {
+      const want = delays[i] as number;
+      assert.ok(gap >= want - 5, `retry ${i + 1} after ${Math.round(gap)} ms, before its ${want} ms delay`);
+      assert.ok(gap <= want + 400, `retry ${i + 1} after ${Math.round(gap)} ms, far after its ${want} ms delay`);
+    }
+    assert.deepEqual(
+      rec.received.map((r) => r.attempt),
+      [1, 2, 3],
+    );
+  });
+
+  it('never lets a retry reach another group of the channel', async () => {
+    const { channel, groups } = names('isolate', 'flaky', 'steady');
+    const [flaky, steady] = groups as [string, string];
+    const a = new Recorder();
+    const b = new Recorder();
+    const consumer = bus();
+    await consumer.subscribe(channel, { group: flaky, retry: { maxAttempts: 4, delays: [100] } }, (e, c) => {
+      a.record(e, c.attempt);
+      if (c.attempt < 4) throw new Error('fail');
+    });
+    await consumer.subscribe(channel, { group: steady, retry: { maxAttempts: 4, delays: [100] } }, (e, c) =>
+      b.record(e, c.attempt),
+    );
+    await bus().publishBatch(channel, [
+      { type: 'One', data: 1 },
+      { type: 'Two', data: 2 },
+    ]);
+    await a.count(8, 10_000);
+    await sleep(600);
+    assert.equal(a.received.length, 8);
+    assert.equal(b.received.length, 2, `the steady group saw ${b.received.length} deliveries, retries leaked into it`);
+    assert.ok(b.received.every((r) => r.attempt === 1));
+  });
+
+  it('dead-letters a crash-looping message through x-delivery-limit (the backstop)', async () => {
+    const { channel, groups } = names('crash', 'g');
+    const group = groups[0] as string;
+    const deliveryLimit = 2;
+    const policy = normalizeRetryPolicy({ maxAttempts: 3, delays: [100] });
+    const setup = adapter({ deliveryLimit });
+    await setup.connect();
+    await setup.declare(channel, [group], policy);
+    const sent = await bus({ deliveryLimit }).publish(channel, { type: 'Crash', data: { n: 1 } });
+    // Each "process" takes the message and dies before settling it: closing the connection hands it back.
+    let deliveries = 0;
+    for (let crash = 0; crash < deliveryLimit + 3; crash++) {
+      const a = adapter({ deliveryLimit });
+      await a.connect();
+      let got!: () => void;
+      const received = new Promise<void>((resolve) => {
+        got = resolve;
+      });
+      await a.subscribe({ channel, group, concurrency: 1, policy }, async (_d: Delivery) => {
+        deliveries++;
+        got();
+        await new Promise(() => {}); // never settles
+      });
+      const arrived = await Promise.race([received.then(() => true), sleep(1_500).then(() => false)]);
+      await a.close();
+      if (!arrived) break;
+    }
+    assert.equal(deliveries, deliveryLimit + 1, 'the broker did not stop redelivering after the limit');
+    const reader = bus({ deliveryLimit });
+    const deadline = Date.now() + 5_000;
+    let list = await reader.listDeadLetters(channel, group);
+    while (list.length === 0 && Date.now() < deadline) {
+      await sleep(100);
+      list = await reader.listDeadLetters(channel, group);
+    }
+    assert.equal(list.length, 1);
+    assert.equal(list[0]?.event?.id, sent.id);
+    assert.equal(list[0]?.info?.reason, 'retries-exhausted');
+    assert.equal(list[0]?.info?.errorType, 'DeliveryLimitExceeded');
+    assert.equal(list[0]?.info?.channel, channel);
+  });
+
+  it('rejects an unroutable publish with UnroutableError, also after the group queue was deleted', async () => {
+    const { channel, groups } = names('unroutable', 'g');
+    const b = bus();
+    await assert.rejects(b.publish(channel, { type: 'Nowhere' }), UnroutableError);
+    await b.declare(channel, { groups });
+    await b.publish(channel, { type: 'Somewhere' });
+    await withChannel((ch) => ch.deleteQueue(groupNames(PREFIX, channel, groups[0] as string).queue));
+    await assert.rejects(b.publish(channel, { type: 'GoneAgain' }), UnroutableError);
+    // A batch with one returned message rejects; the publisher keeps working.
+    await b.declare(channel, { groups });
+    await b.publish(channel, { type: 'Fine' });
+  });
+
+  it('survives a deleted exchange: the publishing channel reopens and reports UnroutableError', async () => {
+    const { channel, groups } = names('noexchange', 'g');
+    const b = bus();
+    await b.declare(channel, { groups });
+    await b.publish(channel, { type: 'First' });
+    await withChannel(async (ch) => {
+      await ch.deleteQueue(groupNames(PREFIX, channel, groups[0] as string).queue);
+      await ch.deleteExchange(groupNames(PREFIX, channel, groups[0] as string).exchange);
+    });
+    await assert.rejects(b.publish(channel, { type: 'Second' }), UnroutableError);
+    await b.declare(channel, { groups });
+    await b.publish(channel, { type: 'Third' });
+  });
+
+  it('dead-letters a foreign non-CloudEvents message as undecodable and keeps consuming', async () => {
+    const { channel, groups } = names('foreign', 'g');
+    const group = groups[0] as string;
+    const rec = new Recorder();
+    const b = bus();
+    await b.subscribe(channel, { group }, (e, c) => rec.record(e, c.attempt));
+    await publishForeign(channel, { body: Buffer.from([0xde, 0xad, 0xbe, 0xef]) });
+    await publishForeign(channel, { body: Buffer.from('{"id":1}'), contentType: 'application/json' });
+    const ok = await b.publish(channel, { type: 'Fine', data: {} });
+    await rec.all([ok.id], 10_000);
+    const deadline = Date.now() + 5_000;
+    let list = await b.listDeadLetters(channel, group);
+    while (list.length < 2 && Date.now() < deadline) {
+      await sleep(100);
+      list = await b.listDeadLetters(channel, group);
+    }
+    assert.equal(list.length, 2);
+    for (const d of list) {
+      assert.equal(d.info?.reason, 'undecodable');
+      assert.match(d.decodeError ?? '', /not a CloudEvent/);
+    }
+    assert.equal(rec.received.length, 1);
+    // Listing keeps them and never shows one twice in a read.
+    assert.equal((await b.listDeadLetters(channel, group, { limit: 100 })).length, 2);
+    assert.equal(await queueDepth(groupNames(PREFIX, channel, group).deadLetters), 2);
+  });
+
+  it('refuses an oversized event before sending anything', async () => {
+    const { channel, groups } = names('big', 'g');
+    const b = bus({ maxMessageBytes: 1024 });
+    await b.declare(channel, { groups });
+    await assert.rejects(b.publish(channel, { type: 'Big', data: new Uint8Array(1025) }), MessageTooLargeError);
+    const a = adapter({ maxMessageBytes: 1024 });
+    await a.connect();
+    await assert.rejects(
+      a.publish(channel, [{ attributes: { id: 'x', source: 's', type: 't', specversion: '1.0' }, body: new Uint8Array(2048) }]),
+      MessageTooLargeError,
+    );
+    assert.equal(await queueDepth(groupNames(PREFIX, channel, groups[0] as string).queue), 0);
+  });
+
+  it('resolves every publish of a 10k-event burst (drain is backpressure, not failure)', async () => {
+    const { channel, groups } = names('burst', 'g');
+    const a = adapter();
+    await a.connect();
+    await a.declare(channel, groups, normalizeRetryPolicy(undefined));
+    const body = new Uint8Array(1024);
+    const all: Promise<void>[] = [];
+    for (let i = 0; i < 10_000; i++) {
+      all.push(a.publish(channel, [{ attributes: { id: `e-${i}`, source: 's', type: 't', specversion: '1.0' }, body }]));
+    }
+    const results = await Promise.allSettled(all);
+    assert.equal(results.filter((r) => r.status === 'rejected').length, 0);
+    assert.equal(await queueDepth(groupNames(PREFIX, channel, groups[0] as string).queue), 10_000);
+  });
+
+  it('keeps per-key order with one consumer at concurrency 1 (why orderedByKey is not declared: only then)', async () => {
+    const { channel, groups } = names('order', 'g');
+    const rec = new Recorder();
+    const b = bus();
+    await b.subscribe(channel, { group: groups[0] as string, concurrency: 1 }, (e, c) => rec.record(e, c.attempt));
+    const sent = await b.publishBatch(
+      channel,
+      Array.from({ length: 200 }, (_, n) => ({ type: 'Seq', partitionkey: `k${n % 3}`, data: { n } })),
+    );
+    await rec.count(200, 10_000);
+    assert.deepEqual(
+      rec.ids(),
+      sent.map((e) => e.id),
+    );
+  });
+});
