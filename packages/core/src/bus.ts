@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { Adapter, AdapterSubscription, Delivery, StoredDeadLetter } from './adapter.js';
-import { type EventValidator, type Handler, Shutdown, settle } from './consumer.js';
+import { dispatchByType, type EventValidator, type Handler, type HandlerMap, Shutdown, settle } from './consumer.js';
 import { type DeadLetterInfo, parseDeadLetterHeaders } from './dead-letter.js';
 import { type DedupStore, MemoryDedupStore } from './dedup.js';
 import { type CloudEvent, createEvent, decodeEvent, type EventInput, encodeEvent } from './envelope.js';
@@ -168,14 +168,24 @@ export class Bus {
     await adapter.declare(channel, options.groups, policy);
   }
 
-  /** Runs `handler` for every event of `channel` that reaches `group`. Resolves once consuming. */
-  async subscribe<T = unknown>(channel: string, options: SubscribeOptions, handler: Handler<T>): Promise<Subscription> {
+  /**
+   * Runs `handler` for every event of `channel` that reaches `group`. Resolves once consuming.
+   * Give a map of handlers by event `type` to dead-letter events of other types as `no-handler`.
+   */
+  async subscribe<T = unknown>(
+    channel: string,
+    options: SubscribeOptions,
+    handler: Handler<T> | HandlerMap,
+  ): Promise<Subscription> {
     if (this.#closing) throw new ClosedError('core', 'subscribe');
     checkChannel(channel);
     if (options === null || typeof options !== 'object')
       throw new ConfigError('core', 'subscribe needs options with a group');
     checkName(options.group, 'group');
-    if (typeof handler !== 'function') throw new ConfigError('core', 'subscribe needs a handler function');
+    if (typeof handler !== 'function' && (handler === null || typeof handler !== 'object')) {
+      throw new ConfigError('core', 'subscribe needs a handler function or a map of handlers by event type');
+    }
+    const run = typeof handler === 'function' ? (handler as Handler) : dispatchByType(handler);
     const concurrency = options.concurrency ?? 1;
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10_000) {
       throw new ConfigError('core', `concurrency must be an integer from 1 to 10000, got ${String(concurrency)}`);
@@ -187,7 +197,7 @@ export class Bus {
       channel,
       group: options.group,
       policy,
-      handler: handler as Handler,
+      handler: run,
       deadLetter: options.deadLetter ?? true,
       dedup: options.dedup === false ? undefined : this.#dedup,
       validator: this.#options.validator,

@@ -23,6 +23,25 @@ export interface HandlerContext {
 /** Handles one event. Resolve to acknowledge; throw to retry (or `NonRetryableError` to dead-letter). */
 export type Handler<T = unknown> = (event: CloudEvent<T>, context: HandlerContext) => unknown;
 
+/** Handlers by CloudEvents `type`; an event of a type not listed is dead-lettered as `no-handler`. */
+export type HandlerMap = Readonly<Record<string, Handler>>;
+
+/** Thrown for an event whose type has no handler in a {@link HandlerMap}. */
+export class NoHandlerError extends Error {
+  override readonly name = 'NoHandlerError';
+}
+
+/** Turns a handler map into one handler. */
+export function dispatchByType(handlers: HandlerMap): Handler {
+  const table = new Map(Object.entries(handlers));
+  const known = [...table.keys()].join(', ');
+  return (event, context) => {
+    const handler = table.get(event.type);
+    if (!handler) throw new NoHandlerError(`no handler for event type "${event.type}" (handled: ${known})`);
+    return handler(event, context);
+  };
+}
+
 /** Checks events against a contract; throws `ContractViolationError`. */
 export interface EventValidator {
   validate(direction: 'publish' | 'consume', channel: string, event: CloudEvent): void;
@@ -110,6 +129,7 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
   stats.failures++;
   if (error instanceof NonRetryableError) return deadLetter(setup, delivery, 'non-retryable', error, delivery.attempt);
   if (error instanceof ContractViolationError) return deadLetter(setup, delivery, 'invalid', error, delivery.attempt);
+  if (error instanceof NoHandlerError) return deadLetter(setup, delivery, 'no-handler', error, delivery.attempt);
   if (delivery.attempt >= setup.policy.maxAttempts) {
     return deadLetter(setup, delivery, 'retries-exhausted', error, delivery.attempt);
   }

@@ -38,9 +38,12 @@ async function importAdapter(packageName: string, scheme: string): Promise<Adapt
 }
 
 /** Creates the adapter a broker URL names, loading its package on demand. */
-export async function loadAdapter(init: AdapterInit & Record<string, unknown>): Promise<Adapter> {
+export async function loadAdapter(
+  init: AdapterInit & Record<string, unknown>,
+  packages: Readonly<Record<string, string>> = ADAPTER_PACKAGES,
+): Promise<Adapter> {
   const { scheme } = parseBrokerUrl(init.url);
-  const packageName = ADAPTER_PACKAGES[scheme];
+  const packageName = packages[scheme];
   if (packageName === undefined) throw new InvalidUrlError(`unknown broker scheme "${scheme}:"`);
   const mod = await importAdapter(packageName, scheme);
   const factory = mod.default ?? mod.createAdapter;

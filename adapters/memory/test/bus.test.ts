@@ -1,0 +1,203 @@
+import {
+  AdapterNotInstalledError,
+  ClosedError,
+  ConfigError,
+  ContractViolationError,
+  createBus,
+  type EventValidator,
+  InvalidEventError,
+  InvalidUrlError,
+  loadAdapter,
+  silentLogger,
+} from '@wharf/core';
+import { describe, expect, it } from 'vitest';
+import createMemoryAdapter from '../src/index.js';
+
+let n = 0;
+const fresh = () => `memory://bus-test-${++n}`;
+const bus = (options: Parameters<typeof createBus>[0] = {}) =>
+  createBus({ url: fresh(), logger: silentLogger, ...options });
+
+describe('createBus and bad input', () => {
+  it('rejects unknown schemes and malformed URLs at once', () => {
+    expect(() => createBus({ url: 'redis://localhost' })).toThrow(InvalidUrlError);
+    expect(() => createBus({ url: 'not a url' })).toThrow(/is not a broker URL/);
+  });
+
+  it('uses WHARF_BROKER, then memory://', () => {
+    const before = process.env.WHARF_BROKER;
+    process.env.WHARF_BROKER = 'nats://127.0.0.1:4222';
+    expect(createBus().url).toBe('nats://127.0.0.1:4222');
+    delete process.env.WHARF_BROKER;
+    expect(createBus().url).toBe('memory://');
+    if (before !== undefined) process.env.WHARF_BROKER = before;
+  });
+
+  it('names the package to install when an adapter is missing', async () => {
+    const error = await loadAdapter(
+      { url: 'memory://', logger: silentLogger },
+      { memory: '@wharf/not-installed' },
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AdapterNotInstalledError);
+    expect((error as Error).message).toContain('npm install @wharf/not-installed');
+  });
+
+  it('loads the adapter for the URL scheme', async () => {
+    const adapter = await loadAdapter({ url: 'memory://', logger: silentLogger });
+    expect(adapter.name).toBe('memory');
+  });
+
+  it('refuses data that cannot be serialised, and sends nothing', async () => {
+    const b = bus();
+    const seen: unknown[] = [];
+    await b.subscribe('c', { group: 'g' }, (e) => void seen.push(e));
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    await expect(b.publish('c', { type: 'T', data: cyclic })).rejects.toThrow(InvalidEventError);
+    // One bad event in a batch stops the whole batch before anything is sent.
+    await expect(b.publishBatch('c', [{ type: 'Ok' }, { type: 'T', data: cyclic }])).rejects.toThrow(InvalidEventError);
+    await b.publish('c', { type: 'Marker' });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(seen.map((e) => (e as { type: string }).type)).toEqual(['Marker']);
+    await b.close();
+  });
+
+  it('rejects events missing required attributes', async () => {
+    const b = bus();
+    await expect(b.publish('c', { type: '' })).rejects.toThrow(/"type" attribute is required/);
+    await expect(b.publish('c', {} as never)).rejects.toThrow(InvalidEventError);
+    await b.close();
+  });
+
+  it.each([
+    [{ group: 'g', retry: { maxAttempts: 0 } }, /maxAttempts/],
+    [{ group: 'g', retry: { delays: [-5] } }, /delays\[0\]/],
+    [{ group: 'g', concurrency: 0 }, /concurrency must be an integer/],
+    [{ group: 'bad group!' }, /group name "bad group!" is invalid/],
+  ])('rejects subscription options %j', async (options, message) => {
+    const b = bus();
+    await expect(b.subscribe('c', options, () => {})).rejects.toThrow(ConfigError);
+    await expect(b.subscribe('c', options, () => {})).rejects.toThrow(message);
+    await b.close();
+  });
+
+  it('rejects invalid channel names', async () => {
+    const b = bus();
+    await expect(b.publish('has space', { type: 'T' })).rejects.toThrow(/channel name "has space" is invalid/);
+    await b.close();
+  });
+
+  it('fails publish, subscribe and connect after close, and close is idempotent', async () => {
+    const b = bus();
+    await b.close();
+    await b.close();
+    await expect(b.publish('c', { type: 'T' })).rejects.toThrow(ClosedError);
+    await expect(b.subscribe('c', { group: 'g' }, () => {})).rejects.toThrow(ClosedError);
+    await expect(b.connect()).rejects.toThrow(/the bus is closed/);
+  });
+
+  it('keeps accepted events when a publisher bus closes: a new bus on the same broker gets them', async () => {
+    const url = fresh();
+    const first = createBus({ url, logger: silentLogger });
+    await first.declare('c', { groups: ['g'] });
+    await first.publishBatch('c', [{ type: 'A' }, { type: 'B' }]);
+    await first.close();
+    const second = createBus({ url, logger: silentLogger });
+    const types: string[] = [];
+    await second.subscribe('c', { group: 'g' }, (e) => void types.push(e.type));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(types).toEqual(['A', 'B']);
+    await second.close();
+  });
+});
+
+describe('contract validation hooks and handler maps', () => {
+  const validator: EventValidator = {
+    validate(direction, _channel, event) {
+      const data = event.data as { qty?: unknown } | undefined;
+      if (typeof data?.qty !== 'number') {
+        throw new ContractViolationError(`${direction === 'publish' ? 'published' : 'received'} ${event.type}`, [
+          { path: '/qty', message: 'must be number' },
+        ]);
+      }
+    },
+  };
+
+  it('throws ContractViolationError on publish and sends nothing', async () => {
+    const b = bus({ validator });
+    await b.declare('c', { groups: ['g'] });
+    const error = await b.publish('c', { type: 'T', data: { qty: 'two' } }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ContractViolationError);
+    expect((error as ContractViolationError).issues).toEqual([{ path: '/qty', message: 'must be number' }]);
+    expect(b.stats().published).toBe(0);
+    await b.close();
+  });
+
+  it('dead-letters a received event that breaks the contract as invalid', async () => {
+    const url = fresh();
+    const producer = createBus({ url, logger: silentLogger });
+    const consumer = createBus({ url, logger: silentLogger, validator });
+    let calls = 0;
+    await consumer.subscribe('c', { group: 'g' }, () => void calls++);
+    await producer.publish('c', { type: 'T', data: { qty: 'many' } });
+    await new Promise((r) => setTimeout(r, 50));
+    const [dead] = await consumer.listDeadLetters('c', 'g');
+    expect(calls).toBe(0);
+    expect(dead?.info?.reason).toBe('invalid');
+    expect(dead?.info?.errorMessage).toContain('/qty must be number');
+    await producer.close();
+    await consumer.close();
+  });
+
+  it('dispatches by type and dead-letters unknown types as no-handler', async () => {
+    const b = bus();
+    const seen: string[] = [];
+    await b.subscribe('c', { group: 'g' }, { Known: (e) => void seen.push(e.id) });
+    const known = await b.publish('c', { type: 'Known' });
+    await b.publish('c', { type: 'Stranger' });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(seen).toEqual([known.id]);
+    const [dead] = await b.listDeadLetters('c', 'g');
+    expect(dead?.info?.reason).toBe('no-handler');
+    expect(dead?.event?.type).toBe('Stranger');
+    await b.close();
+  });
+});
+
+describe('memory adapter specifics', () => {
+  it('holds retry delays on an injectable clock', async () => {
+    const timers: { at: number; fn: () => void }[] = [];
+    let now = 0;
+    const clock = { now: () => now, setTimeout: (fn: () => void, ms: number) => timers.push({ at: now + ms, fn }) };
+    const b = createBus({
+      adapter: createMemoryAdapter({ url: fresh(), logger: silentLogger, clock }),
+      logger: silentLogger,
+    });
+    const attempts: number[] = [];
+    await b.subscribe('c', { group: 'g', retry: { maxAttempts: 3, delays: [60_000, 3_600_000] } }, (_, ctx) => {
+      attempts.push(ctx.attempt);
+      throw new Error('no');
+    });
+    await b.publish('c', { type: 'T' });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(attempts).toEqual([1]);
+    expect(timers.map((t) => t.at)).toEqual([60_000]);
+    now = 60_000;
+    timers.shift()?.fn();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(attempts).toEqual([1, 2]);
+    expect(timers.map((t) => t.at)).toEqual([60_000 + 3_600_000]);
+    now += 3_600_000;
+    timers.shift()?.fn();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(attempts).toEqual([1, 2, 3]);
+    expect((await b.listDeadLetters('c', 'g'))[0]?.info?.reason).toBe('retries-exhausted');
+    await b.close();
+  });
+
+  it('rejects publishing to a channel without groups, so nothing is silently lost', async () => {
+    const b = bus();
+    await expect(b.publish('nobody-listens', { type: 'T' })).rejects.toThrow(/no group is declared on channel/);
+    await b.close();
+  });
+});

@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { deadLetterHeaders, deadLetterInfo, NonRetryableError, oneLine, parseDeadLetterHeaders } from '../src/index.js';
+
+describe('dead-letter metadata', () => {
+  it('round-trips through headers', () => {
+    const info = deadLetterInfo({
+      reason: 'non-retryable',
+      error: new NonRetryableError('bad card'),
+      channel: 'payments',
+      group: 'billing',
+      attempts: 1,
+      now: new Date('2026-01-02T03:04:05.000Z'),
+    });
+    expect(info).toMatchObject({ errorType: 'NonRetryableError', firstFailureAt: '2026-01-02T03:04:05.000Z' });
+    expect(parseDeadLetterHeaders(deadLetterHeaders(info))).toEqual(info);
+  });
+
+  it('keeps error messages on one bounded line, safe for NATS headers', () => {
+    const line = oneLine(`first\r\nsecond\u0000${'x'.repeat(5_000)}`);
+    expect(line).not.toMatch(/[\r\n\u0000]/);
+    expect(line.length).toBe(1024);
+    expect(line.startsWith('first second')).toBe(true);
+  });
+
+  it('returns undefined for headers without a known reason', () => {
+    expect(parseDeadLetterHeaders({ 'wharf-dl-reason': 'whatever' })).toBeUndefined();
+  });
+});

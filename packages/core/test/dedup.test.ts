@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryDedupStore } from '../src/index.js';
+
+describe('MemoryDedupStore', () => {
+  it('remembers per group', () => {
+    const store = new MemoryDedupStore();
+    store.add('g1', 'a');
+    expect(store.has('g1', 'a')).toBe(true);
+    expect(store.has('g2', 'a')).toBe(false);
+  });
+
+  it('forgets the least recently used entry past its bound', () => {
+    const store = new MemoryDedupStore({ maxEntries: 2 });
+    store.add('g', 'a');
+    store.add('g', 'b');
+    expect(store.has('g', 'a')).toBe(true);
+    store.add('g', 'c');
+    expect(store.has('g', 'b')).toBe(false);
+    expect(store.has('g', 'a')).toBe(true);
+    expect(store.size).toBe(2);
+  });
+
+  it('expires entries after their TTL', () => {
+    let now = 0;
+    const store = new MemoryDedupStore({ ttlMs: 100, now: () => now });
+    store.add('g', 'a');
+    now = 99;
+    expect(store.has('g', 'a')).toBe(true);
+    now = 200;
+    expect(store.has('g', 'a')).toBe(false);
+  });
+});
