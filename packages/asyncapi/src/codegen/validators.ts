@@ -1,0 +1,149 @@
+import { createRequire } from 'node:module';
+import type { ErrorObject } from 'ajv';
+import { CodegenError, type Diagnostic } from '../errors.js';
+import { AJV_RUNTIME_MODULES } from '../runtime/ajv-runtime.js';
+import { fileUri, type Loc, type Workspace } from './load.js';
+import type { MessageModel } from './model.js';
+
+const require = createRequire(import.meta.url);
+
+/** One validator to emit: its export name and the schema location it checks. */
+export interface ValidatorSpec {
+  readonly exportName: string;
+  readonly loc: Loc;
+  readonly what: string;
+}
+
+/** An `examples` entry of the document that its own schema rejects. */
+export interface ExampleFailure {
+  readonly message: string;
+  readonly example: string;
+  readonly part: 'payload' | 'headers';
+  readonly errors: readonly string[];
+}
+
+export interface CompiledValidators {
+  readonly code: string;
+  readonly warnings: readonly Diagnostic[];
+  readonly exampleFailures: readonly ExampleFailure[];
+}
+
+function refTo(loc: Loc): string {
+  const fragment = loc.pointer
+    .split('/')
+    .map((t) => encodeURIComponent(t))
+    .join('/');
+  return `${fileUri(loc.file)}#${fragment}`;
+}
+
+/**
+ * Compiles every payload and header schema with Ajv 8 (+ ajv-formats) into one standalone ES module.
+ * The source files are added to Ajv as whole documents and each validator is a `$ref` into them, so
+ * recursive schemas compile (a dereferenced recursive schema would overflow the stack) and relative
+ * `$ref`s between files resolve. Ajv's `require` calls are rewritten into lookups in `ajvRuntime`,
+ * imported from `runtimeImport`, so the module works under ESM.
+ */
+export function compileValidators(
+  ws: Workspace,
+  specs: readonly ValidatorSpec[],
+  messages: readonly MessageModel[],
+  exportOf: (message: MessageModel, part: 'payload' | 'headers') => string | undefined,
+  runtimeImport: string,
+): CompiledValidators {
+  const Ajv = require('ajv').default as typeof import('ajv').default;
+  const addFormats = require('ajv-formats').default as typeof import('ajv-formats').default;
+  const standaloneCode = require('ajv/dist/standalone')
+    .default as typeof import('ajv/dist/standalone/index.js').default;
+  const warnings: Diagnostic[] = [];
+  const logger = {
+    log: () => {},
+    warn: (...args: unknown[]) => {
+      warnings.push({
+        file: ws.display(ws.root),
+        severity: 'warning',
+        code: 'ajv',
+        message: args.map(String).join(' '),
+      });
+    },
+    error: (...args: unknown[]) => {
+      warnings.push({
+        file: ws.display(ws.root),
+        severity: 'warning',
+        code: 'ajv',
+        message: args.map(String).join(' '),
+      });
+    },
+  };
+  const ajv = new Ajv({
+    strict: false,
+    allErrors: true,
+    validateSchema: false,
+    logger,
+    code: { source: true, esm: true, lines: true },
+  });
+  addFormats(ajv);
+  for (const file of ws.files) {
+    // The document's own `id` (AsyncAPI's identifier) would read as a draft-04 schema id to Ajv.
+    const json = ws.json(file);
+    const { id: _id, ...rest } = (json !== null && typeof json === 'object' ? json : {}) as Record<string, unknown>;
+    ajv.addSchema(file === ws.root || 'asyncapi' in rest ? rest : (json as object), fileUri(file));
+  }
+  const errors: Diagnostic[] = [];
+  const mapping: Record<string, string> = {};
+  for (const spec of specs) {
+    try {
+      ajv.addSchema({ $ref: refTo(spec.loc) }, spec.exportName);
+      ajv.getSchema(spec.exportName);
+      mapping[spec.exportName] = spec.exportName;
+    } catch (cause) {
+      errors.push({
+        file: ws.display(spec.loc.file),
+        ...ws.position(spec.loc),
+        pointer: spec.loc.pointer,
+        severity: 'error',
+        code: 'schema',
+        message: `the ${spec.what} schema cannot be compiled: ${(cause as Error).message}`,
+      });
+    }
+  }
+  if (errors.length > 0) throw new CodegenError('some schemas cannot be compiled into validators', errors);
+
+  const exampleFailures: ExampleFailure[] = [];
+  for (const message of messages) {
+    for (const example of message.examples) {
+      for (const part of ['payload', 'headers'] as const) {
+        const has = part === 'payload' ? example.hasPayload : example.hasHeaders;
+        const name = exportOf(message, part);
+        if (!has || !name) continue;
+        const validate = ajv.getSchema(name);
+        if (validate && !validate(example[part])) {
+          exampleFailures.push({
+            message: message.id,
+            example: example.label,
+            part,
+            errors: (validate.errors ?? []).map(
+              (e: ErrorObject) => `${e.instancePath || '/'} ${e.message ?? e.keyword}`,
+            ),
+          });
+        }
+      }
+    }
+  }
+
+  let code = specs.length === 0 ? '' : standaloneCode(ajv, mapping);
+  code = code.replace(/require\("([^"]+)"\)/g, (_: string, specifier: string) => {
+    if (!AJV_RUNTIME_MODULES.includes(specifier)) {
+      throw new CodegenError(`the validators need the module "${specifier}", which wharf codegen cannot provide`, []);
+    }
+    return `__ajvRuntime[${JSON.stringify(specifier)}]`;
+  });
+  code = code.replace(/^"use strict";/, '');
+  code = code.replace(/export const (\w+) = (\w+);/g, 'export const $1: Validator = $2 as unknown as Validator;');
+  const header = [
+    '// @ts-nocheck — Ajv standalone code',
+    `import { ajvRuntime as __ajvRuntime } from ${JSON.stringify(runtimeImport)};`,
+    `import type { CompiledValidator as Validator } from ${JSON.stringify(runtimeImport)};`,
+    '',
+  ].join('\n');
+  return { code: `${header}${code.trim()}\n`, warnings, exampleFailures };
+}
