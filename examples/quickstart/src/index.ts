@@ -1,0 +1,1 @@
+export { quickstart } from './quickstart.js';

@@ -1,0 +1,3 @@
+import { quickstart } from './quickstart.js';
+
+await quickstart((line) => console.log(line));
