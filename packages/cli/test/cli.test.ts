@@ -1,0 +1,84 @@
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = join(here, '..', '..', '..');
+const bin = join(here, '..', 'dist', 'bin.js');
+
+/** Runs the built `wharf` binary as a user would (the test command builds first). */
+function wharf(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: repo, env: { ...process.env, WHARF_BROKER: '' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.once('error', reject);
+    child.once('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+describe('wharf', () => {
+  it('prints usage and fails on unknown commands', async () => {
+    const help = await wharf('--help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('conformance');
+    const unknown = await wharf('frobnicate');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown command "frobnicate"');
+  });
+
+  it('reports bad URLs and bad flags as usage errors, never with a password', async () => {
+    const scheme = await wharf('dlq', 'list', '--broker', 'redis://u:hunter2@h', '--channel', 'c', '--group', 'g');
+    expect(scheme.code).toBe(1);
+    expect(scheme.stderr).toContain('unknown broker scheme "redis:"');
+    const flag = await wharf('bench', '--events', '0');
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toContain('--events must be a positive integer');
+    const malformed = await wharf('bench', '--broker', 'amqp://u:hunter2@bad host');
+    expect(malformed.stderr).toContain('***');
+    expect(malformed.stderr).not.toContain('hunter2');
+  });
+
+  it('runs the conformance suite on memory and reports JSON', async () => {
+    const run = await wharf('conformance', '--broker', 'memory://', '--json');
+    expect(run.code, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout) as {
+      passed: number;
+      failed: number;
+      skipped: unknown[];
+      cases: { id: string }[];
+    };
+    expect(report.failed).toBe(0);
+    expect(report.skipped).toEqual([]);
+    expect(report.passed).toBe(report.cases.length);
+    expect(report.cases.map((c) => c.id)).toContain('retries-exhausted');
+  }, 120_000);
+
+  it('benchmarks the memory broker against its raw baseline', async () => {
+    const run = await wharf('bench', '--broker', 'memory://', '--events', '2000', '--rounds', '1', '--json');
+    expect(run.code, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout) as {
+      broker: string;
+      bus: { throughput: number };
+      raw: { throughput: number };
+      ratio: { throughput: number };
+    };
+    expect(result.broker).toBe('memory://');
+    expect(result.bus.throughput).toBeGreaterThan(0);
+    expect(result.raw.throughput).toBeGreaterThan(0);
+    expect(result.ratio.throughput).toBeCloseTo(result.bus.throughput / result.raw.throughput, 1);
+  }, 60_000);
+
+  it('lists an empty dead-letter destination', async () => {
+    const run = await wharf('dlq', 'list', '--broker', 'memory://', '--channel', 'c', '--group', 'g', '--json');
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ channel: 'c', group: 'g', deadLetters: [] });
+  });
+});
