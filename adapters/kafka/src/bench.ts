@@ -1,0 +1,121 @@
+/**
+ * The raw-client baseline for `wharf bench`: plain kafkajs used the way its docs recommend, with
+ * the same topic layout, bytes, durability (acks=all) and publish window as the bus. It is the
+ * one place besides client.ts that imports kafkajs: it measures that client by definition.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  type BenchOptions,
+  type BenchResult,
+  parseBrokerUrl,
+  payloadAge,
+  stampPayload,
+  startMeasurement,
+} from '@wharf/core';
+import kafkajs from 'kafkajs';
+import { Names } from './topology.js';
+
+const { Kafka, Partitioners, logLevel } = kafkajs;
+
+export async function rawBaseline(options: BenchOptions): Promise<BenchResult> {
+  const brokers = parseBrokerUrl(options.url).hosts.map((h) => `${h.host}:${h.port ?? 9092}`);
+  const kafka = new Kafka({ brokers, clientId: 'wharf-bench-raw', logLevel: logLevel.NOTHING });
+  const topic = new Names('wharf').channel(`${options.channel}-raw`);
+  const groupId = `${topic}.bench`;
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({
+    waitForLeaders: true,
+    topics: [
+      {
+        topic,
+        numPartitions: 3,
+        configEntries: [{ name: 'max.message.bytes', value: String(8 * 1024 * 1024 + 256 * 1024) }],
+      },
+    ],
+  });
+  const producer = kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    allowAutoTopicCreation: false,
+  });
+  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 250, heartbeatInterval: 1_000 });
+  try {
+    await producer.connect();
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    let received = 0;
+    let done: () => void = () => {};
+    const finished = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    const measure = startMeasurement(options.events);
+    // Manual acknowledgement, Kafka style: offsets committed after the batch was handled.
+    await consumer.run({
+      autoCommit: false,
+      partitionsConsumedConcurrently: 3,
+      eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
+        for (const message of batch.messages) {
+          if (message.value) measure.record(payloadAge(message.value));
+          resolveOffset(message.offset);
+          if (++received === options.events) done();
+        }
+        await consumer.commitOffsets([
+          { topic, partition: batch.partition, offset: String(BigInt(batch.lastOffset()) + 1n) },
+        ]);
+        await heartbeat();
+      },
+    });
+    // The same CloudEvents binary-mode headers the bus writes, so the bytes on the wire match.
+    const source = `urn:wharf:bench`;
+    let inFlight = 0;
+    let slot: (() => void) | undefined;
+    let failure: unknown;
+    for (let i = 0; i < options.events; i++) {
+      while (inFlight >= options.window) {
+        await new Promise<void>((resolve) => {
+          slot = resolve;
+        });
+      }
+      if (failure) throw failure;
+      inFlight++;
+      producer
+        .send({
+          topic,
+          acks: -1,
+          messages: [
+            {
+              key: null,
+              value: Buffer.from(stampPayload(options.size)),
+              headers: {
+                ce_specversion: '1.0',
+                ce_id: randomUUID(),
+                ce_source: source,
+                ce_time: new Date().toISOString(),
+                ce_type: 'BenchEvent',
+                'content-type': 'application/octet-stream',
+              },
+            },
+          ],
+        })
+        .then(
+          () => {
+            inFlight--;
+            slot?.();
+          },
+          (error: unknown) => {
+            failure = error;
+            inFlight--;
+            slot?.();
+          },
+        );
+    }
+    await finished;
+    return measure.finish();
+  } finally {
+    await consumer.disconnect().catch(() => undefined);
+    await producer.disconnect().catch(() => undefined);
+    await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+    await admin.deleteGroups([groupId]).catch(() => undefined);
+    await admin.disconnect().catch(() => undefined);
+  }
+}

@@ -1,0 +1,430 @@
+/**
+ * The one file that imports kafkajs. Everything else in the adapter talks to the small interface
+ * below, so replacing kafkajs (unmaintained since 2023) with another client touches this file only.
+ */
+import type { ConnectionOptions } from 'node:tls';
+import type { Logger } from '@wharf/core';
+import kafkajs from 'kafkajs';
+
+const { Kafka, Partitioners, logLevel, ConfigResourceTypes } = kafkajs;
+
+/** Header values as they arrive: the wire allows repeated names, so a value may be a list. */
+export type IncomingHeaders = Readonly<Record<string, Buffer | string | (Buffer | string)[] | undefined>>;
+
+/** A record to produce. */
+export interface OutgoingRecord {
+  /** Set to choose the partition; otherwise the key's hash (murmur2, as the Java client) picks it. */
+  readonly partition?: number;
+  readonly key: string | Buffer | null;
+  readonly value: Buffer | null;
+  readonly headers: Readonly<Record<string, Buffer | string>>;
+}
+
+/** A consumed record. Offsets are decimal strings (64-bit). */
+export interface IncomingRecord {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  readonly headers: IncomingHeaders;
+  readonly timestamp: string;
+}
+
+export interface TopicSpec {
+  readonly topic: string;
+  readonly partitions: number;
+  /** -1: the broker's default. */
+  readonly replicationFactor: number;
+  readonly configs: Readonly<Record<string, string>>;
+}
+
+/** A committed offset of a group; `offset` is "-1" when nothing is committed. */
+export interface CommittedOffset {
+  readonly partition: number;
+  readonly offset: string;
+  readonly metadata: string | null;
+}
+
+export interface PartitionEnd {
+  readonly partition: number;
+  /** First offset still stored. */
+  readonly low: string;
+  /** Offset the next record will get. */
+  readonly high: string;
+}
+
+export interface OffsetCommit {
+  readonly topic: string;
+  readonly partition: number;
+  /** The next offset to consume. */
+  readonly offset: string;
+  readonly metadata?: string | null;
+}
+
+export interface TopicPartitions {
+  readonly topic: string;
+  readonly partitions: readonly number[];
+}
+
+/** Partitions of a topic to pause or resume; without `partitions`, the whole topic. */
+export interface PauseTarget {
+  readonly topic: string;
+  readonly partitions?: readonly number[];
+}
+
+export interface ClientAdmin {
+  /** Creates the topics that do not exist yet; resolves once they have leaders. */
+  createTopics(specs: readonly TopicSpec[]): Promise<void>;
+  listTopics(): Promise<string[]>;
+  deleteTopics(topics: readonly string[]): Promise<void>;
+  deleteGroups(groups: readonly string[]): Promise<void>;
+  committed(groupId: string, topic: string): Promise<CommittedOffset[]>;
+  ends(topic: string): Promise<PartitionEnd[]>;
+  /** The topic's `max.message.bytes`, or undefined when it cannot be read. */
+  maxMessageBytes(topic: string): Promise<number | undefined>;
+  disconnect(): Promise<void>;
+}
+
+export interface ClientProducer {
+  /** Resolves once the broker acknowledged every record (acks as configured). */
+  send(batch: readonly { topic: string; records: readonly OutgoingRecord[] }[]): Promise<void>;
+  disconnect(): Promise<void>;
+}
+
+/** One fetched batch of one partition, handed to the consumer's handler. */
+export interface FetchedBatch {
+  readonly topic: string;
+  readonly partition: number;
+  readonly records: readonly IncomingRecord[];
+  /** Sends a heartbeat if one is due; rejects when the group is rebalancing or the broker is gone. */
+  heartbeat(): Promise<void>;
+  /** Marks `offset` consumed locally: the next fetch starts after it (nothing is committed). */
+  resolve(offset: string): void;
+  /** False once the consumer stops or this partition was sought elsewhere. */
+  isActive(): boolean;
+}
+
+export interface ConsumerSettings {
+  readonly groupId: string;
+  readonly sessionTimeoutMs: number;
+  readonly rebalanceTimeoutMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly maxWaitTimeMs: number;
+  /** Partitions whose batches are handled at the same time. */
+  readonly partitionsConcurrently: number;
+}
+
+export interface ClientConsumer {
+  /** Subscribes, starts the fetch loop and calls `onBatch` per partition batch (never throws out of it). */
+  run(topics: readonly string[], onBatch: (batch: FetchedBatch) => Promise<void>): Promise<void>;
+  /** Called after every (re)join with this member's partitions. */
+  onAssigned(listener: (assignment: readonly TopicPartitions[]) => void): void;
+  /** Called when the client gave up and, if `restarting`, starts again by itself. */
+  onCrash(listener: (error: Error, restarting: boolean) => void): void;
+  pause(targets: readonly PauseTarget[]): void;
+  resume(targets: readonly PauseTarget[]): void;
+  seek(topic: string, partition: number, offset: string): void;
+  /** Commits with this member's generation; rejects if the group moved on. */
+  commit(offsets: readonly OffsetCommit[]): Promise<void>;
+  /** Stops fetching, leaves the group and closes connections. */
+  disconnect(): Promise<void>;
+}
+
+export interface ClientConfig {
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  readonly ssl?: boolean | ConnectionOptions;
+  readonly sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };
+  readonly connectionTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  /** Retries of one operation (connect, produce, commit) before it fails. */
+  readonly retries: number;
+  readonly maxRetryTimeMs: number;
+  readonly logger: Logger;
+}
+
+export interface ProducerSettings {
+  readonly idempotent: boolean;
+  readonly acks: -1 | 1 | 0;
+  readonly retries: number;
+  readonly maxRetryTimeMs: number;
+  readonly requestTimeoutMs: number;
+}
+
+/** A connected client factory. */
+export interface KafkaClient {
+  admin(): Promise<ClientAdmin>;
+  producer(settings: ProducerSettings): Promise<ClientProducer>;
+  consumer(settings: ConsumerSettings): ClientConsumer;
+  /** The native kafkajs `Kafka` instance (for `Adapter.raw()`). */
+  readonly native: unknown;
+}
+
+/** What went wrong, independent of the client library. */
+export type ErrorKind =
+  | 'unreachable'
+  | 'auth'
+  | 'too-large'
+  | 'unknown-topic'
+  | 'topic-exists'
+  | 'rebalancing'
+  | 'group-not-empty'
+  | 'other';
+
+// kafkajs logs messages that Wharf reports itself, better, or that are noise for us.
+const QUIET = [/Limiting retries for the idempotent producer/, /KafkaJS v2\.0\.0 switched default partitioner/];
+
+function logCreator(logger: Logger) {
+  return () =>
+    ({ level, log }: { namespace: string; level: number; log: { message: string; [k: string]: unknown } }) => {
+      const { message, timestamp: _t, logger: _l, ...fields } = log;
+      const text = `[wharf] [kafka] kafkajs: ${message}`;
+      if (QUIET.some((re) => re.test(message))) return logger.debug(text, fields);
+      // kafkajs logs every retried connection failure as an error; Wharf raises typed errors for
+      // what matters, so the client's own errors are warnings.
+      if (level === logLevel.ERROR || level === logLevel.WARN) logger.warn(text, fields);
+      else logger.debug(text, fields);
+    };
+}
+
+export function createClient(config: ClientConfig): KafkaClient {
+  const base = {
+    brokers: [...config.brokers],
+    clientId: config.clientId,
+    connectionTimeout: config.connectionTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
+    enforceRequestTimeout: true,
+    retry: { retries: config.retries, initialRetryTime: 100, maxRetryTime: config.maxRetryTimeMs },
+    logLevel: logLevel.WARN,
+    logCreator: logCreator(config.logger),
+    ...(config.ssl !== undefined ? { ssl: config.ssl } : {}),
+    ...(config.sasl !== undefined ? { sasl: config.sasl as kafkajs.SASLOptions } : {}),
+  } satisfies kafkajs.KafkaConfig;
+  const kafka = new Kafka(base);
+
+  return {
+    native: kafka,
+    async admin() {
+      const admin = kafka.admin();
+      await admin.connect();
+      return wrapAdmin(admin);
+    },
+    async producer(settings) {
+      // A producer gets its own client so its bounded retries and single in-flight request do not
+      // apply to admin or consumer requests.
+      const own = new Kafka({
+        ...base,
+        retry: { retries: settings.retries, initialRetryTime: 100, maxRetryTime: settings.maxRetryTimeMs },
+        requestTimeout: settings.requestTimeoutMs,
+      });
+      const producer = own.producer({
+        createPartitioner: Partitioners.DefaultPartitioner,
+        allowAutoTopicCreation: false,
+        idempotent: settings.idempotent,
+        // The idempotent producer keeps ordering only with one request in flight per connection.
+        ...(settings.idempotent ? { maxInFlightRequests: 1 } : {}),
+        retry: { retries: settings.retries, initialRetryTime: 100, maxRetryTime: settings.maxRetryTimeMs },
+      });
+      await producer.connect();
+      return {
+        async send(batch) {
+          await producer.sendBatch({
+            acks: settings.acks,
+            timeout: settings.requestTimeoutMs,
+            topicMessages: batch.map(({ topic, records }) => ({
+              topic,
+              messages: records.map((r) => ({
+                key: r.key,
+                value: r.value,
+                headers: { ...r.headers },
+                ...(r.partition !== undefined ? { partition: r.partition } : {}),
+              })),
+            })),
+          });
+        },
+        disconnect: () => producer.disconnect(),
+      };
+    },
+    consumer(settings) {
+      return wrapConsumer(kafka, settings);
+    },
+  };
+}
+
+/**
+ * Right after a topic is created, a KRaft broker answers metadata and offset requests for it with
+ * retriable errors for a moment (UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER); kafkajs'
+ * admin does not retry all of them, so admin calls are retried here, briefly.
+ */
+async function retrying<T>(work: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      const retriable =
+        (error as { retriable?: boolean }).retriable === true || classifyError(error) === 'unknown-topic';
+      if (!retriable || attempt >= 8 || classifyError(error) === 'unreachable') throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 50 * 2 ** attempt)));
+    }
+  }
+}
+
+function wrapAdmin(admin: kafkajs.Admin): ClientAdmin {
+  return {
+    async createTopics(specs) {
+      if (specs.length === 0) return;
+      try {
+        await retrying(() =>
+          admin.createTopics({
+            waitForLeaders: true,
+            topics: specs.map((s) => ({
+              topic: s.topic,
+              numPartitions: s.partitions,
+              replicationFactor: s.replicationFactor,
+              configEntries: Object.entries(s.configs).map(([name, value]) => ({ name, value })),
+            })),
+          }),
+        );
+      } catch (error) {
+        // Several topics at once: kafkajs rejects the whole call if one already exists (a race with
+        // another process); the others were created, so only "exists" errors are ignored.
+        if (classifyError(error) !== 'topic-exists') throw error;
+      }
+    },
+    listTopics: () => retrying(() => admin.listTopics()),
+    async deleteTopics(topics) {
+      if (topics.length > 0) await admin.deleteTopics({ topics: [...topics] });
+    },
+    async deleteGroups(groups) {
+      if (groups.length > 0) await admin.deleteGroups([...groups]);
+    },
+    async committed(groupId, topic) {
+      const [entry] = await retrying(() => admin.fetchOffsets({ groupId, topics: [topic] }));
+      return (entry?.partitions ?? []).map((p) => ({
+        partition: p.partition,
+        offset: p.offset,
+        metadata: p.metadata ?? null,
+      }));
+    },
+    async ends(topic) {
+      const list = await retrying(() => admin.fetchTopicOffsets(topic));
+      return list.map((p) => ({ partition: p.partition, low: p.low, high: p.high }));
+    },
+    async maxMessageBytes(topic) {
+      const result = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['max.message.bytes'] }],
+      });
+      const value = result.resources[0]?.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue;
+      return value === undefined ? undefined : Number(value);
+    },
+    disconnect: () => admin.disconnect(),
+  };
+}
+
+function wrapConsumer(kafka: kafkajs.Kafka, settings: ConsumerSettings): ClientConsumer {
+  const consumer = kafka.consumer({
+    groupId: settings.groupId,
+    sessionTimeout: settings.sessionTimeoutMs,
+    rebalanceTimeout: settings.rebalanceTimeoutMs,
+    heartbeatInterval: settings.heartbeatIntervalMs,
+    maxWaitTimeInMs: settings.maxWaitTimeMs,
+    allowAutoTopicCreation: false,
+    // Retriable failures (broker gone, coordinator moved) restart the consumer: it rejoins by itself.
+    retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5_000, restartOnFailure: async () => true },
+  });
+  return {
+    async run(topics, onBatch) {
+      await consumer.connect();
+      await consumer.subscribe({ topics: [...topics], fromBeginning: true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: settings.partitionsConcurrently,
+        eachBatch: async ({ batch, heartbeat, resolveOffset, isRunning, isStale }) => {
+          await onBatch({
+            topic: batch.topic,
+            partition: batch.partition,
+            records: batch.messages.map((m) => ({
+              topic: batch.topic,
+              partition: batch.partition,
+              offset: m.offset,
+              key: m.key ?? null,
+              value: m.value ?? null,
+              headers: (m.headers ?? {}) as IncomingHeaders,
+              timestamp: m.timestamp,
+            })),
+            heartbeat,
+            resolve: resolveOffset,
+            isActive: () => isRunning() && !isStale(),
+          });
+        },
+      });
+    },
+    onAssigned(listener) {
+      consumer.on(consumer.events.GROUP_JOIN, (event) => {
+        listener(Object.entries(event.payload.memberAssignment).map(([topic, partitions]) => ({ topic, partitions })));
+      });
+    },
+    onCrash(listener) {
+      consumer.on(consumer.events.CRASH, (event) => listener(event.payload.error, event.payload.restart));
+    },
+    pause: (targets) => consumer.pause(targets.map(toKafkaTarget)),
+    resume: (targets) => consumer.resume(targets.map(toKafkaTarget)),
+    seek: (topic, partition, offset) => consumer.seek({ topic, partition, offset }),
+    commit: (offsets) => consumer.commitOffsets(offsets.map((o) => ({ ...o, metadata: o.metadata ?? null }))),
+    disconnect: () => consumer.disconnect(),
+  };
+}
+
+function toKafkaTarget(target: PauseTarget): { topic: string; partitions?: number[] } {
+  return target.partitions === undefined
+    ? { topic: target.topic }
+    : { topic: target.topic, partitions: [...target.partitions] };
+}
+
+function rootCause(error: unknown): unknown {
+  let e = error as { cause?: unknown; originalError?: unknown } | undefined;
+  for (let i = 0; i < 10 && e; i++) {
+    const next = e.originalError ?? e.cause;
+    if (!next) break;
+    e = next as typeof e;
+  }
+  return e;
+}
+
+/** Maps a kafkajs error (or one it wraps) onto a library-independent kind. */
+export function classifyError(error: unknown): ErrorKind {
+  const seen: unknown[] = [error, rootCause(error)];
+  for (const candidate of seen) {
+    const e = candidate as { name?: string; type?: string; code?: string } | undefined;
+    if (!e) continue;
+    if (e.type === 'MESSAGE_TOO_LARGE' || e.type === 'RECORD_LIST_TOO_LARGE') return 'too-large';
+    if (e.type === 'UNKNOWN_TOPIC_OR_PARTITION' || e.name === 'KafkaJSTopicMetadataNotLoaded') return 'unknown-topic';
+    if (e.type === 'TOPIC_ALREADY_EXISTS') return 'topic-exists';
+    if (e.type === 'REBALANCE_IN_PROGRESS' || e.type === 'ILLEGAL_GENERATION' || e.type === 'UNKNOWN_MEMBER_ID')
+      return 'rebalancing';
+    if (e.type === 'NON_EMPTY_GROUP') return 'group-not-empty';
+    if (e.name === 'KafkaJSSASLAuthenticationError' || e.type === 'SASL_AUTHENTICATION_FAILED') return 'auth';
+    if (
+      e.name === 'KafkaJSConnectionError' ||
+      e.name === 'KafkaJSBrokerNotFound' ||
+      e.name === 'KafkaJSNoBrokerAvailableError' ||
+      e.name === 'KafkaJSRequestTimeoutError' ||
+      e.name === 'KafkaJSConnectionClosedError' ||
+      e.code === 'ECONNREFUSED' ||
+      e.code === 'ENOTFOUND' ||
+      e.code === 'ETIMEDOUT' ||
+      e.code === 'EHOSTUNREACH'
+    )
+      return 'unreachable';
+  }
+  // createTopics wraps per-topic errors in an aggregate.
+  const errors = (error as { errors?: unknown[] } | undefined)?.errors;
+  if (Array.isArray(errors) && errors.length > 0) {
+    const kinds = new Set(errors.map(classifyError));
+    if (kinds.size === 1) return [...kinds][0] as ErrorKind;
+  }
+  return 'other';
+}

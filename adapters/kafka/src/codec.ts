@@ -1,0 +1,142 @@
+/**
+ * WireMessage <-> Kafka record, following the CloudEvents Kafka protocol binding 1.0:
+ * binary content mode (`ce_<attribute>` headers, `content-type` for `datacontenttype`, the value is
+ * the data, `partitionkey` is the record key) when publishing; binary and structured
+ * (`application/cloudevents+json`) accepted when consuming.
+ */
+import {
+  type Decoded,
+  decodeStructured,
+  describeError,
+  isStructured,
+  UndecodableMessageError,
+  validateEvent,
+  type WireMessage,
+} from '@wharf/core';
+import type { IncomingHeaders, IncomingRecord, OutgoingRecord } from './client.js';
+import { ADAPTER_NAME } from './options.js';
+
+export const CE_PREFIX = 'ce_';
+export const CONTENT_TYPE = 'content-type';
+/** Our bookkeeping headers on retry records; they never reach an event's attributes. */
+export const DUE_HEADER = 'wharf-due';
+export const ORIGIN_HEADER = 'wharf-origin';
+
+const EMPTY = new Uint8Array(0);
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Encodes an event as a binary-mode record. */
+export function encode(message: WireMessage): OutgoingRecord {
+  const headers: Record<string, string> = {};
+  const { attributes } = message;
+  for (const name in attributes) {
+    const value = attributes[name] as string;
+    if (name === 'datacontenttype') headers[CONTENT_TYPE] = value;
+    else headers[CE_PREFIX + name] = value;
+  }
+  const body = message.body;
+  return {
+    key: attributes.partitionkey ?? null,
+    value: body.length === 0 ? null : Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+    headers,
+  };
+}
+
+/** The size a record takes in a batch, close enough to compare with `max.message.bytes`. */
+export function recordSize(record: OutgoingRecord): number {
+  let size = 70 + (record.value?.length ?? 0) + (record.key === null ? 0 : Buffer.byteLength(record.key));
+  for (const name in record.headers) {
+    const v = record.headers[name] as Buffer | string;
+    size += 10 + Buffer.byteLength(name) + (typeof v === 'string' ? Buffer.byteLength(v) : v.length);
+  }
+  return size;
+}
+
+/** A header as one string; throws on repeated or non-UTF-8 values, which no CloudEvent has. */
+export function headerText(headers: IncomingHeaders, name: string): string | undefined {
+  const raw = headers[name];
+  if (raw === undefined || raw === null) return undefined;
+  if (Array.isArray(raw)) {
+    if (raw.length === 1) return text(raw[0] as Buffer | string, name);
+    throw new UndecodableMessageError(ADAPTER_NAME, `header "${name}" appears ${raw.length} times`);
+  }
+  return text(raw, name);
+}
+
+function text(value: Buffer | string, name: string): string {
+  if (typeof value === 'string') return value;
+  try {
+    return utf8.decode(value);
+  } catch (cause) {
+    throw new UndecodableMessageError(ADAPTER_NAME, `header "${name}" is not valid UTF-8`, { cause });
+  }
+}
+
+/** Decodes a consumed record; anything that is not a CloudEvent becomes `{ ok: false }` (dead-lettered as undecodable). */
+export function decode(record: IncomingRecord): Decoded {
+  try {
+    return { ok: true, message: decodeRecord(record) };
+  } catch (error) {
+    const wrapped =
+      error instanceof UndecodableMessageError
+        ? error
+        : new UndecodableMessageError(
+            ADAPTER_NAME,
+            `record ${record.topic}/${record.partition}@${record.offset} is not a CloudEvent: ${describeError(error).message}`,
+            { cause: error },
+          );
+    return { ok: false, error: wrapped };
+  }
+}
+
+function decodeRecord(record: IncomingRecord): WireMessage {
+  const { headers } = record;
+  const contentType = headerText(headers, CONTENT_TYPE);
+  const body = record.value ?? EMPTY;
+  let message: WireMessage;
+  if (isStructured(contentType)) {
+    message = decodeStructured(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
+  } else {
+    const attributes: Record<string, string> = {};
+    for (const name of Object.keys(headers)) {
+      if (!name.startsWith(CE_PREFIX)) continue;
+      const value = headerText(headers, name);
+      if (value !== undefined) attributes[name.slice(CE_PREFIX.length)] = value;
+    }
+    if (attributes.specversion === undefined && attributes.id === undefined) {
+      throw new UndecodableMessageError(
+        ADAPTER_NAME,
+        `record ${record.topic}/${record.partition}@${record.offset} has no ce_specversion or ce_id header and is not in structured mode (content-type ${contentType ?? 'missing'}): not a CloudEvent`,
+      );
+    }
+    // The binding maps datacontenttype to content-type; ce_datacontenttype (the SDK writes both) loses.
+    if (contentType !== undefined) attributes.datacontenttype = contentType;
+    message = { attributes, body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength) };
+  }
+  // The binding's key mapping: a keyed record whose event names no partitionkey carries it in the key.
+  if (message.attributes.partitionkey === undefined && record.key !== null && record.key.length > 0) {
+    let key: string | undefined;
+    try {
+      key = utf8.decode(record.key);
+    } catch {
+      key = undefined; // a binary key is not a partition key attribute; the event stands without it
+    }
+    if (key !== undefined) message = { attributes: { ...message.attributes, partitionkey: key }, body: message.body };
+  }
+  validateEvent(message.attributes as Record<string, unknown>);
+  return message;
+}
+
+/** Header values copied verbatim (dead letters keep what arrived, foreign headers included). */
+export function copyHeaders(
+  headers: IncomingHeaders,
+  drop: (name: string) => boolean,
+): Record<string, Buffer | string> {
+  const out: Record<string, Buffer | string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || drop(name)) continue;
+    // A repeated header cannot be produced again through kafkajs' object headers: keep the last.
+    out[name] = Array.isArray(value) ? (value[value.length - 1] as Buffer | string) : value;
+  }
+  return out;
+}

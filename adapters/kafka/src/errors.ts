@@ -1,0 +1,77 @@
+import {
+  AuthenticationError,
+  BrokerUnreachableError,
+  describeError,
+  MessageTooLargeError,
+  PublishError,
+  TopologyError,
+  WharfError,
+} from '@wharf/core';
+import { classifyError } from './client.js';
+import { ADAPTER_NAME } from './options.js';
+
+const START_HINT = 'is Kafka running? start one with `bash scripts/kafka.sh up` (or `pnpm wharf brokers up kafka`)';
+
+export function unreachable(where: string, doing: string, cause?: unknown): BrokerUnreachableError {
+  const detail = cause === undefined ? '' : ` (${describeError(cause).message})`;
+  return new BrokerUnreachableError(
+    ADAPTER_NAME,
+    `cannot reach brokers ${where} while ${doing}${detail} — ${START_HINT}`,
+    {
+      cause,
+    },
+  );
+}
+
+export function missingTopics(topics: readonly string[]): TopologyError {
+  return new TopologyError(
+    ADAPTER_NAME,
+    `topic${topics.length > 1 ? 's' : ''} ${topics.join(', ')} do${topics.length > 1 ? '' : 'es'} not exist and requireTopics is on — create ${topics.length > 1 ? 'them' : 'it'} (kafka-topics.sh --create) or turn requireTopics off so Wharf creates topics on first use`,
+  );
+}
+
+/** Maps an error from the client onto Wharf's typed errors; `doing` says what we were doing. */
+export function toWharfError(
+  error: unknown,
+  context: { where: string; doing: string; size?: number; limit?: number },
+): WharfError {
+  if (error instanceof WharfError) return error;
+  switch (classifyError(error)) {
+    case 'unreachable':
+      return unreachable(context.where, context.doing, error);
+    case 'auth':
+      return new AuthenticationError(
+        ADAPTER_NAME,
+        `brokers ${context.where} rejected the credentials while ${context.doing} (${describeError(error).message}) — check the user, password and SASL mechanism`,
+        { cause: error },
+      );
+    case 'too-large': {
+      const err = new MessageTooLargeError(ADAPTER_NAME, context.size ?? -1, context.limit ?? -1);
+      (err as { cause?: unknown }).cause = error;
+      return err;
+    }
+    case 'unknown-topic':
+      return new TopologyError(
+        ADAPTER_NAME,
+        `a topic is missing while ${context.doing} (${describeError(error).message}) — create it or turn requireTopics off`,
+        { cause: error },
+      );
+    default:
+      return new PublishError(ADAPTER_NAME, `${context.doing} failed: ${describeError(error).message}`, {
+        cause: error,
+      });
+  }
+}
+
+/** Rejects with `make()` if `work` does not settle within `ms`. */
+export async function within<T>(work: Promise<T>, ms: number, make: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(make()), ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,19 @@
+import type { AdapterInit } from '@wharf/core';
+import { KafkaAdapter } from './adapter.js';
+import type { KafkaAdapterOptions } from './options.js';
+
+export { KafkaAdapter } from './adapter.js';
+export { rawBaseline } from './bench.js';
+export { decode, encode } from './codec.js';
+export { REMOVED_HEADER } from './dead-letters.js';
+export type { KafkaAdapterOptions } from './options.js';
+export { ADAPTER_NAME } from './options.js';
+export { CrashLoopError } from './subscriber.js';
+export { Names } from './topology.js';
+
+/** Creates a Kafka adapter: `createKafkaAdapter({ url: 'kafka://127.0.0.1:9092', logger })`. */
+export function createKafkaAdapter(init: AdapterInit & KafkaAdapterOptions): KafkaAdapter {
+  return new KafkaAdapter(init);
+}
+
+export default createKafkaAdapter;

@@ -1,0 +1,144 @@
+import { hostname } from 'node:os';
+import type { ConnectionOptions } from 'node:tls';
+import { ConfigError, parseBrokerUrl, redactUrl } from '@wharf/core';
+
+export const ADAPTER_NAME = 'kafka';
+const DEFAULT_PORT = 9092;
+
+/** Options of the Kafka adapter that a URL cannot carry. Every duration is in milliseconds. */
+export interface KafkaAdapterOptions {
+  /** Prefix of every topic and consumer group Wharf creates. Default `wharf`. */
+  topicPrefix?: string;
+  /** Partitions of a channel topic created on first use. Default 3. */
+  partitions?: number;
+  /** Partitions of each retry topic and dead-letter topic. Default 1. */
+  retryPartitions?: number;
+  /** Replication factor of created topics; -1 takes the broker's default. Default -1. */
+  replicationFactor?: number;
+  /** Do not create topics: a missing topic is a `TopologyError`. Default false. */
+  requireTopics?: boolean;
+  /** Largest event body accepted; created topics get `max.message.bytes` with room for headers. Default 8 MiB. */
+  maxMessageBytes?: number;
+  /** Bound on `connect()`: after it, `BrokerUnreachableError`. Default 10 s. */
+  connectTimeoutMs?: number;
+  /** Bound on one publish, client retries included (e.g. while a broker restarts). Default 30 s. */
+  publishTimeoutMs?: number;
+  /** Consumer group session timeout (broker default minimum 6 s). Default 30 s. */
+  sessionTimeoutMs?: number;
+  /** How long a rebalance waits for running handlers before the member is dropped. Default 60 s. */
+  rebalanceTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  /** Longest fetch long-poll; also bounds how late a due retry is picked up. Default 250. */
+  maxWaitTimeMs?: number;
+  /** Offsets of acknowledged events are committed at least this often during long batches. Default 1 s. */
+  commitIntervalMs?: number;
+  /** Pause before a released event is fetched again (avoids a hot loop when settling keeps failing). Default 200. */
+  releaseBackoffMs?: number;
+  /** Idempotent producer (kafkajs calls it experimental). Default true. */
+  idempotent?: boolean;
+  /** TLS options; `kafkas://` turns TLS on with defaults. */
+  ssl?: boolean | ConnectionOptions;
+  /** SASL mechanism for credentials in the URL. Default `plain` (`?mechanism=scram-sha-256` in the URL works too). */
+  saslMechanism?: 'plain' | 'scram-sha-256' | 'scram-sha-512';
+  clientId?: string;
+}
+
+export interface ResolvedKafkaOptions {
+  readonly brokers: readonly string[];
+  /** For messages: the brokers, never the credentials. */
+  readonly where: string;
+  readonly clientId: string;
+  readonly topicPrefix: string;
+  readonly partitions: number;
+  readonly retryPartitions: number;
+  readonly replicationFactor: number;
+  readonly requireTopics: boolean;
+  readonly maxMessageBytes: number;
+  readonly connectTimeoutMs: number;
+  readonly publishTimeoutMs: number;
+  readonly sessionTimeoutMs: number;
+  readonly rebalanceTimeoutMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly maxWaitTimeMs: number;
+  readonly commitIntervalMs: number;
+  readonly releaseBackoffMs: number;
+  readonly idempotent: boolean;
+  readonly ssl: boolean | ConnectionOptions | undefined;
+  readonly sasl:
+    | { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string }
+    | undefined;
+}
+
+const MECHANISMS = new Set(['plain', 'scram-sha-256', 'scram-sha-512']);
+
+function integer(value: unknown, name: string, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value === 'string' && /^-?\d+$/.test(value)) value = Number(value);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(ADAPTER_NAME, `${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** Validates options and the URL (`kafka://host1:9092,host2:9092`, `kafkas://user:pass@host`); throws `ConfigError`. */
+export function resolveOptions(url: string, options: KafkaAdapterOptions): ResolvedKafkaOptions {
+  const parsed = parseBrokerUrl(url);
+  if (parsed.scheme !== 'kafka' && parsed.scheme !== 'kafkas') {
+    throw new ConfigError(ADAPTER_NAME, `the Kafka adapter takes kafka:// or kafkas:// URLs, got "${redactUrl(url)}"`);
+  }
+  const brokers = parsed.hosts.map((h) => `${h.host}:${h.port ?? DEFAULT_PORT}`);
+  const param = (name: string): string | undefined => parsed.params.get(name) ?? undefined;
+
+  const topicPrefix = options.topicPrefix ?? param('topicPrefix') ?? 'wharf';
+  if (!/^[A-Za-z0-9._-]{1,40}$/.test(topicPrefix)) {
+    throw new ConfigError(
+      ADAPTER_NAME,
+      `topicPrefix "${topicPrefix}" is invalid: use 1-40 letters, digits, ".", "_" or "-"`,
+    );
+  }
+  const mechanism = options.saslMechanism ?? param('mechanism') ?? 'plain';
+  if (!MECHANISMS.has(mechanism)) {
+    throw new ConfigError(
+      ADAPTER_NAME,
+      `SASL mechanism "${mechanism}" is not supported; use plain, scram-sha-256 or scram-sha-512`,
+    );
+  }
+  const sasl =
+    parsed.username !== undefined
+      ? {
+          mechanism: mechanism as 'plain' | 'scram-sha-256' | 'scram-sha-512',
+          username: parsed.username,
+          password: parsed.password ?? '',
+        }
+      : undefined;
+  const heartbeatIntervalMs = integer(options.heartbeatIntervalMs, 'heartbeatIntervalMs', 50, 60_000, 1_000);
+  const sessionTimeoutMs = integer(options.sessionTimeoutMs, 'sessionTimeoutMs', 1_000, 3_600_000, 30_000);
+  if (heartbeatIntervalMs * 3 > sessionTimeoutMs) {
+    throw new ConfigError(
+      ADAPTER_NAME,
+      `heartbeatIntervalMs (${heartbeatIntervalMs}) must be at most a third of sessionTimeoutMs (${sessionTimeoutMs})`,
+    );
+  }
+  return {
+    brokers,
+    where: brokers.join(','),
+    clientId: options.clientId ?? param('clientId') ?? `wharf-${hostname()}-${process.pid}`,
+    topicPrefix,
+    partitions: integer(options.partitions ?? param('partitions'), 'partitions', 1, 10_000, 3),
+    retryPartitions: integer(options.retryPartitions, 'retryPartitions', 1, 10_000, 1),
+    replicationFactor: integer(options.replicationFactor, 'replicationFactor', -1, 100, -1),
+    requireTopics: options.requireTopics ?? param('requireTopics') === 'true',
+    maxMessageBytes: integer(options.maxMessageBytes, 'maxMessageBytes', 1_024, 512 * 1024 * 1024, 8 * 1024 * 1024),
+    connectTimeoutMs: integer(options.connectTimeoutMs, 'connectTimeoutMs', 100, 600_000, 10_000),
+    publishTimeoutMs: integer(options.publishTimeoutMs, 'publishTimeoutMs', 100, 3_600_000, 30_000),
+    sessionTimeoutMs,
+    rebalanceTimeoutMs: integer(options.rebalanceTimeoutMs, 'rebalanceTimeoutMs', 1_000, 3_600_000, 60_000),
+    heartbeatIntervalMs,
+    maxWaitTimeMs: integer(options.maxWaitTimeMs, 'maxWaitTimeMs', 10, 30_000, 250),
+    commitIntervalMs: integer(options.commitIntervalMs, 'commitIntervalMs', 10, 600_000, 1_000),
+    releaseBackoffMs: integer(options.releaseBackoffMs, 'releaseBackoffMs', 0, 600_000, 200),
+    idempotent: options.idempotent ?? true,
+    ssl: options.ssl ?? (parsed.scheme === 'kafkas' ? true : undefined),
+    sasl,
+  };
+}

@@ -1,0 +1,121 @@
+import { type Logger, MessageTooLargeError, PublishError, type WharfError, type WireMessage } from '@wharf/core';
+import { type ClientAdmin, type ClientProducer, classifyError, type OutgoingRecord } from './client.js';
+import { encode, recordSize } from './codec.js';
+import { toWharfError, within } from './errors.js';
+import { ADAPTER_NAME, type ResolvedKafkaOptions } from './options.js';
+import type { Topology } from './topology.js';
+
+interface Pending {
+  readonly topic: string;
+  readonly records: readonly OutgoingRecord[];
+  readonly bytes: number;
+  readonly doing: string;
+  readonly resolve: () => void;
+  readonly reject: (error: WharfError) => void;
+}
+
+/** Soft cap of one coalesced produce request; a single larger call is still sent whole. */
+const MAX_REQUEST_BYTES = 1024 * 1024;
+
+/**
+ * Produces records with acks=all through one (idempotent) producer. The idempotent producer allows
+ * one request in flight per broker, so calls that arrive while a request is in flight are coalesced
+ * into the next one (what the Java client's accumulator does): each call still resolves only when
+ * the broker acknowledged its records, and records of one call keep their order.
+ */
+export class Publisher {
+  readonly #queue: Pending[] = [];
+  #flushing = false;
+
+  constructor(
+    readonly options: ResolvedKafkaOptions,
+    readonly producer: ClientProducer,
+    readonly admin: () => Promise<ClientAdmin>,
+    readonly topology: Topology,
+    readonly logger: Logger,
+  ) {}
+
+  async publish(channel: string, messages: readonly WireMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    await this.topology.ensureChannel(channel);
+    await this.send(this.topology.names.channel(channel), messages.map(encode), `publishing to channel ${channel}`);
+  }
+
+  /** Sends records to a topic; resolves once the broker acknowledged all of them. */
+  send(topic: string, records: readonly OutgoingRecord[], doing: string): Promise<void> {
+    let bytes = 0;
+    for (const r of records) bytes += recordSize(r);
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ topic, records, bytes, doing, resolve, reject });
+      if (!this.#flushing) void this.#flush();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushing = true;
+    try {
+      while (this.#queue.length > 0) {
+        const take: Pending[] = [];
+        let bytes = 0;
+        while (this.#queue.length > 0) {
+          const next = this.#queue[0] as Pending;
+          if (take.length > 0 && bytes + next.bytes > MAX_REQUEST_BYTES) break;
+          take.push(next);
+          bytes += next.bytes;
+          this.#queue.shift();
+        }
+        await this.#sendTogether(take);
+      }
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  async #sendTogether(items: readonly Pending[]): Promise<void> {
+    try {
+      await this.#produce(items);
+      for (const item of items) item.resolve();
+    } catch (error) {
+      if (items.length > 1 && classifyError(error) === 'too-large') {
+        // One oversized call must not fail the calls it was coalesced with: send each alone.
+        for (const item of items) await this.#sendTogether([item]);
+        return;
+      }
+      for (const item of items) item.reject(await this.#map(error, item));
+    }
+  }
+
+  #produce(items: readonly Pending[]): Promise<void> {
+    const byTopic = new Map<string, OutgoingRecord[]>();
+    for (const item of items) {
+      const list = byTopic.get(item.topic);
+      if (list) list.push(...item.records);
+      else byTopic.set(item.topic, [...item.records]);
+    }
+    const batch = [...byTopic].map(([topic, records]) => ({ topic, records }));
+    return within(
+      this.producer.send(batch),
+      this.options.publishTimeoutMs,
+      () =>
+        new PublishError(
+          ADAPTER_NAME,
+          `the brokers ${this.options.where} did not acknowledge within ${this.options.publishTimeoutMs} ms (publishTimeoutMs); the events may or may not be stored — publish again (consumers deduplicate by id)`,
+        ),
+    );
+  }
+
+  async #map(error: unknown, item: Pending): Promise<WharfError> {
+    const kind = classifyError(error);
+    if (kind === 'too-large') {
+      const largest = Math.max(...item.records.map(recordSize));
+      const limit = await this.admin()
+        .then((a) => a.maxMessageBytes(item.topic))
+        .catch(() => undefined);
+      const tooLarge = new MessageTooLargeError(ADAPTER_NAME, largest, limit ?? -1);
+      (tooLarge as { cause?: unknown }).cause = error;
+      return tooLarge;
+    }
+    if (kind === 'unknown-topic') this.topology.forget(item.topic);
+    return toWharfError(error, { where: this.options.where, doing: item.doing });
+  }
+}

@@ -1,0 +1,91 @@
+import { brokersRequired, probeBroker } from '@wharf/conformance';
+import { type Logger, silentLogger } from '@wharf/core';
+import { type ClientAdmin, createClient, type KafkaClient } from '../src/client.js';
+import createKafkaAdapter, { type KafkaAdapter, type KafkaAdapterOptions, Names } from '../src/index.js';
+
+export const KAFKA_URL = process.env.WHARF_KAFKA_URL ?? 'kafka://127.0.0.1:9092';
+const [host = '127.0.0.1', port = '9092'] = (KAFKA_URL.replace(/^kafkas?:\/\//, '').split(',')[0] ?? '').split(':');
+
+/** Why the Kafka tests cannot run, or undefined when the broker answers. */
+export const unavailable = await probeBroker('Kafka', host, Number(port));
+if (unavailable && !brokersRequired()) {
+  process.stdout.write(`[wharf] kafka tests skipped: ${unavailable} — start it with: bash scripts/kafka.sh up\n`);
+}
+/** Skip (locally) or fail (CI / WHARF_REQUIRE_BROKERS) when the broker is missing. */
+export const skipKafka = unavailable !== undefined && !brokersRequired();
+
+/**
+ * Settings for tests: short session and heartbeat so rebalances and leaving members settle fast
+ * (6 s is the broker's minimum session timeout), short long-polls so due retries are picked up quickly.
+ */
+export const FAST: KafkaAdapterOptions = {
+  sessionTimeoutMs: 6_000,
+  heartbeatIntervalMs: 300,
+  rebalanceTimeoutMs: 10_000,
+  maxWaitTimeMs: 100,
+  commitIntervalMs: 200,
+  releaseBackoffMs: 100,
+  connectTimeoutMs: 10_000,
+};
+
+export function adapter(options: KafkaAdapterOptions = {}, logger: Logger = silentLogger): KafkaAdapter {
+  return createKafkaAdapter({ url: KAFKA_URL, logger, ...FAST, ...options });
+}
+
+export const names = new Names('wharf');
+
+let shared: { client: KafkaClient; admin: Promise<ClientAdmin> } | undefined;
+
+/** A raw client for checks and foreign producers (not the adapter under test). */
+export function rawClient(): { client: KafkaClient; admin: Promise<ClientAdmin> } {
+  if (!shared) {
+    const client = createClient({
+      brokers: [`${host}:${port}`],
+      clientId: 'wharf-kafka-tests',
+      connectionTimeoutMs: 3_000,
+      requestTimeoutMs: 30_000,
+      retries: 5,
+      maxRetryTimeMs: 2_000,
+      logger: silentLogger,
+    });
+    shared = { client, admin: client.admin() };
+  }
+  return shared;
+}
+
+/** Deletes every topic and consumer group of a channel (and its groups). */
+export async function cleanupChannel(channel: string, groups: readonly string[]): Promise<void> {
+  const admin = await rawClient().admin;
+  const prefix = `${names.channel(channel)}.`;
+  const topics = (await admin.listTopics()).filter((t) => t === names.channel(channel) || t.startsWith(prefix));
+  await admin.deleteTopics(topics).catch(() => undefined);
+  const ids = groups.flatMap((g) => [names.group(channel, g), names.deadLetterReader(channel, g)]);
+  await admin.deleteGroups(ids).catch(() => undefined);
+}
+
+/** Produces a record as a foreign (non-Wharf) producer would, straight to the channel topic. */
+export async function publishForeign(
+  channel: string,
+  message: { body: Uint8Array; headers?: Readonly<Record<string, string>>; contentType?: string; key?: string },
+): Promise<void> {
+  const { client } = rawClient();
+  const producer = await client.producer({
+    idempotent: false,
+    acks: -1,
+    retries: 5,
+    maxRetryTimeMs: 2_000,
+    requestTimeoutMs: 30_000,
+  });
+  try {
+    const headers: Record<string, string> = { ...(message.headers ?? {}) };
+    if (message.contentType !== undefined) headers['content-type'] = message.contentType;
+    await producer.send([
+      {
+        topic: names.channel(channel),
+        records: [{ key: message.key ?? null, value: Buffer.from(message.body), headers }],
+      },
+    ]);
+  } finally {
+    await producer.disconnect();
+  }
+}
