@@ -126,7 +126,6 @@ export class Subscriber implements AdapterSubscription {
     this.#slots = new Slots(request.concurrency);
     const names = deps.topology.names;
     this.#groupId = names.group(request.channel, request.group);
-    this.#channelTopic = names.channel(request.channel);
     const { retries, dlt } = names.groupTopics(request.channel, request.group, request.policy);
     for (const [tier, topic] of retries) {
       this.#retryTopics.set(tier, topic);
