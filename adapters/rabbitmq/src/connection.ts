@@ -205,6 +205,7 @@ export class Link {
     });
     model.on('unblocked', () => this.#logger.info(`[wharf] [rabbitmq] the ${this.#name} connection is unblocked`));
     model.once('close', (error?: Error) => this.#lost(model, error));
+    if (o.coalesceWrites) coalesceWrites(model);
     this.#model = model;
   }
 
@@ -269,6 +270,35 @@ export class Link {
     this.#waiters = [];
     for (const wake of waiters) wake();
   }
+}
+
+interface MuxLike {
+  out?: { cork?: () => void; uncork?: () => void };
+  _readIncoming?: () => void;
+}
+
+/**
+ * amqplib's multiplexer writes every frame (a publish, an ack) to the socket with its own
+ * `write`, which is one system call each; corking the socket while it copies the frames ready in
+ * one turn makes them a single `writev`. It changes no bytes or order on the wire, only how many
+ * writes carry them, and roughly halves client and broker CPU per small message. Applied only when
+ * amqplib's internals have the expected shape (checked, not assumed), otherwise nothing changes.
+ */
+export function coalesceWrites(model: amqp.ChannelModel): void {
+  const mux = (model.connection as unknown as { muxer?: MuxLike }).muxer;
+  const original = mux?._readIncoming;
+  const out = mux?.out;
+  if (!mux || typeof original !== 'function' || typeof out?.cork !== 'function' || typeof out.uncork !== 'function') {
+    return;
+  }
+  mux._readIncoming = function readIncomingCorked(this: MuxLike): void {
+    out.cork?.();
+    try {
+      original.call(this);
+    } finally {
+      out.uncork?.();
+    }
+  };
 }
 
 /**

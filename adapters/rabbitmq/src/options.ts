@@ -56,6 +56,11 @@ export interface RabbitMqAdapterOptions {
   prefix?: string;
   /** How long `close()` waits for unconfirmed publishes before closing the connection, ms. Default 5000. */
   closeTimeoutMs?: number;
+  /**
+   * Send the frames amqplib has ready in one turn with one socket write (`writev`) instead of one
+   * write each. Same bytes, same order; far fewer system calls. Default `true`.
+   */
+  coalesceWrites?: boolean;
 }
 
 export interface ResolvedHost {
@@ -80,6 +85,7 @@ export interface ResolvedOptions {
   readonly maxMessageBytes: number;
   readonly prefix: string;
   readonly closeTimeoutMs: number;
+  readonly coalesceWrites: boolean;
 }
 
 /** RabbitMQ 3.10's default `max_message_size`. */
@@ -159,5 +165,6 @@ export function resolveOptions(url: string, options: RabbitMqAdapterOptions): Re
     ),
     prefix,
     closeTimeoutMs: integer(options.closeTimeoutMs, 'closeTimeoutMs', 0, 600_000, 5_000),
+    coalesceWrites: options.coalesceWrites ?? true,
   };
 }

@@ -5,8 +5,8 @@ import {
   ConfigError,
   createBus,
   InvalidUrlError,
-  silentLogger,
   type Logger,
+  silentLogger,
 } from '@wharf/core';
 import { describe, it } from 'vitest';
 import createRabbitMqAdapter from '../src/index.js';
@@ -33,10 +33,7 @@ describe('options (no broker needed)', () => {
       () => createRabbitMqAdapter({ url: 'amqp://h', logger: silentLogger, maxMessageBytes: 200 * 1024 * 1024 }),
       ConfigError,
     );
-    assert.throws(
-      () => createRabbitMqAdapter({ url: 'amqp://h', logger: silentLogger, prefix: 'amq.x' }),
-      /prefix/,
-    );
+    assert.throws(() => createRabbitMqAdapter({ url: 'amqp://h', logger: silentLogger, prefix: 'amq.x' }), /prefix/);
     assert.throws(
       () => createRabbitMqAdapter({ url: 'amqps://h', logger: silentLogger, tls: { certFile: '/c.pem' } }),
       /keyFile/,

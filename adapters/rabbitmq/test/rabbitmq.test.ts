@@ -203,7 +203,9 @@ describe.skipIf(unavailable !== undefined)('rabbitmq adapter (real broker)', () 
     const a = adapter({ maxMessageBytes: 1024 });
     await a.connect();
     await assert.rejects(
-      a.publish(channel, [{ attributes: { id: 'x', source: 's', type: 't', specversion: '1.0' }, body: new Uint8Array(2048) }]),
+      a.publish(channel, [
+        { attributes: { id: 'x', source: 's', type: 't', specversion: '1.0' }, body: new Uint8Array(2048) },
+      ]),
       MessageTooLargeError,
     );
     assert.equal(await queueDepth(groupNames(PREFIX, channel, groups[0] as string).queue), 0);
@@ -217,7 +219,9 @@ describe.skipIf(unavailable !== undefined)('rabbitmq adapter (real broker)', () 
     const body = new Uint8Array(1024);
     const all: Promise<void>[] = [];
     for (let i = 0; i < 10_000; i++) {
-      all.push(a.publish(channel, [{ attributes: { id: `e-${i}`, source: 's', type: 't', specversion: '1.0' }, body }]));
+      all.push(
+        a.publish(channel, [{ attributes: { id: `e-${i}`, source: 's', type: 't', specversion: '1.0' }, body }]),
+      );
     }
     const results = await Promise.allSettled(all);
     assert.equal(results.filter((r) => r.status === 'rejected').length, 0);
