@@ -8,6 +8,7 @@ import {
   InvalidEventError,
   InvalidUrlError,
   loadAdapter,
+  NonRetryableError,
   silentLogger,
 } from '@wharf/core';
 import { describe, expect, it } from 'vitest';
@@ -198,6 +199,49 @@ describe('memory adapter specifics', () => {
   it('rejects publishing to a channel without groups, so nothing is silently lost', async () => {
     const b = bus();
     await expect(b.publish('nobody-listens', { type: 'T' })).rejects.toThrow(/no group is declared on channel/);
+    await b.close();
+  });
+});
+
+describe('tracing and metrics', () => {
+  it('ctx.publish carries correlation, causation and trace context', async () => {
+    const b = bus();
+    const seen: { id: string; correlationid?: string; causationid?: string; traceparent?: string }[] = [];
+    await b.subscribe('second', { group: 'g' }, (e) => void seen.push(e));
+    await b.subscribe('first', { group: 'g' }, async (_, ctx) => {
+      await ctx.publish('second', { type: 'Caused' });
+    });
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const first = await b.publish('first', { type: 'Start', traceparent });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(seen[0]).toMatchObject({ correlationid: first.id, causationid: first.id, traceparent });
+    await b.close();
+  });
+
+  it('reports every settlement and publish to the observer', async () => {
+    const outcomes: string[] = [];
+    let published = 0;
+    const b = bus({
+      observer: {
+        onSettled: (outcome, info) => outcomes.push(`${outcome}:${info.type}:${info.attempt}`),
+        onPublished: (_, count) => {
+          published += count;
+        },
+      },
+    });
+    await b.subscribe('c', { group: 'g', retry: { maxAttempts: 2, delays: [10] } }, (e, ctx) => {
+      if (e.type === 'Flaky' && ctx.attempt === 1) throw new Error('once');
+      if (e.type === 'Bad') throw new NonRetryableError('no');
+    });
+    const ok = await b.publish('c', { type: 'Ok' });
+    await b.publish('c', { type: 'Ok', id: ok.id, source: ok.source });
+    await b.publishBatch('c', [{ type: 'Flaky' }, { type: 'Bad' }]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(published).toBe(4);
+    expect(outcomes.sort()).toEqual(
+      ['acked:Flaky:2', 'acked:Ok:1', 'dead-lettered:Bad:1', 'duplicate:Ok:1', 'retried:Flaky:1'].sort(),
+    );
+    expect(b.stats()).toMatchObject({ acked: 2, duplicates: 1, retried: 1, deadLettered: 1, failures: 2 });
     await b.close();
   });
 });

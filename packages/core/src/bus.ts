@@ -1,6 +1,14 @@
 import { hostname } from 'node:os';
 import type { Adapter, AdapterSubscription, Delivery, StoredDeadLetter } from './adapter.js';
-import { dispatchByType, type EventValidator, type Handler, type HandlerMap, Shutdown, settle } from './consumer.js';
+import {
+  type BusObserver,
+  dispatchByType,
+  type EventValidator,
+  type Handler,
+  type HandlerMap,
+  Shutdown,
+  settle,
+} from './consumer.js';
 import { type DeadLetterInfo, parseDeadLetterHeaders } from './dead-letter.js';
 import { type DedupStore, MemoryDedupStore } from './dedup.js';
 import { type CloudEvent, createEvent, decodeEvent, type EventInput, encodeEvent } from './envelope.js';
@@ -26,6 +34,8 @@ export interface BusOptions {
   dedup?: DedupStore;
   /** Contract checks on publish and consume (see `@wharf/asyncapi`). */
   validator?: EventValidator;
+  /** Receives every settlement and publish, for metrics and tracing. */
+  observer?: BusObserver;
   /** How long `close()` waits for running handlers before aborting them. Default 10 s. */
   shutdownTimeoutMs?: number;
 }
@@ -151,8 +161,10 @@ export class Bus {
       if (wire.body.length > limit) throw new MessageTooLargeError(adapter.name, wire.body.length, limit);
     }
     if (this.#closing) throw new ClosedError('core', 'publish');
+    const started = performance.now();
     await adapter.publish(channel, wires);
     this.#stats.published += wires.length;
+    this.#options.observer?.onPublished?.(channel, wires.length, performance.now() - started);
     return events;
   }
 
@@ -204,6 +216,8 @@ export class Bus {
       logger: this.#logger,
       stats: this.#stats,
       shutdown: active.shutdown,
+      publish: <E>(target: string, input: EventInput<E>) => this.publish<E>(target, input),
+      observer: this.#options.observer,
     };
     active.native = await adapter.subscribe(
       { channel, group: options.group, concurrency, policy },

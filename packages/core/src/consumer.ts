@@ -1,7 +1,7 @@
 import type { Delivery } from './adapter.js';
 import { type DeadLetterReason, deadLetterInfo } from './dead-letter.js';
 import type { DedupStore } from './dedup.js';
-import { type CloudEvent, decodeEvent } from './envelope.js';
+import { type CloudEvent, decodeEvent, type EventInput } from './envelope.js';
 import { ContractViolationError, describeError, NonRetryableError, UndecodableMessageError } from './errors.js';
 import type { Logger } from './logger.js';
 import { type NormalizedRetryPolicy, retryDelay } from './policy.js';
@@ -18,7 +18,25 @@ export interface HandlerContext {
   readonly signal: AbortSignal;
   /** Dead-letters this event at once with `reason` (throws; nothing after it runs). */
   deadLetter(reason: string): never;
+  /**
+   * Publishes an event caused by this one: `causationid` is this event's id, and `correlationid`,
+   * `traceparent` and `tracestate` carry over unless given, so a whole saga can be followed.
+   */
+  publish<T>(channel: string, input: EventInput<T>): Promise<CloudEvent<T>>;
 }
+
+/** How settlement reports outcomes, for metrics and tracing. */
+export interface BusObserver {
+  /** An event was settled; `handlerMs` is 0 when the handler did not run. */
+  onSettled?(
+    outcome: SettleOutcome,
+    info: { channel: string; group: string; type: string | undefined; attempt: number; handlerMs: number },
+  ): void;
+  /** Events were accepted by the broker. */
+  onPublished?(channel: string, count: number, ms: number): void;
+}
+
+export type SettleOutcome = 'acked' | 'retried' | 'dead-lettered' | 'released' | 'duplicate' | 'discarded';
 
 /** Handles one event. Resolve to acknowledge; throw to retry (or `NonRetryableError` to dead-letter). */
 export type Handler<T = unknown> = (event: CloudEvent<T>, context: HandlerContext) => unknown;
@@ -58,18 +76,51 @@ export interface ConsumerSetup {
   readonly validator: EventValidator | undefined;
   readonly logger: Logger;
   readonly stats: Stats;
+  readonly publish: <T>(channel: string, input: EventInput<T>) => Promise<CloudEvent<T>>;
+  readonly observer: BusObserver | undefined;
   /** Aborted when the bus shuts down. */
   readonly shutdown: Shutdown;
+}
+
+function caused<T>(cause: CloudEvent, input: EventInput<T>): EventInput<T> {
+  const out: EventInput<T> = { ...input, causationid: input.causationid ?? cause.id };
+  const correlation = input.correlationid ?? cause.correlationid ?? cause.id;
+  out.correlationid = correlation;
+  if (input.traceparent === undefined && cause.traceparent !== undefined) out.traceparent = cause.traceparent;
+  if (input.tracestate === undefined && cause.tracestate !== undefined) out.tracestate = cause.tracestate;
+  return out;
+}
+
+/** What settlement knows about a delivery, for stats and the observer. */
+interface Trace {
+  type: string | undefined;
+  attempt: number;
+  handlerMs: number;
+}
+
+const COUNTERS: Record<SettleOutcome, 'acked' | 'retried' | 'deadLettered' | 'released' | 'duplicates' | 'discarded'> =
+  {
+    acked: 'acked',
+    retried: 'retried',
+    'dead-lettered': 'deadLettered',
+    released: 'released',
+    duplicate: 'duplicates',
+    discarded: 'discarded',
+  };
+
+function note(setup: ConsumerSetup, outcome: SettleOutcome, trace: Trace): void {
+  setup.stats[COUNTERS[outcome]]++;
+  setup.observer?.onSettled?.(outcome, { channel: setup.channel, group: setup.group, ...trace });
 }
 
 /** The one place where a handler's outcome becomes ack, retry, dead letter or release. */
 export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<void> {
   const { stats, logger, channel, group } = setup;
+  const trace: Trace = { type: undefined, attempt: delivery.attempt, handlerMs: 0 };
   stats.delivered++;
   if (setup.shutdown.aborted) {
     await safely(() => delivery.release(), 'release', setup);
-    stats.released++;
-    return;
+    return note(setup, 'released', trace);
   }
 
   let event: CloudEvent;
@@ -81,21 +132,21 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
       error instanceof UndecodableMessageError
         ? error
         : new UndecodableMessageError('consumer', describeError(error).message, { cause: error });
-    return deadLetter(setup, delivery, 'undecodable', cause, 0);
+    return deadLetter(setup, delivery, 'undecodable', cause, 0, trace);
   }
+  trace.type = event.type;
 
   try {
     setup.validator?.validate('consume', channel, event);
   } catch (error) {
-    if (error instanceof ContractViolationError) return deadLetter(setup, delivery, 'invalid', error, 0);
+    if (error instanceof ContractViolationError) return deadLetter(setup, delivery, 'invalid', error, 0, trace);
     throw error;
   }
 
   const dedupKey = `${event.source}\u0000${event.id}`;
   if (setup.dedup && (await setup.dedup.has(group, dedupKey))) {
-    stats.duplicates++;
     await safely(() => delivery.ack(), 'ack', setup);
-    return;
+    return note(setup, 'duplicate', trace);
   }
 
   const context: HandlerContext = {
@@ -107,37 +158,37 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
     deadLetter(reason: string): never {
       throw new NonRetryableError(reason);
     },
+    publish: (target, input) => setup.publish(target, caused(event, input)),
   };
   const started = performance.now();
   const outcome = await raceShutdown(setup.shutdown, () => setup.handler(event, context));
-  stats.handlerMs += performance.now() - started;
+  trace.handlerMs = performance.now() - started;
+  stats.handlerMs += trace.handlerMs;
 
   if ('aborted' in outcome) {
     // Interrupted by shutdown: neither acked nor dead-lettered, so the broker redelivers it.
-    stats.released++;
     await safely(() => delivery.release(), 'release', setup);
-    return;
+    return note(setup, 'released', trace);
   }
   if (outcome.ok) {
     if (setup.dedup) await setup.dedup.add(group, dedupKey);
     await safely(() => delivery.ack(), 'ack', setup);
-    stats.acked++;
-    return;
+    return note(setup, 'acked', trace);
   }
 
   const { error } = outcome;
   stats.failures++;
-  if (error instanceof NonRetryableError) return deadLetter(setup, delivery, 'non-retryable', error, delivery.attempt);
-  if (error instanceof ContractViolationError) return deadLetter(setup, delivery, 'invalid', error, delivery.attempt);
-  if (error instanceof NoHandlerError) return deadLetter(setup, delivery, 'no-handler', error, delivery.attempt);
-  if (delivery.attempt >= setup.policy.maxAttempts) {
-    return deadLetter(setup, delivery, 'retries-exhausted', error, delivery.attempt);
+  const attempts = delivery.attempt;
+  if (error instanceof NonRetryableError) return deadLetter(setup, delivery, 'non-retryable', error, attempts, trace);
+  if (error instanceof ContractViolationError) return deadLetter(setup, delivery, 'invalid', error, attempts, trace);
+  if (error instanceof NoHandlerError) return deadLetter(setup, delivery, 'no-handler', error, attempts, trace);
+  if (attempts >= setup.policy.maxAttempts) {
+    return deadLetter(setup, delivery, 'retries-exhausted', error, attempts, trace);
   }
-  const tierMs = setup.policy.delays[Math.min(delivery.attempt - 1, setup.policy.delays.length - 1)] ?? 0;
   const instruction = {
-    attempt: delivery.attempt + 1,
-    tierMs,
-    delayMs: retryDelay(setup.policy, delivery.attempt),
+    attempt: attempts + 1,
+    tierMs: setup.policy.delays[Math.min(attempts - 1, setup.policy.delays.length - 1)] ?? 0,
+    delayMs: retryDelay(setup.policy, attempts),
     firstFailureAt: delivery.firstFailureAt ?? new Date().toISOString(),
   };
   logger.debug(
@@ -149,7 +200,7 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
   );
   try {
     await delivery.retry(instruction);
-    stats.retried++;
+    note(setup, 'retried', trace);
   } catch (retryError) {
     logger.error(
       `[wharf] could not schedule a retry on ${channel}/${group}; the event stays unsettled and is redelivered`,
@@ -158,7 +209,7 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
       },
     );
     await safely(() => delivery.release(), 'release', setup);
-    stats.released++;
+    note(setup, 'released', trace);
   }
 }
 
@@ -168,6 +219,7 @@ async function deadLetter(
   reason: DeadLetterReason,
   error: unknown,
   attempts: number,
+  trace: Trace,
 ): Promise<void> {
   const { channel, group, logger, stats } = setup;
   if (!setup.deadLetter) {
@@ -175,13 +227,12 @@ async function deadLetter(
       error: describeError(error).message,
     });
     await safely(() => delivery.ack(), 'ack', setup);
-    stats.discarded++;
-    return;
+    return note(setup, 'discarded', trace);
   }
   const info = deadLetterInfo({ reason, error, channel, group, attempts, firstFailureAt: delivery.firstFailureAt });
   try {
     await delivery.deadLetter(info);
-    stats.deadLettered++;
+    note(setup, 'dead-lettered', trace);
     logger.warn(`[wharf] dead-lettered an event on ${channel}/${group}: ${reason}`, { error: info.errorMessage });
   } catch (writeError) {
     // The original stays unsettled: losing it would be worse than handling it again.
@@ -190,7 +241,7 @@ async function deadLetter(
     });
     stats.deadLetterFailures++;
     await safely(() => delivery.release(), 'release', setup);
-    stats.released++;
+    note(setup, 'released', trace);
   }
 }
 

@@ -15,7 +15,7 @@ export type { BenchOptions, BenchResult, RawBaseline } from './bench.js';
 export { payloadAge, stampPayload, startMeasurement } from './bench.js';
 export type { BusOptions, DeadLetter, SubscribeOptions, Subscription } from './bus.js';
 export { Bus, createBus } from './bus.js';
-export type { EventValidator, Handler, HandlerContext, HandlerMap } from './consumer.js';
+export type { BusObserver, EventValidator, Handler, HandlerContext, HandlerMap, SettleOutcome } from './consumer.js';
 export { dispatchByType, NoHandlerError } from './consumer.js';
 export type { DeadLetterInfo, DeadLetterReason } from './dead-letter.js';
 export {
