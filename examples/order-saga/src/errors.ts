@@ -1,0 +1,42 @@
+import { type Bus, redactUrl, WharfError } from '@wharf/core';
+
+export const USAGE =
+  'usage: wharf saga --broker <url> --orders <N> --seed <S> [--json] [--services order,inventory,payment,notification,audit]';
+
+/** The saga was asked for something it cannot do (`--orders 0`, an unknown service…). */
+export class SagaUsageError extends WharfError {
+  override readonly name = 'SagaUsageError';
+  readonly usage = USAGE;
+  constructor(message: string) {
+    super('ERR_WHARF_USAGE', 'saga', `${message}\n${USAGE}`);
+  }
+}
+
+/** The broker could not be reached when the saga started. */
+export class SagaBrokerError extends WharfError {
+  override readonly name = 'SagaBrokerError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_WHARF_BROKER_UNREACHABLE', 'saga', message, options);
+  }
+}
+
+const CONNECT_TIMEOUT_MS = 15_000;
+
+/** Connects a bus, turning any failure or a hang into one clear error naming the (redacted) broker. */
+export async function connectOrExplain(bus: Bus): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${CONNECT_TIMEOUT_MS / 1000} s`)), CONNECT_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([bus.connect(), timeout]);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new SagaBrokerError(
+      `cannot start the saga: the broker ${redactUrl(bus.url)} is not reachable (${reason}) — is it running? (pnpm wharf brokers up)`,
+      { cause: error },
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+}

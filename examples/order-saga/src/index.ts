@@ -1,0 +1,10 @@
+export { SagaBrokerError, SagaUsageError, USAGE } from './errors.js';
+export { formatSummary } from './format.js';
+export { createOrderApi } from './http.js';
+export type { RunningServices, ServicesOptions } from './run-services.js';
+export { runServices, startServices } from './run-services.js';
+export type { SagaOptions, SagaProgress } from './saga.js';
+export { runSaga } from './saga.js';
+export type { Invariant, SagaSummary } from './summary.js';
+export { comparable } from './summary.js';
+export { SERVICES, type ServiceName } from './topology.js';

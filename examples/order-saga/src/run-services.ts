@@ -1,0 +1,98 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { parseBrokerUrl, type RetryPolicy } from '@wharf/core';
+import { SagaUsageError } from './errors.js';
+import { startHost } from './host.js';
+import { createOrderApi } from './http.js';
+import { checkServices } from './saga.js';
+import { fileStores } from './state/file-store.js';
+import { memoryStores } from './state/memory-store.js';
+import { SERVICES, type ServiceName } from './topology.js';
+
+/** Options of {@link startServices} and {@link runServices}. */
+export interface ServicesOptions {
+  url: string;
+  /** Which services to run (default all five). */
+  services?: readonly string[];
+  /** Instances of each service in this process. Default 1. */
+  replicas?: Partial<Record<ServiceName, number>>;
+  /** Directory shared with the other processes of the run (state and counters); memory when absent. */
+  stateDir?: string;
+  /** Port of the order service's HTTP API (0 = any free port). Default 0. */
+  port?: number;
+  /** Interface the HTTP API listens on. Default 127.0.0.1. */
+  host?: string;
+  /** Honour the saga's `x-wharf-fault` header. Default true. */
+  faultInjection?: boolean;
+  retry?: RetryPolicy;
+  /** Accepted for CLI pass-through: the scenario comes from the coordinator's seed. */
+  seed?: number | string;
+}
+
+export interface RunningServices {
+  readonly services: readonly ServiceName[];
+  /** Base URL of the order service's HTTP API, when this process runs it. */
+  readonly orderUrl: string | undefined;
+  close(): Promise<void>;
+}
+
+/** Starts services in this process; resolves once they consume. */
+export async function startServices(options: ServicesOptions): Promise<RunningServices> {
+  const services = checkServices(options.services ?? SERVICES);
+  if (services.length === 0) throw new SagaUsageError('--services names no service');
+  parseBrokerUrl(options.url);
+  if (options.stateDir) mkdirSync(options.stateDir, { recursive: true });
+  const stores = options.stateDir ? fileStores(options.stateDir) : memoryStores();
+  const host = await startHost({
+    url: options.url,
+    services,
+    stores,
+    ...(options.replicas ? { replicas: options.replicas } : {}),
+    ...(options.retry ? { retry: options.retry } : {}),
+    ...(options.stateDir ? { statsDir: join(options.stateDir, 'stats') } : {}),
+  });
+  let server: Server | undefined;
+  let orderUrl: string | undefined;
+  if (host.order) {
+    server = createOrderApi(host.order, { faultInjection: options.faultInjection ?? true });
+    const listening = server;
+    await new Promise<void>((resolve, reject) => {
+      listening.once('error', reject);
+      listening.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
+    });
+    const address = server.address() as AddressInfo;
+    orderUrl = `http://${address.address}:${address.port}`;
+    if (options.stateDir) writeFileSync(join(options.stateDir, 'order-url'), orderUrl);
+  }
+  return {
+    services,
+    orderUrl,
+    async close() {
+      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+      await host.close();
+    },
+  };
+}
+
+/**
+ * Runs services as one process of a multi-process saga until SIGTERM or SIGINT, then shuts down
+ * gracefully (in-flight events finish or return to the broker).
+ */
+export async function runServices(
+  options: ServicesOptions & { onReady?: (running: RunningServices) => void },
+): Promise<void> {
+  const running = await startServices(options);
+  options.onReady?.(running);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      resolve();
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+  await running.close();
+}

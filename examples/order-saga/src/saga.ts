@@ -1,0 +1,258 @@
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Bus, consoleLogger, createBus, parseBrokerUrl } from '@wharf/core';
+import { MAX_ORDERS } from './catalog.js';
+import { connectOrExplain, SagaUsageError } from './errors.js';
+import { type InstanceStats, SAGA_RETRY, type ServiceHost, startHost } from './host.js';
+import { httpPlacer, type Placer } from './http.js';
+import { type PlannedOrder, planOrders } from './scenario.js';
+import type { OrderRecord } from './services/order.js';
+import { fileStores } from './state/file-store.js';
+import { memoryStores } from './state/memory-store.js';
+import type { Stores } from './state/store.js';
+import { type Observation, type SagaSummary, summarize } from './summary.js';
+import { consumerGroups, SERVICES, type ServiceName } from './topology.js';
+
+/** Options of {@link runSaga}. */
+export interface SagaOptions {
+  /** Broker URL: `memory://`, `amqp://…`, `kafka://…`, `nats://…`. */
+  url: string;
+  /** Orders to place: a positive integer, at most 100,000. */
+  orders: number;
+  /** Seed of the scenario; the same seed gives the same summary on every broker. Default 1. */
+  seed?: number | string;
+  /**
+   * Services to run in this process (default: all five). Run the others with `runServices` in
+   * other processes sharing `stateDir`; `[]` makes this process only the coordinator.
+   */
+  services?: readonly ServiceName[];
+  /** Instances of each service in this process, competing in its group (a number for all). Default 1. */
+  replicas?: number | Partial<Record<ServiceName, number>>;
+  /** Directory the services of a multi-process run share their state through. Required unless all services run here. */
+  stateDir?: string;
+  /** The order service's HTTP API when it runs elsewhere. Default: the URL it wrote to `stateDir`. */
+  orderUrl?: string;
+  /** Give up waiting for orders to settle after this long (the summary then reports them). */
+  timeoutMs?: number;
+  /** Accepted so CLI flags pass straight through; runSaga never prints. */
+  json?: boolean;
+  onProgress?: (progress: SagaProgress) => void;
+}
+
+export interface SagaProgress {
+  readonly phase: 'starting' | 'placing' | 'settling' | 'checking' | 'done';
+  readonly placed: number;
+  readonly settled: number;
+  readonly total: number;
+  readonly elapsedMs: number;
+}
+
+interface Checked {
+  url: string;
+  orders: number;
+  seed: number | string;
+  services: ServiceName[];
+  replicas: Partial<Record<ServiceName, number>>;
+  stateDir: string | undefined;
+  timeoutMs: number;
+}
+
+function check(options: SagaOptions): Checked {
+  if (options === null || typeof options !== 'object') throw new SagaUsageError('runSaga needs an options object');
+  const { orders } = options;
+  if (typeof orders !== 'number' || !Number.isInteger(orders) || orders < 1) {
+    throw new SagaUsageError(`--orders must be a positive integer, got ${String(orders)}`);
+  }
+  if (orders > MAX_ORDERS) throw new SagaUsageError(`--orders must be at most ${MAX_ORDERS}, got ${orders}`);
+  const seed = options.seed ?? 1;
+  if (!((typeof seed === 'number' && Number.isInteger(seed)) || (typeof seed === 'string' && seed.length > 0))) {
+    throw new SagaUsageError(`--seed must be an integer or a non-empty string, got ${String(seed)}`);
+  }
+  const url = options.url ?? process.env.WHARF_BROKER ?? 'memory://';
+  parseBrokerUrl(url);
+  const services = checkServices(options.services ?? SERVICES);
+  const replicas: Partial<Record<ServiceName, number>> = {};
+  for (const service of SERVICES) {
+    const count = typeof options.replicas === 'number' ? options.replicas : (options.replicas?.[service] ?? 1);
+    if (!Number.isInteger(count) || count < 1 || count > 64) {
+      throw new SagaUsageError(`replicas must be an integer from 1 to 64, got ${String(count)} for ${service}`);
+    }
+    replicas[service] = count;
+  }
+  if (services.length < SERVICES.length && !options.stateDir) {
+    throw new SagaUsageError(
+      'services running in other processes share their state through a directory: pass stateDir (--state-dir)',
+    );
+  }
+  const timeoutMs = options.timeoutMs ?? 60_000 + orders * 20;
+  return { url, orders, seed, services, replicas, stateDir: options.stateDir, timeoutMs };
+}
+
+/** Validates a list of service names (`--services order,inventory`). */
+export function checkServices(services: readonly string[]): ServiceName[] {
+  if (!Array.isArray(services)) throw new SagaUsageError('services must be a list of service names');
+  for (const name of services) {
+    if (!SERVICES.includes(name as ServiceName)) {
+      throw new SagaUsageError(`unknown service "${name}"; the services are ${SERVICES.join(', ')}`);
+    }
+  }
+  return [...new Set(services)] as ServiceName[];
+}
+
+/**
+ * Runs the order saga: places `orders` orders generated from `seed`, waits until each is confirmed,
+ * cancelled or dead-lettered (bounded), and returns the summary with its invariants checked.
+ * Throws `SagaUsageError` for bad options and `SagaBrokerError` when the broker is unreachable.
+ */
+export async function runSaga(options: SagaOptions): Promise<SagaSummary> {
+  const o = check(options);
+  const started = performance.now();
+  const runId = randomBytes(4).toString('hex');
+  const plan = planOrders(o.orders, o.seed, runId);
+  const progress = (phase: SagaProgress['phase'], placed: number, settled: number): void =>
+    options.onProgress?.({
+      phase,
+      placed,
+      settled,
+      total: o.orders,
+      elapsedMs: Math.round(performance.now() - started),
+    });
+  progress('starting', 0, 0);
+
+  const logger = consoleLogger(process.env.WHARF_LOG === 'debug' ? 'debug' : 'error');
+  const coordinator = createBus({ url: o.url, source: 'urn:wharf:saga-coordinator', logger });
+  let host: ServiceHost | undefined;
+  try {
+    await connectOrExplain(coordinator);
+    // Every group exists before the first order, so no event is unroutable or missed by a late subscriber.
+    const groups = new Map<string, string[]>();
+    for (const { channel, group } of consumerGroups()) groups.set(channel, [...(groups.get(channel) ?? []), group]);
+    for (const [channel, names] of groups) await coordinator.declare(channel, { groups: names, retry: SAGA_RETRY });
+
+    const stores: Stores = o.stateDir ? fileStores(o.stateDir) : memoryStores();
+    const statsDir = o.stateDir ? join(o.stateDir, 'stats') : undefined;
+    if (o.services.length > 0) {
+      host = await startHost({ url: o.url, services: o.services, stores, replicas: o.replicas, logger, statsDir });
+    }
+    const order = host?.order;
+    const place: Placer = order
+      ? (planned) => order.place(planned.request, { publishTwice: planned.publishTwice })
+      : await httpPlacer(options.orderUrl, o.stateDir);
+
+    const placedAt = performance.now();
+    await placeAll(plan, place, (placed) => progress('placing', placed, 0));
+    const observation = await settle(o, plan, stores, coordinator, runId, progress);
+    const durationMs = performance.now() - placedAt;
+    progress('checking', plan.length, plan.length);
+    const stats = statsDir ? readStats(statsDir) : (host?.stats() ?? []);
+    const summary = await summarize({ ...observation, stats }, stores, {
+      seed: o.seed,
+      runId,
+      broker: parseBrokerUrl(o.url).scheme,
+      services: o.services,
+      durationMs,
+    });
+    progress('done', plan.length, plan.length - summary.unsettled);
+    return summary;
+  } finally {
+    await host?.close();
+    await coordinator.close();
+  }
+}
+
+const PLACING_CONCURRENCY = 64;
+
+async function placeAll(
+  plan: readonly PlannedOrder[],
+  place: Placer,
+  onPlaced: (placed: number) => void,
+): Promise<void> {
+  let next = 0;
+  let placed = 0;
+  const worker = async (): Promise<void> => {
+    while (next < plan.length) {
+      const planned = plan[next++]!;
+      const result = await place(planned);
+      if (!result.ok) {
+        throw new Error(`[wharf] [saga] the order service refused ${planned.orderId}: ${JSON.stringify(result)}`);
+      }
+      placed++;
+      if (placed % 100 === 0 || placed === plan.length) onPlaced(placed);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PLACING_CONCURRENCY, plan.length) }, worker));
+}
+
+/** Polls the services' state until every order is terminal or dead-lettered and the audit log caught up. */
+async function settle(
+  o: Checked,
+  plan: readonly PlannedOrder[],
+  stores: Stores,
+  bus: Bus,
+  runId: string,
+  progress: (phase: SagaProgress['phase'], placed: number, settled: number) => void,
+): Promise<Omit<Observation, 'stats'>> {
+  const prefix = `ord_${runId}-`;
+  const deadline = performance.now() + o.timeoutMs;
+  const local = !o.stateDir && parseBrokerUrl(o.url).scheme === 'memory';
+  const pollMs = o.stateDir ? 200 : 25;
+  const deadLetterEveryMs = local ? 50 : 500;
+  let deadLetters: Observation['deadLetters'] = [];
+  let lastDeadLetterCheck = 0;
+  let orders = new Map<string, OrderRecord>();
+  for (;;) {
+    orders = new Map(await stores.orders.list(prefix));
+    const terminal = [...orders.values()].filter((r) => r.state !== 'placed').length;
+    const now = performance.now();
+    if (terminal + deadLetters.length < plan.length && now - lastDeadLetterCheck > deadLetterEveryMs) {
+      deadLetters = await listDeadLetters(bus, prefix);
+      lastDeadLetterCheck = performance.now();
+    }
+    const dead = new Set(deadLetters.map((d) => d.orderId));
+    const settled = plan.filter((p) => {
+      const state = orders.get(p.orderId)?.state;
+      return (state !== undefined && state !== 'placed') || dead.has(p.orderId);
+    }).length;
+    progress('settling', plan.length, settled);
+    if (settled === plan.length && (await caughtUp(stores, prefix, orders))) break;
+    if (now > deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+  // One last look, so the summary sees every dead letter and counter of the final state.
+  await new Promise((resolve) => setTimeout(resolve, o.stateDir ? 300 : 0));
+  deadLetters = await listDeadLetters(bus, prefix);
+  return { plan, orders: new Map(await stores.orders.list(prefix)), deadLetters };
+}
+
+/** True when every terminal order was notified and the audit log holds every published event of the run. */
+async function caughtUp(stores: Stores, prefix: string, orders: ReadonlyMap<string, OrderRecord>): Promise<boolean> {
+  const terminal = [...orders.values()].filter((r) => r.state !== 'placed');
+  const notified = (await stores.notifications.list(prefix)).filter(([, r]) => r.published).length;
+  if (notified < terminal.length) return false;
+  const published = (await stores.published.list()).filter(([, r]) => r.orderId.startsWith(prefix)).length;
+  const logged = (await stores.audit.list()).filter(([, r]) => r.orderId.startsWith(prefix)).length;
+  return logged >= published;
+}
+
+async function listDeadLetters(bus: Bus, prefix: string): Promise<Observation['deadLetters']> {
+  const out: { orderId: string; deadLetter: import('@wharf/core').DeadLetter }[] = [];
+  for (const { channel, group } of consumerGroups()) {
+    for (const deadLetter of await bus.listDeadLetters(channel, group, { limit: 100_000 })) {
+      const event = deadLetter.event;
+      const orderId = event?.subject ?? (event?.data as { orderId?: string } | undefined)?.orderId ?? '';
+      if (orderId.startsWith(prefix)) out.push({ orderId, deadLetter });
+    }
+  }
+  return out;
+}
+
+function readStats(dir: string): InstanceStats[] {
+  try {
+    return readdirSync(dir)
+      .filter((name) => name.endsWith('.json'))
+      .map((name) => JSON.parse(readFileSync(join(dir, name), 'utf8')) as InstanceStats);
+  } catch {
+    return [];
+  }
+}

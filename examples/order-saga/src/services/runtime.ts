@@ -1,0 +1,79 @@
+import type { CloudEvent, Logger, RetryPolicy } from '@wharf/core';
+import type { PayloadOf, SagaBus, SendOp } from '../contract.js';
+import { KeyedLock } from '../lock.js';
+import { eventKey, type Stores } from '../state/store.js';
+import { OPERATIONS, type ServiceName } from '../topology.js';
+
+/** CloudEvents extension the scenario sets on events a producer must publish twice (and propagate). */
+export const FAULT_EXTENSION = 'wharffault';
+export const PUBLISH_TWICE = 'publish-twice';
+
+/** Counters a service keeps besides its bus's stats. */
+export interface ServiceCounters {
+  /** Deliveries the service recognised as already handled (its own idempotency, beyond the bus's dedup). */
+  duplicates: number;
+}
+
+/** What every service gets. */
+export interface ServiceContext {
+  readonly name: ServiceName;
+  readonly bus: SagaBus;
+  readonly stores: Stores;
+  readonly counters: ServiceCounters;
+  readonly retry: RetryPolicy;
+  readonly concurrency: number;
+  readonly logger: Logger;
+  readonly lock: KeyedLock;
+  /**
+   * Publishes one event of an order with a deterministic id (`<type>:<orderId>`), so a republish
+   * after a failure is a duplicate every consumer drops; publishes it twice when its cause says so.
+   */
+  emit<Op extends SendOp>(
+    operation: Op,
+    payload: PayloadOf<Op> & { orderId: string },
+    cause?: CloudEvent,
+    twice?: boolean,
+  ): Promise<void>;
+}
+
+export function createContext(options: {
+  name: ServiceName;
+  bus: SagaBus;
+  stores: Stores;
+  retry: RetryPolicy;
+  concurrency: number;
+  logger: Logger;
+}): ServiceContext {
+  const counters: ServiceCounters = { duplicates: 0 };
+  const { bus, stores } = options;
+  return {
+    ...options,
+    counters,
+    lock: new KeyedLock(),
+    async emit(operation, payload, cause, publishTwice) {
+      const { orderId } = payload;
+      const { type, channel } = OPERATIONS[operation];
+      const twice = publishTwice ?? cause?.[FAULT_EXTENSION] === PUBLISH_TWICE;
+      const attributes = {
+        id: `${type}:${orderId}`,
+        subject: orderId,
+        partitionkey: orderId,
+        correlationid: orderId,
+        ...(cause ? { causationid: cause.id } : {}),
+        ...(twice ? { extensions: { [FAULT_EXTENSION]: PUBLISH_TWICE } } : {}),
+      };
+      const event = await bus.send(operation as SendOp, payload as never, attributes);
+      if (twice) await bus.send(operation as SendOp, payload as never, { ...attributes, time: event.time });
+      await stores.published.update(eventKey(event.source, event.id), (current) => ({
+        value: { type, channel, orderId, copies: (current?.copies ?? 0) + (twice ? 2 : 1) },
+        result: undefined,
+      }));
+    },
+  };
+}
+
+/** A running service. */
+export interface Service {
+  readonly name: ServiceName;
+  stop(): Promise<void>;
+}

@@ -1,0 +1,38 @@
+/**
+ * Where a service keeps its state: a keyed record store with atomic read-modify-write.
+ * In one process it is memory; services in separate processes share a directory (a stand-in for
+ * the database a real deployment would use), so replicas of a service see one state.
+ */
+export interface Store<T> {
+  get(key: string): Promise<T | undefined>;
+  /**
+   * Reads the record, lets `change` decide, writes what it returns as `value` (nothing when
+   * `value` is undefined) — atomically, also against other processes. `change` must be synchronous.
+   */
+  update<R>(key: string, change: (current: T | undefined) => { value?: T; result: R }): Promise<R>;
+  /** Every record whose key starts with `prefix`. */
+  list(prefix?: string): Promise<[string, T][]>;
+}
+
+/** The stores of the saga's services. */
+export interface Stores {
+  readonly orders: Store<import('../services/order.js').OrderRecord>;
+  readonly inventory: Store<import('../services/inventory.js').InventoryRecord>;
+  readonly payments: Store<import('../services/payment.js').PaymentRecord>;
+  readonly notifications: Store<import('../services/notification.js').NotificationRecord>;
+  readonly audit: Store<import('../services/audit.js').AuditRecord>;
+  /** Every event a service published (key `source id`), written after the broker accepted it. */
+  readonly published: Store<PublishedRecord>;
+}
+
+export interface PublishedRecord {
+  readonly type: string;
+  readonly channel: string;
+  readonly orderId: string;
+  /** How many times it was published (2 for the deliberate duplicates). */
+  copies: number;
+}
+
+export function eventKey(source: string, id: string): string {
+  return `${source} ${id}`;
+}
