@@ -1,0 +1,313 @@
+import { readFileSync } from 'node:fs';
+import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import {
+  type ConnectionOptions,
+  connect,
+  credsAuthenticator,
+  type NatsConnection,
+  type Subscription,
+} from '@nats-io/transport-node';
+import {
+  type Adapter,
+  type AdapterInit,
+  type AdapterSubscription,
+  type Capabilities,
+  ClosedError,
+  DEFAULT_CAPABILITIES,
+  type Delivery,
+  deadLetterInfo,
+  describeError,
+  type Logger,
+  type NormalizedRetryPolicy,
+  type StoredDeadLetter,
+  type SubscribeRequest,
+  TopologyError,
+  type WireMessage,
+} from '@wharf/core';
+import { readDeadLetters, writeDeadLetter } from './dead-letters.js';
+import { connectError, isNoResponders, isStreamNotFound } from './errors.js';
+import { ADAPTER_NAME, type NatsAdapterOptions, type ResolvedNatsOptions, resolveOptions } from './options.js';
+import { Publisher } from './publisher.js';
+import { CrashLoopError, Subscriber } from './subscriber.js';
+import { channelNames, dlqSubject, ensureConsumer } from './topology.js';
+
+/** NATS's default `max_payload` (1 MiB), used until the server tells us its own. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+/** Room left in `max_payload` for the `ce-*` headers. */
+const HEADER_ROOM = 8 * 1024;
+
+interface Connected {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly publisher: Publisher;
+}
+
+/**
+ * The NATS JetStream adapter. Channel → stream + subject, group → durable pull consumer; retries are
+ * `nak(delay)` held by the server; dead letters go to a per-channel dead-letter stream. See README.md.
+ */
+export class NatsAdapter implements Adapter {
+  readonly name = ADAPTER_NAME;
+  readonly #options: ResolvedNatsOptions;
+  readonly #logger: Logger;
+  readonly #subscribers = new Set<Subscriber>();
+  readonly #advisories = new Set<Subscription>();
+  readonly #allSubscribers = new Set<Subscriber>();
+  #connected: Connected | undefined;
+  #connecting: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(init: AdapterInit & NatsAdapterOptions) {
+    this.#options = resolveOptions(init.url, init);
+    this.#logger = init.logger;
+  }
+
+  get capabilities(): Capabilities {
+    const maxPayload = this.#connected?.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
+    return {
+      ...DEFAULT_CAPABILITIES,
+      // One consumer hands messages out in stream order, but with concurrency > 1, competing subscribers
+      // or a nak-delayed retry, later events overtake earlier ones: no per-key order is promised.
+      orderedByKey: false,
+      // A publish to a channel without groups is accepted (interest retention then keeps it for nobody).
+      rejectsUnroutable: false,
+      brokerDeduplication: true,
+      maxMessageBytes: Math.max(1, maxPayload - HEADER_ROOM),
+    };
+  }
+
+  /** The resolved options (no secrets are logged from them). */
+  get options(): ResolvedNatsOptions {
+    return this.#options;
+  }
+
+  connect(): Promise<void> {
+    if (this.#closing) return Promise.reject(new ClosedError(ADAPTER_NAME, 'connect'));
+    this.#connecting ??= this.#connect();
+    this.#connecting.catch(() => {
+      this.#connecting = undefined;
+    });
+    return this.#connecting;
+  }
+
+  async #connect(): Promise<void> {
+    const o = this.#options;
+    const options: ConnectionOptions = {
+      servers: o.servers,
+      name: o.name,
+      timeout: o.connectTimeoutMs,
+      // The client's default gives up after 10 attempts; a service must outlive a broker restart.
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 1_000,
+      noAsyncTraces: true,
+      waitOnFirstConnect: false,
+    };
+    if (o.user !== undefined) options.user = o.user;
+    if (o.pass !== undefined) options.pass = o.pass;
+    if (o.token !== undefined) options.token = o.token;
+    if (o.tls !== undefined) options.tls = { ...o.tls };
+    if (o.credsFile !== undefined) options.authenticator = credsAuthenticator(readFileSync(o.credsFile));
+    let nc: NatsConnection;
+    try {
+      const connecting = connect(options);
+      // A connection that completes after we gave up must not linger.
+      nc = await withTimeout(connecting, o.connectTimeoutMs + 1_000, () => {
+        connecting.then((late) => late.close()).catch(() => {});
+      });
+    } catch (error) {
+      throw connectError(error, o.display, o.connectTimeoutMs);
+    }
+    try {
+      const jsm = await jetstreamManager(nc, { timeout: o.connectTimeoutMs });
+      const js = jetstream(nc, { timeout: o.publishTimeoutMs });
+      this.#connected = { nc, js, jsm, publisher: new Publisher(js, jsm, o) };
+    } catch (error) {
+      await nc.close().catch(() => {});
+      throw connectError(error, o.display, o.connectTimeoutMs);
+    }
+    if (this.#closing) {
+      await nc.close().catch(() => {});
+      throw new ClosedError(ADAPTER_NAME, 'connect');
+    }
+    this.#watch(nc);
+  }
+
+  #watch(nc: NatsConnection): void {
+    (async () => {
+      for await (const status of nc.status()) {
+        if (status.type === 'disconnect') {
+          this.#logger.warn(`[wharf] [nats] disconnected from ${this.#options.display}; reconnecting`);
+        } else if (status.type === 'reconnect') {
+          this.#logger.info(`[wharf] [nats] reconnected to ${this.#options.display}`);
+          // Pull requests live on the server: after a restart they are gone, so every subscriber asks again.
+          for (const subscriber of this.#subscribers) subscriber.reset();
+        }
+      }
+    })().catch(() => {});
+  }
+
+  #ready(operation: string): Connected {
+    if (this.#closing) throw new ClosedError(ADAPTER_NAME, operation);
+    if (!this.#connected) throw new ClosedError(ADAPTER_NAME, `${operation} before connect()`);
+    return this.#connected;
+  }
+
+  async publish(channel: string, messages: readonly WireMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    await this.#ready('publish').publisher.publish(channel, messages);
+  }
+
+  async declare(channel: string, groups: readonly string[], policy: NormalizedRetryPolicy): Promise<void> {
+    const { jsm, publisher } = this.#ready('declare');
+    const names = await publisher.channel(channel);
+    const pending = this.#options.maxAckPending ?? this.#options.retryHeadroom + 1;
+    for (const group of groups) await ensureConsumer(jsm, this.#options, names, group, policy, pending);
+  }
+
+  async subscribe(
+    request: SubscribeRequest,
+    onDelivery: (delivery: Delivery) => Promise<void>,
+  ): Promise<AdapterSubscription> {
+    const { nc, js, jsm, publisher } = this.#ready('subscribe');
+    const { channel, group, policy } = request;
+    const pending = this.#options.maxAckPending ?? request.concurrency + this.#options.retryHeadroom;
+    const declare = async (): Promise<string> => {
+      publisher.forget(channel);
+      const names = await publisher.channel(channel);
+      return ensureConsumer(jsm, this.#options, names, group, policy, pending);
+    };
+    const names = await publisher.channel(channel);
+    const durable = await ensureConsumer(jsm, this.#options, names, group, policy, pending);
+    if (this.#closing) throw new ClosedError(ADAPTER_NAME, 'subscribe');
+    const subject = dlqSubject(this.#options, channel, group);
+    const advisory = this.#watchMaxDeliveries(nc, js, jsm, names.stream, durable, names.dlqStream, subject, request);
+    const subscriber = new Subscriber(
+      {
+        nc,
+        js,
+        options: this.#options,
+        logger: this.#logger,
+        names,
+        durable,
+        dlqSubject: subject,
+        redeclare: async () => {
+          await declare();
+        },
+      },
+      request,
+      onDelivery,
+      () => {
+        this.#subscribers.delete(subscriber);
+        advisory.unsubscribe();
+        this.#advisories.delete(advisory);
+      },
+    );
+    this.#subscribers.add(subscriber);
+    this.#allSubscribers.add(subscriber);
+    subscriber.start();
+    return subscriber;
+  }
+
+  /**
+   * The last line of the crash-loop backstop: when the server stops delivering a message (MaxDeliver) and
+   * our own dead-lettering on the last delivery did not happen, copy it from the stream into the dead-letter
+   * stream by sequence. The advisory is at-most-once; every subscriber of the group receives it and the
+   * dead-letter stream's duplicate window keeps one copy.
+   */
+  #watchMaxDeliveries(
+    nc: NatsConnection,
+    js: JetStreamClient,
+    jsm: JetStreamManager,
+    stream: string,
+    durable: string,
+    dlqStream: string,
+    subject: string,
+    request: SubscribeRequest,
+  ): Subscription {
+    const sub = nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${durable}`, {
+      callback: (error, msg) => {
+        if (error) return;
+        (async () => {
+          const advisory = msg.json<{ stream_seq: number; deliveries: number }>();
+          const stored = await jsm.streams.getMessage(stream, { seq: advisory.stream_seq });
+          if (!stored) return;
+          await writeDeadLetter(js, {
+            subject,
+            stream: dlqStream,
+            headers: stored.header,
+            body: stored.data,
+            info: deadLetterInfo({
+              reason: 'retries-exhausted',
+              error: new CrashLoopError(advisory.deliveries),
+              channel: request.channel,
+              group: request.group,
+              attempts: advisory.deliveries,
+            }),
+            msgId: `${durable} ${advisory.stream_seq}`,
+            timeoutMs: this.#options.publishTimeoutMs,
+          });
+        })().catch((cause: unknown) => {
+          this.#logger.error(
+            `[wharf] [nats] an event on ${request.channel}/${request.group} reached MaxDeliver and could not be copied to the dead-letter stream`,
+            { error: describeError(cause).message },
+          );
+        });
+      },
+    });
+    this.#advisories.add(sub);
+    return sub;
+  }
+
+  async readDeadLetters(
+    channel: string,
+    group: string,
+    options: { limit: number },
+    visit: (deadLetter: StoredDeadLetter) => Promise<boolean>,
+  ): Promise<void> {
+    const { jsm } = this.#ready('read dead letters');
+    const names = channelNames(this.#options, channel);
+    try {
+      await readDeadLetters(jsm, names.dlqStream, dlqSubject(this.#options, channel, group), options.limit, visit);
+    } catch (error) {
+      if (isStreamNotFound(error) || isNoResponders(error)) return;
+      throw new TopologyError(
+        ADAPTER_NAME,
+        `cannot read dead letters of ${channel}/${group} from stream ${names.dlqStream}: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#connecting?.catch(() => {});
+      for (const subscriber of [...this.#subscribers]) await subscriber.stop();
+      const connected = this.#connected;
+      if (!connected) return;
+      try {
+        await connected.nc.drain();
+      } catch {
+        await connected.nc.close().catch(() => {});
+      }
+      for (const subscriber of this.#allSubscribers) subscriber.dispose();
+    })();
+    return this.#closing;
+  }
+
+  /** The native `NatsConnection` (build `jetstream(nc)` on it for what Wharf does not cover). */
+  raw(): NatsConnection | undefined {
+    return this.#connected?.nc;
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      onTimeout();
+      reject(new Error(`no connection within ${ms} ms`));
+    }, ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

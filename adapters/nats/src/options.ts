@@ -1,0 +1,179 @@
+import { readFileSync } from 'node:fs';
+import { ConfigError, parseBrokerUrl } from '@wharf/core';
+
+export const ADAPTER_NAME = 'nats';
+
+/** TLS material: file paths or PEM contents (contents win when both are given). */
+export interface NatsTlsOptions {
+  caFile?: string;
+  ca?: string;
+  certFile?: string;
+  cert?: string;
+  keyFile?: string;
+  key?: string;
+}
+
+/** Options of the NATS JetStream adapter, besides the URL. */
+export interface NatsAdapterOptions {
+  /** TLS settings; `tls://` URLs turn TLS on with the system CAs when this is not given. */
+  tls?: NatsTlsOptions;
+  /** User name and password (override the URL's). */
+  user?: string;
+  pass?: string;
+  /** Auth token (a URL with only a user part, `nats://token@host`, also means a token). */
+  token?: string;
+  /** Path of a `.creds` file (JWT + nkey seed) for decentralised auth. */
+  credsFile?: string;
+  /** Connection name shown by the server's monitoring. Default `wharf`. */
+  name?: string;
+  /** Bound on the first connection and the JetStream check, ms. Default 5000. */
+  connectTimeoutMs?: number;
+  /** How long a publish waits for its PubAck (also settlement confirmations), ms. Default 10000. */
+  publishTimeoutMs?: number;
+  /** Consumer `ack_wait`: a delivery not settled nor marked working within it is redelivered, ms. Default 30000. */
+  ackWaitMs?: number;
+  /**
+   * Consumer `max_ack_pending`: the server-side cap on unsettled deliveries of a group, messages waiting
+   * in a retry delay included. Default: the subscription's concurrency plus `retryHeadroom`.
+   */
+  maxAckPending?: number;
+  /** Deliveries held in retry delays that do not block new work (added to `max_ack_pending`). Default 1000. */
+  retryHeadroom?: number;
+  /**
+   * Deliveries beyond `maxAttempts` that may end without a settlement (crash, hang past `ackWaitMs`,
+   * release at shutdown) before the event is dead-lettered as `retries-exhausted`. Default 3.
+   */
+  extraDeliveries?: number;
+  /** Subject root; channels live at `<prefix>.<channel>`. Default `wharf`. */
+  subjectPrefix?: string;
+  /** Stream name root; channel streams are `<PREFIX>-<channel>`. Default `WHARF`. */
+  streamPrefix?: string;
+  /** Channel stream limits (publish fails with `PublishError` when reached; nothing is dropped). */
+  maxStreamBytes?: number;
+  maxStreamMessages?: number;
+  /** Channel stream `max_age`, ms (0 = unlimited). Default 0. */
+  maxAgeMs?: number;
+  /** `Nats-Msg-Id` duplicate window, ms. Default 120000 (the server's default). */
+  duplicateWindowMs?: number;
+  /** Stream replicas (clusters). Default 1. */
+  replicas?: number;
+}
+
+export interface ResolvedNatsOptions {
+  readonly servers: string[];
+  /** The URL without credentials, for messages. */
+  readonly display: string;
+  readonly user: string | undefined;
+  readonly pass: string | undefined;
+  readonly token: string | undefined;
+  readonly credsFile: string | undefined;
+  readonly tls: NatsTlsOptions | undefined;
+  readonly name: string;
+  readonly connectTimeoutMs: number;
+  readonly publishTimeoutMs: number;
+  readonly ackWaitMs: number;
+  readonly maxAckPending: number | undefined;
+  readonly retryHeadroom: number;
+  readonly extraDeliveries: number;
+  readonly subjectPrefix: string;
+  readonly streamPrefix: string;
+  readonly maxStreamBytes: number;
+  readonly maxStreamMessages: number;
+  readonly maxAgeMs: number;
+  readonly duplicateWindowMs: number;
+  readonly replicas: number;
+}
+
+/** Subject tokens and stream names: no separators, wildcards or whitespace. */
+const SUBJECT_PREFIX = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+const STREAM_PREFIX = /^[A-Za-z0-9_]{1,32}$/;
+
+function positiveInt(value: unknown, what: string, fallback: number, min = 1): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new ConfigError(ADAPTER_NAME, `${what} must be an integer >= ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+function optionalString(value: unknown, what: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value === '') {
+    throw new ConfigError(ADAPTER_NAME, `${what} must be a non-empty string`);
+  }
+  return value;
+}
+
+/** Validates options and merges them with the URL; throws `ConfigError` (never echoing secrets). */
+export function resolveOptions(url: string, options: NatsAdapterOptions): ResolvedNatsOptions {
+  const parsed = parseBrokerUrl(url);
+  if (parsed.scheme !== 'nats' && parsed.scheme !== 'tls') {
+    throw new ConfigError(ADAPTER_NAME, `the NATS adapter takes nats:// or tls:// URLs, got ${parsed.scheme}://`);
+  }
+  const servers = parsed.hosts.map(({ host, port }) => `${host}:${port ?? 4222}`);
+  // NATS convention: a user part without a password is a token.
+  const urlToken = parsed.username !== undefined && parsed.password === undefined ? parsed.username : undefined;
+  const urlUser = parsed.password !== undefined ? parsed.username : undefined;
+  const user =
+    optionalString(options.user, 'user') ?? urlUser ?? optionalString(parsed.params.get('user') ?? undefined, 'user');
+  const pass = optionalString(options.pass, 'pass') ?? (options.user === undefined ? parsed.password : undefined);
+  const token = optionalString(options.token, 'token') ?? urlToken;
+  if (token !== undefined && user !== undefined) {
+    throw new ConfigError(ADAPTER_NAME, 'give either a token or a user and password, not both');
+  }
+  const credsFile = optionalString(options.credsFile, 'credsFile');
+  if (credsFile !== undefined) {
+    try {
+      readFileSync(credsFile);
+    } catch (cause) {
+      throw new ConfigError(ADAPTER_NAME, `credsFile ${credsFile} cannot be read: ${(cause as Error).message}`, {
+        cause,
+      });
+    }
+  }
+  let tls = options.tls;
+  if (tls !== undefined && (tls === null || typeof tls !== 'object')) {
+    throw new ConfigError(ADAPTER_NAME, 'tls must be an object with caFile/certFile/keyFile or ca/cert/key');
+  }
+  if (tls === undefined && (parsed.scheme === 'tls' || parsed.params.get('tls') === 'true')) tls = {};
+  const subjectPrefix = options.subjectPrefix ?? 'wharf';
+  if (typeof subjectPrefix !== 'string' || !SUBJECT_PREFIX.test(subjectPrefix)) {
+    throw new ConfigError(
+      ADAPTER_NAME,
+      `subjectPrefix ${JSON.stringify(subjectPrefix)} is not a valid subject: use dot-separated tokens of letters, digits, "_" or "-" (no spaces, "*" or ">")`,
+    );
+  }
+  const streamPrefix = options.streamPrefix ?? 'WHARF';
+  if (typeof streamPrefix !== 'string' || !STREAM_PREFIX.test(streamPrefix)) {
+    throw new ConfigError(
+      ADAPTER_NAME,
+      `streamPrefix ${JSON.stringify(streamPrefix)} is not valid: use 1-32 letters, digits or "_"`,
+    );
+  }
+  const ackWaitMs = positiveInt(options.ackWaitMs, 'ackWaitMs', 30_000, 1_000);
+  const maxAckPending =
+    options.maxAckPending === undefined ? undefined : positiveInt(options.maxAckPending, 'maxAckPending', 1);
+  return {
+    servers,
+    display: `${parsed.scheme}://${servers.join(',')}`,
+    user,
+    pass,
+    token,
+    credsFile,
+    tls,
+    name: optionalString(options.name, 'name') ?? 'wharf',
+    connectTimeoutMs: positiveInt(options.connectTimeoutMs, 'connectTimeoutMs', 5_000),
+    publishTimeoutMs: positiveInt(options.publishTimeoutMs, 'publishTimeoutMs', 10_000),
+    ackWaitMs,
+    maxAckPending,
+    retryHeadroom: positiveInt(options.retryHeadroom, 'retryHeadroom', 1_000, 0),
+    extraDeliveries: positiveInt(options.extraDeliveries, 'extraDeliveries', 3, 1),
+    subjectPrefix,
+    streamPrefix,
+    maxStreamBytes: positiveInt(options.maxStreamBytes, 'maxStreamBytes', -1, -1),
+    maxStreamMessages: positiveInt(options.maxStreamMessages, 'maxStreamMessages', -1, -1),
+    maxAgeMs: positiveInt(options.maxAgeMs, 'maxAgeMs', 0, 0),
+    duplicateWindowMs: positiveInt(options.duplicateWindowMs, 'duplicateWindowMs', 120_000, 100),
+    replicas: positiveInt(options.replicas, 'replicas', 1, 1),
+  };
+}

@@ -1,0 +1,406 @@
+import type { JetStreamClient } from '@nats-io/jetstream';
+import {
+  createInbox,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+  nanos,
+  type Subscription,
+} from '@nats-io/transport-node';
+import {
+  type AdapterSubscription,
+  type DeadLetterInfo,
+  type Delivery,
+  deadLetterInfo,
+  describeError,
+  type Logger,
+  type RetryInstruction,
+  type SubscribeRequest,
+} from '@wharf/core';
+import { decodeMessage } from './codec.js';
+import { writeDeadLetter } from './dead-letters.js';
+import type { ResolvedNatsOptions } from './options.js';
+import { type ChannelNames, maxDeliver } from './topology.js';
+
+const ACK = new TextEncoder().encode('+ACK');
+const NAK = new TextEncoder().encode('-NAK');
+const TERM = new TextEncoder().encode('+TERM');
+const WPI = new TextEncoder().encode('+WPI');
+const encoder = new TextEncoder();
+
+/** How long one pull request waits on the server for messages. */
+const PULL_EXPIRES_MS = 15_000;
+
+/** Delivery metadata from a JetStream ack subject. */
+export interface DeliveryMeta {
+  readonly stream: string;
+  readonly consumer: string;
+  readonly deliveryCount: number;
+  readonly streamSequence: number;
+  readonly timestampNanos: string;
+}
+
+/** Parses `$JS.ACK.[<domain>.<hash>.]<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>[.<rand>]`. */
+export function parseAckSubject(reply: string): DeliveryMeta | undefined {
+  const t = reply.split('.');
+  if (t[0] !== '$JS' || t[1] !== 'ACK') return undefined;
+  const base = t.length === 9 ? 2 : 4;
+  if (t.length < base + 7) return undefined;
+  return {
+    stream: t[base] as string,
+    consumer: t[base + 1] as string,
+    deliveryCount: Number(t[base + 2]),
+    streamSequence: Number(t[base + 3]),
+    timestampNanos: t[base + 5] as string,
+  };
+}
+
+/**
+ * What JetStream cannot carry on a redelivered message (it is the same stored message, so no header can
+ * change): how often it was released (a release must not count as an attempt) and when it first failed.
+ * Kept per process, bounded; a message released by a process that then exits is seen by the next one with
+ * one attempt more (see README, "Attempts").
+ */
+class AttemptBook {
+  readonly #entries = new Map<string, { releases: number; firstFailureAt?: string }>();
+  readonly #limit = 100_000;
+
+  get(key: string): { releases: number; firstFailureAt?: string } | undefined {
+    return this.#entries.get(key);
+  }
+
+  #entry(key: string): { releases: number; firstFailureAt?: string } {
+    let entry = this.#entries.get(key);
+    if (!entry) {
+      if (this.#entries.size >= this.#limit) {
+        const oldest = this.#entries.keys().next().value;
+        if (oldest !== undefined) this.#entries.delete(oldest);
+      }
+      entry = { releases: 0 };
+      this.#entries.set(key, entry);
+    }
+    return entry;
+  }
+
+  release(key: string): void {
+    this.#entry(key).releases++;
+  }
+
+  failed(key: string, at: string): void {
+    this.#entry(key).firstFailureAt ??= at;
+  }
+
+  done(key: string): void {
+    this.#entries.delete(key);
+  }
+}
+
+/** Shared across adapters in the process, so a new bus in the same process still knows what was released. */
+const book = new AttemptBook();
+
+export interface SubscriberDeps {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly options: ResolvedNatsOptions;
+  readonly logger: Logger;
+  readonly names: ChannelNames;
+  readonly durable: string;
+  readonly dlqSubject: string;
+  /** Declares the consumer again (after it was deleted or the server lost it). */
+  readonly redeclare: () => Promise<void>;
+}
+
+/**
+ * One subscription: a pull loop on the group's durable consumer that never asks for more messages than
+ * it has free slots (`concurrency` minus unsettled minus already requested), so the concurrency bound
+ * holds per subscriber even when several compete on one durable.
+ */
+export class Subscriber implements AdapterSubscription {
+  readonly #deps: SubscriberDeps;
+  readonly #request: SubscribeRequest;
+  readonly #onDelivery: (delivery: Delivery) => Promise<void>;
+  readonly #inbox: string;
+  readonly #nextSubject: string;
+  readonly #inflight = new Map<string, { reply: string; since: number }>();
+  readonly #threshold: number;
+  readonly #maxDeliver: number;
+  #sub: Subscription | undefined;
+  #requested = 0;
+  #unsettled = 0;
+  #seq = 0;
+  #lastPullAt = 0;
+  #stopped = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #workingTimer: NodeJS.Timeout | undefined;
+  readonly onStopped: () => void;
+
+  constructor(
+    deps: SubscriberDeps,
+    request: SubscribeRequest,
+    onDelivery: (delivery: Delivery) => Promise<void>,
+    onStopped: () => void,
+  ) {
+    this.#deps = deps;
+    this.#request = request;
+    this.#onDelivery = onDelivery;
+    this.onStopped = onStopped;
+    this.#inbox = createInbox();
+    this.#nextSubject = `$JS.API.CONSUMER.MSG.NEXT.${deps.names.stream}.${deps.durable}`;
+    // Ask again once half the slots are free: fewer, larger pulls without starving the handlers.
+    this.#threshold = Math.max(1, Math.floor(request.concurrency / 2));
+    this.#maxDeliver = maxDeliver(request.policy, deps.options);
+  }
+
+  start(): void {
+    this.#sub = this.#deps.nc.subscribe(`${this.#inbox}.*`, {
+      callback: (error, msg) => {
+        if (error) {
+          this.#deps.logger.warn(`[wharf] [nats] pull subscription error on ${this.#label()}`, {
+            error: describeError(error).message,
+          });
+          return;
+        }
+        this.#onMessage(msg);
+      },
+    });
+    // Long handlers: tell the server "still working" well within ack_wait so it does not redeliver.
+    const every = Math.max(500, Math.floor(this.#deps.options.ackWaitMs / 3));
+    this.#workingTimer = setInterval(() => {
+      this.#heartbeat(every);
+      this.#checkStale();
+    }, every);
+    this.#workingTimer.unref();
+    this.#pull();
+  }
+
+  #label(): string {
+    return `${this.#request.channel}/${this.#request.group}`;
+  }
+
+  /** After a reconnect the server has forgotten our pull requests: start over. */
+  reset(): void {
+    this.#requested = 0;
+    this.#pull();
+  }
+
+  /**
+   * Asks for as many messages as there are free slots. Delivered messages carry their stream subject, not
+   * the request's, so accounting is aggregate: `requested` goes down by one per message and by the unfilled
+   * count (`Nats-Pending-Messages`) the server reports when a request expires or ends.
+   */
+  #pull(): void {
+    if (this.#stopped || this.#deps.nc.isClosed()) return;
+    const free = this.#request.concurrency - this.#unsettled - this.#requested;
+    if (free <= 0 || (this.#requested > 0 && free < this.#threshold)) return;
+    this.#requested += free;
+    this.#lastPullAt = Date.now();
+    try {
+      this.#deps.nc.publish(
+        this.#nextSubject,
+        encoder.encode(JSON.stringify({ batch: free, expires: nanos(PULL_EXPIRES_MS) })),
+        { reply: `${this.#inbox}.${++this.#seq}` },
+      );
+    } catch (error) {
+      this.#requested -= free;
+      this.#later(1_000, false);
+      this.#deps.logger.warn(`[wharf] [nats] pull request failed on ${this.#label()}`, {
+        error: describeError(error).message,
+      });
+    }
+  }
+
+  /** Safety net: every request expires after PULL_EXPIRES_MS, so long after the last one nothing is pending. */
+  #checkStale(): void {
+    if (this.#requested > 0 && Date.now() - this.#lastPullAt > PULL_EXPIRES_MS + 10_000) {
+      this.#requested = 0;
+      this.#pull();
+    }
+  }
+
+  #later(ms: number, redeclare: boolean): void {
+    if (this.#retryTimer || this.#stopped) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      if (this.#stopped) return;
+      const again = redeclare ? this.#deps.redeclare() : Promise.resolve();
+      again.then(
+        () => this.#pull(),
+        (error: unknown) => {
+          this.#deps.logger.warn(`[wharf] [nats] cannot declare the consumer of ${this.#label()} again; retrying`, {
+            error: describeError(error).message,
+          });
+          this.#later(2_000, true);
+        },
+      );
+    }, ms);
+    this.#retryTimer.unref();
+  }
+
+  #onMessage(msg: Msg): void {
+    const reply = msg.reply;
+    if (!reply?.startsWith('$JS.ACK.')) {
+      this.#onStatus(msg);
+      return;
+    }
+    if (this.#requested > 0) this.#requested--;
+    const meta = parseAckSubject(reply);
+    if (!meta) return;
+    const key = `${meta.stream}/${meta.consumer}/${meta.streamSequence}`;
+    if (this.#stopped) {
+      // Arrived after stop(): give it straight back, without counting an attempt.
+      book.release(key);
+      this.#deps.nc.publish(reply, NAK);
+      return;
+    }
+    this.#unsettled++;
+    this.#hand(msg, reply, meta, key);
+  }
+
+  #onStatus(msg: Msg): void {
+    const code = msg.headers?.code ?? 0;
+    if (code === 100) return; // idle heartbeat
+    const unfilled = Number(msg.headers?.get('Nats-Pending-Messages') || 0);
+    this.#requested = Math.max(0, this.#requested - (Number.isFinite(unfilled) ? unfilled : 0));
+    if (code === 408 || code === 404) {
+      this.#pull();
+      return;
+    }
+    const description = msg.headers?.description ?? '';
+    // 503: no responders (consumer or stream gone); 409: consumer deleted, max waiting, leadership change…
+    const gone = code === 503 || /deleted|not found/i.test(description);
+    if (code === 503) this.#requested = 0;
+    this.#deps.logger.warn(`[wharf] [nats] pull on ${this.#label()} ended with ${code} ${description}`);
+    this.#later(gone ? 1_000 : 250, gone);
+  }
+
+  #heartbeat(olderThan: number): void {
+    const now = Date.now();
+    for (const entry of this.#inflight.values()) {
+      if (now - entry.since >= olderThan && !this.#deps.nc.isClosed()) this.#deps.nc.publish(entry.reply, WPI);
+    }
+  }
+
+  #hand(msg: Msg, reply: string, meta: DeliveryMeta, key: string): void {
+    const { policy } = this.#request;
+    const known = book.get(key);
+    const attempt = Math.max(1, Math.min(meta.deliveryCount - (known?.releases ?? 0), policy.maxAttempts));
+    const headers = msg.headers;
+    const data = msg.data;
+    const deps = this.#deps;
+    const timeout = deps.options.publishTimeoutMs;
+    this.#inflight.set(key, { reply, since: Date.now() });
+    let settled = false;
+    const settle = async (payload: Uint8Array, final: boolean): Promise<void> => {
+      if (settled) return;
+      settled = true;
+      try {
+        // A request, not a plain publish: the server answers once it applied the ack / nak / term.
+        await deps.nc.request(reply, payload, { timeout });
+      } finally {
+        if (final) book.done(key);
+        this.#inflight.delete(key);
+        this.#unsettled--;
+        this.#pull();
+      }
+    };
+    const toDeadLetter = async (info: DeadLetterInfo): Promise<void> => {
+      if (settled) return;
+      await writeDeadLetter(deps.js, {
+        subject: deps.dlqSubject,
+        headers,
+        body: data,
+        info,
+        msgId: `${meta.consumer} ${meta.streamSequence}`,
+        timeoutMs: timeout,
+        stream: deps.names.dlqStream,
+      });
+      await settle(TERM, true);
+    };
+
+    // The crash-loop backstop: this is the last delivery the server will make (MaxDeliver), and earlier
+    // deliveries ended without a settlement (crash, hang past ack_wait, releases). End it dead-lettered
+    // rather than let the server drop it silently.
+    if (meta.deliveryCount >= this.#maxDeliver) {
+      const info = deadLetterInfo({
+        reason: 'retries-exhausted',
+        error: new CrashLoopError(meta.deliveryCount),
+        channel: this.#request.channel,
+        group: this.#request.group,
+        attempts: meta.deliveryCount - 1,
+        firstFailureAt: known?.firstFailureAt,
+      });
+      toDeadLetter(info).then(
+        () => deps.logger.warn(`[wharf] [nats] dead-lettered an event on ${this.#label()}: crash loop`),
+        (error: unknown) => {
+          deps.logger.error(
+            `[wharf] [nats] crash-loop dead-letter write failed on ${this.#label()}; the max-deliveries advisory copies it`,
+            { error: describeError(error).message },
+          );
+          if (!settled) {
+            book.release(key);
+            settle(NAK, false).catch(() => {});
+          }
+        },
+      );
+      return;
+    }
+
+    const delivery: Delivery = {
+      decoded: decodeMessage(headers, data),
+      attempt,
+      ...(known?.firstFailureAt !== undefined ? { firstFailureAt: known.firstFailureAt } : {}),
+      ack: () => settle(ACK, true),
+      retry: (instruction: RetryInstruction) => {
+        book.failed(key, instruction.firstFailureAt);
+        const delay = Math.max(0, Math.round(instruction.delayMs));
+        return settle(delay > 0 ? encoder.encode(`-NAK ${JSON.stringify({ delay: nanos(delay) })}`) : NAK, false);
+      },
+      deadLetter: toDeadLetter,
+      release: () => {
+        if (settled) return Promise.resolve();
+        book.release(key);
+        return settle(NAK, false);
+      },
+    };
+    this.#onDelivery(delivery).catch((error: unknown) => {
+      deps.logger.error(`[wharf] [nats] delivery handling failed on ${this.#label()}`, {
+        error: describeError(error).message,
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearTimeout(this.#retryTimer);
+    this.#requested = 0;
+    this.onStopped();
+    const linger = setTimeout(() => this.dispose(), PULL_EXPIRES_MS + 5_000);
+    linger.unref();
+    // The inbox stays subscribed until the connection closes, so messages the server already sent for our
+    // open pull requests are given back at once (nak) instead of waiting out ack_wait.
+  }
+
+  /** Called when the connection closes: nothing more can arrive. */
+  dispose(): void {
+    clearInterval(this.#workingTimer);
+    this.#sub?.unsubscribe();
+  }
+
+  /** Unsettled deliveries (for tests). */
+  get unsettled(): number {
+    return this.#unsettled;
+  }
+}
+
+/** A message that kept being delivered without ever being settled. */
+export class CrashLoopError extends Error {
+  override readonly name = 'CrashLoopError';
+  constructor(deliveries: number) {
+    super(
+      `delivered ${deliveries} times without being settled (the handler crashed, hung past ack_wait, or was interrupted); dead-lettered before the server's MaxDeliver limit dropped it`,
+    );
+  }
+}
+
+export type { MsgHdrs };

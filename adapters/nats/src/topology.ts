@@ -1,0 +1,206 @@
+import { createHash } from 'node:crypto';
+import {
+  AckPolicy,
+  type ConsumerConfig,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
+  type JetStreamManager,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import { ConfigError, type NormalizedRetryPolicy, TopologyError } from '@wharf/core';
+import { ADAPTER_NAME, type ResolvedNatsOptions } from './options.js';
+
+/**
+ * What the adapter declares, per channel:
+ * - stream `<PREFIX>-<channel>` (file storage, interest retention, discard new) on subject `<prefix>.<channel>`;
+ * - stream `<PREFIX>-DLQ-<channel>` (file storage, limits retention) on `<prefix>.dlq.<channel>.<group>`;
+ * - per group, a durable pull consumer named `<group>` on the channel stream (explicit ack, deliver new).
+ * Channel and group names are escaped into single subject tokens / stream-name-safe strings.
+ */
+export interface ChannelNames {
+  readonly stream: string;
+  readonly subject: string;
+  readonly dlqStream: string;
+  /** Subject filter of all the channel's dead letters. */
+  readonly dlqSubjects: string;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
+/** Longest escaped name kept readable; longer ones end in a hash (stream names become file names). */
+const MAX_ESCAPED = 120;
+
+/** Checks a channel or group name (the core checks too; the adapter may be used on its own). */
+export function checkName(name: unknown, what: 'channel' | 'group'): string {
+  if (typeof name !== 'string' || !NAME.test(name)) {
+    throw new ConfigError(
+      ADAPTER_NAME,
+      `${what} name ${JSON.stringify(name)} cannot be mapped to a NATS subject: use 1-200 letters, digits, ".", "_" or "-", starting with a letter or digit (no spaces, "*" or ">")`,
+    );
+  }
+  return name;
+}
+
+/**
+ * Escapes a name into one subject token that is also a valid stream/consumer name: letters and digits
+ * stay, `.`, `-` and `_` become `_2E`, `_2D`, `_5F`. The mapping is injective and the result holds no `-`,
+ * so `<PREFIX>-<channel>` and `<PREFIX>-DLQ-<channel>` never collide.
+ */
+export function escapeName(name: string): string {
+  const escaped = name.replace(
+    /[^A-Za-z0-9]/g,
+    (c) => `_${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`,
+  );
+  if (escaped.length <= MAX_ESCAPED) return escaped;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 16);
+  return `${escaped.slice(0, MAX_ESCAPED - 18)}_H${hash}`;
+}
+
+export function channelNames(options: ResolvedNatsOptions, channel: string): ChannelNames {
+  const token = escapeName(checkName(channel, 'channel'));
+  return {
+    stream: `${options.streamPrefix}-${token}`,
+    subject: `${options.subjectPrefix}.${token}`,
+    dlqStream: `${options.streamPrefix}-DLQ-${token}`,
+    dlqSubjects: `${options.subjectPrefix}.dlq.${token}.*`,
+  };
+}
+
+export function dlqSubject(options: ResolvedNatsOptions, channel: string, group: string): string {
+  return `${options.subjectPrefix}.dlq.${escapeName(checkName(channel, 'channel'))}.${escapeName(checkName(group, 'group'))}`;
+}
+
+export function durableName(group: string): string {
+  return escapeName(checkName(group, 'group'));
+}
+
+/** Deliveries the server allows: the policy's attempts, the crash allowance, and one for our own dead-lettering. */
+export function maxDeliver(policy: NormalizedRetryPolicy, options: ResolvedNatsOptions): number {
+  return policy.maxAttempts + options.extraDeliveries + 1;
+}
+
+function streamConfig(options: ResolvedNatsOptions, names: ChannelNames): Partial<StreamConfig> & { name: string } {
+  return {
+    name: names.stream,
+    subjects: [names.subject],
+    storage: StorageType.File,
+    // Interest retention: a message stays until every group's consumer acked (or terminated) it.
+    retention: RetentionPolicy.Interest,
+    // Reject publishes at the limits instead of silently dropping the oldest events.
+    discard: DiscardPolicy.New,
+    max_bytes: options.maxStreamBytes,
+    max_msgs: options.maxStreamMessages,
+    max_age: nanos(options.maxAgeMs),
+    duplicate_window: nanos(options.duplicateWindowMs),
+    num_replicas: options.replicas,
+  };
+}
+
+function dlqConfig(options: ResolvedNatsOptions, names: ChannelNames): Partial<StreamConfig> & { name: string } {
+  return {
+    name: names.dlqStream,
+    subjects: [names.dlqSubjects],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.New,
+    duplicate_window: nanos(options.duplicateWindowMs),
+    num_replicas: options.replicas,
+    allow_direct: true,
+  };
+}
+
+const STREAM_NAME_IN_USE = 10058;
+const CONSUMER_EXISTS = 10148;
+const CONSUMER_NAME_EXISTS = 10013;
+
+async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+  try {
+    await jsm.streams.add(config);
+  } catch (error) {
+    // An existing stream is kept as it is: an operator may have tuned it on purpose.
+    if (error instanceof JetStreamApiError && error.code === STREAM_NAME_IN_USE) return;
+    throw error;
+  }
+}
+
+/** Declares a channel's stream and dead-letter stream; cached by the caller. */
+export async function ensureChannel(
+  jsm: JetStreamManager,
+  options: ResolvedNatsOptions,
+  channel: string,
+): Promise<ChannelNames> {
+  const names = channelNames(options, channel);
+  try {
+    await ensureStream(jsm, streamConfig(options, names));
+    await ensureStream(jsm, dlqConfig(options, names));
+  } catch (error) {
+    throw new TopologyError(
+      ADAPTER_NAME,
+      `cannot create the JetStream streams ${names.stream} / ${names.dlqStream} for channel "${channel}": ${(error as Error).message} — check the account's JetStream limits and that no other stream claims subject ${names.subject}`,
+      { cause: error },
+    );
+  }
+  return names;
+}
+
+/**
+ * Declares a group's durable pull consumer. A new consumer starts at "now" (deliver policy `new`); an
+ * existing one keeps its position and gets its limits updated to the current policy.
+ */
+export async function ensureConsumer(
+  jsm: JetStreamManager,
+  options: ResolvedNatsOptions,
+  names: ChannelNames,
+  group: string,
+  policy: NormalizedRetryPolicy,
+  maxAckPending: number,
+): Promise<string> {
+  const durable = durableName(group);
+  const config: Partial<ConsumerConfig> = {
+    durable_name: durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.New,
+    ack_wait: nanos(options.ackWaitMs),
+    max_deliver: maxDeliver(policy, options),
+    max_ack_pending: maxAckPending,
+    // Leave the consumer's retries to the core: no server-side BackOff (it would only apply to ack timeouts).
+  };
+  try {
+    await jsm.consumers.add(names.stream, config);
+    return durable;
+  } catch (error) {
+    const code = error instanceof JetStreamApiError ? error.code : 0;
+    if (code !== CONSUMER_EXISTS && code !== CONSUMER_NAME_EXISTS) {
+      throw new TopologyError(
+        ADAPTER_NAME,
+        `cannot create the durable consumer ${durable} on stream ${names.stream}: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  }
+  try {
+    const info = await jsm.consumers.info(names.stream, durable);
+    const current = info.config;
+    const wanted = { ack_wait: config.ack_wait, max_deliver: config.max_deliver, max_ack_pending: maxAckPending };
+    if (
+      current.ack_wait !== wanted.ack_wait ||
+      current.max_deliver !== wanted.max_deliver ||
+      (current.max_ack_pending ?? 0) < maxAckPending
+    ) {
+      await jsm.consumers.update(names.stream, durable, {
+        ...wanted,
+        max_ack_pending: Math.max(current.max_ack_pending ?? 0, maxAckPending),
+      });
+    }
+  } catch (error) {
+    throw new TopologyError(
+      ADAPTER_NAME,
+      `the consumer ${durable} on stream ${names.stream} exists with a different configuration and cannot be updated: ${(error as Error).message} — delete it (nats consumer rm ${names.stream} ${durable}) to recreate it`,
+      { cause: error },
+    );
+  }
+  return durable;
+}

@@ -1,0 +1,102 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { ForeignMessage } from '@wharf/conformance';
+import { probeBroker } from '@wharf/conformance';
+import { type Logger, silentLogger } from '@wharf/core';
+import createNatsAdapter, {
+  channelNames,
+  type NatsAdapter,
+  type NatsAdapterOptions,
+  publishForeign as send,
+} from '../src/index.js';
+import { resolveOptions } from '../src/options.js';
+
+const run = promisify(execFile);
+
+export const host = process.env.WHARF_NATS_HOST ?? '127.0.0.1';
+export const port = Number(process.env.WHARF_NATS_PORT ?? 4222);
+export const url = process.env.WHARF_NATS_URL ?? `nats://${host}:${port}`;
+
+/** Why the NATS suites cannot run here, or undefined when the server answers. */
+export const unavailable = await probeBroker('NATS', host, port);
+if (unavailable) process.stdout.write(`[wharf] nats tests: ${unavailable}\n`);
+
+/** A name no other test or run uses. */
+export function unique(label: string): string {
+  return `${label}-${randomBytes(4).toString('hex')}`;
+}
+
+export function adapter(options: NatsAdapterOptions = {}, logger: Logger = silentLogger): NatsAdapter {
+  return createNatsAdapter({ url, logger, ...options });
+}
+
+/** Runs `work` on a plain nats.js connection. */
+export async function withConnection<T>(work: (nc: NatsConnection) => Promise<T>): Promise<T> {
+  const nc = await connect({ servers: `${host}:${port}`, noAsyncTraces: true });
+  try {
+    return await work(nc);
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
+}
+
+/** Sends a message to the channel's subject with raw nats.js JetStream, as a non-Wharf producer would. */
+export async function publishForeign(channel: string, message: ForeignMessage): Promise<void> {
+  await withConnection((nc) => send(nc, channel, message, url));
+}
+
+/** Deletes the channel's stream (its consumers go with it) and its dead-letter stream. */
+export async function cleanup(channel: string, _groups: readonly string[] = []): Promise<void> {
+  const names = channelNames(resolveOptions(url, {}), channel);
+  await withConnection(async (nc) => {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(names.stream).catch(() => undefined);
+    await jsm.streams.delete(names.dlqStream).catch(() => undefined);
+  });
+}
+
+const START = [
+  '--start',
+  '--oknodo',
+  '--background',
+  '--exec',
+  '/usr/sbin/nats-server',
+  '--',
+  '-a',
+  '127.0.0.1',
+  '-p',
+  '4222',
+  '-js',
+  '-sd',
+  '/var/lib/nats-server',
+  '-l',
+  '/var/log/nats-server.log',
+];
+
+/** Waits until the server accepts TCP connections again. */
+async function waitForServer(timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await probeBroker('NATS', host, port, 500)) !== undefined) {
+    if (Date.now() > deadline) throw new Error(`nats-server did not come back within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Starts the shared nats-server (idempotent: --oknodo). */
+export async function startServer(): Promise<void> {
+  await run('start-stop-daemon', START);
+  await waitForServer(20_000);
+}
+
+/** Stops the shared nats-server, waits `downMs`, and always starts it again. */
+export async function restartServer(downMs = 1_500): Promise<void> {
+  try {
+    await run('start-stop-daemon', ['--stop', '--oknodo', '--retry', '10', '--exec', '/usr/sbin/nats-server']);
+    await new Promise((r) => setTimeout(r, downMs));
+  } finally {
+    await startServer();
+  }
+}
