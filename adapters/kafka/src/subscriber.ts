@@ -118,6 +118,11 @@ export class Subscriber implements AdapterSubscription {
   #committedInfo = new Map<string, Promise<CommittedOffset[]>>();
   #stopping = false;
   #closed: Promise<void> | undefined;
+  /** Resolved when close gave up waiting for handlers: batches stop waiting for them. */
+  #abandon: () => void = () => {};
+  readonly #abandoned = new Promise<void>((resolve) => {
+    this.#abandon = resolve;
+  });
 
   constructor(deps: SubscriberDeps, request: SubscribeRequest, onDelivery: (delivery: Delivery) => Promise<void>) {
     this.#deps = deps;
@@ -240,7 +245,7 @@ export class Subscriber implements AdapterSubscription {
         if (key !== undefined) chains.set(key, run);
         running.push(run);
       }
-      await Promise.all(running);
+      await Promise.race([Promise.all(running), this.#abandoned]);
     } finally {
       clearInterval(beat);
     }
@@ -543,7 +548,12 @@ export class Subscriber implements AdapterSubscription {
       this.#deps.logger.warn(
         `[wharf] [kafka] handlers on ${this.#groupId} did not finish within ${timeoutMs} ms; leaving the group anyway (their events are redelivered)`,
       );
-      await this.#consumer?.disconnect().catch(() => undefined);
+      this.#abandon();
+      await within(
+        this.#consumer?.disconnect() ?? Promise.resolve(),
+        10_000,
+        () => new Error('disconnect timeout'),
+      ).catch(() => undefined);
     }
   }
 }
