@@ -72,7 +72,18 @@ export class RabbitMqAdapter implements Adapter {
     this.#consumeTopology = new ChannelSlot(this.#consumeLink);
     this.#publisher = new Publisher(this.#publishLink, this.#publishTopology, this.#options, this.#logger);
     this.#consumeLink.onUp(async (model) => {
-      for (const sub of this.#subscriptions) await sub.start(model);
+      for (const sub of this.#subscriptions) {
+        try {
+          await sub.start(model);
+        } catch (error) {
+          // The connection dropped again: the link starts over. Anything else (a queue redeclared
+          // elsewhere with other arguments) would fail on every attempt: report it, keep the others.
+          if (this.#consumeLink.model !== model) throw error;
+          this.#logger.error(
+            `[wharf] [rabbitmq] cannot resume the subscription ${sub.describe()} after reconnecting: ${(error as Error).message}`,
+          );
+        }
+      }
     });
   }
 
@@ -100,7 +111,6 @@ export class RabbitMqAdapter implements Adapter {
       if (message.body.length > limit) {
         return Promise.reject(new MessageTooLargeError(COMPONENT, message.body.length, limit));
       }
-      const options = encodeProperties(message);
       if (attributeBytes(message) > MAX_ATTRIBUTE_BYTES) {
         return Promise.reject(
           new PublishError(
@@ -109,7 +119,7 @@ export class RabbitMqAdapter implements Adapter {
           ),
         );
       }
-      items[i] = { content: toBuffer(message.body), options };
+      items[i] = { content: toBuffer(message.body), options: encodeProperties(message) };
     }
     return this.#publisher.publishToExchange(channel, exchangeName(this.#options.prefix, channel), items);
   }

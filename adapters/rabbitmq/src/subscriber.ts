@@ -129,6 +129,10 @@ export class RabbitSubscription implements AdapterSubscription {
     this.publisher = ctx.publisher;
   }
 
+  describe(): string {
+    return `${this.#ctx.request.channel}/${this.#ctx.request.group}`;
+  }
+
   get stopped(): boolean {
     return this.#stopped;
   }
