@@ -16,7 +16,11 @@ export default defineConfig({
         test: {
           ...shared,
           name: 'unit',
-          include: ['packages/*/test/**/*.test.ts', 'adapters/memory/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
+          include: [
+            'packages/*/test/**/*.test.ts',
+            'adapters/memory/test/**/*.test.ts',
+            'examples/*/test/**/*.test.ts',
+          ],
           exclude: ['**/*.chaos.test.ts', '**/node_modules/**'],
         },
       },
