@@ -1,4 +1,4 @@
-import { type Bus, redactUrl, WharfError } from '@wharf/core';
+import { AdapterNotInstalledError, type Bus, InvalidUrlError, redactUrl, WharfError } from '@wharf/core';
 
 export const USAGE =
   'usage: wharf saga --broker <url> --orders <N> --seed <S> [--json] [--services order,inventory,payment,notification,audit]';
@@ -31,6 +31,8 @@ export async function connectOrExplain(bus: Bus): Promise<void> {
   try {
     await Promise.race([bus.connect(), timeout]);
   } catch (error) {
+    // These already say what to do; "unreachable" would mislead.
+    if (error instanceof AdapterNotInstalledError || error instanceof InvalidUrlError) throw error;
     const reason = error instanceof Error ? error.message : String(error);
     throw new SagaBrokerError(
       `cannot start the saga: the broker ${redactUrl(bus.url)} is not reachable (${reason}) — is it running? (pnpm wharf brokers up)`,

@@ -28,7 +28,11 @@ export function formatSummary(summary: SagaSummary): string {
     row('dead-lettered', summary.deadLettered, breakdown(summary.deadLettersByReason)),
     ...(summary.unsettled > 0 ? [row('unsettled', summary.unsettled)] : []),
     row('retries', summary.retries),
-    row('duplicates suppressed', summary.duplicatesSuppressed),
+    row(
+      'duplicates suppressed',
+      summary.duplicatesSuppressed,
+      `  (consumers dropped ${n(summary.run.dedup.bus)} by dedup store, ${n(summary.run.dedup.services)} by own state)`,
+    ),
     row('events published', summary.eventsPublished, `  (${n(summary.eventsPublishedTwice)} deliberately twice)`),
     row('notifications sent', summary.notificationsSent),
     row(

@@ -149,7 +149,7 @@ export async function runSaga(options: SagaOptions): Promise<SagaSummary> {
     const summary = await summarize({ ...observation, stats }, stores, {
       seed: o.seed,
       runId,
-      broker: parseBrokerUrl(o.url).scheme,
+      broker: coordinator.adapter?.name ?? parseBrokerUrl(o.url).scheme,
       services: o.services,
       durationMs,
     });

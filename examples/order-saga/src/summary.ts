@@ -28,7 +28,11 @@ export interface SagaSummary {
   readonly unsettled: number;
   /** Handler retries scheduled by the policy, over every service. */
   readonly retries: number;
-  /** Duplicate deliveries dropped: by the bus's dedup store or by a service's own idempotency. */
+  /**
+   * Extra copies of events (the deliberate duplicates) that changed nothing: each one is dropped by
+   * the broker (JetStream's id window), the bus's dedup store or the service's own idempotency —
+   * where, differs by broker (`run.dedup`); that none had an effect is what the invariants check.
+   */
   readonly duplicatesSuppressed: number;
   /** Distinct events the services published, and how many of them were deliberately published twice. */
   readonly eventsPublished: number;
@@ -47,6 +51,8 @@ export interface SagaSummary {
     readonly broker: string;
     readonly runId: string;
     readonly services: readonly string[];
+    /** Duplicate deliveries dropped by consumers: by the bus's dedup store, by the services' own checks. */
+    readonly dedup: { readonly bus: number; readonly services: number };
   };
   readonly timings: {
     readonly durationMs: number;
@@ -222,12 +228,17 @@ export async function summarize(
     deadLettersByReason: sorted(deadLettersByReason),
     unsettled: unsettled.length,
     retries: sum((s) => s.bus.retried),
-    duplicatesSuppressed: sum((s) => s.bus.duplicates + s.serviceDuplicates),
+    duplicatesSuppressed: published.reduce((total, [, r]) => total + r.copies - 1, 0),
     eventsPublished: published.length,
     eventsPublishedTwice: published.filter(([, r]) => r.copies > 1).length,
     notificationsSent: [...notes.values()].filter((r) => r.published).length,
     invariants,
-    run: { broker: meta.broker, runId: meta.runId, services: meta.services },
+    run: {
+      broker: meta.broker,
+      runId: meta.runId,
+      services: meta.services,
+      dedup: { bus: sum((s) => s.bus.duplicates), services: sum((s) => s.serviceDuplicates) },
+    },
     timings: {
       durationMs: Math.round(meta.durationMs),
       ordersPerSecond: seconds > 0 ? Math.round(plan.length / seconds) : 0,
