@@ -94,7 +94,10 @@ export class RabbitMqAdapter implements Adapter {
         await this.#publishLink.open();
         await this.#consumeLink.open();
       } catch (error) {
-        await this.#publishLink.close();
+        // Leave the adapter as new, so the core's next connect() tries again.
+        this.#connecting = undefined;
+        await this.#publishLink.disconnect();
+        await this.#consumeLink.disconnect();
         throw error;
       }
     })();

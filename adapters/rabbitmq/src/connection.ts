@@ -109,6 +109,13 @@ export class Link {
     return this.#reconnecting ? undefined : this.#model;
   }
 
+  /** Drops the current connection without reconnecting (a failed startup that may be retried). */
+  async disconnect(): Promise<void> {
+    const model = this.#model;
+    this.#model = undefined;
+    if (model) await model.close().catch(() => undefined);
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

@@ -119,7 +119,7 @@ export class Publisher {
       return;
     }
     const ch = this.#channel;
-    if (ch && this.#writable && !this.#flushing && this.#head === this.#queue.length) {
+    if (ch && this.#writable && !this.#flushing && this.#head === this.#queue.length && this.#lost.length === 0) {
       if (p.exchange === '' || this.#exchanges.get(p.exchange) === true) {
         this.#send(ch, p);
         return;

@@ -192,14 +192,17 @@ export class RabbitSubscription implements AdapterSubscription {
     } catch (error) {
       work = Promise.reject(error);
     }
-    work
-      .catch((error: unknown) => {
-        this.#ctx.logger.error(
-          `[wharf] [rabbitmq] delivery handling failed on ${this.#ctx.request.channel}/${this.#ctx.request.group}: ${(error as Error).message}`,
-        );
-      })
-      .finally(() => this.#settled());
+    work.then(this.#onSettled, this.#onFailed);
   }
+
+  readonly #onSettled = (): void => this.#settled();
+
+  readonly #onFailed = (error: unknown): void => {
+    this.#ctx.logger.error(
+      `[wharf] [rabbitmq] delivery handling failed on ${this.#ctx.request.channel}/${this.#ctx.request.group}: ${(error as Error).message}`,
+    );
+    this.#settled();
+  };
 
   #settled(): void {
     this.#active--;
