@@ -17,7 +17,8 @@ export interface OutgoingRecord {
   readonly partition?: number;
   readonly key: string | Buffer | null;
   readonly value: Buffer | null;
-  readonly headers: Readonly<Record<string, Buffer | string>>;
+  /** A list value is written as the same header repeated (what a foreign record may have had). */
+  readonly headers: Readonly<Record<string, Buffer | string | (Buffer | string)[]>>;
 }
 
 /** A consumed record. Offsets are decimal strings (64-bit). */

@@ -46,8 +46,10 @@ export function encode(message: WireMessage): OutgoingRecord {
 export function recordSize(record: OutgoingRecord): number {
   let size = 70 + (record.value?.length ?? 0) + (record.key === null ? 0 : Buffer.byteLength(record.key));
   for (const name in record.headers) {
-    const v = record.headers[name] as Buffer | string;
-    size += 10 + Buffer.byteLength(name) + (typeof v === 'string' ? Buffer.byteLength(v) : v.length);
+    const value = record.headers[name] as Buffer | string | (Buffer | string)[];
+    for (const v of Array.isArray(value) ? value : [value]) {
+      size += 10 + Buffer.byteLength(name) + (typeof v === 'string' ? Buffer.byteLength(v) : v.length);
+    }
   }
   return size;
 }
@@ -131,12 +133,11 @@ function decodeRecord(record: IncomingRecord): WireMessage {
 export function copyHeaders(
   headers: IncomingHeaders,
   drop: (name: string) => boolean,
-): Record<string, Buffer | string> {
-  const out: Record<string, Buffer | string> = {};
+): Record<string, Buffer | string | (Buffer | string)[]> {
+  const out: Record<string, Buffer | string | (Buffer | string)[]> = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || drop(name)) continue;
-    // A repeated header cannot be produced again through kafkajs' object headers: keep the last.
-    out[name] = Array.isArray(value) ? (value[value.length - 1] as Buffer | string) : value;
+    if (value === undefined || value === null || drop(name)) continue;
+    out[name] = value; // repeated headers stay repeated
   }
   return out;
 }

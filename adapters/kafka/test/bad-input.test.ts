@@ -1,0 +1,153 @@
+import { strict as assert } from 'node:assert';
+import { randomBytes } from 'node:crypto';
+import { Recorder } from '@wharf/conformance';
+import {
+  BrokerUnreachableError,
+  type Bus,
+  ConfigError,
+  createBus,
+  MessageTooLargeError,
+  silentLogger,
+  TopologyError,
+} from '@wharf/core';
+import kafkajs from 'kafkajs';
+import { afterAll, describe, it } from 'vitest';
+import createKafkaAdapter from '../src/index.js';
+import { adapter, cleanupChannel, KAFKA_URL, names, rawClient, skipKafka } from './helpers.js';
+
+const created: [string, string[]][] = [];
+const buses: Bus[] = [];
+function fresh(label: string, groups: string[] = []): string {
+  const channel = `kt-${label}-${randomBytes(4).toString('hex')}`;
+  created.push([channel, groups]);
+  return channel;
+}
+
+describe('bad input without a broker', () => {
+  it('names the brokers it cannot reach, within the connect bound', async () => {
+    const a = createKafkaAdapter({
+      url: 'kafka://127.0.0.1:1,127.0.0.1:2',
+      logger: silentLogger,
+      connectTimeoutMs: 3_000,
+    });
+    const started = performance.now();
+    await assert.rejects(a.connect(), (error: unknown) => {
+      assert.ok(error instanceof BrokerUnreachableError, String(error));
+      assert.match(error.message, /127\.0\.0\.1:1,127\.0\.0\.1:2/);
+      assert.match(error.message, /scripts\/kafka\.sh up/);
+      return true;
+    });
+    assert.ok(performance.now() - started < 5_000, 'took longer than the connect bound');
+    await a.close();
+  });
+
+  it('rejects bad options and URLs with ConfigError, never echoing the password', () => {
+    assert.throws(
+      () => createKafkaAdapter({ url: 'amqp://localhost', logger: silentLogger }),
+      (e: unknown) => e instanceof ConfigError,
+    );
+    assert.throws(
+      () => createKafkaAdapter({ url: 'kafka://u:s3cret@localhost', logger: silentLogger, partitions: 0 }),
+      (e: unknown) => e instanceof ConfigError && !String(e).includes('s3cret'),
+    );
+    assert.throws(
+      () =>
+        createKafkaAdapter({
+          url: 'kafka://localhost',
+          logger: silentLogger,
+          heartbeatIntervalMs: 5_000,
+          sessionTimeoutMs: 6_000,
+        }),
+      ConfigError,
+    );
+  });
+});
+
+describe.skipIf(skipKafka)('bad input on a real broker', () => {
+  afterAll(async () => {
+    await Promise.allSettled(buses.map((b) => b.close()));
+    for (const [channel, groups] of created) await cleanupChannel(channel, groups).catch(() => undefined);
+  });
+
+  it('refuses a missing topic with requireTopics, naming it', async () => {
+    const channel = fresh('missing', ['g']);
+    const bus = createBus({ logger: silentLogger, adapter: adapter({ requireTopics: true }) });
+    buses.push(bus);
+    await assert.rejects(bus.publish(channel, { type: 'T' }), (e: unknown) => {
+      assert.ok(e instanceof TopologyError, String(e));
+      assert.ok(e.message.includes(names.channel(channel)));
+      return true;
+    });
+    await assert.rejects(
+      bus.subscribe(channel, { group: 'g' }, () => {}),
+      TopologyError,
+    );
+    const admin = await rawClient().admin;
+    assert.ok(!(await admin.listTopics()).includes(names.channel(channel)), 'a topic was created anyway');
+  });
+
+  it('maps a broker refusing a record as too large to MessageTooLargeError with the topic limit', async () => {
+    const channel = fresh('toolarge');
+    const admin = await rawClient().admin;
+    await admin.createTopics([
+      { topic: names.channel(channel), partitions: 1, replicationFactor: -1, configs: { 'max.message.bytes': '2000' } },
+    ]);
+    const a = adapter({ requireTopics: true });
+    try {
+      await a.connect();
+      const small = { attributes: { specversion: '1.0', id: 's', source: '/t', type: 'T' }, body: Buffer.alloc(10) };
+      await a.publish(channel, [small]);
+      const big = { attributes: { specversion: '1.0', id: 'b', source: '/t', type: 'T' }, body: Buffer.alloc(10_000) };
+      // Sent together with a small one from another call: only the big one fails.
+      const results = await Promise.allSettled([a.publish(channel, [big]), a.publish(channel, [small])]);
+      assert.equal(results[1]?.status, 'fulfilled', 'a coalesced small publish failed with the big one');
+      const failure = results[0];
+      assert.ok(failure?.status === 'rejected' && failure.reason instanceof MessageTooLargeError, String(failure));
+      assert.match(String((failure as PromiseRejectedResult).reason.message), /limit of 2000 bytes/);
+    } finally {
+      await a.close();
+    }
+  });
+
+  it('dead-letters foreign and malformed records as undecodable and keeps consuming', async () => {
+    const channel = fresh('malformed', ['g']);
+    const bus = createBus({ logger: silentLogger, adapter: adapter(), shutdownTimeoutMs: 2_000 });
+    buses.push(bus);
+    const rec = new Recorder();
+    await bus.subscribe(channel, { group: 'g' }, (e, c) => rec.record(e, c.attempt));
+    const kafka = new kafkajs.Kafka({
+      brokers: [KAFKA_URL.replace(/^kafka:\/\//, '')],
+      logLevel: kafkajs.logLevel.NOTHING,
+    });
+    const producer = kafka.producer({ createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
+    await producer.connect();
+    try {
+      await producer.send({
+        topic: names.channel(channel),
+        messages: [
+          { value: 'legacy payload', headers: { origin: 'legacy' } },
+          {
+            value: '{}',
+            headers: { ce_specversion: '1.0', ce_id: Buffer.from([0xc3, 0x28]), ce_source: '/s', ce_type: 't' },
+          },
+          { value: '{}', headers: { ce_specversion: '1.0', ce_id: ['a', 'b'], ce_source: '/s', ce_type: 't' } },
+          { value: '{}', headers: { ce_specversion: '0.3', ce_id: 'old', ce_source: '/s', ce_type: 't' } },
+          { value: 'not json', headers: { 'content-type': 'application/cloudevents+json' } },
+        ],
+      });
+    } finally {
+      await producer.disconnect();
+    }
+    const after = await bus.publish(channel, { type: 'StillFine' });
+    await rec.all([after.id], 15_000);
+    const deadline = Date.now() + 20_000;
+    let list = await bus.listDeadLetters(channel, 'g');
+    while (list.length < 5 && Date.now() < deadline) list = await bus.listDeadLetters(channel, 'g');
+    assert.equal(list.length, 5);
+    assert.ok(list.every((d) => d.info?.reason === 'undecodable' && d.info.attempts === 0));
+    assert.equal(rec.received.length, 1, 'a malformed record reached the handler');
+    // Undecodable dead letters stay when replaying; the log keeps them readable.
+    assert.equal(await bus.replayDeadLetters(channel, 'g'), 0);
+    assert.equal((await bus.listDeadLetters(channel, 'g')).length, 5);
+  });
+});
