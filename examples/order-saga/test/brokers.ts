@@ -1,0 +1,49 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { SagaSummary } from '../src/index.js';
+
+/** The real brokers the saga must behave identically on, with their local default URLs. */
+export const BROKERS = [
+  { name: 'rabbitmq', url: process.env.WHARF_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672' },
+  { name: 'kafka', url: process.env.WHARF_KAFKA_URL ?? 'kafka://127.0.0.1:9092' },
+  { name: 'nats', url: process.env.WHARF_NATS_URL ?? 'nats://127.0.0.1:4222' },
+] as const;
+
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+
+/**
+ * Starts a fixture in its own Node process on the TypeScript sources, as `wharf` would run the
+ * saga: adapters load by URL like in production, outside the test runner's module graph.
+ */
+export function spawnFixture(name: string, args: readonly string[]): ChildProcess {
+  return spawn(process.execPath, ['--conditions=wharf-source', '--import', 'tsx', fixture(name), ...args], {
+    cwd: ROOT,
+    env: { ...process.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** Runs the saga in a child process: the summary, or why the broker cannot be used. */
+export async function runSagaProcess(
+  args: readonly string[],
+): Promise<{ summary: SagaSummary; unavailable?: undefined } | { unavailable: string; summary?: undefined }> {
+  const child = spawnFixture('saga.ts', args);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk) => {
+    stdout += chunk;
+  });
+  child.stderr?.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  const last = stdout.trim().split('\n').pop() ?? '';
+  if (code === 3) {
+    const { unavailable } = JSON.parse(last) as { unavailable: string };
+    if (process.env.CI) throw new Error(`CI needs this broker: ${unavailable}`);
+    return { unavailable };
+  }
+  if (code !== 0) throw new Error(`the saga process exited with ${code}:\n${stderr.slice(-4000)}`);
+  return { summary: JSON.parse(last) as SagaSummary };
+}
