@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Bus, consoleLogger, createBus, type Logger, type RetryPolicy, type Stats } from '@wharf/core';
 import { connectOrExplain } from './errors.js';
@@ -67,6 +67,7 @@ interface Instance {
 export async function startHost(options: HostOptions): Promise<ServiceHost> {
   const logger = options.logger ?? consoleLogger(process.env.WHARF_LOG === 'debug' ? 'debug' : 'error');
   const instances: Instance[] = [];
+  if (options.statsDir) mkdirSync(options.statsDir, { recursive: true });
   const close = async (): Promise<void> => {
     await Promise.all(instances.map((i) => i.service?.stop()));
     await Promise.all(instances.map((i) => i.bus.close()));
@@ -84,7 +85,10 @@ export async function startHost(options: HostOptions): Promise<ServiceHost> {
   const writeStats = (): void => {
     if (!options.statsDir) return;
     for (const entry of stats()) {
-      writeFileSync(join(options.statsDir, `${entry.instance}.json`), JSON.stringify(entry));
+      // Write then rename: the coordinator must never read half a file.
+      const file = join(options.statsDir, `${entry.instance}.json`);
+      writeFileSync(`${file}.tmp`, JSON.stringify(entry));
+      renameSync(`${file}.tmp`, file);
     }
   };
 
@@ -112,7 +116,6 @@ export async function startHost(options: HostOptions): Promise<ServiceHost> {
     throw error;
   }
   if (options.statsDir) {
-    mkdirSync(options.statsDir, { recursive: true });
     writeStats();
     timer = setInterval(writeStats, 100);
     timer.unref();

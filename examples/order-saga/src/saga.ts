@@ -248,11 +248,17 @@ async function listDeadLetters(bus: Bus, prefix: string): Promise<Observation['d
 }
 
 function readStats(dir: string): InstanceStats[] {
+  let names: string[] = [];
   try {
-    return readdirSync(dir)
-      .filter((name) => name.endsWith('.json'))
-      .map((name) => JSON.parse(readFileSync(join(dir, name), 'utf8')) as InstanceStats);
+    names = readdirSync(dir).filter((name) => name.endsWith('.json'));
   } catch {
     return [];
   }
+  return names.flatMap((name) => {
+    try {
+      return [JSON.parse(readFileSync(join(dir, name), 'utf8')) as InstanceStats];
+    } catch {
+      return [];
+    }
+  });
 }

@@ -47,3 +47,17 @@ export async function runSagaProcess(
   if (code !== 0) throw new Error(`the saga process exited with ${code}:\n${stderr.slice(-4000)}`);
   return { summary: JSON.parse(last) as SagaSummary };
 }
+
+/** Why a broker cannot be used (not running, adapter missing), or undefined when it answers. Throws under CI. */
+export async function probeBroker(url: string): Promise<string | undefined> {
+  const child = spawnFixture('probe.ts', [url]);
+  let stdout = '';
+  child.stdout?.on('data', (chunk) => {
+    stdout += chunk;
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  if (code === 0) return undefined;
+  const reason = stdout.trim() || `the probe exited with ${code}`;
+  if (process.env.CI) throw new Error(`CI needs this broker: ${reason}`);
+  return reason;
+}

@@ -1,0 +1,98 @@
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BROKERS, probeBroker, runSagaProcess, spawnFixture } from './brokers.js';
+
+// One process per service, two competing inventory processes, a coordinator that only places
+// orders over HTTP and checks: the services share nothing but the broker and a state directory.
+const LAYOUT = ['order', 'inventory', 'inventory', 'payment', 'notification', 'audit'];
+const ORDERS = 60;
+
+interface Running {
+  readonly child: ChildProcess;
+  readonly ready: Promise<string>;
+  readonly exited: Promise<number | null>;
+  output: string;
+}
+
+function start(url: string, services: string, stateDir: string): Running {
+  const child = spawnFixture('services.ts', [url, services, stateDir]);
+  const running: Running = {
+    child,
+    output: '',
+    ready: new Promise((resolve, reject) => {
+      child.stdout?.on('data', (chunk) => {
+        running.output += chunk;
+        const line = running.output.split('\n').find((l) => l.startsWith('ready '));
+        if (line) resolve(line);
+      });
+      child.stderr?.on('data', (chunk) => {
+        running.output += chunk;
+      });
+      child.on('exit', (code) =>
+        reject(new Error(`${services} exited with ${code} before it was ready:\n${running.output}`)),
+      );
+    }),
+    exited: new Promise((resolve) => child.on('exit', resolve)),
+  };
+  return running;
+}
+
+const targets = BROKERS.filter((b) => b.name === 'rabbitmq' || b.name === 'nats');
+
+describe.each(targets)('order saga as separate processes on $name', ({ name, url }) => {
+  let processes: Running[] = [];
+  let stateDir = '';
+
+  afterEach(async () => {
+    for (const p of processes) if (p.child.exitCode === null) p.child.kill('SIGTERM');
+    await Promise.all(processes.map((p) => p.exited));
+    processes = [];
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it('keeps every invariant with two inventory replicas competing', { timeout: 300_000 }, async (ctx) => {
+    stateDir = mkdtempSync(join(tmpdir(), 'wharf-saga-'));
+    const unavailable = await probeBroker(url);
+    if (unavailable !== undefined) {
+      console.warn(`[saga] skipping the multi-process saga on ${name}: ${unavailable}`);
+      ctx.skip(unavailable);
+      return;
+    }
+
+    processes = LAYOUT.map((service) => start(url, service, stateDir));
+    await Promise.all(processes.map((p) => p.ready));
+
+    const result = await runSagaProcess([url, String(ORDERS), '7', stateDir, '']);
+    const summary = result.summary!;
+    for (const [key, invariant] of Object.entries(summary.invariants)) {
+      expect({ key, ...invariant }).toMatchObject({ key, ok: true });
+    }
+    expect(summary.run.services).toEqual([]);
+    expect(summary.confirmed + summary.cancelled + summary.deadLettered).toBe(ORDERS);
+    expect(summary.deadLettersByReason).toEqual({ 'retries-exhausted': summary.deadLettered });
+    expect(summary.deadLettered).toBeGreaterThan(0);
+    expect(summary.retries).toBeGreaterThan(0);
+
+    // Both inventory processes took a share of the work.
+    const stats = readdirSync(join(stateDir, 'stats')).map(
+      (file) =>
+        JSON.parse(readFileSync(join(stateDir, 'stats', file), 'utf8')) as {
+          service: string;
+          bus: { acked: number };
+        },
+    );
+    const inventory = stats.filter((s) => s.service === 'inventory');
+    expect(inventory).toHaveLength(2);
+    for (const replica of inventory) expect(replica.bus.acked).toBeGreaterThan(0);
+
+    // SIGTERM shuts each process down gracefully.
+    for (const p of processes) p.child.kill('SIGTERM');
+    const codes = await Promise.all(processes.map((p) => p.exited));
+    expect(codes).toEqual(LAYOUT.map(() => 0));
+    for (const p of processes) expect(p.output).toContain('stopped');
+    console.info(`[saga] ${name}, ${LAYOUT.length} processes: ${summary.timings.ordersPerSecond} orders/s`);
+  });
+});
