@@ -143,7 +143,7 @@ export class Subscriber implements AdapterSubscription {
   async start(): Promise<void> {
     const { options, topology, client, logger } = this.#deps;
     const { channel, group, policy, concurrency } = this.#request;
-    this.#topics = await topology.declareGroup(channel, group, policy);
+    this.#topics = await topology.declareGroup(channel, group, policy, { initialiseOffsets: false });
     const consumer = client.consumer({
       groupId: this.#groupId,
       sessionTimeoutMs: options.sessionTimeoutMs,
@@ -163,7 +163,25 @@ export class Subscriber implements AdapterSubscription {
       this.#probed = new Set();
       this.#committedInfo = new Map();
       logger.debug(`[wharf] [kafka] ${this.#groupId} assigned`, { assignment });
-      joined();
+      // Runs before kafkajs' first fetch of this generation: hold the partitions until every one
+      // has a committed offset, so a new group starts from "now" without a separate join.
+      const generation = this.#generation;
+      const targets = assignment.map((a) => ({ topic: a.topic, partitions: [...a.partitions] }));
+      consumer.pause(targets);
+      topology
+        .commitEndsWhereMissing(this.#groupId, consumer, assignment)
+        .catch((error: unknown) => {
+          logger.warn(
+            `[wharf] [kafka] could not initialise the offsets of ${this.#groupId}; reading from the earliest`,
+            {
+              error: describeError(error).message,
+            },
+          );
+        })
+        .finally(() => {
+          if (generation === this.#generation && !this.#stopping) consumer.resume(targets);
+          joined();
+        });
     });
     consumer.onCrash((error, restarting) => {
       const message = `[wharf] [kafka] the consumer of ${channel}/${group} lost the brokers ${options.where}: ${describeError(error).message}`;

@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { describeError, type Logger, type NormalizedRetryPolicy, retryTiers, TopologyError } from '@wharf/core';
-import type { ClientAdmin, KafkaClient, TopicSpec } from './client.js';
+import type { ClientAdmin, ClientConsumer, KafkaClient, TopicSpec } from './client.js';
 import { missingTopics, toWharfError, within } from './errors.js';
 import { ADAPTER_NAME, type ResolvedKafkaOptions } from './options.js';
 
@@ -135,7 +135,12 @@ export class Topology {
    * Declares a group: its retry and dead-letter topics exist and every partition it reads has a
    * committed offset, so events published from now on are kept for it and earlier ones are not delivered.
    */
-  async declareGroup(channel: string, group: string, policy: NormalizedRetryPolicy): Promise<string[]> {
+  async declareGroup(
+    channel: string,
+    group: string,
+    policy: NormalizedRetryPolicy,
+    options: { initialiseOffsets: boolean } = { initialiseOffsets: true },
+  ): Promise<string[]> {
     const channelTopic = this.names.channel(channel);
     const { retries, dlt } = this.names.groupTopics(channel, group, policy);
     await this.ensure([
@@ -146,7 +151,8 @@ export class Topology {
     const topics = [channelTopic, ...retries.values()];
     const groupId = this.names.group(channel, group);
     const key = `${groupId}\n${topics.join('\n')}`;
-    if (!this.#initialised.has(key)) {
+    // A subscriber initialises offsets itself when it joins (see Subscriber), saving a join here.
+    if (options.initialiseOffsets && !this.#initialised.has(key)) {
       await this.#startFromNow(groupId, topics);
       this.#initialised.add(key);
     }
@@ -191,6 +197,26 @@ export class Topology {
     } catch (error) {
       throw toWharfError(error, { where: this.options.where, doing });
     }
+  }
+
+  /** Commits the end offsets of `partitions` that have no committed offset yet, through a group member. */
+  async commitEndsWhereMissing(
+    groupId: string,
+    consumer: ClientConsumer,
+    assignment: readonly { topic: string; partitions: readonly number[] }[],
+  ): Promise<void> {
+    const admin = await this.admin();
+    const commits: { topic: string; partition: number; offset: string }[] = [];
+    for (const { topic, partitions } of assignment) {
+      const committed = await admin.committed(groupId, topic);
+      const missing = partitions.filter((p) => Number(committed.find((c) => c.partition === p)?.offset ?? -1) < 0);
+      if (missing.length === 0) continue;
+      const ends = await admin.ends(topic);
+      for (const partition of missing) {
+        commits.push({ topic, partition, offset: ends.find((e) => e.partition === partition)?.high ?? '0' });
+      }
+    }
+    if (commits.length > 0) await consumer.commit(commits);
   }
 
   async #uncommitted(
