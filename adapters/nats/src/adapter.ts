@@ -28,6 +28,7 @@ import { readDeadLetters, writeDeadLetter } from './dead-letters.js';
 import { connectError, isNoResponders, isStreamNotFound } from './errors.js';
 import { ADAPTER_NAME, type NatsAdapterOptions, type ResolvedNatsOptions, resolveOptions } from './options.js';
 import { Publisher } from './publisher.js';
+import { Requests } from './requests.js';
 import { CrashLoopError, Subscriber } from './subscriber.js';
 import { channelNames, dlqSubject, ensureConsumer } from './topology.js';
 
@@ -41,6 +42,7 @@ interface Connected {
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
   readonly publisher: Publisher;
+  readonly requests: Requests;
 }
 
 /**
@@ -121,7 +123,8 @@ export class NatsAdapter implements Adapter {
     try {
       const jsm = await jetstreamManager(nc, { timeout: o.connectTimeoutMs });
       const js = jetstream(nc, { timeout: o.publishTimeoutMs });
-      this.#connected = { nc, js, jsm, publisher: new Publisher(js, jsm, o) };
+      const requests = new Requests(nc);
+      this.#connected = { nc, js, jsm, requests, publisher: new Publisher(requests, jsm, o) };
     } catch (error) {
       await nc.close().catch(() => {});
       throw connectError(error, o.display, o.connectTimeoutMs);
@@ -169,7 +172,7 @@ export class NatsAdapter implements Adapter {
     request: SubscribeRequest,
     onDelivery: (delivery: Delivery) => Promise<void>,
   ): Promise<AdapterSubscription> {
-    const { nc, js, jsm, publisher } = this.#ready('subscribe');
+    const { nc, js, jsm, publisher, requests } = this.#ready('subscribe');
     const { channel, group, policy } = request;
     const pending = this.#options.maxAckPending ?? request.concurrency + this.#options.retryHeadroom;
     const declare = async (): Promise<string> => {
@@ -186,6 +189,7 @@ export class NatsAdapter implements Adapter {
       {
         nc,
         js,
+        requests,
         options: this.#options,
         logger: this.#logger,
         names,
@@ -291,6 +295,7 @@ export class NatsAdapter implements Adapter {
         await connected.nc.close().catch(() => {});
       }
       for (const subscriber of this.#allSubscribers) subscriber.dispose();
+      connected.requests.close(new ClosedError(ADAPTER_NAME, 'wait for a reply'));
     })();
     return this.#closing;
   }

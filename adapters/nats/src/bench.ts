@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -6,7 +7,7 @@ import {
   RetentionPolicy,
   StorageType,
 } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
+import { connect, headers } from '@nats-io/transport-node';
 import { type BenchOptions, type BenchResult, payloadAge, stampPayload, startMeasurement } from '@wharf/core';
 import { resolveOptions } from './options.js';
 import { escapeName } from './topology.js';
@@ -34,12 +35,13 @@ export async function rawBaseline(options: BenchOptions): Promise<BenchResult> {
       durable_name: 'bench',
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.New,
+      max_ack_pending: options.window,
     });
     const consumer = await js.consumers.get(stream, 'bench');
     const measure = startMeasurement(options.events);
     let received = 0;
     const done = new Promise<void>((resolve) => {
-      const messages = consumer.consume({ max_messages: Math.max(100, options.window) });
+      const messages = consumer.consume({ max_messages: options.window });
       (async () => {
         for await (const m of await messages) {
           measure.record(payloadAge(m.data));
@@ -50,8 +52,19 @@ export async function rawBaseline(options: BenchOptions): Promise<BenchResult> {
       })().catch(() => resolve());
     });
     const inFlight = new Set<Promise<unknown>>();
+    const source = 'urn:wharf:bench';
     for (let i = 0; i < options.events; i++) {
-      const p = js.publish(subject, stampPayload(options.size), { msgID: `bench-${i}` });
+      // The same bytes as the bus sends: CloudEvents NATS binding headers and a Nats-Msg-Id.
+      const id = randomUUID();
+      const h = headers();
+      h.set('ce-specversion', '1.0');
+      h.set('ce-id', id);
+      h.set('ce-source', source);
+      h.set('ce-time', new Date().toISOString());
+      h.set('ce-type', 'BenchEvent');
+      h.set('content-type', 'application/octet-stream');
+      h.set('Nats-Msg-Id', `${source} ${id}`);
+      const p = js.publish(subject, stampPayload(options.size), { headers: h });
       inFlight.add(p);
       p.finally(() => inFlight.delete(p)).catch(() => {});
       if (inFlight.size >= options.window) await Promise.race(inFlight);

@@ -2,6 +2,7 @@ import { JetStreamApiError } from '@nats-io/jetstream';
 import { AuthorizationError, NoRespondersError, RequestError, TimeoutError } from '@nats-io/transport-node';
 import { AuthenticationError, BrokerUnreachableError, PublishError, TopologyError, type WharfError } from '@wharf/core';
 import { ADAPTER_NAME } from './options.js';
+import { ReplyTimeoutError } from './requests.js';
 
 function causeChain(error: unknown): unknown[] {
   const out: unknown[] = [];
@@ -73,7 +74,7 @@ export function publishError(error: unknown, subject: string, stream: string, ti
       { cause: error },
     );
   }
-  if (has(error, TimeoutError)) {
+  if (has(error, TimeoutError) || has(error, ReplyTimeoutError)) {
     return new PublishError(
       ADAPTER_NAME,
       `no PubAck for ${subject} within ${timeoutMs} ms — the server may be down or reconnecting; the event may or may not be stored, publish it again (the same id is deduplicated)`,

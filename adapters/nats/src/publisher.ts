@@ -1,8 +1,10 @@
-import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
-import type { WireMessage } from '@wharf/core';
+import { type ApiError, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
+import { NoRespondersError } from '@nats-io/transport-node';
+import { PublishError, type WireMessage } from '@wharf/core';
 import { encodeHeaders } from './codec.js';
 import { isNoResponders, publishError } from './errors.js';
 import type { ResolvedNatsOptions } from './options.js';
+import type { Requests } from './requests.js';
 import { type ChannelNames, ensureChannel } from './topology.js';
 
 /**
@@ -13,7 +15,7 @@ export class Publisher {
   readonly #channels = new Map<string, Promise<ChannelNames>>();
 
   constructor(
-    private readonly js: JetStreamClient,
+    private readonly requests: Requests,
     private readonly jsm: JetStreamManager,
     private readonly options: ResolvedNatsOptions,
   ) {}
@@ -35,28 +37,56 @@ export class Publisher {
 
   /** Pipelines every publish and resolves when all were acknowledged; messages keep array order in the stream. */
   async publish(channel: string, messages: readonly WireMessage[]): Promise<void> {
-    const names = await this.channel(channel);
+    let names = await this.channel(channel);
     try {
-      await this.#send(names, messages);
+      try {
+        await this.#send(names, messages);
+      } catch (error) {
+        if (!isNoResponders(error)) throw error;
+        // The stream was deleted behind our back: declare it again and retry once (ids deduplicate).
+        this.forget(channel);
+        names = await this.channel(channel);
+        await this.#send(names, messages);
+      }
     } catch (error) {
-      if (!isNoResponders(error)) throw error;
-      // The stream was deleted behind our back: declare it again and retry once (ids deduplicate).
-      this.forget(channel);
-      await this.#send(await this.channel(channel), messages);
+      if (error instanceof PublishError) throw error;
+      throw publishError(error, names.subject, names.stream, this.options.publishTimeoutMs);
     }
   }
 
   async #send(names: ChannelNames, messages: readonly WireMessage[]): Promise<void> {
     const timeout = this.options.publishTimeoutMs;
+    if (messages.length === 1) {
+      const message = messages[0] as WireMessage;
+      return pubAck(
+        await this.requests.request(names.subject, message.body, timeout, encodeHeaders(message)),
+        names.subject,
+      );
+    }
     const acks = messages.map((message) =>
-      this.js.publish(names.subject, message.body, { headers: encodeHeaders(message), timeout }),
+      this.requests
+        .request(names.subject, message.body, timeout, encodeHeaders(message))
+        .then((reply) => pubAck(reply, names.subject)),
     );
     const results = await Promise.allSettled(acks);
-    for (const result of results) {
-      if (result.status === 'rejected') {
-        if (isNoResponders(result.reason)) throw result.reason;
-        throw publishError(result.reason, names.subject, names.stream, timeout);
-      }
-    }
+    for (const result of results) if (result.status === 'rejected') throw result.reason;
   }
+}
+
+const decoder = new TextDecoder();
+
+/** Checks a PubAck: `{"stream":…,"seq":…}` (a duplicate is a success), `{"error":…}`, or a 503 status. */
+function pubAck(reply: { data: Uint8Array; headers?: { code: number } | undefined }, subject: string): void {
+  if (reply.headers?.code === 503) throw new NoRespondersError(subject);
+  let ack: { error?: ApiError; seq?: number };
+  try {
+    ack = JSON.parse(decoder.decode(reply.data)) as { error?: ApiError; seq?: number };
+  } catch (cause) {
+    throw new Error(
+      `the server answered a publish with something that is not a PubAck (status ${reply.headers?.code ?? 'none'})`,
+      { cause },
+    );
+  }
+  if (ack.error) throw new JetStreamApiError(ack.error);
+  if (typeof ack.seq !== 'number') throw new Error('the PubAck carries no sequence number');
 }

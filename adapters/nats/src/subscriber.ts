@@ -20,6 +20,7 @@ import {
 import { decodeMessage } from './codec.js';
 import { writeDeadLetter } from './dead-letters.js';
 import type { ResolvedNatsOptions } from './options.js';
+import type { Requests } from './requests.js';
 import { type ChannelNames, maxDeliver } from './topology.js';
 
 const ACK = new TextEncoder().encode('+ACK');
@@ -101,6 +102,7 @@ const book = new AttemptBook();
 export interface SubscriberDeps {
   readonly nc: NatsConnection;
   readonly js: JetStreamClient;
+  readonly requests: Requests;
   readonly options: ResolvedNatsOptions;
   readonly logger: Logger;
   readonly names: ChannelNames;
@@ -121,7 +123,7 @@ export class Subscriber implements AdapterSubscription {
   readonly #onDelivery: (delivery: Delivery) => Promise<void>;
   readonly #inbox: string;
   readonly #nextSubject: string;
-  readonly #inflight = new Map<string, { reply: string; since: number }>();
+  readonly #inflight = new Map<string, string>();
   readonly #threshold: number;
   readonly #maxDeliver: number;
   #sub: Subscription | undefined;
@@ -164,9 +166,10 @@ export class Subscriber implements AdapterSubscription {
       },
     });
     // Long handlers: tell the server "still working" well within ack_wait so it does not redeliver.
-    const every = Math.max(500, Math.floor(this.#deps.options.ackWaitMs / 3));
+    // Every in-flight message gets one at least every ack_wait/4, leaving room for a late timer.
+    const every = Math.max(250, Math.floor(this.#deps.options.ackWaitMs / 4));
     this.#workingTimer = setInterval(() => {
-      this.#heartbeat(every);
+      this.#heartbeat();
       this.#checkStale();
     }, every);
     this.#workingTimer.unref();
@@ -273,11 +276,9 @@ export class Subscriber implements AdapterSubscription {
     this.#later(gone ? 1_000 : 250, gone);
   }
 
-  #heartbeat(olderThan: number): void {
-    const now = Date.now();
-    for (const entry of this.#inflight.values()) {
-      if (now - entry.since >= olderThan && !this.#deps.nc.isClosed()) this.#deps.nc.publish(entry.reply, WPI);
-    }
+  #heartbeat(): void {
+    if (this.#inflight.size === 0 || this.#deps.nc.isClosed()) return;
+    for (const reply of this.#inflight.values()) this.#deps.nc.publish(reply, WPI);
   }
 
   #hand(msg: Msg, reply: string, meta: DeliveryMeta, key: string): void {
@@ -288,14 +289,16 @@ export class Subscriber implements AdapterSubscription {
     const data = msg.data;
     const deps = this.#deps;
     const timeout = deps.options.publishTimeoutMs;
-    this.#inflight.set(key, { reply, since: Date.now() });
+    this.#inflight.set(key, reply);
     let settled = false;
     const settle = async (payload: Uint8Array, final: boolean): Promise<void> => {
       if (settled) return;
       settled = true;
       try {
         // A request, not a plain publish: the server answers once it applied the ack / nak / term.
-        await deps.nc.request(reply, payload, { timeout });
+        const answer = await deps.requests.request(reply, payload, timeout);
+        if (answer.headers?.code === 503)
+          throw new Error('the consumer is gone (no responders); the server redelivers');
       } finally {
         if (final) book.done(key);
         this.#inflight.delete(key);
@@ -384,7 +387,11 @@ export class Subscriber implements AdapterSubscription {
   /** Called when the connection closes: nothing more can arrive. */
   dispose(): void {
     clearInterval(this.#workingTimer);
-    this.#sub?.unsubscribe();
+    try {
+      this.#sub?.unsubscribe();
+    } catch {
+      // already closed with the connection
+    }
   }
 
   /** Unsettled deliveries (for tests). */
