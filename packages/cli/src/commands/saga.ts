@@ -62,7 +62,7 @@ export async function saga(argv: string[], output: Output, demo = false): Promis
     orders,
     seed,
     ...(values.replicas ? { replicas: Number(values.replicas) } : {}),
-    onProgress: values.json ? undefined : (line: string) => output.err(line),
+    onProgress: values.json ? undefined : (progress: { message: string }) => output.err(progress.message),
   });
   if (values.json) json(output, summary);
   else output.out(mod.formatSummary(summary));
