@@ -6,7 +6,7 @@ import { parseBrokerUrl, type RetryPolicy } from '@wharf/core';
 import { SagaUsageError } from './errors.js';
 import { startHost } from './host.js';
 import { createOrderApi } from './http.js';
-import { checkServices } from './saga.js';
+import { checkServices, DEFAULT_STATE_DIR } from './saga.js';
 import { fileStores } from './state/file-store.js';
 import { memoryStores } from './state/memory-store.js';
 import { SERVICES, type ServiceName } from './topology.js';
@@ -18,8 +18,11 @@ export interface ServicesOptions {
   services?: readonly string[];
   /** Instances of each service in this process. Default 1. */
   replicas?: Partial<Record<ServiceName, number>>;
-  /** Directory shared with the other processes of the run (state and counters); memory when absent. */
-  stateDir?: string;
+  /**
+   * Directory shared with the other processes of the run (state and counters): default
+   * `.wharf/saga` in the working directory; `false` keeps state in memory (all services in this process).
+   */
+  stateDir?: string | false;
   /** Port of the order service's HTTP API (0 = any free port). Default 0. */
   port?: number;
   /** Interface the HTTP API listens on. Default 127.0.0.1. */
@@ -43,15 +46,16 @@ export async function startServices(options: ServicesOptions): Promise<RunningSe
   const services = checkServices(options.services ?? SERVICES);
   if (services.length === 0) throw new SagaUsageError('--services names no service');
   parseBrokerUrl(options.url);
-  if (options.stateDir) mkdirSync(options.stateDir, { recursive: true });
-  const stores = options.stateDir ? fileStores(options.stateDir) : memoryStores();
+  const stateDir = options.stateDir === false ? undefined : (options.stateDir ?? DEFAULT_STATE_DIR);
+  if (stateDir) mkdirSync(stateDir, { recursive: true });
+  const stores = stateDir ? fileStores(stateDir) : memoryStores();
   const host = await startHost({
     url: options.url,
     services,
     stores,
     ...(options.replicas ? { replicas: options.replicas } : {}),
     ...(options.retry ? { retry: options.retry } : {}),
-    ...(options.stateDir ? { statsDir: join(options.stateDir, 'stats') } : {}),
+    ...(stateDir ? { statsDir: join(stateDir, 'stats') } : {}),
   });
   let server: Server | undefined;
   let orderUrl: string | undefined;
@@ -64,7 +68,7 @@ export async function startServices(options: ServicesOptions): Promise<RunningSe
     });
     const address = server.address() as AddressInfo;
     orderUrl = `http://${address.address}:${address.port}`;
-    if (options.stateDir) writeFileSync(join(options.stateDir, 'order-url'), orderUrl);
+    if (stateDir) writeFileSync(join(stateDir, 'order-url'), orderUrl);
   }
   return {
     services,

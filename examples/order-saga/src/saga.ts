@@ -29,7 +29,10 @@ export interface SagaOptions {
   services?: readonly ServiceName[];
   /** Instances of each service in this process, competing in its group (a number for all). Default 1. */
   replicas?: number | Partial<Record<ServiceName, number>>;
-  /** Directory the services of a multi-process run share their state through. Required unless all services run here. */
+  /**
+   * Directory the services of a multi-process run share their state through; used when not all
+   * services run here. Default `.wharf/saga` in the working directory (as for `runServices`).
+   */
   stateDir?: string;
   /** The order service's HTTP API when it runs elsewhere. Default: the URL it wrote to `stateDir`. */
   orderUrl?: string;
@@ -46,7 +49,12 @@ export interface SagaProgress {
   readonly settled: number;
   readonly total: number;
   readonly elapsedMs: number;
+  /** One line for humans, e.g. `settling: 1,940/2,000 orders settled (2.1 s)`; also what `String(progress)` gives. */
+  readonly message: string;
 }
+
+/** Where services of a multi-process run share state when no `stateDir` is given (git-ignored). */
+export const DEFAULT_STATE_DIR = join('.wharf', 'saga');
 
 interface Checked {
   url: string;
@@ -65,10 +73,12 @@ function check(options: SagaOptions): Checked {
     throw new SagaUsageError(`--orders must be a positive integer, got ${String(orders)}`);
   }
   if (orders > MAX_ORDERS) throw new SagaUsageError(`--orders must be at most ${MAX_ORDERS}, got ${orders}`);
-  const seed = options.seed ?? 1;
+  let seed = options.seed ?? 1;
   if (!((typeof seed === 'number' && Number.isInteger(seed)) || (typeof seed === 'string' && seed.length > 0))) {
     throw new SagaUsageError(`--seed must be an integer or a non-empty string, got ${String(seed)}`);
   }
+  // `--seed 42` arrives as a string: it is the same scenario as the number 42.
+  if (typeof seed === 'string' && /^\d{1,9}$/.test(seed)) seed = Number(seed);
   const url = options.url ?? process.env.WHARF_BROKER ?? 'memory://';
   parseBrokerUrl(url);
   const services = checkServices(options.services ?? SERVICES);
@@ -80,13 +90,14 @@ function check(options: SagaOptions): Checked {
     }
     replicas[service] = count;
   }
-  if (services.length < SERVICES.length && !options.stateDir) {
+  if (services.length < SERVICES.length && parseBrokerUrl(url).scheme === 'memory') {
     throw new SagaUsageError(
-      'services running in other processes share their state through a directory: pass stateDir (--state-dir)',
+      'memory:// lives inside one process, so services in other processes cannot reach it: run every service here or use a real broker',
     );
   }
+  const stateDir = options.stateDir ?? (services.length < SERVICES.length ? DEFAULT_STATE_DIR : undefined);
   const timeoutMs = options.timeoutMs ?? 60_000 + orders * 20;
-  return { url, orders, seed, services, replicas, stateDir: options.stateDir, timeoutMs };
+  return { url, orders, seed, services, replicas, stateDir, timeoutMs };
 }
 
 /** Validates a list of service names (`--services order,inventory`). */
@@ -110,14 +121,17 @@ export async function runSaga(options: SagaOptions): Promise<SagaSummary> {
   const started = performance.now();
   const runId = randomBytes(4).toString('hex');
   const plan = planOrders(o.orders, o.seed, runId);
-  const progress = (phase: SagaProgress['phase'], placed: number, settled: number): void =>
-    options.onProgress?.({
-      phase,
-      placed,
-      settled,
-      total: o.orders,
-      elapsedMs: Math.round(performance.now() - started),
-    });
+  const progress = (phase: SagaProgress['phase'], placed: number, settled: number): void => {
+    if (!options.onProgress) return;
+    const elapsedMs = Math.round(performance.now() - started);
+    const count =
+      phase === 'placing'
+        ? `${fmt(placed)}/${fmt(o.orders)} orders placed`
+        : `${fmt(settled)}/${fmt(o.orders)} orders settled`;
+    const message = `${phase}: ${count} (${(elapsedMs / 1000).toFixed(1)} s)`;
+    const report = { phase, placed, settled, total: o.orders, elapsedMs, message, toString: () => message };
+    options.onProgress(report);
+  };
   progress('starting', 0, 0);
 
   const logger = consoleLogger(process.env.WHARF_LOG === 'debug' ? 'debug' : 'error');
@@ -196,7 +210,7 @@ async function settle(
   const prefix = `ord_${runId}-`;
   const deadline = performance.now() + o.timeoutMs;
   const local = !o.stateDir && parseBrokerUrl(o.url).scheme === 'memory';
-  const pollMs = o.stateDir ? 200 : 25;
+  const pollMs = o.stateDir ? 200 : 50;
   const deadLetterEveryMs = local ? 50 : 500;
   let deadLetters: Observation['deadLetters'] = [];
   let lastDeadLetterCheck = 0;
@@ -247,10 +261,23 @@ async function listDeadLetters(bus: Bus, prefix: string): Promise<Observation['d
   return out;
 }
 
+const fmt = (value: number): string => value.toLocaleString('en-US');
+
+/** True unless the process is known to be gone (its counters are from an earlier run). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function readStats(dir: string): InstanceStats[] {
   let names: string[] = [];
   try {
-    names = readdirSync(dir).filter((name) => name.endsWith('.json'));
+    // Files are named <service>-<pid>-<n>.json; a dead process's counters belong to an earlier run.
+    names = readdirSync(dir).filter((name) => name.endsWith('.json') && alive(Number(name.split('-').at(-2))));
   } catch {
     return [];
   }

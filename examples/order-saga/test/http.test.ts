@@ -19,7 +19,7 @@ describe('order service HTTP API', () => {
   const placed: unknown[] = [];
 
   beforeAll(async () => {
-    services = await startServices({ url: URL_ });
+    services = await startServices({ url: URL_, stateDir: false });
     base = services.orderUrl!;
     // A group of our own on orders.placed sees every OrderPlaced the API publishes.
     await spy.subscribe('orders.placed', { group: 'http-test-spy' }, (event) => {

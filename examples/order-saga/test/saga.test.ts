@@ -47,11 +47,27 @@ describe('order saga on memory', () => {
     },
   );
 
-  it('rejects an unknown service and a subset without a state directory', async () => {
+  it('rejects an unknown service, and services split over processes on the in-process broker', async () => {
     await expect(runSaga({ url: 'memory://', orders: 1, services: ['shipping' as never] })).rejects.toThrow(
       /unknown service "shipping"/,
     );
-    await expect(runSaga({ url: 'memory://', orders: 1, services: ['order'] })).rejects.toThrow(/stateDir/);
+    await expect(runSaga({ url: 'memory://', orders: 1, services: ['order'] })).rejects.toThrow(
+      /memory:\/\/ lives inside one process/,
+    );
+  });
+
+  it('reports progress with a line for humans', async () => {
+    const lines: string[] = [];
+    await runSaga({ url: 'memory://saga-progress', orders: 5, seed: 3, onProgress: (p) => lines.push(String(p)) });
+    expect(lines[0]).toMatch(/^starting: 0\/5 orders settled \(\d+\.\d s\)$/);
+    expect(lines).toContain(lines.find((l) => /^placing: 5\/5 orders placed/.test(l)));
+    expect(lines.at(-1)).toMatch(/^done: 5\/5 orders settled/);
+  });
+
+  it('takes a numeric seed given as a string (as from the command line) as that number', async () => {
+    const summary = await runSaga({ url: 'memory://saga-seed', orders: 20, seed: '7' });
+    const reference = await runSaga({ url: 'memory://saga-seed', orders: 20, seed: 7 });
+    expect(comparable(summary)).toEqual(comparable(reference));
   });
 
   it('fails clearly on an unknown broker scheme', async () => {
