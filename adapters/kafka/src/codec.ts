@@ -67,6 +67,9 @@ export function headerText(headers: IncomingHeaders, name: string): string | und
 
 function text(value: Buffer | string, name: string): string {
   if (typeof value === 'string') return value;
+  // Fast path: Buffer#toString is cheap; only text with a replacement character needs the strict check.
+  const fast = value.toString('utf8');
+  if (!fast.includes('\uFFFD')) return fast;
   try {
     return utf8.decode(value);
   } catch (cause) {

@@ -37,14 +37,16 @@ export class Publisher {
 
   async publish(channel: string, messages: readonly WireMessage[]): Promise<void> {
     if (messages.length === 0) return;
-    await this.topology.ensureChannel(channel);
+    const ensuring = this.topology.ensureChannel(channel);
+    if (ensuring) await ensuring;
     await this.send(this.topology.names.channel(channel), messages.map(encode), `publishing to channel ${channel}`);
   }
 
   /** Sends records to a topic; resolves once the broker acknowledged all of them. */
   send(topic: string, records: readonly OutgoingRecord[], doing: string): Promise<void> {
+    // Only a cap for coalescing: the value plus a typical header block is close enough.
     let bytes = 0;
-    for (const r of records) bytes += recordSize(r);
+    for (const r of records) bytes += (r.value?.length ?? 0) + 512;
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ topic, records, bytes, doing, resolve, reject });
       if (!this.#flushing) void this.#flush();

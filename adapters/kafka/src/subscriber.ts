@@ -169,7 +169,7 @@ export class Subscriber implements AdapterSubscription {
       const targets = assignment.map((a) => ({ topic: a.topic, partitions: [...a.partitions] }));
       consumer.pause(targets);
       topology
-        .commitEndsWhereMissing(this.#groupId, consumer, assignment)
+        .commitEndsWhereMissing(consumer, assignment, (topic) => this.#committedOf(topic))
         .catch((error: unknown) => {
           logger.warn(
             `[wharf] [kafka] could not initialise the offsets of ${this.#groupId}; reading from the earliest`,
@@ -201,8 +201,9 @@ export class Subscriber implements AdapterSubscription {
     return work.finally(() => this.#batches.delete(work));
   }
 
-  #dispatching(batch: FetchedBatch, control: BatchControl, generation: number): boolean {
-    return !this.#stopping && !control.interrupted && generation === this.#generation && batch.isActive();
+  /** Whether records of this batch may still be handed over (`isActive` is checked per record in the loop). */
+  #dispatching(control: BatchControl, generation: number): boolean {
+    return !this.#stopping && !control.interrupted && generation === this.#generation;
   }
 
   async #onBatch(batch: FetchedBatch): Promise<void> {
@@ -246,7 +247,7 @@ export class Subscriber implements AdapterSubscription {
       const chains = new Map<string, Promise<void>>();
       const running: Promise<void>[] = [];
       for (let i = start; i < batch.records.length && dueAt === undefined; i++) {
-        if (!this.#dispatching(batch, control, generation)) break;
+        if (!this.#dispatching(control, generation) || !batch.isActive()) break;
         const record = batch.records[i] as IncomingRecord;
         if (isRetry) {
           const due = dueOf(record);
@@ -376,7 +377,7 @@ export class Subscriber implements AdapterSubscription {
     extraAttempts: number,
   ): Promise<void> {
     if (before) await before;
-    if (!this.#dispatching(batch, control, generation)) {
+    if (!this.#dispatching(control, generation)) {
       item.state = 'skipped';
       return;
     }
@@ -385,7 +386,7 @@ export class Subscriber implements AdapterSubscription {
       return;
     }
     try {
-      if (!this.#dispatching(batch, control, generation)) {
+      if (!this.#dispatching(control, generation)) {
         item.state = 'skipped';
         return;
       }

@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { describeError, type Logger, type NormalizedRetryPolicy, retryTiers, TopologyError } from '@wharf/core';
-import type { ClientAdmin, ClientConsumer, KafkaClient, TopicSpec } from './client.js';
+import type { ClientAdmin, ClientConsumer, CommittedOffset, KafkaClient, TopicSpec } from './client.js';
 import { missingTopics, toWharfError, within } from './errors.js';
 import { ADAPTER_NAME, type ResolvedKafkaOptions } from './options.js';
 
@@ -88,7 +88,8 @@ export class Topology {
   }
 
   /** Makes sure the channel topic exists (created with `partitions`, or checked with requireTopics). */
-  ensureChannel(channel: string): Promise<void> {
+  ensureChannel(channel: string): Promise<void> | undefined {
+    if (this.#known.has(this.names.channel(channel))) return undefined; // the hot path: no promise
     return this.ensure([this.#spec(this.names.channel(channel), this.options.partitions)]);
   }
 
@@ -201,14 +202,14 @@ export class Topology {
 
   /** Commits the end offsets of `partitions` that have no committed offset yet, through a group member. */
   async commitEndsWhereMissing(
-    groupId: string,
     consumer: ClientConsumer,
     assignment: readonly { topic: string; partitions: readonly number[] }[],
+    committedOf: (topic: string) => Promise<readonly CommittedOffset[]>,
   ): Promise<void> {
     const admin = await this.admin();
     const commits: { topic: string; partition: number; offset: string }[] = [];
     for (const { topic, partitions } of assignment) {
-      const committed = await admin.committed(groupId, topic);
+      const committed = await committedOf(topic);
       const missing = partitions.filter((p) => Number(committed.find((c) => c.partition === p)?.offset ?? -1) < 0);
       if (missing.length === 0) continue;
       const ends = await admin.ends(topic);
