@@ -5,6 +5,7 @@ import {
   createBus,
   type Delivery,
   MessageTooLargeError,
+  NonRetryableError,
   normalizeRetryPolicy,
   silentLogger,
   UnroutableError,
@@ -139,6 +140,34 @@ describe.skipIf(unavailable !== undefined)('rabbitmq adapter (real broker)', () 
     assert.equal(list[0]?.info?.reason, 'retries-exhausted');
     assert.equal(list[0]?.info?.errorType, 'DeliveryLimitExceeded');
     assert.equal(list[0]?.info?.channel, channel);
+  });
+
+  it('leaves the original unsettled when the broker refuses the dead-letter write (queue gone), then dead-letters it once', async () => {
+    const { channel, groups } = names('dlwrite', 'g');
+    const group = groups[0] as string;
+    const n = groupNames(PREFIX, channel, group);
+    const rec = new Recorder();
+    const b = bus();
+    await b.subscribe(channel, { group, dedup: false }, (e, c) => {
+      rec.record(e, c.attempt);
+      throw new NonRetryableError('poison');
+    });
+    await withChannel((ch) => ch.deleteQueue(n.deadLetters));
+    const sent = await bus().publish(channel, { type: 'Poison', data: {} });
+    // Each failed write releases the original, which comes straight back.
+    await rec.count(2, 10_000);
+    await b.declare(channel, { groups: [group] });
+    const deadline = Date.now() + 10_000;
+    let list = await b.listDeadLetters(channel, group);
+    while (list.length === 0 && Date.now() < deadline) {
+      await sleep(100);
+      list = await b.listDeadLetters(channel, group);
+    }
+    await sleep(300);
+    assert.equal((await b.listDeadLetters(channel, group)).length, 1);
+    assert.equal(list[0]?.event?.id, sent.id);
+    assert.equal(list[0]?.info?.reason, 'non-retryable');
+    assert.equal(await queueDepth(n.queue), 0, 'the original was not settled after the successful write');
   });
 
   it('rejects an unroutable publish with UnroutableError, also after the group queue was deleted', async () => {
