@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BROKERS, probeBroker, runSagaProcess, spawnFixture } from './brokers.js';
+import { BROKERS, probeBroker, runSagaProcess, skipOrFail, spawnFixture } from './brokers.js';
 
 // One process per service, two competing inventory processes, a coordinator that only places
 // orders over HTTP and checks: the services share nothing but the broker and a state directory.
@@ -56,11 +56,7 @@ describe.each(targets)('order saga as separate processes on $name', ({ name, url
   it('keeps every invariant with two inventory replicas competing', { timeout: 300_000 }, async (ctx) => {
     stateDir = mkdtempSync(join(tmpdir(), 'wharf-saga-'));
     const unavailable = await probeBroker(url);
-    if (unavailable !== undefined) {
-      console.warn(`[saga] skipping the multi-process saga on ${name}: ${unavailable}`);
-      ctx.skip(unavailable);
-      return;
-    }
+    if (unavailable !== undefined) return skipOrFail(ctx, `the multi-process saga on ${name}`, unavailable);
 
     processes = LAYOUT.map((service) => start(url, service, stateDir));
     await Promise.all(processes.map((p) => p.ready));
