@@ -260,7 +260,7 @@ export class Subscriber implements AdapterSubscription {
         items.push(item);
         const key = record.key === null ? undefined : record.key.toString('latin1');
         const before = key === undefined ? undefined : chains.get(key);
-        const run = this.#run(record, item, before, batch, control, generation, 0);
+        const run = this.#run(record, item, before, control, generation, 0);
         if (key !== undefined) chains.set(key, run);
         running.push(run);
       }
@@ -310,7 +310,7 @@ export class Subscriber implements AdapterSubscription {
     if (attempt > this.#request.policy.maxAttempts) {
       await this.#crashLoop(record, item, attempt);
     } else {
-      await this.#run(record, item, undefined, batch, control, generation, deliveries - 1);
+      await this.#run(record, item, undefined, control, generation, deliveries - 1);
     }
     if (item.state === 'done') {
       await this.#commit(batch.topic, batch.partition, offset + 1n);
@@ -371,7 +371,6 @@ export class Subscriber implements AdapterSubscription {
     record: IncomingRecord,
     item: Item,
     before: Promise<void> | undefined,
-    batch: FetchedBatch,
     control: BatchControl,
     generation: number,
     extraAttempts: number,
