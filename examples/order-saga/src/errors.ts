@@ -33,11 +33,13 @@ export async function connectOrExplain(bus: Bus): Promise<void> {
   } catch (error) {
     // These already say what to do; "unreachable" would mislead.
     if (error instanceof AdapterNotInstalledError || error instanceof InvalidUrlError) throw error;
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new SagaBrokerError(
-      `cannot start the saga: the broker ${redactUrl(bus.url)} is not reachable (${reason}) — is it running? (pnpm wharf brokers up)`,
-      { cause: error },
-    );
+    const broker = redactUrl(bus.url);
+    // An adapter's own error already says what to do; anything else gets the generic hint.
+    const message =
+      error instanceof WharfError
+        ? `cannot start the saga on ${broker}: ${error.message}`
+        : `cannot start the saga: the broker ${broker} is not reachable (${error instanceof Error ? error.message : String(error)}) — is it running? start one with pnpm wharf brokers up`;
+    throw new SagaBrokerError(message, { cause: error });
   } finally {
     clearTimeout(timer);
   }

@@ -26,7 +26,9 @@ describe('order saga on a broker that is not there', () => {
   ])('fails at start with a clear error naming the broker (%s)', { timeout: 60_000 }, async (_name, url) => {
     const started = Date.now();
     const result = await runSagaProcess([url, '5', '1']);
-    expect(result.unavailable).toMatch(/cannot start the saga: the broker .*127\.0\.0\.1:1.* is not reachable/);
+    expect(result.unavailable).toMatch(
+      /cannot start the saga on .*127\.0\.0\.1:1.*(cannot reach|not reachable|unreachable|refused)/i,
+    );
     expect(Date.now() - started).toBeLessThan(45_000);
   });
 });
