@@ -34,15 +34,17 @@ export async function benchBus(options: BenchOptions): Promise<BenchResult> {
     const finished = new Promise<void>((resolve) => {
       done = resolve;
     });
-    const measure = startMeasurement(options.events);
+    let measure: ReturnType<typeof startMeasurement> | undefined;
     await bus.subscribe(
       options.channel,
       { group, concurrency: options.window, dedup: true, retry: { maxAttempts: 1 } },
       (event) => {
-        measure.record(payloadAge(event.data as Uint8Array));
+        measure?.record(payloadAge(event.data as Uint8Array));
         if (++received === options.events) done();
       },
     );
+    // The clock starts after subscribe: topology and group joins are not what is measured.
+    measure = startMeasurement(options.events);
     let inFlight = 0;
     let slot: (() => void) | undefined;
     let failure: unknown;
