@@ -7,7 +7,6 @@ import { connectOrExplain, SagaUsageError } from './errors.js';
 import { type InstanceStats, SAGA_RETRY, type ServiceHost, startHost } from './host.js';
 import { httpPlacer, type Placer } from './http.js';
 import { type PlannedOrder, planOrders } from './scenario.js';
-import type { OrderRecord } from './services/order.js';
 import { fileStores } from './state/file-store.js';
 import { memoryStores } from './state/memory-store.js';
 import type { Stores } from './state/store.js';
@@ -214,22 +213,18 @@ async function settle(
   const deadLetterEveryMs = local ? 50 : 500;
   let deadLetters: Observation['deadLetters'] = [];
   let lastDeadLetterCheck = 0;
-  let orders = new Map<string, OrderRecord>();
   for (;;) {
-    orders = new Map(await stores.orders.list(prefix));
-    const terminal = [...orders.values()].filter((r) => r.state !== 'placed').length;
+    const terminal = new Set<string>();
+    for (const [id, order] of await stores.orders.list(prefix)) if (order.state !== 'placed') terminal.add(id);
     const now = performance.now();
-    if (terminal + deadLetters.length < plan.length && now - lastDeadLetterCheck > deadLetterEveryMs) {
+    if (terminal.size + deadLetters.length < plan.length && now - lastDeadLetterCheck > deadLetterEveryMs) {
       deadLetters = await listDeadLetters(bus, prefix);
       lastDeadLetterCheck = performance.now();
     }
-    const dead = new Set(deadLetters.map((d) => d.orderId));
-    const settled = plan.filter((p) => {
-      const state = orders.get(p.orderId)?.state;
-      return (state !== undefined && state !== 'placed') || dead.has(p.orderId);
-    }).length;
+    const dead = new Set(deadLetters.map((d) => d.orderId).filter((id) => !terminal.has(id)));
+    const settled = terminal.size + dead.size;
     progress('settling', plan.length, settled);
-    if (settled === plan.length && (await caughtUp(stores, prefix, orders))) break;
+    if (settled >= plan.length && (await caughtUp(stores, prefix, terminal.size))) break;
     if (now > deadline) break;
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
@@ -240,10 +235,9 @@ async function settle(
 }
 
 /** True when every terminal order was notified and the audit log holds every published event of the run. */
-async function caughtUp(stores: Stores, prefix: string, orders: ReadonlyMap<string, OrderRecord>): Promise<boolean> {
-  const terminal = [...orders.values()].filter((r) => r.state !== 'placed');
+async function caughtUp(stores: Stores, prefix: string, terminal: number): Promise<boolean> {
   const notified = (await stores.notifications.list(prefix)).filter(([, r]) => r.published).length;
-  if (notified < terminal.length) return false;
+  if (notified < terminal) return false;
   const published = (await stores.published.list()).filter(([, r]) => r.orderId.startsWith(prefix)).length;
   const logged = (await stores.audit.list()).filter(([, r]) => r.orderId.startsWith(prefix)).length;
   return logged >= published;

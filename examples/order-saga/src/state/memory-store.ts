@@ -15,7 +15,9 @@ export class MemoryStore<T> implements Store<T> {
   }
 
   async list(prefix = ''): Promise<[string, T][]> {
-    return [...this.#records].filter(([key]) => key.startsWith(prefix));
+    const out: [string, T][] = [];
+    for (const entry of this.#records) if (entry[0].startsWith(prefix)) out.push(entry);
+    return out;
   }
 }
 
