@@ -1,4 +1,4 @@
-import { type MsgHdrs, headers as natsHeaders } from '@nats-io/transport-node';
+import { type MsgHdrs, MsgHdrsImpl } from '@nats-io/transport-node';
 import { type Decoded, decodeStructured, isStructured, UndecodableMessageError, type WireMessage } from '@wharf/core';
 import { ADAPTER_NAME } from './options.js';
 
@@ -12,17 +12,24 @@ export const CONTENT_TYPE = 'content-type';
 const MSG_ID = 'Nats-Msg-Id';
 
 /**
- * NATS header values cannot hold CR or LF. Attribute values are percent-encoded the way the HTTP binding
- * does for the few characters that need it (`%`, control characters), so any string survives a round trip.
+ * NATS header values cannot hold CR or LF, and nats.js trims values on both ends. Attribute values are
+ * percent-encoded the way the HTTP binding does for the few characters that need it (`%`, control
+ * characters, leading/trailing white space), so any string survives a round trip.
  */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we encode
-const NEEDS_ENCODING = /[%\u0000-\u001f\u007f]/;
+const NEEDS_ENCODING = /[%\u0000-\u001f\u007f]|^\s|\s$/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we encode
-const ENCODE = /[%\u0000-\u001f\u007f]/g;
+const ENCODE = /[%\u0000-\u001f\u007f]|^\s+|\s+$/g;
+
+const percent = (text: string): string => {
+  let out = '';
+  for (const c of text) out += `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`;
+  return out;
+};
 
 export function encodeHeaderValue(value: string): string {
   if (!NEEDS_ENCODING.test(value)) return value;
-  return value.replace(ENCODE, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+  return value.replace(ENCODE, percent);
 }
 
 export function decodeHeaderValue(value: string): string {
@@ -39,15 +46,18 @@ export function messageId(attributes: Readonly<Record<string, string>>): string 
   return encodeHeaderValue(replayed === undefined ? base : `${base} replayed ${replayed}`);
 }
 
-/** Native headers for a wire message (binary content mode). */
-export function encodeHeaders(message: WireMessage): MsgHdrs {
-  const h = natsHeaders();
+/**
+ * Native headers for a wire message (binary content mode). The map is filled directly: values are already
+ * header-safe, and `MsgHdrs.set()` re-validates and re-scans every key on each call (a hot-path cost).
+ */
+export function encodeHeaders(message: WireMessage): MsgHdrsImpl {
+  const h = new MsgHdrsImpl();
+  const map = h.headers;
   for (const name in message.attributes) {
-    const value = message.attributes[name] as string;
-    if (name === 'datacontenttype') h.set(CONTENT_TYPE, encodeHeaderValue(value));
-    else h.set(CE_PREFIX + name, encodeHeaderValue(value));
+    const value = encodeHeaderValue(message.attributes[name] as string);
+    map.set(name === 'datacontenttype' ? CONTENT_TYPE : CE_PREFIX + name, [value]);
   }
-  h.set(MSG_ID, messageId(message.attributes));
+  map.set(MSG_ID, [messageId(message.attributes)]);
   return h;
 }
 

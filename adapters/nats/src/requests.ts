@@ -29,7 +29,10 @@ export class Requests {
   readonly #sub: Subscription;
   readonly #sweep: NodeJS.Timeout;
   #n = 0;
-  #queue: { subject: string; data: Uint8Array; reply: string; headers: MsgHdrs | undefined; id: number }[] = [];
+  #queue: { subject: string; data: Uint8Array; reply: string | undefined; headers: MsgHdrs | undefined; id: number }[] =
+    [];
+  /** Writes of this loop turn waiting for the server's PONG. */
+  #written: { resolve(): void; reject(error: Error): void }[] = [];
   #scheduled = false;
 
   constructor(nc: NatsConnection) {
@@ -76,24 +79,68 @@ export class Requests {
     });
   }
 
+  /**
+   * Publishes `data` without a reply subject and resolves once the server has read it: one PING/PONG
+   * round trip confirms every write of the loop turn (the server handles a connection's messages in order).
+   * Used for acks, naks and terms, where a reply per message would cost a message each way.
+   */
+  write(subject: string, data: Uint8Array, timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#written.push({ resolve, reject });
+      this.#queue.push({ subject, data, reply: undefined, headers: undefined, id: 0 });
+      this.#writeTimeoutMs = timeoutMs;
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(this.#flush);
+      }
+    });
+  }
+
+  #writeTimeoutMs = 10_000;
+
   readonly #flush = (): void => {
     this.#scheduled = false;
     const queue = this.#queue;
     this.#queue = [];
+    const written = this.#written;
+    this.#written = [];
     for (const item of queue) {
       try {
-        this.#nc.publish(
-          item.subject,
-          item.data,
-          item.headers ? { reply: item.reply, headers: item.headers } : { reply: item.reply },
-        );
+        if (item.reply === undefined) this.#nc.publish(item.subject, item.data);
+        else
+          this.#nc.publish(
+            item.subject,
+            item.data,
+            item.headers ? { reply: item.reply, headers: item.headers } : { reply: item.reply },
+          );
       } catch (error) {
         const pending = this.#pending.get(item.id);
         this.#pending.delete(item.id);
         pending?.reject(error as Error);
       }
     }
+    if (written.length > 0) this.#confirm(written);
   };
+
+  #confirm(written: { resolve(): void; reject(error: Error): void }[]): void {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new ReplyTimeoutError('the server did not answer a PING in time')),
+        this.#writeTimeoutMs,
+      );
+    });
+    Promise.race([this.#nc.flush(), timeout]).then(
+      () => {
+        clearTimeout(timer);
+        for (const w of written) w.resolve();
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        for (const w of written) w.reject(error as Error);
+      },
+    );
+  }
 
   close(reason: Error): void {
     clearInterval(this.#sweep);

@@ -294,17 +294,14 @@ export class Subscriber implements AdapterSubscription {
     const settle = async (payload: Uint8Array, final: boolean): Promise<void> => {
       if (settled) return;
       settled = true;
-      try {
-        // A request, not a plain publish: the server answers once it applied the ack / nak / term.
-        const answer = await deps.requests.request(reply, payload, timeout);
-        if (answer.headers?.code === 503)
-          throw new Error('the consumer is gone (no responders); the server redelivers');
-      } finally {
-        if (final) book.done(key);
-        this.#inflight.delete(key);
-        this.#unsettled--;
-        this.#pull();
-      }
+      // The handler's work is over once the core settles: its slot is free for the next message now,
+      // not one round trip later when the server confirms (the server's max_ack_pending still caps).
+      if (final) book.done(key);
+      this.#inflight.delete(key);
+      this.#unsettled--;
+      this.#pull();
+      // Resolves once the server has read the ack / nak / term (a PING/PONG after the write).
+      await deps.requests.write(reply, payload, timeout);
     };
     const toDeadLetter = async (info: DeadLetterInfo): Promise<void> => {
       if (settled) return;
