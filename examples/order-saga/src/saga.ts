@@ -209,8 +209,8 @@ async function settle(
   const prefix = `ord_${runId}-`;
   const deadline = performance.now() + o.timeoutMs;
   const local = !o.stateDir && parseBrokerUrl(o.url).scheme === 'memory';
-  const pollMs = o.stateDir ? 200 : 50;
-  const deadLetterEveryMs = local ? 50 : 500;
+  const pollMs = o.stateDir ? 200 : 100;
+  const deadLetterEveryMs = local ? 100 : 500;
   let deadLetters: Observation['deadLetters'] = [];
   let lastDeadLetterCheck = 0;
   for (;;) {
