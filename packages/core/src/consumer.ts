@@ -143,8 +143,10 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
     throw error;
   }
 
-  const dedupKey = `${event.source}\u0000${event.id}`;
-  if (setup.dedup && (await setup.dedup.has(group, dedupKey))) {
+  const dedupKey = event.source + '\u0000' + event.id;
+  // Stores may answer synchronously (the memory one does): skip the await then, it costs a tick per event.
+  const seen = setup.dedup?.has(group, dedupKey);
+  if (seen === true || (seen !== undefined && seen !== false && (await seen))) {
     await safely(() => delivery.ack(), 'ack', setup);
     return note(setup, 'duplicate', trace);
   }
@@ -161,7 +163,8 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
     publish: (target, input) => setup.publish(target, caused(event, input)),
   };
   const started = performance.now();
-  const outcome = await raceShutdown(setup.shutdown, () => setup.handler(event, context));
+  const raced = raceShutdown(setup.shutdown, () => setup.handler(event, context));
+  const outcome = raced instanceof Promise ? await raced : raced;
   trace.handlerMs = performance.now() - started;
   stats.handlerMs += trace.handlerMs;
 
@@ -171,7 +174,8 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
     return note(setup, 'released', trace);
   }
   if (outcome.ok) {
-    if (setup.dedup) await setup.dedup.add(group, dedupKey);
+    const added = setup.dedup?.add(group, dedupKey);
+    if (added !== undefined) await added;
     await safely(() => delivery.ack(), 'ack', setup);
     return note(setup, 'acked', trace);
   }
@@ -286,22 +290,25 @@ export class Shutdown {
 
 type Outcome = { ok: true } | { ok: false; error: unknown } | { aborted: true };
 
-function raceShutdown(shutdown: Shutdown, handler: () => unknown): Promise<Outcome> {
+const OK: Outcome = Object.freeze({ ok: true });
+
+function raceShutdown(shutdown: Shutdown, handler: () => unknown): Outcome | Promise<Outcome> {
+  if (shutdown.aborted) return { aborted: true };
+  let result: unknown;
+  try {
+    result = handler();
+  } catch (error) {
+    return { ok: false, error };
+  }
+  // A synchronous handler has finished already: no promise, no shutdown race.
+  if (typeof (result as PromiseLike<unknown> | undefined)?.then !== 'function') return OK;
   return new Promise((resolve) => {
-    if (shutdown.aborted) return resolve({ aborted: true });
     const unwatch = shutdown.watch(() => resolve({ aborted: true }));
-    let result: unknown;
-    try {
-      result = handler();
-    } catch (error) {
-      unwatch();
-      return resolve({ ok: false, error });
-    }
-    Promise.resolve(result).then(
+    (result as PromiseLike<unknown>).then(
       () => {
         unwatch();
         // Work that finished is acked even if shutdown began meanwhile: redoing it gains nothing.
-        resolve({ ok: true });
+        resolve(OK);
       },
       (error: unknown) => {
         unwatch();

@@ -24,7 +24,7 @@ export class MemoryDedupStore implements DedupStore {
   }
 
   has(group: string, key: string): boolean {
-    const id = `${group}\u0000${key}`;
+    const id = group + '\u0000' + key;
     const expires = this.#entries.get(id);
     if (expires === undefined) return false;
     if (expires <= this.#now()) {
