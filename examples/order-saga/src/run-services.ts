@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { parseBrokerUrl, type RetryPolicy } from '@wharf/core';
+import { parseBrokerUrl, type RetryPolicy, redactUrl } from '@wharf/core';
 import { SagaUsageError } from './errors.js';
 import { startHost } from './host.js';
 import { createOrderApi } from './http.js';
@@ -88,7 +88,13 @@ export async function runServices(
   options: ServicesOptions & { onReady?: (running: RunningServices) => void },
 ): Promise<void> {
   const running = await startServices(options);
-  options.onReady?.(running);
+  if (options.onReady) options.onReady(running);
+  else {
+    const api = running.orderUrl ? `; order API at ${running.orderUrl}` : '';
+    process.stderr.write(
+      `[saga] ${running.services.join(', ')} running on ${redactUrl(options.url)}${api}; SIGTERM or Ctrl-C stops\n`,
+    );
+  }
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGTERM', stop);

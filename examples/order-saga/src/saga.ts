@@ -30,7 +30,8 @@ export interface SagaOptions {
   replicas?: number | Partial<Record<ServiceName, number>>;
   /**
    * Directory the services of a multi-process run share their state through; used when not all
-   * services run here. Default `.wharf/saga` in the working directory (as for `runServices`).
+   * services run here, or when services started by `runServices` on this machine are running.
+   * Default `.wharf/saga` in the working directory (as for `runServices`).
    */
   stateDir?: string;
   /** The order service's HTTP API when it runs elsewhere. Default: the URL it wrote to `stateDir`. */
@@ -94,7 +95,12 @@ function check(options: SagaOptions): Checked {
       'memory:// lives inside one process, so services in other processes cannot reach it: run every service here or use a real broker',
     );
   }
-  const stateDir = options.stateDir ?? (services.length < SERVICES.length ? DEFAULT_STATE_DIR : undefined);
+  // Services started with runServices on this machine keep their state in the default directory;
+  // a run that also hosts services here must share it, or one order would live in two states.
+  const split =
+    services.length < SERVICES.length ||
+    (parseBrokerUrl(url).scheme !== 'memory' && liveInstances(join(DEFAULT_STATE_DIR, 'stats')) > 0);
+  const stateDir = options.stateDir ?? (split ? DEFAULT_STATE_DIR : undefined);
   const timeoutMs = options.timeoutMs ?? 60_000 + orders * 20;
   return { url, orders, seed, services, replicas, stateDir, timeoutMs };
 }
@@ -213,6 +219,7 @@ async function settle(
   const deadLetterEveryMs = local ? 100 : 500;
   let deadLetters: Observation['deadLetters'] = [];
   let lastDeadLetterCheck = 0;
+  let lastReported = -1;
   for (;;) {
     const terminal = new Set<string>();
     for (const [id, order] of await stores.orders.list(prefix)) if (order.state !== 'placed') terminal.add(id);
@@ -223,7 +230,8 @@ async function settle(
     }
     const dead = new Set(deadLetters.map((d) => d.orderId).filter((id) => !terminal.has(id)));
     const settled = terminal.size + dead.size;
-    progress('settling', plan.length, settled);
+    if (settled !== lastReported) progress('settling', plan.length, settled);
+    lastReported = settled;
     if (settled >= plan.length && (await caughtUp(stores, prefix, terminal.size))) break;
     if (now > deadline) break;
     await new Promise((resolve) => setTimeout(resolve, pollMs));
@@ -265,6 +273,11 @@ function alive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** Service instances of other processes, still running, that keep their counters in `dir`. */
+function liveInstances(dir: string): number {
+  return readStats(dir).filter((s) => Number(s.instance.split('-').at(-2)) !== process.pid).length;
 }
 
 function readStats(dir: string): InstanceStats[] {
