@@ -11,5 +11,5 @@ export function createSagaBus(bus: Bus): SagaBus {
   return createTypedBus(bus, contract, { headers: false });
 }
 
-/** Checks every event the saga publishes or consumes against the contract (core's `validator` option). */
-export const sagaValidator: EventValidator = contractValidator(contract);
+/** Checks a payload against the contract as the typed bus will on send (attributes are the service's own). */
+export const sagaValidator: EventValidator = contractValidator(contract, { headers: false });
