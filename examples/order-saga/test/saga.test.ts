@@ -56,6 +56,17 @@ describe('order saga on memory', () => {
     );
   });
 
+  it('reports orders that did not settle in time as a failed invariant, not a hang', async () => {
+    const summary = await runSaga({ url: 'memory://saga-timeout', orders: 200, seed: SEED, timeoutMs: 0 });
+    expect(summary.ok).toBe(false);
+    expect(summary.unsettled).toBeGreaterThan(0);
+    expect(summary.invariants.settled).toMatchObject({ ok: false });
+    expect(summary.invariants.settled.detail).toMatch(/orders neither terminal nor dead-lettered, e\.g\. ord_/);
+    const text = formatSummary(summary);
+    expect(text).toContain('✗ every order terminal or dead-lettered with a reason');
+    expect(text).toContain('Some invariants FAILED.');
+  });
+
   it('reports progress with a line for humans', async () => {
     const lines: string[] = [];
     await runSaga({ url: 'memory://saga-progress', orders: 5, seed: 3, onProgress: (p) => lines.push(String(p)) });
