@@ -57,6 +57,7 @@ export class NatsAdapter implements Adapter {
   readonly #advisories = new Set<Subscription>();
   readonly #allSubscribers = new Set<Subscriber>();
   #connected: Connected | undefined;
+  #capabilities: Capabilities | undefined;
   #connecting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
 
@@ -67,16 +68,19 @@ export class NatsAdapter implements Adapter {
 
   get capabilities(): Capabilities {
     const maxPayload = this.#connected?.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
-    return {
-      ...DEFAULT_CAPABILITIES,
-      // One consumer hands messages out in stream order, but with concurrency > 1, competing subscribers
-      // or a nak-delayed retry, later events overtake earlier ones: no per-key order is promised.
-      orderedByKey: false,
-      // A publish to a channel without groups is accepted (interest retention then keeps it for nobody).
-      rejectsUnroutable: false,
-      brokerDeduplication: true,
-      maxMessageBytes: Math.max(1, maxPayload - HEADER_ROOM),
-    };
+    if (this.#capabilities?.maxMessageBytes !== maxPayload - HEADER_ROOM) {
+      this.#capabilities = Object.freeze({
+        ...DEFAULT_CAPABILITIES,
+        // One consumer hands messages out in stream order, but with concurrency > 1, competing subscribers
+        // or a nak-delayed retry, later events overtake earlier ones: no per-key order is promised.
+        orderedByKey: false,
+        // A publish to a channel without groups is accepted (interest retention then keeps it for nobody).
+        rejectsUnroutable: false,
+        brokerDeduplication: true,
+        maxMessageBytes: Math.max(1, maxPayload - HEADER_ROOM),
+      });
+    }
+    return this.#capabilities;
   }
 
   /** The resolved options (no secrets are logged from them). */

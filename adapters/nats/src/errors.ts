@@ -45,6 +45,16 @@ export function connectError(error: unknown, display: string, timeoutMs: number)
   ) {
     return jetStreamNotEnabled(display, error);
   }
+  const tls = causeChain(error).some((e) =>
+    /^ERR_TLS|^ERR_SSL|CERT|SELF_SIGNED/.test(String((e as { code?: unknown })?.code ?? '')),
+  );
+  if (tls || /certificate|tls/i.test(text(error))) {
+    return new BrokerUnreachableError(
+      ADAPTER_NAME,
+      `the TLS handshake with NATS at ${display} failed (${text(error)}) — check the tls options (caFile/ca for a private CA) and the server certificate's names`,
+      { cause: error },
+    );
+  }
   return new BrokerUnreachableError(
     ADAPTER_NAME,
     `cannot reach NATS at ${display} within ${timeoutMs} ms (${text(error)}) — is nats-server running with JetStream (-js)? start one with: pnpm wharf brokers up nats`,

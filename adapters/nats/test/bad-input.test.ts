@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -150,6 +150,78 @@ describe.skipIf(unavailable !== undefined)('nats adapter: bad input against serv
     });
     await expect(bad.connect()).rejects.toBeInstanceOf(AuthenticationError);
     await bad.close();
+  });
+
+  it('connects over TLS with a CA from options (tls:// URL), and fails without trusting the CA', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wharf-nats-tls-'));
+    dirs.push(dir);
+    const file = (name: string) => join(dir, name);
+    const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+    ssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=wharf-test-ca',
+      '-keyout',
+      file('ca.key'),
+      '-out',
+      file('ca.pem'),
+    );
+    ssl(
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-keyout',
+      file('server.key'),
+      '-out',
+      file('server.csr'),
+    );
+    execFileSync('sh', ['-c', `printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' > ${file('ext.cnf')}`]);
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      file('server.csr'),
+      '-CA',
+      file('ca.pem'),
+      '-CAkey',
+      file('ca.key'),
+      '-CAcreateserial',
+      '-days',
+      '1',
+      '-extfile',
+      file('ext.cnf'),
+      '-out',
+      file('server.pem'),
+    );
+    const port = await privateServer(['-js', '--tls', '--tlscert', file('server.pem'), '--tlskey', file('server.key')]);
+    const trusted = createNatsAdapter({
+      url: `tls://127.0.0.1:${port}`,
+      logger: silentLogger,
+      tls: { caFile: file('ca.pem') },
+    });
+    await trusted.connect();
+    const channel = unique('nats-tls');
+    await trusted.declare(channel, ['g'], policy);
+    await trusted.publish(channel, [encodeEvent(createEvent({ type: 'OverTls' }, '/tls'))]);
+    await trusted.close();
+    const untrusted = createNatsAdapter({
+      url: `tls://127.0.0.1:${port}`,
+      logger: silentLogger,
+      connectTimeoutMs: 2_000,
+    });
+    const error = await untrusted.connect().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BrokerUnreachableError);
+    expect((error as Error).message).toMatch(/TLS handshake/);
+    await untrusted.close();
   });
 
   it('fails publishes with PublishError when the stream is at its limits, and drops nothing silently', async () => {
