@@ -8,7 +8,6 @@ export { decode, encode } from './codec.js';
 export { REMOVED_HEADER } from './dead-letters.js';
 export type { KafkaAdapterOptions } from './options.js';
 export { ADAPTER_NAME } from './options.js';
-export { CrashLoopError } from './subscriber.js';
 export { Names } from './topology.js';
 
 /** Creates a Kafka adapter: `createKafkaAdapter({ url: 'kafka://127.0.0.1:9092', logger })`. */

@@ -1,6 +1,7 @@
 import {
   type AdapterSubscription,
   ATTEMPT_HEADER,
+  CrashLoopError,
   type DeadLetterInfo,
   DeadLetterWriteError,
   type Delivery,
@@ -38,11 +39,6 @@ interface Item {
 /** Why a batch stopped early. */
 interface BatchControl {
   interrupted: boolean;
-}
-
-/** The consumer died on one record repeatedly: the delivery count in the offset metadata says so. */
-export class CrashLoopError extends Error {
-  override readonly name = 'CrashLoopError';
 }
 
 const MARKER = /^wharf:offset=(\d+);deliveries=(\d+)$/;

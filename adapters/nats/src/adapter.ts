@@ -29,7 +29,7 @@ import { connectError, isNoResponders, isStreamNotFound } from './errors.js';
 import { ADAPTER_NAME, type NatsAdapterOptions, type ResolvedNatsOptions, resolveOptions } from './options.js';
 import { Publisher } from './publisher.js';
 import { Requests } from './requests.js';
-import { CrashLoopError, Subscriber } from './subscriber.js';
+import { crashLoop, Subscriber } from './subscriber.js';
 import { channelNames, dlqSubject, ensureConsumer } from './topology.js';
 
 /** NATS's default `max_payload` (1 MiB), used until the server tells us its own. */
@@ -247,7 +247,7 @@ export class NatsAdapter implements Adapter {
             body: stored.data,
             info: deadLetterInfo({
               reason: 'retries-exhausted',
-              error: new CrashLoopError(advisory.deliveries),
+              error: crashLoop(advisory.deliveries),
               channel: request.channel,
               group: request.group,
               attempts: advisory.deliveries,

@@ -9,7 +9,6 @@ export type { ForeignNatsMessage } from './foreign.js';
 export { publishForeign } from './foreign.js';
 export type { NatsAdapterOptions, NatsTlsOptions } from './options.js';
 export { ADAPTER_NAME } from './options.js';
-export { CrashLoopError } from './subscriber.js';
 export type { ChannelNames } from './topology.js';
 export { channelNames, dlqSubject, durableName, escapeName } from './topology.js';
 

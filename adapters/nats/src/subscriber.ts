@@ -9,6 +9,7 @@ import {
 } from '@nats-io/transport-node';
 import {
   type AdapterSubscription,
+  CrashLoopError,
   type DeadLetterInfo,
   type Delivery,
   deadLetterInfo,
@@ -323,7 +324,7 @@ export class Subscriber implements AdapterSubscription {
     if (meta.deliveryCount >= this.#maxDeliver) {
       const info = deadLetterInfo({
         reason: 'retries-exhausted',
-        error: new CrashLoopError(meta.deliveryCount),
+        error: crashLoop(meta.deliveryCount),
         channel: this.#request.channel,
         group: this.#request.group,
         attempts: meta.deliveryCount - 1,
@@ -397,14 +398,11 @@ export class Subscriber implements AdapterSubscription {
   }
 }
 
-/** A message that kept being delivered without ever being settled. */
-export class CrashLoopError extends Error {
-  override readonly name = 'CrashLoopError';
-  constructor(deliveries: number) {
-    super(
-      `delivered ${deliveries} times without being settled (the handler crashed, hung past ack_wait, or was interrupted); dead-lettered before the server's MaxDeliver limit dropped it`,
-    );
-  }
+/** The dead-letter cause for a message the server delivered `deliveries` times without a settlement. */
+export function crashLoop(deliveries: number): CrashLoopError {
+  return new CrashLoopError(
+    `delivered ${deliveries} times without being settled (the handler crashed, hung past ack_wait, or was interrupted); dead-lettered before the server's MaxDeliver limit dropped it`,
+  );
 }
 
 export type { MsgHdrs };

@@ -25,7 +25,7 @@ export function storedHeaders(message: GetMessage, channel: string, group: strin
   const seconds = Number(headerString(death?.time) ?? Number.NaN);
   const at = Number.isFinite(seconds) ? new Date(seconds * 1000).toISOString() : '';
   out[DEAD_LETTER_HEADERS.reason] = 'retries-exhausted';
-  out[DEAD_LETTER_HEADERS.errorType] = reason === 'delivery_limit' ? 'DeliveryLimitExceeded' : `broker-${reason}`;
+  out[DEAD_LETTER_HEADERS.errorType] = reason === 'delivery_limit' ? 'CrashLoopError' : `broker-${reason}`;
   out[DEAD_LETTER_HEADERS.errorMessage] =
     reason === 'delivery_limit'
       ? 'RabbitMQ dead-lettered the event after x-delivery-limit deliveries without a settlement: consumers crashed or lost their connection while handling it (crash loop)'

@@ -138,7 +138,7 @@ describe.skipIf(unavailable !== undefined)('rabbitmq adapter (real broker)', () 
     assert.equal(list.length, 1);
     assert.equal(list[0]?.event?.id, sent.id);
     assert.equal(list[0]?.info?.reason, 'retries-exhausted');
-    assert.equal(list[0]?.info?.errorType, 'DeliveryLimitExceeded');
+    assert.equal(list[0]?.info?.errorType, 'CrashLoopError');
     assert.equal(list[0]?.info?.channel, channel);
   });
 

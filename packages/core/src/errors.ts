@@ -177,3 +177,13 @@ export function describeError(error: unknown): { type: string; message: string }
   if (error instanceof Error) return { type: error.name, message: error.message };
   return { type: typeof error, message: String(error) };
 }
+
+/**
+ * A message was delivered again and again without ever being settled: the consumer crashed, hung
+ * past the broker's ack timeout or was killed mid-handler. Adapters dead-letter it (reason
+ * `retries-exhausted`, error type `CrashLoopError`) from the broker's delivery count, so a poison
+ * message that kills its consumer cannot loop forever.
+ */
+export class CrashLoopError extends Error {
+  override readonly name = 'CrashLoopError';
+}
