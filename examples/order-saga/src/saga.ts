@@ -246,8 +246,8 @@ async function settle(
 async function caughtUp(stores: Stores, prefix: string, terminal: number): Promise<boolean> {
   const notified = (await stores.notifications.list(prefix)).filter(([, r]) => r.published).length;
   if (notified < terminal) return false;
-  const published = (await stores.published.list()).filter(([, r]) => r.orderId.startsWith(prefix)).length;
-  const logged = (await stores.audit.list()).filter(([, r]) => r.orderId.startsWith(prefix)).length;
+  const published = (await stores.published.list(prefix)).length;
+  const logged = (await stores.audit.list(prefix)).length;
   return logged >= published;
 }
 

@@ -186,8 +186,8 @@ export async function summarize(
   };
 
   // 5. the audit log holds every published event exactly once
-  const published = (await stores.published.list()).filter(([, r]) => r.orderId.startsWith(prefix));
-  const logged = (await stores.audit.list()).filter(([, r]) => r.orderId.startsWith(prefix));
+  const published = await stores.published.list(prefix);
+  const logged = await stores.audit.list(prefix);
   const loggedKeys = new Set(logged.map(([key]) => key));
   const publishedKeys = new Set(published.map(([key]) => key));
   const missing = [...publishedKeys].filter((key) => !loggedKeys.has(key));

@@ -19,13 +19,13 @@ export async function startAuditService(ctx: ServiceContext): Promise<Service> {
   const { bus, stores, retry, concurrency } = ctx;
 
   const record = async (event: CloudEvent, context: HandlerContext): Promise<void> => {
-    const key = eventKey(event.source, event.id);
-    const added = await stores.audit.update(key, (current) => {
+    const orderId = event.subject ?? (event.data as { orderId?: string } | undefined)?.orderId ?? '';
+    const added = await stores.audit.update(eventKey(orderId, event.source, event.id), (current) => {
       if (current) return { result: false };
       const entry: AuditRecord = {
         type: event.type,
         channel: context.channel,
-        orderId: event.subject ?? (event.data as { orderId?: string } | undefined)?.orderId ?? '',
+        orderId,
         source: event.source,
         id: event.id,
         time: event.time,

@@ -64,7 +64,7 @@ export function createContext(options: {
       };
       const event = await bus.send(operation as SendOp, payload as never, attributes);
       if (twice) await bus.send(operation as SendOp, payload as never, { ...attributes, time: event.time });
-      await stores.published.update(eventKey(event.source, event.id), (current) => ({
+      await stores.published.update(eventKey(orderId, event.source, event.id), (current) => ({
         value: { type, channel, orderId, copies: (current?.copies ?? 0) + (twice ? 2 : 1) },
         result: undefined,
       }));

@@ -21,7 +21,7 @@ export interface Stores {
   readonly payments: Store<import('../services/payment.js').PaymentRecord>;
   readonly notifications: Store<import('../services/notification.js').NotificationRecord>;
   readonly audit: Store<import('../services/audit.js').AuditRecord>;
-  /** Every event a service published (key `source id`), written after the broker accepted it. */
+  /** Every event a service published (key {@link eventKey}), written after the broker accepted it. */
   readonly published: Store<PublishedRecord>;
 }
 
@@ -33,6 +33,7 @@ export interface PublishedRecord {
   copies: number;
 }
 
-export function eventKey(source: string, id: string): string {
-  return `${source} ${id}`;
+/** The key of an event in the published ledger and the audit log: order first, so one run's events list by prefix. */
+export function eventKey(orderId: string, source: string, id: string): string {
+  return `${orderId} ${source} ${id}`;
 }
