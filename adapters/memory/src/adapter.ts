@@ -57,6 +57,10 @@ export class MemoryAdapter implements Adapter {
     await this.#connected('publish').publish(channel, messages);
   }
 
+  async publishToGroup(channel: string, group: string, messages: readonly WireMessage[]): Promise<void> {
+    await this.#connected('publish').publish(channel, messages, group);
+  }
+
   async declare(channel: string, groups: readonly string[], _policy: NormalizedRetryPolicy): Promise<void> {
     this.#connected('declare').declare(channel, groups);
   }

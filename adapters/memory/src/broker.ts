@@ -75,20 +75,23 @@ export class MemoryBroker {
     for (const name of groups) if (!map.has(name)) map.set(name, new Group());
   }
 
-  async publish(channel: string, messages: readonly WireMessage[]): Promise<void> {
+  async publish(channel: string, messages: readonly WireMessage[], group?: string): Promise<void> {
     await this.#down;
     this.append(
       channel,
       messages.map((message) => ({ ok: true, message }) as const),
       messages.map((m) => m.attributes.partitionkey),
+      group,
     );
   }
 
-  /** Stores already-decoded entries (also used for foreign messages) in every group of the channel. */
-  append(channel: string, decoded: readonly Decoded[], keys: readonly (string | undefined)[]): void {
-    const groups = this.#channels.get(channel);
-    if (!groups || groups.size === 0) throw new UnroutableError('memory', channel);
-    for (const group of groups.values()) {
+  /** Stores entries (events, or decoded foreign messages) in every group of the channel, or in one. */
+  append(channel: string, decoded: readonly Decoded[], keys: readonly (string | undefined)[], only?: string): void {
+    const all = this.#channels.get(channel);
+    const one = only === undefined ? undefined : all?.get(only);
+    const groups = only === undefined ? all?.values() : one ? [one] : [];
+    if (!all || all.size === 0 || (only !== undefined && !one)) throw new UnroutableError('memory', channel);
+    for (const group of groups ?? []) {
       for (let i = 0; i < decoded.length; i++) {
         group.ready.push({ decoded: decoded[i] as Decoded, key: keys[i], attempt: 1, firstFailureAt: undefined });
       }

@@ -127,6 +127,13 @@ export class RabbitMqAdapter implements Adapter {
     return this.#publisher.publishToExchange(channel, exchangeName(this.#options.prefix, channel), items);
   }
 
+  /** Straight to the group's queue through the default exchange: a replay reaches that group only. */
+  async publishToGroup(channel: string, group: string, messages: readonly WireMessage[]): Promise<void> {
+    if (this.#closing) throw new ClosedError(COMPONENT, 'publish');
+    const queue = groupNames(this.#options.prefix, channel, group).queue;
+    await Promise.all(messages.map((m) => this.#publisher.sendToQueue(queue, toBuffer(m.body), encodeProperties(m))));
+  }
+
   async declare(channel: string, groups: readonly string[], policy: NormalizedRetryPolicy): Promise<void> {
     if (this.#closing) throw new ClosedError(COMPONENT, 'declare');
     const ch = await this.#topologyChannel(this.#publishLink, this.#publishTopology);

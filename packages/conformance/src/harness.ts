@@ -5,6 +5,8 @@ import type { ConformanceOptions } from './options.js';
 /** What a case gets: fresh names, buses that are closed for it, and the broker's capabilities. */
 export class CaseContext {
   readonly capabilities: Capabilities;
+  /** The adapter can publish to one group (dead-letter replays reach only that group). */
+  readonly addressesGroups: boolean;
   readonly #options: ConformanceOptions;
   readonly #buses: Bus[] = [];
   readonly #channels = new Map<string, Set<string>>();
@@ -14,6 +16,7 @@ export class CaseContext {
   constructor(options: ConformanceOptions, probe: Adapter) {
     this.#options = options;
     this.capabilities = { ...DEFAULT_CAPABILITIES, ...probe.capabilities, ...options.capabilities };
+    this.addressesGroups = typeof probe.publishToGroup === 'function';
   }
 
   get options(): ConformanceOptions {

@@ -121,6 +121,12 @@ export interface Adapter {
    */
   subscribe(request: SubscribeRequest, onDelivery: (delivery: Delivery) => Promise<void>): Promise<AdapterSubscription>;
   /**
+   * Optional. Publishes to one group of the channel only, confirmed like `publish`. Replays of dead
+   * letters use it so that other groups, which handled the event already, do not see it again.
+   * Without it, replays go to the whole channel and other groups rely on their dedup stores.
+   */
+  publishToGroup?(channel: string, group: string, messages: readonly WireMessage[]): Promise<void>;
+  /**
    * - visits up to `limit` dead letters of the channel's group, oldest first;
    * - a dead letter is removed only when `visit` resolves `true` (after a confirmed replay).
    */

@@ -241,9 +241,10 @@ export class Bus {
   }
 
   /**
-   * Publishes up to `limit` dead letters back to their channel with a fresh attempt counter and the
-   * `replayed` extension, removing each from the dead-letter destination once the broker accepted it.
-   * Undecodable dead letters stay. Resolves with the number replayed.
+   * Publishes up to `limit` dead letters back to their group (to the whole channel where the adapter
+   * cannot address one group) with a fresh attempt counter and the `replayed` extension, removing
+   * each from the dead-letter destination once the broker accepted it. Undecodable dead letters
+   * stay. Resolves with the number replayed.
    */
   async replayDeadLetters(channel: string, group: string, options: { limit?: number } = {}): Promise<number> {
     const adapter = await this.connect();
@@ -251,8 +252,9 @@ export class Bus {
     await adapter.readDeadLetters(channel, group, { limit: options.limit ?? 100 }, async (stored) => {
       const { event } = toDeadLetter(stored);
       if (!event) return false;
-      const again = { ...event, replayed: new Date().toISOString() } as CloudEvent;
-      await adapter.publish(channel, [encodeEvent(again)]);
+      const again = encodeEvent({ ...event, replayed: new Date().toISOString() } as CloudEvent);
+      if (adapter.publishToGroup) await adapter.publishToGroup(channel, group, [again]);
+      else await adapter.publish(channel, [again]);
       replayed++;
       return true;
     });
