@@ -6,7 +6,7 @@ import { parseBrokerUrl, type RetryPolicy, redactUrl } from '@wharf/core';
 import { SagaUsageError } from './errors.js';
 import { startHost } from './host.js';
 import { createOrderApi } from './http.js';
-import { checkServices, DEFAULT_STATE_DIR } from './saga.js';
+import { checkServices, DEFAULT_STATE_DIR } from './options.js';
 import { fileStores } from './state/file-store.js';
 import { memoryStores } from './state/memory-store.js';
 import { SERVICES, type ServiceName } from './topology.js';

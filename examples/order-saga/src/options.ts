@@ -1,0 +1,109 @@
+import { join } from 'node:path';
+import { parseBrokerUrl } from '@wharf/core';
+import { MAX_ORDERS } from './catalog.js';
+import { SagaUsageError } from './errors.js';
+import { liveInstances } from './stats.js';
+import { SERVICES, type ServiceName } from './topology.js';
+
+/** Options of {@link runSaga}. */
+export interface SagaOptions {
+  /** Broker URL: `memory://`, `amqp://…`, `kafka://…`, `nats://…`. */
+  url: string;
+  /** Orders to place: a positive integer, at most 100,000. */
+  orders: number;
+  /** Seed of the scenario; the same seed gives the same summary on every broker. Default 1. */
+  seed?: number | string;
+  /**
+   * Services to run in this process (default: all five). Run the others with `runServices` in
+   * other processes sharing `stateDir`; `[]` makes this process only the coordinator.
+   */
+  services?: readonly ServiceName[];
+  /** Instances of each service in this process, competing in its group (a number for all). Default 1. */
+  replicas?: number | Partial<Record<ServiceName, number>>;
+  /**
+   * Directory the services of a multi-process run share their state through; used when not all
+   * services run here, or when services started by `runServices` on this machine are running.
+   * Default `.wharf/saga` in the working directory (as for `runServices`).
+   */
+  stateDir?: string;
+  /** The order service's HTTP API when it runs elsewhere. Default: the URL it wrote to `stateDir`. */
+  orderUrl?: string;
+  /** Give up waiting for orders to settle after this long (the summary then reports them). */
+  timeoutMs?: number;
+  /** Accepted so CLI flags pass straight through; runSaga never prints. */
+  json?: boolean;
+  onProgress?: (progress: SagaProgress) => void;
+}
+
+export interface SagaProgress {
+  readonly phase: 'starting' | 'placing' | 'settling' | 'checking' | 'done';
+  readonly placed: number;
+  readonly settled: number;
+  readonly total: number;
+  readonly elapsedMs: number;
+  /** One line for humans, e.g. `settling: 1,940/2,000 orders settled (2.1 s)`; also what `String(progress)` gives. */
+  readonly message: string;
+}
+
+/** Where services of a multi-process run share state when no `stateDir` is given (git-ignored). */
+export const DEFAULT_STATE_DIR = join('.wharf', 'saga');
+
+export interface Checked {
+  url: string;
+  orders: number;
+  seed: number | string;
+  services: ServiceName[];
+  replicas: Partial<Record<ServiceName, number>>;
+  stateDir: string | undefined;
+  timeoutMs: number;
+}
+
+export function checkOptions(options: SagaOptions): Checked {
+  if (options === null || typeof options !== 'object') throw new SagaUsageError('runSaga needs an options object');
+  const { orders } = options;
+  if (typeof orders !== 'number' || !Number.isInteger(orders) || orders < 1) {
+    throw new SagaUsageError(`--orders must be a positive integer, got ${String(orders)}`);
+  }
+  if (orders > MAX_ORDERS) throw new SagaUsageError(`--orders must be at most ${MAX_ORDERS}, got ${orders}`);
+  let seed = options.seed ?? 1;
+  if (!((typeof seed === 'number' && Number.isInteger(seed)) || (typeof seed === 'string' && seed.length > 0))) {
+    throw new SagaUsageError(`--seed must be an integer or a non-empty string, got ${String(seed)}`);
+  }
+  // `--seed 42` arrives as a string: it is the same scenario as the number 42.
+  if (typeof seed === 'string' && /^\d{1,9}$/.test(seed)) seed = Number(seed);
+  const url = options.url ?? process.env.WHARF_BROKER ?? 'memory://';
+  parseBrokerUrl(url);
+  const services = checkServices(options.services ?? SERVICES);
+  const replicas: Partial<Record<ServiceName, number>> = {};
+  for (const service of SERVICES) {
+    const count = typeof options.replicas === 'number' ? options.replicas : (options.replicas?.[service] ?? 1);
+    if (!Number.isInteger(count) || count < 1 || count > 64) {
+      throw new SagaUsageError(`replicas must be an integer from 1 to 64, got ${String(count)} for ${service}`);
+    }
+    replicas[service] = count;
+  }
+  if (services.length < SERVICES.length && parseBrokerUrl(url).scheme === 'memory') {
+    throw new SagaUsageError(
+      'memory:// lives inside one process, so services in other processes cannot reach it: run every service here or use a real broker',
+    );
+  }
+  // Services started with runServices on this machine keep their state in the default directory;
+  // a run that also hosts services here must share it, or one order would live in two states.
+  const split =
+    services.length < SERVICES.length ||
+    (parseBrokerUrl(url).scheme !== 'memory' && liveInstances(join(DEFAULT_STATE_DIR, 'stats')) > 0);
+  const stateDir = options.stateDir ?? (split ? DEFAULT_STATE_DIR : undefined);
+  const timeoutMs = options.timeoutMs ?? 60_000 + orders * 20;
+  return { url, orders, seed, services, replicas, stateDir, timeoutMs };
+}
+
+/** Validates a list of service names (`--services order,inventory`). */
+export function checkServices(services: readonly string[]): ServiceName[] {
+  if (!Array.isArray(services)) throw new SagaUsageError('services must be a list of service names');
+  for (const name of services) {
+    if (!SERVICES.includes(name as ServiceName)) {
+      throw new SagaUsageError(`unknown service "${name}"; the services are ${SERVICES.join(', ')}`);
+    }
+  }
+  return [...new Set(services)] as ServiceName[];
+}
