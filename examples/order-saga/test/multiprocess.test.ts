@@ -40,9 +40,7 @@ function start(url: string, services: string, stateDir: string): Running {
   return running;
 }
 
-const targets = BROKERS.filter((b) => b.name === 'rabbitmq' || b.name === 'nats');
-
-describe.each(targets)('order saga as separate processes on $name', ({ name, url }) => {
+describe.each(BROKERS)('order saga as separate processes on $name', ({ name, url }) => {
   let processes: Running[] = [];
   let stateDir = '';
 
