@@ -4,7 +4,7 @@
 import { ajvRuntime as __ajvRuntime } from "@wharf/asyncapi";
 import type { CompiledValidator as Validator } from "@wharf/asyncapi";
 export const payload0: Validator = validate0 as unknown as Validator;
-const schema0 = {"$ref":"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/OrderPlacedPayload"};
+const schema0 = {"$ref":"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/OrderPlacedPayload"};
 const schema2 = {"type":"object","description":"A customer placed an order. `total` is the sum of quantity × unit price over the lines.","required":["orderId","customerId","lines","total","placedAt"],"additionalProperties":false,"properties":{"orderId":{"$ref":"#/components/schemas/OrderId"},"customerId":{"$ref":"#/components/schemas/CustomerId"},"customerEmail":{"type":"string","format":"email","description":"Where notifications go."},"lines":{"type":"array","minItems":1,"maxItems":100,"items":{"$ref":"#/components/schemas/OrderLine"}},"total":{"$ref":"#/components/schemas/Money"},"shippingAddress":{"$ref":"#/components/schemas/Address"},"placedAt":{"$ref":"#/components/schemas/Timestamp"}}};
 const schema3 = {"type":"string","description":"Order identifier, `ord_` then 1-64 letters, digits, `_` or `-`.","pattern":"^ord_[A-Za-z0-9_-]{1,64}$"};
 const schema4 = {"type":"string","description":"Customer identifier, `cus_` then 1-64 letters, digits, `_` or `-`.","pattern":"^cus_[A-Za-z0-9_-]{1,64}$"};
@@ -773,7 +773,7 @@ return errors === 0;
 }
 
 export const headers0: Validator = validate9 as unknown as Validator;
-const schema12 = {"$ref":"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes"};
+const schema12 = {"$ref":"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes"};
 const schema13 = {"type":"object","description":"CloudEvents 1.0 context attributes (required ones and the extensions Wharf uses).","required":["specversion","id","source","type"],"properties":{"specversion":{"type":"string","const":"1.0"},"id":{"type":"string","minLength":1,"description":"Unique per source; redeliveries keep it."},"source":{"type":"string","minLength":1,"description":"URI-reference of the producing service, e.g. `urn:wharf:order-service`."},"type":{"type":"string","minLength":1,"description":"The AsyncAPI message name, e.g. `OrderPlaced`."},"time":{"type":"string","format":"date-time"},"datacontenttype":{"type":"string","minLength":1},"dataschema":{"type":"string","minLength":1},"subject":{"type":"string","minLength":1,"description":"The order id."},"partitionkey":{"type":"string","minLength":1,"description":"Ordering key (the order id)."},"traceparent":{"type":"string","pattern":"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},"tracestate":{"type":"string"},"correlationid":{"type":"string","minLength":1,"description":"Ties every event of one order together."},"causationid":{"type":"string","minLength":1,"description":"The id of the event that caused this one."}},"additionalProperties":{"type":"string"}};
 const func9 = Object.prototype.hasOwnProperty;
 const pattern5 = new RegExp("^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$", "u");
@@ -783,7 +783,7 @@ let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.specversion === undefined){
-const err0 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "specversion"},message:"must have required property '"+"specversion"+"'"};
+const err0 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "specversion"},message:"must have required property '"+"specversion"+"'"};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -793,7 +793,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.id === undefined){
-const err1 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
+const err1 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -803,7 +803,7 @@ vErrors.push(err1);
 errors++;
 }
 if(data.source === undefined){
-const err2 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'"};
+const err2 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'"};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -813,7 +813,7 @@ vErrors.push(err2);
 errors++;
 }
 if(data.type === undefined){
-const err3 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
+const err3 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -825,7 +825,7 @@ errors++;
 for(const key0 in data){
 if(!(func9.call(schema13.properties, key0))){
 if(typeof data[key0] !== "string"){
-const err4 = {instancePath:instancePath+"/" + key0.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err4 = {instancePath:instancePath+"/" + key0.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -839,7 +839,7 @@ errors++;
 if(data.specversion !== undefined){
 let data1 = data.specversion;
 if(typeof data1 !== "string"){
-const err5 = {instancePath:instancePath+"/specversion",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err5 = {instancePath:instancePath+"/specversion",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -849,7 +849,7 @@ vErrors.push(err5);
 errors++;
 }
 if("1.0" !== data1){
-const err6 = {instancePath:instancePath+"/specversion",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/const",keyword:"const",params:{allowedValue: "1.0"},message:"must be equal to constant"};
+const err6 = {instancePath:instancePath+"/specversion",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/const",keyword:"const",params:{allowedValue: "1.0"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -863,7 +863,7 @@ if(data.id !== undefined){
 let data2 = data.id;
 if(typeof data2 === "string"){
 if(func0(data2) < 1){
-const err7 = {instancePath:instancePath+"/id",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err7 = {instancePath:instancePath+"/id",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -874,7 +874,7 @@ errors++;
 }
 }
 else {
-const err8 = {instancePath:instancePath+"/id",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err8 = {instancePath:instancePath+"/id",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -888,7 +888,7 @@ if(data.source !== undefined){
 let data3 = data.source;
 if(typeof data3 === "string"){
 if(func0(data3) < 1){
-const err9 = {instancePath:instancePath+"/source",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err9 = {instancePath:instancePath+"/source",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -899,7 +899,7 @@ errors++;
 }
 }
 else {
-const err10 = {instancePath:instancePath+"/source",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err10 = {instancePath:instancePath+"/source",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -913,7 +913,7 @@ if(data.type !== undefined){
 let data4 = data.type;
 if(typeof data4 === "string"){
 if(func0(data4) < 1){
-const err11 = {instancePath:instancePath+"/type",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err11 = {instancePath:instancePath+"/type",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -924,7 +924,7 @@ errors++;
 }
 }
 else {
-const err12 = {instancePath:instancePath+"/type",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err12 = {instancePath:instancePath+"/type",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -938,7 +938,7 @@ if(data.time !== undefined){
 let data5 = data.time;
 if(typeof data5 === "string"){
 if(!(formats2.validate(data5))){
-const err13 = {instancePath:instancePath+"/time",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""};
+const err13 = {instancePath:instancePath+"/time",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -949,7 +949,7 @@ errors++;
 }
 }
 else {
-const err14 = {instancePath:instancePath+"/time",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err14 = {instancePath:instancePath+"/time",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -963,7 +963,7 @@ if(data.datacontenttype !== undefined){
 let data6 = data.datacontenttype;
 if(typeof data6 === "string"){
 if(func0(data6) < 1){
-const err15 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err15 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -974,7 +974,7 @@ errors++;
 }
 }
 else {
-const err16 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err16 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -988,7 +988,7 @@ if(data.dataschema !== undefined){
 let data7 = data.dataschema;
 if(typeof data7 === "string"){
 if(func0(data7) < 1){
-const err17 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err17 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -999,7 +999,7 @@ errors++;
 }
 }
 else {
-const err18 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err18 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -1013,7 +1013,7 @@ if(data.subject !== undefined){
 let data8 = data.subject;
 if(typeof data8 === "string"){
 if(func0(data8) < 1){
-const err19 = {instancePath:instancePath+"/subject",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err19 = {instancePath:instancePath+"/subject",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -1024,7 +1024,7 @@ errors++;
 }
 }
 else {
-const err20 = {instancePath:instancePath+"/subject",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err20 = {instancePath:instancePath+"/subject",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -1038,7 +1038,7 @@ if(data.partitionkey !== undefined){
 let data9 = data.partitionkey;
 if(typeof data9 === "string"){
 if(func0(data9) < 1){
-const err21 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err21 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -1049,7 +1049,7 @@ errors++;
 }
 }
 else {
-const err22 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err22 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -1063,7 +1063,7 @@ if(data.traceparent !== undefined){
 let data10 = data.traceparent;
 if(typeof data10 === "string"){
 if(!pattern5.test(data10)){
-const err23 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},message:"must match pattern \""+"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"+"\""};
+const err23 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},message:"must match pattern \""+"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"+"\""};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -1074,7 +1074,7 @@ errors++;
 }
 }
 else {
-const err24 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err24 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -1086,7 +1086,7 @@ errors++;
 }
 if(data.tracestate !== undefined){
 if(typeof data.tracestate !== "string"){
-const err25 = {instancePath:instancePath+"/tracestate",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/tracestate/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err25 = {instancePath:instancePath+"/tracestate",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/tracestate/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -1100,7 +1100,7 @@ if(data.correlationid !== undefined){
 let data12 = data.correlationid;
 if(typeof data12 === "string"){
 if(func0(data12) < 1){
-const err26 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err26 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -1111,7 +1111,7 @@ errors++;
 }
 }
 else {
-const err27 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err27 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -1125,7 +1125,7 @@ if(data.causationid !== undefined){
 let data13 = data.causationid;
 if(typeof data13 === "string"){
 if(func0(data13) < 1){
-const err28 = {instancePath:instancePath+"/causationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err28 = {instancePath:instancePath+"/causationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -1136,7 +1136,7 @@ errors++;
 }
 }
 else {
-const err29 = {instancePath:instancePath+"/causationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err29 = {instancePath:instancePath+"/causationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -1148,7 +1148,7 @@ errors++;
 }
 }
 else {
-const err30 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err30 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -1162,7 +1162,7 @@ return errors === 0;
 }
 
 export const payload1: Validator = validate10 as unknown as Validator;
-const schema14 = {"$ref":"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/InventoryReservedPayload"};
+const schema14 = {"$ref":"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/InventoryReservedPayload"};
 const schema15 = {"type":"object","description":"Stock for every line of the order is held until `expiresAt`.","required":["orderId","reservationId","lines","total","reservedAt"],"additionalProperties":false,"properties":{"orderId":{"$ref":"#/components/schemas/OrderId"},"reservationId":{"$ref":"#/components/schemas/ReservationId"},"lines":{"type":"array","minItems":1,"maxItems":100,"items":{"$ref":"#/components/schemas/StockLine"}},"total":{"$ref":"#/components/schemas/Money"},"reservedAt":{"$ref":"#/components/schemas/Timestamp"},"expiresAt":{"$ref":"#/components/schemas/Timestamp"}}};
 const schema17 = {"type":"string","description":"Stock reservation identifier, `res_` then 1-64 letters, digits, `_` or `-`.","pattern":"^res_[A-Za-z0-9_-]{1,64}$"};
 const pattern7 = new RegExp("^res_[A-Za-z0-9_-]{1,64}$", "u");
@@ -1522,14 +1522,14 @@ return errors === 0;
 }
 
 export const headers1: Validator = validate16 as unknown as Validator;
-const schema23 = {"$ref":"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes"};
+const schema23 = {"$ref":"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes"};
 
 function validate16(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.specversion === undefined){
-const err0 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "specversion"},message:"must have required property '"+"specversion"+"'"};
+const err0 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "specversion"},message:"must have required property '"+"specversion"+"'"};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -1539,7 +1539,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.id === undefined){
-const err1 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
+const err1 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -1549,7 +1549,7 @@ vErrors.push(err1);
 errors++;
 }
 if(data.source === undefined){
-const err2 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'"};
+const err2 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'"};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -1559,7 +1559,7 @@ vErrors.push(err2);
 errors++;
 }
 if(data.type === undefined){
-const err3 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
+const err3 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -1571,7 +1571,7 @@ errors++;
 for(const key0 in data){
 if(!(func9.call(schema13.properties, key0))){
 if(typeof data[key0] !== "string"){
-const err4 = {instancePath:instancePath+"/" + key0.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err4 = {instancePath:instancePath+"/" + key0.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -1585,7 +1585,7 @@ errors++;
 if(data.specversion !== undefined){
 let data1 = data.specversion;
 if(typeof data1 !== "string"){
-const err5 = {instancePath:instancePath+"/specversion",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err5 = {instancePath:instancePath+"/specversion",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -1595,7 +1595,7 @@ vErrors.push(err5);
 errors++;
 }
 if("1.0" !== data1){
-const err6 = {instancePath:instancePath+"/specversion",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/const",keyword:"const",params:{allowedValue: "1.0"},message:"must be equal to constant"};
+const err6 = {instancePath:instancePath+"/specversion",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/const",keyword:"const",params:{allowedValue: "1.0"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -1609,7 +1609,7 @@ if(data.id !== undefined){
 let data2 = data.id;
 if(typeof data2 === "string"){
 if(func0(data2) < 1){
-const err7 = {instancePath:instancePath+"/id",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err7 = {instancePath:instancePath+"/id",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -1620,7 +1620,7 @@ errors++;
 }
 }
 else {
-const err8 = {instancePath:instancePath+"/id",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err8 = {instancePath:instancePath+"/id",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -1634,7 +1634,7 @@ if(data.source !== undefined){
 let data3 = data.source;
 if(typeof data3 === "string"){
 if(func0(data3) < 1){
-const err9 = {instancePath:instancePath+"/source",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err9 = {instancePath:instancePath+"/source",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -1645,7 +1645,7 @@ errors++;
 }
 }
 else {
-const err10 = {instancePath:instancePath+"/source",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err10 = {instancePath:instancePath+"/source",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -1659,7 +1659,7 @@ if(data.type !== undefined){
 let data4 = data.type;
 if(typeof data4 === "string"){
 if(func0(data4) < 1){
-const err11 = {instancePath:instancePath+"/type",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err11 = {instancePath:instancePath+"/type",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -1670,7 +1670,7 @@ errors++;
 }
 }
 else {
-const err12 = {instancePath:instancePath+"/type",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err12 = {instancePath:instancePath+"/type",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -1684,7 +1684,7 @@ if(data.time !== undefined){
 let data5 = data.time;
 if(typeof data5 === "string"){
 if(!(formats2.validate(data5))){
-const err13 = {instancePath:instancePath+"/time",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""};
+const err13 = {instancePath:instancePath+"/time",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -1695,7 +1695,7 @@ errors++;
 }
 }
 else {
-const err14 = {instancePath:instancePath+"/time",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err14 = {instancePath:instancePath+"/time",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -1709,7 +1709,7 @@ if(data.datacontenttype !== undefined){
 let data6 = data.datacontenttype;
 if(typeof data6 === "string"){
 if(func0(data6) < 1){
-const err15 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err15 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -1720,7 +1720,7 @@ errors++;
 }
 }
 else {
-const err16 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err16 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -1734,7 +1734,7 @@ if(data.dataschema !== undefined){
 let data7 = data.dataschema;
 if(typeof data7 === "string"){
 if(func0(data7) < 1){
-const err17 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err17 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -1745,7 +1745,7 @@ errors++;
 }
 }
 else {
-const err18 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err18 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -1759,7 +1759,7 @@ if(data.subject !== undefined){
 let data8 = data.subject;
 if(typeof data8 === "string"){
 if(func0(data8) < 1){
-const err19 = {instancePath:instancePath+"/subject",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err19 = {instancePath:instancePath+"/subject",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -1770,7 +1770,7 @@ errors++;
 }
 }
 else {
-const err20 = {instancePath:instancePath+"/subject",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err20 = {instancePath:instancePath+"/subject",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -1784,7 +1784,7 @@ if(data.partitionkey !== undefined){
 let data9 = data.partitionkey;
 if(typeof data9 === "string"){
 if(func0(data9) < 1){
-const err21 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err21 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -1795,7 +1795,7 @@ errors++;
 }
 }
 else {
-const err22 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err22 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -1809,7 +1809,7 @@ if(data.traceparent !== undefined){
 let data10 = data.traceparent;
 if(typeof data10 === "string"){
 if(!pattern5.test(data10)){
-const err23 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},message:"must match pattern \""+"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"+"\""};
+const err23 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},message:"must match pattern \""+"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"+"\""};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -1820,7 +1820,7 @@ errors++;
 }
 }
 else {
-const err24 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err24 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -1832,7 +1832,7 @@ errors++;
 }
 if(data.tracestate !== undefined){
 if(typeof data.tracestate !== "string"){
-const err25 = {instancePath:instancePath+"/tracestate",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/tracestate/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err25 = {instancePath:instancePath+"/tracestate",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/tracestate/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -1846,7 +1846,7 @@ if(data.correlationid !== undefined){
 let data12 = data.correlationid;
 if(typeof data12 === "string"){
 if(func0(data12) < 1){
-const err26 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err26 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -1857,7 +1857,7 @@ errors++;
 }
 }
 else {
-const err27 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err27 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -1871,7 +1871,7 @@ if(data.causationid !== undefined){
 let data13 = data.causationid;
 if(typeof data13 === "string"){
 if(func0(data13) < 1){
-const err28 = {instancePath:instancePath+"/causationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err28 = {instancePath:instancePath+"/causationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -1882,7 +1882,7 @@ errors++;
 }
 }
 else {
-const err29 = {instancePath:instancePath+"/causationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err29 = {instancePath:instancePath+"/causationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -1894,7 +1894,7 @@ errors++;
 }
 }
 else {
-const err30 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err30 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -1908,7 +1908,7 @@ return errors === 0;
 }
 
 export const payload2: Validator = validate17 as unknown as Validator;
-const schema25 = {"$ref":"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/InventoryRejectedPayload"};
+const schema25 = {"$ref":"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/InventoryRejectedPayload"};
 const schema26 = {"type":"object","description":"The order cannot be served; nothing was reserved.","required":["orderId","reason","unavailable","rejectedAt"],"additionalProperties":false,"properties":{"orderId":{"$ref":"#/components/schemas/OrderId"},"reason":{"type":"string","enum":["out-of-stock","unknown-sku"]},"unavailable":{"type":"array","minItems":1,"description":"The lines that could not be served.","items":{"type":"object","required":["sku","requested","available"],"additionalProperties":false,"properties":{"sku":{"$ref":"#/components/schemas/Sku"},"requested":{"$ref":"#/components/schemas/Quantity"},"available":{"type":"integer","minimum":0}}}},"rejectedAt":{"$ref":"#/components/schemas/Timestamp"}}};
 
 function validate18(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
@@ -2236,14 +2236,14 @@ return errors === 0;
 }
 
 export const headers2: Validator = validate20 as unknown as Validator;
-const schema31 = {"$ref":"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes"};
+const schema31 = {"$ref":"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes"};
 
 function validate20(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.specversion === undefined){
-const err0 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "specversion"},message:"must have required property '"+"specversion"+"'"};
+const err0 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "specversion"},message:"must have required property '"+"specversion"+"'"};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -2253,7 +2253,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.id === undefined){
-const err1 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
+const err1 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -2263,7 +2263,7 @@ vErrors.push(err1);
 errors++;
 }
 if(data.source === undefined){
-const err2 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'"};
+const err2 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'"};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -2273,7 +2273,7 @@ vErrors.push(err2);
 errors++;
 }
 if(data.type === undefined){
-const err3 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
+const err3 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -2285,7 +2285,7 @@ errors++;
 for(const key0 in data){
 if(!(func9.call(schema13.properties, key0))){
 if(typeof data[key0] !== "string"){
-const err4 = {instancePath:instancePath+"/" + key0.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err4 = {instancePath:instancePath+"/" + key0.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -2299,7 +2299,7 @@ errors++;
 if(data.specversion !== undefined){
 let data1 = data.specversion;
 if(typeof data1 !== "string"){
-const err5 = {instancePath:instancePath+"/specversion",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err5 = {instancePath:instancePath+"/specversion",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -2309,7 +2309,7 @@ vErrors.push(err5);
 errors++;
 }
 if("1.0" !== data1){
-const err6 = {instancePath:instancePath+"/specversion",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/const",keyword:"const",params:{allowedValue: "1.0"},message:"must be equal to constant"};
+const err6 = {instancePath:instancePath+"/specversion",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/const",keyword:"const",params:{allowedValue: "1.0"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -2323,7 +2323,7 @@ if(data.id !== undefined){
 let data2 = data.id;
 if(typeof data2 === "string"){
 if(func0(data2) < 1){
-const err7 = {instancePath:instancePath+"/id",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err7 = {instancePath:instancePath+"/id",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -2334,7 +2334,7 @@ errors++;
 }
 }
 else {
-const err8 = {instancePath:instancePath+"/id",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err8 = {instancePath:instancePath+"/id",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -2348,7 +2348,7 @@ if(data.source !== undefined){
 let data3 = data.source;
 if(typeof data3 === "string"){
 if(func0(data3) < 1){
-const err9 = {instancePath:instancePath+"/source",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err9 = {instancePath:instancePath+"/source",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -2359,7 +2359,7 @@ errors++;
 }
 }
 else {
-const err10 = {instancePath:instancePath+"/source",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err10 = {instancePath:instancePath+"/source",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -2373,7 +2373,7 @@ if(data.type !== undefined){
 let data4 = data.type;
 if(typeof data4 === "string"){
 if(func0(data4) < 1){
-const err11 = {instancePath:instancePath+"/type",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err11 = {instancePath:instancePath+"/type",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -2384,7 +2384,7 @@ errors++;
 }
 }
 else {
-const err12 = {instancePath:instancePath+"/type",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err12 = {instancePath:instancePath+"/type",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -2398,7 +2398,7 @@ if(data.time !== undefined){
 let data5 = data.time;
 if(typeof data5 === "string"){
 if(!(formats2.validate(data5))){
-const err13 = {instancePath:instancePath+"/time",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""};
+const err13 = {instancePath:instancePath+"/time",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -2409,7 +2409,7 @@ errors++;
 }
 }
 else {
-const err14 = {instancePath:instancePath+"/time",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err14 = {instancePath:instancePath+"/time",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -2423,7 +2423,7 @@ if(data.datacontenttype !== undefined){
 let data6 = data.datacontenttype;
 if(typeof data6 === "string"){
 if(func0(data6) < 1){
-const err15 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err15 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -2434,7 +2434,7 @@ errors++;
 }
 }
 else {
-const err16 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err16 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -2448,7 +2448,7 @@ if(data.dataschema !== undefined){
 let data7 = data.dataschema;
 if(typeof data7 === "string"){
 if(func0(data7) < 1){
-const err17 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err17 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -2459,7 +2459,7 @@ errors++;
 }
 }
 else {
-const err18 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err18 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -2473,7 +2473,7 @@ if(data.subject !== undefined){
 let data8 = data.subject;
 if(typeof data8 === "string"){
 if(func0(data8) < 1){
-const err19 = {instancePath:instancePath+"/subject",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err19 = {instancePath:instancePath+"/subject",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -2484,7 +2484,7 @@ errors++;
 }
 }
 else {
-const err20 = {instancePath:instancePath+"/subject",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err20 = {instancePath:instancePath+"/subject",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -2498,7 +2498,7 @@ if(data.partitionkey !== undefined){
 let data9 = data.partitionkey;
 if(typeof data9 === "string"){
 if(func0(data9) < 1){
-const err21 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err21 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -2509,7 +2509,7 @@ errors++;
 }
 }
 else {
-const err22 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err22 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -2523,7 +2523,7 @@ if(data.traceparent !== undefined){
 let data10 = data.traceparent;
 if(typeof data10 === "string"){
 if(!pattern5.test(data10)){
-const err23 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},message:"must match pattern \""+"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"+"\""};
+const err23 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},message:"must match pattern \""+"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"+"\""};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -2534,7 +2534,7 @@ errors++;
 }
 }
 else {
-const err24 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err24 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -2546,7 +2546,7 @@ errors++;
 }
 if(data.tracestate !== undefined){
 if(typeof data.tracestate !== "string"){
-const err25 = {instancePath:instancePath+"/tracestate",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/tracestate/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err25 = {instancePath:instancePath+"/tracestate",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/tracestate/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -2560,7 +2560,7 @@ if(data.correlationid !== undefined){
 let data12 = data.correlationid;
 if(typeof data12 === "string"){
 if(func0(data12) < 1){
-const err26 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err26 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -2571,7 +2571,7 @@ errors++;
 }
 }
 else {
-const err27 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err27 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -2585,7 +2585,7 @@ if(data.causationid !== undefined){
 let data13 = data.causationid;
 if(typeof data13 === "string"){
 if(func0(data13) < 1){
-const err28 = {instancePath:instancePath+"/causationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err28 = {instancePath:instancePath+"/causationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -2596,7 +2596,7 @@ errors++;
 }
 }
 else {
-const err29 = {instancePath:instancePath+"/causationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err29 = {instancePath:instancePath+"/causationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -2608,7 +2608,7 @@ errors++;
 }
 }
 else {
-const err30 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err30 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -2622,7 +2622,7 @@ return errors === 0;
 }
 
 export const payload3: Validator = validate21 as unknown as Validator;
-const schema33 = {"$ref":"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/InventoryReleasedPayload"};
+const schema33 = {"$ref":"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/InventoryReleasedPayload"};
 const schema34 = {"type":"object","description":"A reservation was released (compensation).","required":["orderId","reservationId","reason","releasedAt"],"additionalProperties":false,"properties":{"orderId":{"$ref":"#/components/schemas/OrderId"},"reservationId":{"$ref":"#/components/schemas/ReservationId"},"reason":{"type":"string","enum":["payment-failed","expired"]},"releasedAt":{"$ref":"#/components/schemas/Timestamp"}}};
 
 function validate22(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
@@ -2807,14 +2807,14 @@ return errors === 0;
 }
 
 export const headers3: Validator = validate24 as unknown as Validator;
-const schema38 = {"$ref":"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes"};
+const schema38 = {"$ref":"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes"};
 
 function validate24(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.specversion === undefined){
-const err0 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "specversion"},message:"must have required property '"+"specversion"+"'"};
+const err0 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "specversion"},message:"must have required property '"+"specversion"+"'"};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -2824,7 +2824,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.id === undefined){
-const err1 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
+const err1 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -2834,7 +2834,7 @@ vErrors.push(err1);
 errors++;
 }
 if(data.source === undefined){
-const err2 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'"};
+const err2 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'"};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -2844,7 +2844,7 @@ vErrors.push(err2);
 errors++;
 }
 if(data.type === undefined){
-const err3 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
+const err3 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -2856,7 +2856,7 @@ errors++;
 for(const key0 in data){
 if(!(func9.call(schema13.properties, key0))){
 if(typeof data[key0] !== "string"){
-const err4 = {instancePath:instancePath+"/" + key0.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err4 = {instancePath:instancePath+"/" + key0.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -2870,7 +2870,7 @@ errors++;
 if(data.specversion !== undefined){
 let data1 = data.specversion;
 if(typeof data1 !== "string"){
-const err5 = {instancePath:instancePath+"/specversion",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err5 = {instancePath:instancePath+"/specversion",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -2880,7 +2880,7 @@ vErrors.push(err5);
 errors++;
 }
 if("1.0" !== data1){
-const err6 = {instancePath:instancePath+"/specversion",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/const",keyword:"const",params:{allowedValue: "1.0"},message:"must be equal to constant"};
+const err6 = {instancePath:instancePath+"/specversion",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/const",keyword:"const",params:{allowedValue: "1.0"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -2894,7 +2894,7 @@ if(data.id !== undefined){
 let data2 = data.id;
 if(typeof data2 === "string"){
 if(func0(data2) < 1){
-const err7 = {instancePath:instancePath+"/id",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err7 = {instancePath:instancePath+"/id",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -2905,7 +2905,7 @@ errors++;
 }
 }
 else {
-const err8 = {instancePath:instancePath+"/id",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err8 = {instancePath:instancePath+"/id",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -2919,7 +2919,7 @@ if(data.source !== undefined){
 let data3 = data.source;
 if(typeof data3 === "string"){
 if(func0(data3) < 1){
-const err9 = {instancePath:instancePath+"/source",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err9 = {instancePath:instancePath+"/source",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -2930,7 +2930,7 @@ errors++;
 }
 }
 else {
-const err10 = {instancePath:instancePath+"/source",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err10 = {instancePath:instancePath+"/source",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -2944,7 +2944,7 @@ if(data.type !== undefined){
 let data4 = data.type;
 if(typeof data4 === "string"){
 if(func0(data4) < 1){
-const err11 = {instancePath:instancePath+"/type",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err11 = {instancePath:instancePath+"/type",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -2955,7 +2955,7 @@ errors++;
 }
 }
 else {
-const err12 = {instancePath:instancePath+"/type",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err12 = {instancePath:instancePath+"/type",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -2969,7 +2969,7 @@ if(data.time !== undefined){
 let data5 = data.time;
 if(typeof data5 === "string"){
 if(!(formats2.validate(data5))){
-const err13 = {instancePath:instancePath+"/time",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""};
+const err13 = {instancePath:instancePath+"/time",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -2980,7 +2980,7 @@ errors++;
 }
 }
 else {
-const err14 = {instancePath:instancePath+"/time",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err14 = {instancePath:instancePath+"/time",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -2994,7 +2994,7 @@ if(data.datacontenttype !== undefined){
 let data6 = data.datacontenttype;
 if(typeof data6 === "string"){
 if(func0(data6) < 1){
-const err15 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err15 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -3005,7 +3005,7 @@ errors++;
 }
 }
 else {
-const err16 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err16 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -3019,7 +3019,7 @@ if(data.dataschema !== undefined){
 let data7 = data.dataschema;
 if(typeof data7 === "string"){
 if(func0(data7) < 1){
-const err17 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err17 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -3030,7 +3030,7 @@ errors++;
 }
 }
 else {
-const err18 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err18 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -3044,7 +3044,7 @@ if(data.subject !== undefined){
 let data8 = data.subject;
 if(typeof data8 === "string"){
 if(func0(data8) < 1){
-const err19 = {instancePath:instancePath+"/subject",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err19 = {instancePath:instancePath+"/subject",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -3055,7 +3055,7 @@ errors++;
 }
 }
 else {
-const err20 = {instancePath:instancePath+"/subject",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err20 = {instancePath:instancePath+"/subject",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -3069,7 +3069,7 @@ if(data.partitionkey !== undefined){
 let data9 = data.partitionkey;
 if(typeof data9 === "string"){
 if(func0(data9) < 1){
-const err21 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err21 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -3080,7 +3080,7 @@ errors++;
 }
 }
 else {
-const err22 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err22 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -3094,7 +3094,7 @@ if(data.traceparent !== undefined){
 let data10 = data.traceparent;
 if(typeof data10 === "string"){
 if(!pattern5.test(data10)){
-const err23 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},message:"must match pattern \""+"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"+"\""};
+const err23 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},message:"must match pattern \""+"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"+"\""};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -3105,7 +3105,7 @@ errors++;
 }
 }
 else {
-const err24 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err24 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -3117,7 +3117,7 @@ errors++;
 }
 if(data.tracestate !== undefined){
 if(typeof data.tracestate !== "string"){
-const err25 = {instancePath:instancePath+"/tracestate",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/tracestate/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err25 = {instancePath:instancePath+"/tracestate",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/tracestate/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -3131,7 +3131,7 @@ if(data.correlationid !== undefined){
 let data12 = data.correlationid;
 if(typeof data12 === "string"){
 if(func0(data12) < 1){
-const err26 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err26 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -3142,7 +3142,7 @@ errors++;
 }
 }
 else {
-const err27 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err27 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -3156,7 +3156,7 @@ if(data.causationid !== undefined){
 let data13 = data.causationid;
 if(typeof data13 === "string"){
 if(func0(data13) < 1){
-const err28 = {instancePath:instancePath+"/causationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err28 = {instancePath:instancePath+"/causationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -3167,7 +3167,7 @@ errors++;
 }
 }
 else {
-const err29 = {instancePath:instancePath+"/causationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err29 = {instancePath:instancePath+"/causationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -3179,7 +3179,7 @@ errors++;
 }
 }
 else {
-const err30 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err30 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -3193,7 +3193,7 @@ return errors === 0;
 }
 
 export const payload4: Validator = validate25 as unknown as Validator;
-const schema40 = {"$ref":"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/PaymentCompletedPayload"};
+const schema40 = {"$ref":"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/PaymentCompletedPayload"};
 const schema41 = {"type":"object","description":"The order total was charged.","required":["orderId","paymentId","amount","completedAt"],"additionalProperties":false,"properties":{"orderId":{"$ref":"#/components/schemas/OrderId"},"paymentId":{"$ref":"#/components/schemas/PaymentId"},"amount":{"$ref":"#/components/schemas/Money"},"attempts":{"type":"integer","minimum":1,"description":"Gateway calls it took (a flaky gateway succeeds on a retry)."},"completedAt":{"$ref":"#/components/schemas/Timestamp"}}};
 const schema43 = {"type":"string","description":"Payment identifier, `pay_` then 1-64 letters, digits, `_` or `-`.","pattern":"^pay_[A-Za-z0-9_-]{1,64}$"};
 const pattern17 = new RegExp("^pay_[A-Za-z0-9_-]{1,64}$", "u");
@@ -3388,14 +3388,14 @@ return errors === 0;
 }
 
 export const headers4: Validator = validate29 as unknown as Validator;
-const schema45 = {"$ref":"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes"};
+const schema45 = {"$ref":"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes"};
 
 function validate29(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.specversion === undefined){
-const err0 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "specversion"},message:"must have required property '"+"specversion"+"'"};
+const err0 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "specversion"},message:"must have required property '"+"specversion"+"'"};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -3405,7 +3405,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.id === undefined){
-const err1 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
+const err1 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -3415,7 +3415,7 @@ vErrors.push(err1);
 errors++;
 }
 if(data.source === undefined){
-const err2 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'"};
+const err2 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'"};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -3425,7 +3425,7 @@ vErrors.push(err2);
 errors++;
 }
 if(data.type === undefined){
-const err3 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
+const err3 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -3437,7 +3437,7 @@ errors++;
 for(const key0 in data){
 if(!(func9.call(schema13.properties, key0))){
 if(typeof data[key0] !== "string"){
-const err4 = {instancePath:instancePath+"/" + key0.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err4 = {instancePath:instancePath+"/" + key0.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -3451,7 +3451,7 @@ errors++;
 if(data.specversion !== undefined){
 let data1 = data.specversion;
 if(typeof data1 !== "string"){
-const err5 = {instancePath:instancePath+"/specversion",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err5 = {instancePath:instancePath+"/specversion",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -3461,7 +3461,7 @@ vErrors.push(err5);
 errors++;
 }
 if("1.0" !== data1){
-const err6 = {instancePath:instancePath+"/specversion",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/const",keyword:"const",params:{allowedValue: "1.0"},message:"must be equal to constant"};
+const err6 = {instancePath:instancePath+"/specversion",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/const",keyword:"const",params:{allowedValue: "1.0"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -3475,7 +3475,7 @@ if(data.id !== undefined){
 let data2 = data.id;
 if(typeof data2 === "string"){
 if(func0(data2) < 1){
-const err7 = {instancePath:instancePath+"/id",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err7 = {instancePath:instancePath+"/id",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -3486,7 +3486,7 @@ errors++;
 }
 }
 else {
-const err8 = {instancePath:instancePath+"/id",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err8 = {instancePath:instancePath+"/id",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -3500,7 +3500,7 @@ if(data.source !== undefined){
 let data3 = data.source;
 if(typeof data3 === "string"){
 if(func0(data3) < 1){
-const err9 = {instancePath:instancePath+"/source",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err9 = {instancePath:instancePath+"/source",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -3511,7 +3511,7 @@ errors++;
 }
 }
 else {
-const err10 = {instancePath:instancePath+"/source",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err10 = {instancePath:instancePath+"/source",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -3525,7 +3525,7 @@ if(data.type !== undefined){
 let data4 = data.type;
 if(typeof data4 === "string"){
 if(func0(data4) < 1){
-const err11 = {instancePath:instancePath+"/type",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err11 = {instancePath:instancePath+"/type",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -3536,7 +3536,7 @@ errors++;
 }
 }
 else {
-const err12 = {instancePath:instancePath+"/type",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err12 = {instancePath:instancePath+"/type",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -3550,7 +3550,7 @@ if(data.time !== undefined){
 let data5 = data.time;
 if(typeof data5 === "string"){
 if(!(formats2.validate(data5))){
-const err13 = {instancePath:instancePath+"/time",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""};
+const err13 = {instancePath:instancePath+"/time",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -3561,7 +3561,7 @@ errors++;
 }
 }
 else {
-const err14 = {instancePath:instancePath+"/time",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err14 = {instancePath:instancePath+"/time",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -3575,7 +3575,7 @@ if(data.datacontenttype !== undefined){
 let data6 = data.datacontenttype;
 if(typeof data6 === "string"){
 if(func0(data6) < 1){
-const err15 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err15 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -3586,7 +3586,7 @@ errors++;
 }
 }
 else {
-const err16 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err16 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -3600,7 +3600,7 @@ if(data.dataschema !== undefined){
 let data7 = data.dataschema;
 if(typeof data7 === "string"){
 if(func0(data7) < 1){
-const err17 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err17 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -3611,7 +3611,7 @@ errors++;
 }
 }
 else {
-const err18 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err18 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -3625,7 +3625,7 @@ if(data.subject !== undefined){
 let data8 = data.subject;
 if(typeof data8 === "string"){
 if(func0(data8) < 1){
-const err19 = {instancePath:instancePath+"/subject",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err19 = {instancePath:instancePath+"/subject",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -3636,7 +3636,7 @@ errors++;
 }
 }
 else {
-const err20 = {instancePath:instancePath+"/subject",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err20 = {instancePath:instancePath+"/subject",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -3650,7 +3650,7 @@ if(data.partitionkey !== undefined){
 let data9 = data.partitionkey;
 if(typeof data9 === "string"){
 if(func0(data9) < 1){
-const err21 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err21 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -3661,7 +3661,7 @@ errors++;
 }
 }
 else {
-const err22 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err22 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -3675,7 +3675,7 @@ if(data.traceparent !== undefined){
 let data10 = data.traceparent;
 if(typeof data10 === "string"){
 if(!pattern5.test(data10)){
-const err23 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},message:"must match pattern \""+"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"+"\""};
+const err23 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},message:"must match pattern \""+"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"+"\""};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -3686,7 +3686,7 @@ errors++;
 }
 }
 else {
-const err24 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err24 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -3698,7 +3698,7 @@ errors++;
 }
 if(data.tracestate !== undefined){
 if(typeof data.tracestate !== "string"){
-const err25 = {instancePath:instancePath+"/tracestate",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/tracestate/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err25 = {instancePath:instancePath+"/tracestate",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/tracestate/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -3712,7 +3712,7 @@ if(data.correlationid !== undefined){
 let data12 = data.correlationid;
 if(typeof data12 === "string"){
 if(func0(data12) < 1){
-const err26 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err26 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -3723,7 +3723,7 @@ errors++;
 }
 }
 else {
-const err27 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err27 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -3737,7 +3737,7 @@ if(data.causationid !== undefined){
 let data13 = data.causationid;
 if(typeof data13 === "string"){
 if(func0(data13) < 1){
-const err28 = {instancePath:instancePath+"/causationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err28 = {instancePath:instancePath+"/causationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -3748,7 +3748,7 @@ errors++;
 }
 }
 else {
-const err29 = {instancePath:instancePath+"/causationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err29 = {instancePath:instancePath+"/causationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -3760,7 +3760,7 @@ errors++;
 }
 }
 else {
-const err30 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err30 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -3774,7 +3774,7 @@ return errors === 0;
 }
 
 export const payload5: Validator = validate30 as unknown as Validator;
-const schema47 = {"$ref":"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/PaymentFailedPayload"};
+const schema47 = {"$ref":"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/PaymentFailedPayload"};
 const schema48 = {"type":"object","description":"The charge was declined or could not be made; inventory releases `reservationId`.","required":["orderId","reservationId","amount","reason","failedAt"],"additionalProperties":false,"properties":{"orderId":{"$ref":"#/components/schemas/OrderId"},"reservationId":{"$ref":"#/components/schemas/ReservationId"},"paymentId":{"$ref":"#/components/schemas/PaymentId"},"amount":{"$ref":"#/components/schemas/Money"},"reason":{"type":"string","enum":["declined","insufficient-funds","fraud-suspected"]},"message":{"type":"string","maxLength":500,"description":"Human-readable detail from the gateway."},"failedAt":{"$ref":"#/components/schemas/Timestamp"}}};
 
 function validate31(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
@@ -4025,14 +4025,14 @@ return errors === 0;
 }
 
 export const headers5: Validator = validate34 as unknown as Validator;
-const schema53 = {"$ref":"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes"};
+const schema53 = {"$ref":"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes"};
 
 function validate34(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.specversion === undefined){
-const err0 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "specversion"},message:"must have required property '"+"specversion"+"'"};
+const err0 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "specversion"},message:"must have required property '"+"specversion"+"'"};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -4042,7 +4042,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.id === undefined){
-const err1 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
+const err1 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -4052,7 +4052,7 @@ vErrors.push(err1);
 errors++;
 }
 if(data.source === undefined){
-const err2 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'"};
+const err2 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'"};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -4062,7 +4062,7 @@ vErrors.push(err2);
 errors++;
 }
 if(data.type === undefined){
-const err3 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
+const err3 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -4074,7 +4074,7 @@ errors++;
 for(const key0 in data){
 if(!(func9.call(schema13.properties, key0))){
 if(typeof data[key0] !== "string"){
-const err4 = {instancePath:instancePath+"/" + key0.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err4 = {instancePath:instancePath+"/" + key0.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -4088,7 +4088,7 @@ errors++;
 if(data.specversion !== undefined){
 let data1 = data.specversion;
 if(typeof data1 !== "string"){
-const err5 = {instancePath:instancePath+"/specversion",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err5 = {instancePath:instancePath+"/specversion",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -4098,7 +4098,7 @@ vErrors.push(err5);
 errors++;
 }
 if("1.0" !== data1){
-const err6 = {instancePath:instancePath+"/specversion",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/const",keyword:"const",params:{allowedValue: "1.0"},message:"must be equal to constant"};
+const err6 = {instancePath:instancePath+"/specversion",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/const",keyword:"const",params:{allowedValue: "1.0"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -4112,7 +4112,7 @@ if(data.id !== undefined){
 let data2 = data.id;
 if(typeof data2 === "string"){
 if(func0(data2) < 1){
-const err7 = {instancePath:instancePath+"/id",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err7 = {instancePath:instancePath+"/id",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -4123,7 +4123,7 @@ errors++;
 }
 }
 else {
-const err8 = {instancePath:instancePath+"/id",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err8 = {instancePath:instancePath+"/id",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -4137,7 +4137,7 @@ if(data.source !== undefined){
 let data3 = data.source;
 if(typeof data3 === "string"){
 if(func0(data3) < 1){
-const err9 = {instancePath:instancePath+"/source",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err9 = {instancePath:instancePath+"/source",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -4148,7 +4148,7 @@ errors++;
 }
 }
 else {
-const err10 = {instancePath:instancePath+"/source",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err10 = {instancePath:instancePath+"/source",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -4162,7 +4162,7 @@ if(data.type !== undefined){
 let data4 = data.type;
 if(typeof data4 === "string"){
 if(func0(data4) < 1){
-const err11 = {instancePath:instancePath+"/type",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err11 = {instancePath:instancePath+"/type",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -4173,7 +4173,7 @@ errors++;
 }
 }
 else {
-const err12 = {instancePath:instancePath+"/type",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err12 = {instancePath:instancePath+"/type",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -4187,7 +4187,7 @@ if(data.time !== undefined){
 let data5 = data.time;
 if(typeof data5 === "string"){
 if(!(formats2.validate(data5))){
-const err13 = {instancePath:instancePath+"/time",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""};
+const err13 = {instancePath:instancePath+"/time",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -4198,7 +4198,7 @@ errors++;
 }
 }
 else {
-const err14 = {instancePath:instancePath+"/time",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err14 = {instancePath:instancePath+"/time",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -4212,7 +4212,7 @@ if(data.datacontenttype !== undefined){
 let data6 = data.datacontenttype;
 if(typeof data6 === "string"){
 if(func0(data6) < 1){
-const err15 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err15 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -4223,7 +4223,7 @@ errors++;
 }
 }
 else {
-const err16 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err16 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -4237,7 +4237,7 @@ if(data.dataschema !== undefined){
 let data7 = data.dataschema;
 if(typeof data7 === "string"){
 if(func0(data7) < 1){
-const err17 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err17 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -4248,7 +4248,7 @@ errors++;
 }
 }
 else {
-const err18 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err18 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -4262,7 +4262,7 @@ if(data.subject !== undefined){
 let data8 = data.subject;
 if(typeof data8 === "string"){
 if(func0(data8) < 1){
-const err19 = {instancePath:instancePath+"/subject",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err19 = {instancePath:instancePath+"/subject",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -4273,7 +4273,7 @@ errors++;
 }
 }
 else {
-const err20 = {instancePath:instancePath+"/subject",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err20 = {instancePath:instancePath+"/subject",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -4287,7 +4287,7 @@ if(data.partitionkey !== undefined){
 let data9 = data.partitionkey;
 if(typeof data9 === "string"){
 if(func0(data9) < 1){
-const err21 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err21 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -4298,7 +4298,7 @@ errors++;
 }
 }
 else {
-const err22 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err22 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -4312,7 +4312,7 @@ if(data.traceparent !== undefined){
 let data10 = data.traceparent;
 if(typeof data10 === "string"){
 if(!pattern5.test(data10)){
-const err23 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},message:"must match pattern \""+"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"+"\""};
+const err23 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},message:"must match pattern \""+"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"+"\""};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -4323,7 +4323,7 @@ errors++;
 }
 }
 else {
-const err24 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err24 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -4335,7 +4335,7 @@ errors++;
 }
 if(data.tracestate !== undefined){
 if(typeof data.tracestate !== "string"){
-const err25 = {instancePath:instancePath+"/tracestate",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/tracestate/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err25 = {instancePath:instancePath+"/tracestate",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/tracestate/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -4349,7 +4349,7 @@ if(data.correlationid !== undefined){
 let data12 = data.correlationid;
 if(typeof data12 === "string"){
 if(func0(data12) < 1){
-const err26 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err26 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -4360,7 +4360,7 @@ errors++;
 }
 }
 else {
-const err27 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err27 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -4374,7 +4374,7 @@ if(data.causationid !== undefined){
 let data13 = data.causationid;
 if(typeof data13 === "string"){
 if(func0(data13) < 1){
-const err28 = {instancePath:instancePath+"/causationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err28 = {instancePath:instancePath+"/causationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -4385,7 +4385,7 @@ errors++;
 }
 }
 else {
-const err29 = {instancePath:instancePath+"/causationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err29 = {instancePath:instancePath+"/causationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -4397,7 +4397,7 @@ errors++;
 }
 }
 else {
-const err30 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err30 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -4411,7 +4411,7 @@ return errors === 0;
 }
 
 export const payload6: Validator = validate35 as unknown as Validator;
-const schema55 = {"$ref":"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/OrderConfirmedPayload"};
+const schema55 = {"$ref":"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/OrderConfirmedPayload"};
 const schema56 = {"type":"object","description":"The order is paid; it will be shipped.","required":["orderId","customerId","paymentId","total","confirmedAt"],"additionalProperties":false,"properties":{"orderId":{"$ref":"#/components/schemas/OrderId"},"customerId":{"$ref":"#/components/schemas/CustomerId"},"paymentId":{"$ref":"#/components/schemas/PaymentId"},"total":{"$ref":"#/components/schemas/Money"},"confirmedAt":{"$ref":"#/components/schemas/Timestamp"}}};
 
 function validate36(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
@@ -4614,14 +4614,14 @@ return errors === 0;
 }
 
 export const headers6: Validator = validate39 as unknown as Validator;
-const schema61 = {"$ref":"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes"};
+const schema61 = {"$ref":"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes"};
 
 function validate39(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.specversion === undefined){
-const err0 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "specversion"},message:"must have required property '"+"specversion"+"'"};
+const err0 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "specversion"},message:"must have required property '"+"specversion"+"'"};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -4631,7 +4631,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.id === undefined){
-const err1 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
+const err1 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -4641,7 +4641,7 @@ vErrors.push(err1);
 errors++;
 }
 if(data.source === undefined){
-const err2 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'"};
+const err2 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'"};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -4651,7 +4651,7 @@ vErrors.push(err2);
 errors++;
 }
 if(data.type === undefined){
-const err3 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
+const err3 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -4663,7 +4663,7 @@ errors++;
 for(const key0 in data){
 if(!(func9.call(schema13.properties, key0))){
 if(typeof data[key0] !== "string"){
-const err4 = {instancePath:instancePath+"/" + key0.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err4 = {instancePath:instancePath+"/" + key0.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -4677,7 +4677,7 @@ errors++;
 if(data.specversion !== undefined){
 let data1 = data.specversion;
 if(typeof data1 !== "string"){
-const err5 = {instancePath:instancePath+"/specversion",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err5 = {instancePath:instancePath+"/specversion",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -4687,7 +4687,7 @@ vErrors.push(err5);
 errors++;
 }
 if("1.0" !== data1){
-const err6 = {instancePath:instancePath+"/specversion",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/const",keyword:"const",params:{allowedValue: "1.0"},message:"must be equal to constant"};
+const err6 = {instancePath:instancePath+"/specversion",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/const",keyword:"const",params:{allowedValue: "1.0"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -4701,7 +4701,7 @@ if(data.id !== undefined){
 let data2 = data.id;
 if(typeof data2 === "string"){
 if(func0(data2) < 1){
-const err7 = {instancePath:instancePath+"/id",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err7 = {instancePath:instancePath+"/id",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -4712,7 +4712,7 @@ errors++;
 }
 }
 else {
-const err8 = {instancePath:instancePath+"/id",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err8 = {instancePath:instancePath+"/id",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -4726,7 +4726,7 @@ if(data.source !== undefined){
 let data3 = data.source;
 if(typeof data3 === "string"){
 if(func0(data3) < 1){
-const err9 = {instancePath:instancePath+"/source",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err9 = {instancePath:instancePath+"/source",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -4737,7 +4737,7 @@ errors++;
 }
 }
 else {
-const err10 = {instancePath:instancePath+"/source",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err10 = {instancePath:instancePath+"/source",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -4751,7 +4751,7 @@ if(data.type !== undefined){
 let data4 = data.type;
 if(typeof data4 === "string"){
 if(func0(data4) < 1){
-const err11 = {instancePath:instancePath+"/type",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err11 = {instancePath:instancePath+"/type",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -4762,7 +4762,7 @@ errors++;
 }
 }
 else {
-const err12 = {instancePath:instancePath+"/type",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err12 = {instancePath:instancePath+"/type",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -4776,7 +4776,7 @@ if(data.time !== undefined){
 let data5 = data.time;
 if(typeof data5 === "string"){
 if(!(formats2.validate(data5))){
-const err13 = {instancePath:instancePath+"/time",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""};
+const err13 = {instancePath:instancePath+"/time",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -4787,7 +4787,7 @@ errors++;
 }
 }
 else {
-const err14 = {instancePath:instancePath+"/time",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err14 = {instancePath:instancePath+"/time",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -4801,7 +4801,7 @@ if(data.datacontenttype !== undefined){
 let data6 = data.datacontenttype;
 if(typeof data6 === "string"){
 if(func0(data6) < 1){
-const err15 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err15 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -4812,7 +4812,7 @@ errors++;
 }
 }
 else {
-const err16 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err16 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -4826,7 +4826,7 @@ if(data.dataschema !== undefined){
 let data7 = data.dataschema;
 if(typeof data7 === "string"){
 if(func0(data7) < 1){
-const err17 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err17 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -4837,7 +4837,7 @@ errors++;
 }
 }
 else {
-const err18 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err18 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -4851,7 +4851,7 @@ if(data.subject !== undefined){
 let data8 = data.subject;
 if(typeof data8 === "string"){
 if(func0(data8) < 1){
-const err19 = {instancePath:instancePath+"/subject",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err19 = {instancePath:instancePath+"/subject",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -4862,7 +4862,7 @@ errors++;
 }
 }
 else {
-const err20 = {instancePath:instancePath+"/subject",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err20 = {instancePath:instancePath+"/subject",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -4876,7 +4876,7 @@ if(data.partitionkey !== undefined){
 let data9 = data.partitionkey;
 if(typeof data9 === "string"){
 if(func0(data9) < 1){
-const err21 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err21 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -4887,7 +4887,7 @@ errors++;
 }
 }
 else {
-const err22 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err22 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -4901,7 +4901,7 @@ if(data.traceparent !== undefined){
 let data10 = data.traceparent;
 if(typeof data10 === "string"){
 if(!pattern5.test(data10)){
-const err23 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},message:"must match pattern \""+"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"+"\""};
+const err23 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},message:"must match pattern \""+"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"+"\""};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -4912,7 +4912,7 @@ errors++;
 }
 }
 else {
-const err24 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err24 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -4924,7 +4924,7 @@ errors++;
 }
 if(data.tracestate !== undefined){
 if(typeof data.tracestate !== "string"){
-const err25 = {instancePath:instancePath+"/tracestate",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/tracestate/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err25 = {instancePath:instancePath+"/tracestate",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/tracestate/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -4938,7 +4938,7 @@ if(data.correlationid !== undefined){
 let data12 = data.correlationid;
 if(typeof data12 === "string"){
 if(func0(data12) < 1){
-const err26 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err26 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -4949,7 +4949,7 @@ errors++;
 }
 }
 else {
-const err27 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err27 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -4963,7 +4963,7 @@ if(data.causationid !== undefined){
 let data13 = data.causationid;
 if(typeof data13 === "string"){
 if(func0(data13) < 1){
-const err28 = {instancePath:instancePath+"/causationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err28 = {instancePath:instancePath+"/causationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -4974,7 +4974,7 @@ errors++;
 }
 }
 else {
-const err29 = {instancePath:instancePath+"/causationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err29 = {instancePath:instancePath+"/causationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -4986,7 +4986,7 @@ errors++;
 }
 }
 else {
-const err30 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err30 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -5000,7 +5000,7 @@ return errors === 0;
 }
 
 export const payload7: Validator = validate40 as unknown as Validator;
-const schema63 = {"$ref":"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/OrderCancelledPayload"};
+const schema63 = {"$ref":"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/OrderCancelledPayload"};
 const schema64 = {"type":"object","description":"The order was cancelled; nothing is reserved or charged any more.","required":["orderId","customerId","reason","cancelledAt"],"additionalProperties":false,"properties":{"orderId":{"$ref":"#/components/schemas/OrderId"},"customerId":{"$ref":"#/components/schemas/CustomerId"},"reason":{"type":"string","description":"`inventory-rejected` after InventoryRejected, `payment-failed` after InventoryReleased.","enum":["inventory-rejected","payment-failed"]},"detail":{"type":"string","maxLength":500},"cancelledAt":{"$ref":"#/components/schemas/Timestamp"}}};
 
 function validate41(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
@@ -5210,14 +5210,14 @@ return errors === 0;
 }
 
 export const headers7: Validator = validate43 as unknown as Validator;
-const schema68 = {"$ref":"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes"};
+const schema68 = {"$ref":"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes"};
 
 function validate43(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.specversion === undefined){
-const err0 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "specversion"},message:"must have required property '"+"specversion"+"'"};
+const err0 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "specversion"},message:"must have required property '"+"specversion"+"'"};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -5227,7 +5227,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.id === undefined){
-const err1 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
+const err1 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -5237,7 +5237,7 @@ vErrors.push(err1);
 errors++;
 }
 if(data.source === undefined){
-const err2 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'"};
+const err2 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'"};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -5247,7 +5247,7 @@ vErrors.push(err2);
 errors++;
 }
 if(data.type === undefined){
-const err3 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
+const err3 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -5259,7 +5259,7 @@ errors++;
 for(const key0 in data){
 if(!(func9.call(schema13.properties, key0))){
 if(typeof data[key0] !== "string"){
-const err4 = {instancePath:instancePath+"/" + key0.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err4 = {instancePath:instancePath+"/" + key0.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -5273,7 +5273,7 @@ errors++;
 if(data.specversion !== undefined){
 let data1 = data.specversion;
 if(typeof data1 !== "string"){
-const err5 = {instancePath:instancePath+"/specversion",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err5 = {instancePath:instancePath+"/specversion",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -5283,7 +5283,7 @@ vErrors.push(err5);
 errors++;
 }
 if("1.0" !== data1){
-const err6 = {instancePath:instancePath+"/specversion",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/const",keyword:"const",params:{allowedValue: "1.0"},message:"must be equal to constant"};
+const err6 = {instancePath:instancePath+"/specversion",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/const",keyword:"const",params:{allowedValue: "1.0"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -5297,7 +5297,7 @@ if(data.id !== undefined){
 let data2 = data.id;
 if(typeof data2 === "string"){
 if(func0(data2) < 1){
-const err7 = {instancePath:instancePath+"/id",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err7 = {instancePath:instancePath+"/id",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -5308,7 +5308,7 @@ errors++;
 }
 }
 else {
-const err8 = {instancePath:instancePath+"/id",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err8 = {instancePath:instancePath+"/id",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -5322,7 +5322,7 @@ if(data.source !== undefined){
 let data3 = data.source;
 if(typeof data3 === "string"){
 if(func0(data3) < 1){
-const err9 = {instancePath:instancePath+"/source",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err9 = {instancePath:instancePath+"/source",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -5333,7 +5333,7 @@ errors++;
 }
 }
 else {
-const err10 = {instancePath:instancePath+"/source",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err10 = {instancePath:instancePath+"/source",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -5347,7 +5347,7 @@ if(data.type !== undefined){
 let data4 = data.type;
 if(typeof data4 === "string"){
 if(func0(data4) < 1){
-const err11 = {instancePath:instancePath+"/type",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err11 = {instancePath:instancePath+"/type",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -5358,7 +5358,7 @@ errors++;
 }
 }
 else {
-const err12 = {instancePath:instancePath+"/type",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err12 = {instancePath:instancePath+"/type",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -5372,7 +5372,7 @@ if(data.time !== undefined){
 let data5 = data.time;
 if(typeof data5 === "string"){
 if(!(formats2.validate(data5))){
-const err13 = {instancePath:instancePath+"/time",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""};
+const err13 = {instancePath:instancePath+"/time",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -5383,7 +5383,7 @@ errors++;
 }
 }
 else {
-const err14 = {instancePath:instancePath+"/time",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err14 = {instancePath:instancePath+"/time",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -5397,7 +5397,7 @@ if(data.datacontenttype !== undefined){
 let data6 = data.datacontenttype;
 if(typeof data6 === "string"){
 if(func0(data6) < 1){
-const err15 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err15 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -5408,7 +5408,7 @@ errors++;
 }
 }
 else {
-const err16 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err16 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -5422,7 +5422,7 @@ if(data.dataschema !== undefined){
 let data7 = data.dataschema;
 if(typeof data7 === "string"){
 if(func0(data7) < 1){
-const err17 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err17 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -5433,7 +5433,7 @@ errors++;
 }
 }
 else {
-const err18 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err18 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -5447,7 +5447,7 @@ if(data.subject !== undefined){
 let data8 = data.subject;
 if(typeof data8 === "string"){
 if(func0(data8) < 1){
-const err19 = {instancePath:instancePath+"/subject",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err19 = {instancePath:instancePath+"/subject",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -5458,7 +5458,7 @@ errors++;
 }
 }
 else {
-const err20 = {instancePath:instancePath+"/subject",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err20 = {instancePath:instancePath+"/subject",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -5472,7 +5472,7 @@ if(data.partitionkey !== undefined){
 let data9 = data.partitionkey;
 if(typeof data9 === "string"){
 if(func0(data9) < 1){
-const err21 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err21 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -5483,7 +5483,7 @@ errors++;
 }
 }
 else {
-const err22 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err22 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -5497,7 +5497,7 @@ if(data.traceparent !== undefined){
 let data10 = data.traceparent;
 if(typeof data10 === "string"){
 if(!pattern5.test(data10)){
-const err23 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},message:"must match pattern \""+"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"+"\""};
+const err23 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},message:"must match pattern \""+"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"+"\""};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -5508,7 +5508,7 @@ errors++;
 }
 }
 else {
-const err24 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err24 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -5520,7 +5520,7 @@ errors++;
 }
 if(data.tracestate !== undefined){
 if(typeof data.tracestate !== "string"){
-const err25 = {instancePath:instancePath+"/tracestate",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/tracestate/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err25 = {instancePath:instancePath+"/tracestate",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/tracestate/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -5534,7 +5534,7 @@ if(data.correlationid !== undefined){
 let data12 = data.correlationid;
 if(typeof data12 === "string"){
 if(func0(data12) < 1){
-const err26 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err26 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -5545,7 +5545,7 @@ errors++;
 }
 }
 else {
-const err27 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err27 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -5559,7 +5559,7 @@ if(data.causationid !== undefined){
 let data13 = data.causationid;
 if(typeof data13 === "string"){
 if(func0(data13) < 1){
-const err28 = {instancePath:instancePath+"/causationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err28 = {instancePath:instancePath+"/causationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -5570,7 +5570,7 @@ errors++;
 }
 }
 else {
-const err29 = {instancePath:instancePath+"/causationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err29 = {instancePath:instancePath+"/causationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -5582,7 +5582,7 @@ errors++;
 }
 }
 else {
-const err30 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err30 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -5596,7 +5596,7 @@ return errors === 0;
 }
 
 export const payload8: Validator = validate44 as unknown as Validator;
-const schema70 = {"$ref":"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/NotificationSentPayload"};
+const schema70 = {"$ref":"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/NotificationSentPayload"};
 const schema71 = {"type":"object","description":"A message sent to the customer about an order.","required":["notificationId","orderId","customerId","channel","template","sentAt"],"additionalProperties":false,"properties":{"notificationId":{"$ref":"#/components/schemas/NotificationId"},"orderId":{"$ref":"#/components/schemas/OrderId"},"customerId":{"$ref":"#/components/schemas/CustomerId"},"channel":{"type":"string","enum":["email","sms"]},"template":{"type":"string","enum":["order-confirmed","order-cancelled"]},"sentAt":{"$ref":"#/components/schemas/Timestamp"}}};
 const schema72 = {"type":"string","description":"Notification identifier, `ntf_` then 1-64 letters, digits, `_` or `-`.","pattern":"^ntf_[A-Za-z0-9_-]{1,64}$"};
 const pattern30 = new RegExp("^ntf_[A-Za-z0-9_-]{1,64}$", "u");
@@ -5851,14 +5851,14 @@ return errors === 0;
 }
 
 export const headers8: Validator = validate47 as unknown as Validator;
-const schema76 = {"$ref":"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes"};
+const schema76 = {"$ref":"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes"};
 
 function validate47(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.specversion === undefined){
-const err0 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "specversion"},message:"must have required property '"+"specversion"+"'"};
+const err0 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "specversion"},message:"must have required property '"+"specversion"+"'"};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -5868,7 +5868,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.id === undefined){
-const err1 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
+const err1 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "id"},message:"must have required property '"+"id"+"'"};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -5878,7 +5878,7 @@ vErrors.push(err1);
 errors++;
 }
 if(data.source === undefined){
-const err2 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'"};
+const err2 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'"};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -5888,7 +5888,7 @@ vErrors.push(err2);
 errors++;
 }
 if(data.type === undefined){
-const err3 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
+const err3 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -5900,7 +5900,7 @@ errors++;
 for(const key0 in data){
 if(!(func9.call(schema13.properties, key0))){
 if(typeof data[key0] !== "string"){
-const err4 = {instancePath:instancePath+"/" + key0.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err4 = {instancePath:instancePath+"/" + key0.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -5914,7 +5914,7 @@ errors++;
 if(data.specversion !== undefined){
 let data1 = data.specversion;
 if(typeof data1 !== "string"){
-const err5 = {instancePath:instancePath+"/specversion",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err5 = {instancePath:instancePath+"/specversion",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -5924,7 +5924,7 @@ vErrors.push(err5);
 errors++;
 }
 if("1.0" !== data1){
-const err6 = {instancePath:instancePath+"/specversion",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/const",keyword:"const",params:{allowedValue: "1.0"},message:"must be equal to constant"};
+const err6 = {instancePath:instancePath+"/specversion",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/specversion/const",keyword:"const",params:{allowedValue: "1.0"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -5938,7 +5938,7 @@ if(data.id !== undefined){
 let data2 = data.id;
 if(typeof data2 === "string"){
 if(func0(data2) < 1){
-const err7 = {instancePath:instancePath+"/id",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err7 = {instancePath:instancePath+"/id",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -5949,7 +5949,7 @@ errors++;
 }
 }
 else {
-const err8 = {instancePath:instancePath+"/id",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err8 = {instancePath:instancePath+"/id",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/id/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -5963,7 +5963,7 @@ if(data.source !== undefined){
 let data3 = data.source;
 if(typeof data3 === "string"){
 if(func0(data3) < 1){
-const err9 = {instancePath:instancePath+"/source",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err9 = {instancePath:instancePath+"/source",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -5974,7 +5974,7 @@ errors++;
 }
 }
 else {
-const err10 = {instancePath:instancePath+"/source",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err10 = {instancePath:instancePath+"/source",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -5988,7 +5988,7 @@ if(data.type !== undefined){
 let data4 = data.type;
 if(typeof data4 === "string"){
 if(func0(data4) < 1){
-const err11 = {instancePath:instancePath+"/type",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err11 = {instancePath:instancePath+"/type",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -5999,7 +5999,7 @@ errors++;
 }
 }
 else {
-const err12 = {instancePath:instancePath+"/type",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err12 = {instancePath:instancePath+"/type",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -6013,7 +6013,7 @@ if(data.time !== undefined){
 let data5 = data.time;
 if(typeof data5 === "string"){
 if(!(formats2.validate(data5))){
-const err13 = {instancePath:instancePath+"/time",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""};
+const err13 = {instancePath:instancePath+"/time",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -6024,7 +6024,7 @@ errors++;
 }
 }
 else {
-const err14 = {instancePath:instancePath+"/time",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err14 = {instancePath:instancePath+"/time",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/time/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -6038,7 +6038,7 @@ if(data.datacontenttype !== undefined){
 let data6 = data.datacontenttype;
 if(typeof data6 === "string"){
 if(func0(data6) < 1){
-const err15 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err15 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -6049,7 +6049,7 @@ errors++;
 }
 }
 else {
-const err16 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err16 = {instancePath:instancePath+"/datacontenttype",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/datacontenttype/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -6063,7 +6063,7 @@ if(data.dataschema !== undefined){
 let data7 = data.dataschema;
 if(typeof data7 === "string"){
 if(func0(data7) < 1){
-const err17 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err17 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -6074,7 +6074,7 @@ errors++;
 }
 }
 else {
-const err18 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err18 = {instancePath:instancePath+"/dataschema",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/dataschema/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -6088,7 +6088,7 @@ if(data.subject !== undefined){
 let data8 = data.subject;
 if(typeof data8 === "string"){
 if(func0(data8) < 1){
-const err19 = {instancePath:instancePath+"/subject",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err19 = {instancePath:instancePath+"/subject",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -6099,7 +6099,7 @@ errors++;
 }
 }
 else {
-const err20 = {instancePath:instancePath+"/subject",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err20 = {instancePath:instancePath+"/subject",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/subject/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -6113,7 +6113,7 @@ if(data.partitionkey !== undefined){
 let data9 = data.partitionkey;
 if(typeof data9 === "string"){
 if(func0(data9) < 1){
-const err21 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err21 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -6124,7 +6124,7 @@ errors++;
 }
 }
 else {
-const err22 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err22 = {instancePath:instancePath+"/partitionkey",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/partitionkey/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -6138,7 +6138,7 @@ if(data.traceparent !== undefined){
 let data10 = data.traceparent;
 if(typeof data10 === "string"){
 if(!pattern5.test(data10)){
-const err23 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},message:"must match pattern \""+"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"+"\""};
+const err23 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},message:"must match pattern \""+"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"+"\""};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -6149,7 +6149,7 @@ errors++;
 }
 }
 else {
-const err24 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err24 = {instancePath:instancePath+"/traceparent",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/traceparent/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -6161,7 +6161,7 @@ errors++;
 }
 if(data.tracestate !== undefined){
 if(typeof data.tracestate !== "string"){
-const err25 = {instancePath:instancePath+"/tracestate",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/tracestate/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err25 = {instancePath:instancePath+"/tracestate",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/tracestate/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -6175,7 +6175,7 @@ if(data.correlationid !== undefined){
 let data12 = data.correlationid;
 if(typeof data12 === "string"){
 if(func0(data12) < 1){
-const err26 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err26 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -6186,7 +6186,7 @@ errors++;
 }
 }
 else {
-const err27 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err27 = {instancePath:instancePath+"/correlationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/correlationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -6200,7 +6200,7 @@ if(data.causationid !== undefined){
 let data13 = data.causationid;
 if(typeof data13 === "string"){
 if(func0(data13) < 1){
-const err28 = {instancePath:instancePath+"/causationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err28 = {instancePath:instancePath+"/causationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -6211,7 +6211,7 @@ errors++;
 }
 }
 else {
-const err29 = {instancePath:instancePath+"/causationid",schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err29 = {instancePath:instancePath+"/causationid",schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/properties/causationid/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -6223,7 +6223,7 @@ errors++;
 }
 }
 else {
-const err30 = {instancePath,schemaPath:"file:///work/main/specs/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err30 = {instancePath,schemaPath:"file:///asyncapi/orders.asyncapi.yaml#/components/schemas/CloudEventAttributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err30];
 }
