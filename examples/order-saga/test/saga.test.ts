@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { comparable, formatSummary, runSaga, SagaUsageError } from '../src/index.js';
+import { comparable, formatSummary, runSaga, type SagaSummary, SagaUsageError } from '../src/index.js';
 import { EXPECTED_SUMMARY, ORDERS, SEED } from './expected.js';
 
 describe('order saga on memory', () => {
@@ -22,6 +22,44 @@ describe('order saga on memory', () => {
     expect(text).toContain('✓ exactly one charge per confirmed order');
     expect(text).not.toContain('✗');
     expect(text).toContain('All invariants hold.');
+  });
+
+  it('prints the summary for humans', () => {
+    const summary = {
+      ...EXPECTED_SUMMARY,
+      run: { broker: 'rabbitmq', runId: 'cafe0001', services: [], dedup: { bus: 40, services: 16 } },
+      timings: { durationMs: 2500, ordersPerSecond: 60 },
+    } as SagaSummary;
+    expect(formatSummary(summary)).toBe(
+      [
+        'Order saga on rabbitmq — 150 orders, seed 7 (run cafe0001)',
+        '',
+        '  confirmed                  115',
+        '  cancelled                   30  (inventory-rejected 15, payment-failed 15)',
+        '  dead-lettered                5  (retries-exhausted 5)',
+        '  retries                     45',
+        '  duplicates suppressed       31  (consumers dropped 40 by dedup store, 16 by own state)',
+        '  events published           735  (31 deliberately twice)',
+        '  notifications sent         145',
+        '  throughput                  60 orders/s  (2.50 s)',
+        '',
+        'Invariants',
+        '  ✓ every order terminal or dead-lettered with a reason',
+        '      150 orders: 145 terminal, 5 dead-lettered with a reason',
+        '  ✓ every order ended as its scenario says',
+        '      all 150 orders ended as the scenario predicts',
+        '  ✓ final stock = initial − items of confirmed orders',
+        '      7 SKUs: final = initial − 412 items of 115 confirmed orders − 14 items held for 5 dead-lettered orders (until replayed); never negative',
+        '  ✓ exactly one charge per confirmed order, none otherwise',
+        '      115 charges: one for each of 115 confirmed orders, none for 30 cancelled and 5 dead-lettered',
+        '  ✓ the audit log holds every published event exactly once',
+        '      735 published events, each in the audit log exactly once',
+        '  ✓ every terminal order notified exactly once',
+        '      145 customers notified once, each about a terminal order',
+        '',
+        'All invariants hold.',
+      ].join('\n'),
+    );
   });
 
   it('is deterministic: the same seed gives the same summary, another seed another one', async () => {
