@@ -24,12 +24,20 @@ export function spawnFixture(name: string, args: readonly string[]): ChildProces
   });
 }
 
+/** Brokers are required (a missing one fails) under CI or WHARF_REQUIRE_BROKERS, as in scripts/test.mjs. */
+export function brokersRequired(): boolean {
+  return ['CI', 'WHARF_REQUIRE_BROKERS'].some((name) => {
+    const value = process.env[name];
+    return value !== undefined && value !== '' && value !== '0' && value.toLowerCase() !== 'false';
+  });
+}
+
 /**
  * Skips a test whose broker cannot be used, printing why — or fails it under CI, where every
  * broker must be there.
  */
 export function skipOrFail(ctx: { skip(note?: string): void }, what: string, reason: string): void {
-  if (process.env.CI) throw new Error(`CI needs this broker for ${what}: ${reason}`);
+  if (brokersRequired()) throw new Error(`[saga] ${what} needs its broker (CI / WHARF_REQUIRE_BROKERS): ${reason}`);
   console.warn(`[saga] skipping ${what}: ${reason}`);
   ctx.skip(reason);
 }
