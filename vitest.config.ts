@@ -1,22 +1,34 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-// Tests run against TypeScript sources (the `wharf-source` export condition; vitest resolves through
-// the SSR environment, so it must be set there too), so no build is needed
-// between an edit and a test run. Broker suites are separate projects so one can be filtered with
-// `--project`; tests that stop or restart a broker run alone, after everything else.
-const resolve = { conditions: ['wharf-source', 'import', 'module', 'node', 'default'] };
-const ssr = { resolve: { conditions: ['wharf-source', 'import', 'module', 'node', 'default'] } };
+// Tests run against TypeScript sources, so no build is needed between an edit and a test run and a
+// stale dist is never tested: every workspace package name is aliased to its src/index.ts. (An
+// export condition would do the same, but in vitest's SSR environment it also changes how third-party
+// packages resolve.) Broker suites are separate projects so one can be filtered with `--project`;
+// tests that stop or restart a broker run alone, after everything else.
+const root = dirname(fileURLToPath(import.meta.url));
+const workspace = ['packages', 'adapters', 'examples'].flatMap((dir) =>
+  readdirSync(join(root, dir))
+    .map((name) => join(root, dir, name))
+    .filter((path) => existsSync(join(path, 'package.json')) && existsSync(join(path, 'src', 'index.ts'))),
+);
+const resolve = {
+  alias: workspace.map((path) => ({
+    find: new RegExp(`^${JSON.parse(readFileSync(join(path, 'package.json'), 'utf8')).name}$`),
+    replacement: join(path, 'src', 'index.ts'),
+  })),
+};
 const shared = { testTimeout: 60_000, hookTimeout: 120_000 };
 
 export default defineConfig({
   resolve,
-  ssr,
   test: {
     reporters: ['default'],
     projects: [
       {
         resolve,
-        ssr,
         test: {
           ...shared,
           name: 'unit',
@@ -30,7 +42,6 @@ export default defineConfig({
       },
       ...['rabbitmq', 'kafka', 'nats'].map((broker) => ({
         resolve,
-        ssr,
         test: {
           ...shared,
           name: broker,
@@ -40,7 +51,6 @@ export default defineConfig({
       })),
       {
         resolve,
-        ssr,
         test: {
           ...shared,
           name: 'chaos',

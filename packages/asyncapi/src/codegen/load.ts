@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { isMap, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { CodegenError, type Diagnostic } from '../errors.js';
 
@@ -21,10 +20,6 @@ interface LoadedFile {
 
 export function locKey(loc: Loc): string {
   return `${loc.file}#${loc.pointer}`;
-}
-
-export function fileUri(file: string): string {
-  return pathToFileURL(file).href;
 }
 
 export function escapeToken(token: string): string {

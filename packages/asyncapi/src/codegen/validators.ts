@@ -1,8 +1,9 @@
 import { createRequire } from 'node:module';
+import { dirname, relative, sep } from 'node:path';
 import type { ErrorObject } from 'ajv';
 import { CodegenError, type Diagnostic } from '../errors.js';
 import { AJV_RUNTIME_MODULES } from '../runtime/ajv-runtime.js';
-import { fileUri, type Loc, type Workspace } from './load.js';
+import type { Loc, Workspace } from './load.js';
 import type { MessageModel } from './model.js';
 
 const require = createRequire(import.meta.url);
@@ -28,12 +29,22 @@ export interface CompiledValidators {
   readonly exampleFailures: readonly ExampleFailure[];
 }
 
-function refTo(loc: Loc): string {
+/**
+ * A schema id that does not depend on where the checkout lives: the file's path relative to the
+ * root document under a fixed virtual folder. Ajv embeds ids in the standalone code, and absolute
+ * paths made the output differ between machines (and `--check` fail on a fresh clone).
+ */
+function stableUri(root: string, file: string): string {
+  const relativePath = relative(dirname(root), file).split(sep).join('/');
+  return new URL(relativePath, 'file:///asyncapi/').href;
+}
+
+function refTo(root: string, loc: Loc): string {
   const fragment = loc.pointer
     .split('/')
     .map((t) => encodeURIComponent(t))
     .join('/');
-  return `${fileUri(loc.file)}#${fragment}`;
+  return `${stableUri(root, loc.file)}#${fragment}`;
 }
 
 /**
@@ -86,13 +97,13 @@ export function compileValidators(
     // The document's own `id` (AsyncAPI's identifier) would read as a draft-04 schema id to Ajv.
     const json = ws.json(file);
     const { id: _id, ...rest } = (json !== null && typeof json === 'object' ? json : {}) as Record<string, unknown>;
-    ajv.addSchema(file === ws.root || 'asyncapi' in rest ? rest : (json as object), fileUri(file));
+    ajv.addSchema(file === ws.root || 'asyncapi' in rest ? rest : (json as object), stableUri(ws.root, file));
   }
   const errors: Diagnostic[] = [];
   const mapping: Record<string, string> = {};
   for (const spec of specs) {
     try {
-      ajv.addSchema({ $ref: refTo(spec.loc) }, spec.exportName);
+      ajv.addSchema({ $ref: refTo(ws.root, spec.loc) }, spec.exportName);
       ajv.getSchema(spec.exportName);
       mapping[spec.exportName] = spec.exportName;
     } catch (cause) {
