@@ -17,6 +17,11 @@ export interface ConformanceOptions {
   readonly create: () => Adapter;
   /** Overrides of what the adapter declares (rarely needed). */
   readonly capabilities?: Partial<Capabilities>;
+  /**
+   * Registers only these cases, for splitting the suite across files (e.g. the restart case in a
+   * file that runs alone). Cases left out are not reported at all; use `skip` to report them.
+   */
+  readonly only?: readonly string[];
   /** Cases not run, each group with the reason; the reasons are printed. */
   readonly skip?: readonly { readonly reason: string; readonly tests: readonly string[] }[];
   /** Stops and starts the real broker; the restart case runs only when given. Must leave it running. */

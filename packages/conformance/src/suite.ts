@@ -33,6 +33,11 @@ export function runConformance(options: ConformanceOptions): void {
       skips.set(id, entry.reason);
     }
   }
+  for (const id of options.only ?? []) {
+    if (!CASE_IDS.includes(id))
+      throw new Error(`[wharf] [conformance] "only" names unknown case "${id}"; cases: ${CASE_IDS.join(', ')}`);
+  }
+  const cases = options.only ? CASES.filter((c) => options.only?.includes(c.id)) : CASES;
   const probe = options.create();
   const printed: string[] = [];
 
@@ -44,12 +49,12 @@ export function runConformance(options: ConformanceOptions): void {
         });
         return;
       }
-      for (const c of CASES) {
+      for (const c of cases) {
         it.skip(`${c.id} — skipped: ${options.unavailable}`, () => {});
       }
-      printed.push(`all ${CASES.length} cases skipped: ${options.unavailable}`);
+      printed.push(`all ${cases.length} cases skipped: ${options.unavailable}`);
     } else {
-      for (const c of CASES) {
+      for (const c of cases) {
         const probeContext = new CaseContext(options, probe);
         const reason = skips.get(c.id) ?? c.requires?.(probeContext.capabilities, options);
         if (reason !== undefined) {
