@@ -29,4 +29,13 @@ describe('MemoryDedupStore', () => {
     now = 200;
     expect(store.has('g', 'a')).toBe(false);
   });
+
+  it('stays within its bound under a long stream and keeps the most recent keys', () => {
+    const store = new MemoryDedupStore({ maxEntries: 1_000 });
+    for (let i = 0; i < 50_000; i++) store.add('g', `k${i}`);
+    expect(store.size).toBeLessThanOrEqual(1_000);
+    expect(store.has('g', 'k49999')).toBe(true);
+    expect(store.has('g', 'k49500')).toBe(true);
+    expect(store.has('g', 'k1')).toBe(false);
+  });
 });
