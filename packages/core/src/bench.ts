@@ -71,3 +71,44 @@ export function payloadAge(payload: Uint8Array): number {
   const sent = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).readDoubleLE(0);
   return performance.timeOrigin + performance.now() - sent;
 }
+
+/**
+ * Calls `send(i)` for every `i` below `count`, keeping at most `window` calls unresolved, and
+ * resolves when all have resolved; rejects with the first failure. Bus and raw baselines pace their
+ * publishes with this one loop, so the comparison measures the clients and not the loops.
+ */
+export async function windowed(
+  count: number,
+  window: number,
+  send: (index: number) => Promise<unknown>,
+): Promise<void> {
+  let inFlight = 0;
+  let failure: { error: unknown } | undefined;
+  let wake: (() => void) | undefined;
+  const settled = (): void => {
+    inFlight--;
+    const resume = wake;
+    wake = undefined;
+    resume?.();
+  };
+  const failed = (error: unknown): void => {
+    failure ??= { error };
+    settled();
+  };
+  for (let i = 0; i < count; i++) {
+    while (inFlight >= window) {
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+    }
+    if (failure) throw failure.error;
+    inFlight++;
+    send(i).then(settled, failed);
+  }
+  while (inFlight > 0) {
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+  }
+  if (failure) throw failure.error;
+}

@@ -12,7 +12,7 @@ export type {
 } from './adapter.js';
 export { DEFAULT_CAPABILITIES } from './adapter.js';
 export type { BenchOptions, BenchResult, RawBaseline } from './bench.js';
-export { payloadAge, stampPayload, startMeasurement } from './bench.js';
+export { payloadAge, stampPayload, startMeasurement, windowed } from './bench.js';
 export type { BusOptions, DeadLetter, SubscribeOptions, Subscription } from './bus.js';
 export { Bus, createBus } from './bus.js';
 export type { BusObserver, EventValidator, Handler, HandlerContext, HandlerMap, SettleOutcome } from './consumer.js';

@@ -14,6 +14,7 @@ import {
   silentLogger,
   stampPayload,
   startMeasurement,
+  windowed,
 } from '@wharf/core';
 import { brokerUrl, parse, positiveInt, UsageError } from '../args.js';
 import { json, type Output } from '../output.js';
@@ -45,29 +46,9 @@ export async function benchBus(options: BenchOptions): Promise<BenchResult> {
     );
     // The clock starts after subscribe: topology and group joins are not what is measured.
     measure = startMeasurement(options.events);
-    let inFlight = 0;
-    let slot: (() => void) | undefined;
-    let failure: unknown;
-    for (let i = 0; i < options.events; i++) {
-      while (inFlight >= options.window) {
-        await new Promise<void>((resolve) => {
-          slot = resolve;
-        });
-      }
-      if (failure) throw failure;
-      inFlight++;
-      bus.publish(options.channel, { type: 'BenchEvent', data: stampPayload(options.size) }).then(
-        () => {
-          inFlight--;
-          slot?.();
-        },
-        (error: unknown) => {
-          failure = error;
-          inFlight--;
-          slot?.();
-        },
-      );
-    }
+    await windowed(options.events, options.window, () =>
+      bus.publish(options.channel, { type: 'BenchEvent', data: stampPayload(options.size) }),
+    );
     await finished;
     return measure.finish();
   } finally {
