@@ -5,6 +5,7 @@ import type { RabbitMqAdapterOptions } from './options.js';
 export { ADAPTER_NAME, RabbitMqAdapter, type RabbitMqRaw } from './adapter.js';
 export { rawBaseline } from './bench.js';
 export { decodeMessage, encodeProperties, HEADER_PREFIX } from './codec.js';
+export { conformanceHarness, type ForeignAmqpMessage } from './foreign.js';
 export type { RabbitMqAdapterOptions, RabbitMqTlsOptions } from './options.js';
 export { declaredQueueNames, exchangeName, type GroupNames, groupNames } from './topology.js';
 

@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import type { ForeignMessage } from '@wharf/conformance';
 import { probeBroker } from '@wharf/conformance';
 import * as amqp from 'amqplib';
-import { declaredQueueNames, exchangeName, groupNames } from '../src/index.js';
+import { conformanceHarness } from '../src/index.js';
 
 const run = promisify(execFile);
 
@@ -34,50 +34,13 @@ export async function withChannel<T>(work: (ch: amqp.ConfirmChannel) => Promise<
   }
 }
 
+const harness = conformanceHarness(url, PREFIX);
+
 /** Sends a message to the channel's exchange with the raw client, as a non-Wharf producer would. */
-export async function publishForeign(channel: string, message: ForeignMessage): Promise<void> {
-  await withChannel(async (ch) => {
-    await new Promise<void>((resolve, reject) => {
-      ch.publish(
-        exchangeName(PREFIX, channel),
-        '',
-        Buffer.from(message.body),
-        {
-          persistent: true,
-          headers: { ...message.headers },
-          ...(message.contentType !== undefined ? { contentType: message.contentType } : {}),
-        },
-        (error: unknown) => (error ? reject(error) : resolve()),
-      );
-    });
-  });
-}
+export const publishForeign: (channel: string, message: ForeignMessage) => Promise<void> = harness.publishForeign;
 
 /** Deletes every queue this process declared for the channel, the groups' queues and the exchange. */
-export async function cleanup(channel: string, groups: readonly string[]): Promise<void> {
-  const names = new Set(declaredQueueNames(PREFIX, channel));
-  for (const group of groups) {
-    const g = groupNames(PREFIX, channel, group);
-    names.add(g.queue);
-    names.add(g.deadLetters);
-  }
-  const connection = await amqp.connect(url);
-  try {
-    for (const name of names) {
-      // A fresh channel per delete: a failed one closes its channel.
-      const ch = await connection.createChannel();
-      ch.on('error', () => undefined);
-      await ch.deleteQueue(name).catch(() => undefined);
-      await ch.close().catch(() => undefined);
-    }
-    const ch = await connection.createChannel();
-    ch.on('error', () => undefined);
-    await ch.deleteExchange(exchangeName(PREFIX, channel)).catch(() => undefined);
-    await ch.close().catch(() => undefined);
-  } finally {
-    await connection.close().catch(() => undefined);
-  }
-}
+export const cleanup: (channel: string, groups: readonly string[]) => Promise<void> = harness.cleanup;
 
 /** Stops and starts the real broker's application; always tries to leave it running. */
 export async function restartBroker(downMs = 1_000): Promise<void> {
