@@ -8,7 +8,7 @@ import {
   StorageType,
 } from '@nats-io/jetstream';
 import { connect, headers } from '@nats-io/transport-node';
-import { type BenchOptions, type BenchResult, payloadAge, stampPayload, startMeasurement } from '@wharf/core';
+import { type BenchOptions, type BenchResult, payloadAge, stampPayload, startMeasurement, windowed } from '@wharf/core';
 import { resolveOptions } from './options.js';
 import { escapeName } from './topology.js';
 
@@ -52,9 +52,9 @@ export async function rawBaseline(options: BenchOptions): Promise<BenchResult> {
         if (++received === options.events) finish();
       },
     });
-    const inFlight = new Set<Promise<unknown>>();
     const source = 'urn:wharf:bench';
-    for (let i = 0; i < options.events; i++) {
+    // The same pacing loop as the bus bench (core's `windowed`): `window` publishes awaiting their PubAck.
+    await windowed(options.events, options.window, () => {
       // The same bytes as the bus sends: CloudEvents NATS binding headers and a Nats-Msg-Id.
       const id = randomUUID();
       const h = headers();
@@ -65,12 +65,8 @@ export async function rawBaseline(options: BenchOptions): Promise<BenchResult> {
       h.set('ce-type', 'BenchEvent');
       h.set('content-type', 'application/octet-stream');
       h.set('Nats-Msg-Id', `${source} ${id}`);
-      const p = js.publish(subject, stampPayload(options.size), { headers: h });
-      inFlight.add(p);
-      p.finally(() => inFlight.delete(p)).catch(() => {});
-      if (inFlight.size >= options.window) await Promise.race(inFlight);
-    }
-    await Promise.all(inFlight);
+      return js.publish(subject, stampPayload(options.size), { headers: h });
+    });
     await done;
     const result = measure.finish();
     await messages.close();
