@@ -200,12 +200,12 @@ export class Topology {
     }
   }
 
-  /** Commits the end offsets of `partitions` that have no committed offset yet, through a group member. */
+  /** Commits the end offsets of `partitions` that have no committed offset yet, through a group member; returns those commits. */
   async commitEndsWhereMissing(
     consumer: ClientConsumer,
     assignment: readonly { topic: string; partitions: readonly number[] }[],
     committedOf: (topic: string) => Promise<readonly CommittedOffset[]>,
-  ): Promise<void> {
+  ): Promise<{ topic: string; partition: number; offset: string }[]> {
     const admin = await this.admin();
     const commits: { topic: string; partition: number; offset: string }[] = [];
     for (const { topic, partitions } of assignment) {
@@ -218,6 +218,7 @@ export class Topology {
       }
     }
     if (commits.length > 0) await consumer.commit(commits);
+    return commits;
   }
 
   async #uncommitted(
