@@ -11,6 +11,7 @@ import {
   payloadAge,
   stampPayload,
   startMeasurement,
+  windowed,
 } from '@wharf/core';
 import kafkajs from 'kafkajs';
 import { Names } from './topology.js';
@@ -97,17 +98,8 @@ export async function rawBaseline(options: BenchOptions): Promise<BenchResult> {
           void flush();
         }
       });
-    let inFlight = 0;
-    let slot: (() => void) | undefined;
-    let failure: unknown;
-    for (let i = 0; i < options.events; i++) {
-      while (inFlight >= options.window) {
-        await new Promise<void>((resolve) => {
-          slot = resolve;
-        });
-      }
-      if (failure) throw failure;
-      inFlight++;
+    // The same pacing loop as the bus bench, so the loops are not what differs.
+    await windowed(options.events, options.window, () =>
       send({
         key: null,
         value: Buffer.from(stampPayload(options.size)),
@@ -119,18 +111,8 @@ export async function rawBaseline(options: BenchOptions): Promise<BenchResult> {
           ce_type: 'BenchEvent',
           'content-type': 'application/octet-stream',
         },
-      }).then(
-        () => {
-          inFlight--;
-          slot?.();
-        },
-        (error: unknown) => {
-          failure = error;
-          inFlight--;
-          slot?.();
-        },
-      );
-    }
+      }),
+    );
     await finished;
     return measure.finish();
   } finally {
