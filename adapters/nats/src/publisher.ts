@@ -86,10 +86,12 @@ export class Publisher {
     const subject = names.subject;
     if (messages.length === 1) {
       const message = messages[0] as WireMessage;
-      return this.requests.requestChecked(subject, message.body, timeout, headersOf(message), pubAck);
+      return this.requests
+        .request(subject, message.body, timeout, headersOf(message))
+        .then((reply) => pubAck(reply, subject));
     }
     const acks = messages.map((message) =>
-      this.requests.requestChecked(subject, message.body, timeout, headersOf(message), pubAck),
+      this.requests.request(subject, message.body, timeout, headersOf(message)).then((reply) => pubAck(reply, subject)),
     );
     return Promise.allSettled(acks).then((results) => {
       for (const result of results) if (result.status === 'rejected') throw result.reason;
