@@ -160,9 +160,13 @@ export class NatsAdapter implements Adapter {
     return this.#connected;
   }
 
-  async publish(channel: string, messages: readonly WireMessage[]): Promise<void> {
-    if (messages.length === 0) return;
-    await this.#ready('publish').publisher.publish(channel, messages);
+  publish(channel: string, messages: readonly WireMessage[]): Promise<void> {
+    if (messages.length === 0) return Promise.resolve();
+    try {
+      return this.#ready('publish').publisher.publish(channel, messages);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   async declare(channel: string, groups: readonly string[], policy: NormalizedRetryPolicy): Promise<void> {

@@ -1,4 +1,4 @@
-import { type MsgHdrs, MsgHdrsImpl } from '@nats-io/transport-node';
+import { type Msg, type MsgHdrs, MsgHdrsImpl } from '@nats-io/transport-node';
 import { type Decoded, decodeStructured, isStructured, UndecodableMessageError, type WireMessage } from '@wharf/core';
 import { ADAPTER_NAME } from './options.js';
 
@@ -61,6 +61,89 @@ export function encodeHeaders(message: WireMessage): MsgHdrsImpl {
   return h;
 }
 
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * The header block of a publish (`NATS/1.0\r\n<name>: <value>\r\n…\r\n`), byte for byte what
+ * `encodeHeaders(message).encode()` gives, built without the `MsgHdrs` map, its per-entry arrays and its
+ * string re-assembly: the publish hot path.
+ */
+export function encodeHeaderBlock(message: WireMessage): Uint8Array {
+  const attributes = message.attributes;
+  let s = 'NATS/1.0\r\n';
+  for (const name in attributes) {
+    s += `${name === 'datacontenttype' ? CONTENT_TYPE : CE_PREFIX + name}: ${encodeHeaderValue(attributes[name] as string)}\r\n`;
+  }
+  return encoder.encode(`${s}${MSG_ID}: ${messageId(attributes)}\r\n\r\n`);
+}
+
+/**
+ * Headers already encoded as a block: `nc.publish()` only calls `encode()` on the headers it is given.
+ * Used by the hot path only; never handed to code that reads headers back.
+ */
+export class EncodedHeaders {
+  constructor(readonly block: Uint8Array) {}
+  encode(): Uint8Array {
+    return this.block;
+  }
+}
+
+/** The raw header block of a received message, where nats.js 3.x exposes it (`MsgImpl`): `null` = no headers. */
+function rawHeaderBlock(msg: Msg): Uint8Array | null | undefined {
+  const m = msg as unknown as { _rdata?: unknown; _msg?: { hdr?: unknown } };
+  const hdr = m._msg?.hdr;
+  const data = m._rdata;
+  if (typeof hdr !== 'number' || !(data instanceof Uint8Array)) return undefined;
+  return hdr < 0 ? null : data.subarray(0, hdr);
+}
+
+/** Whether a header name is what nats.js accepts (printable ASCII except `:`); it throws on anything else. */
+function validHeaderName(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c < 33 || c > 126 || c === 58) return false;
+  }
+  return name.length > 0;
+}
+
+/**
+ * Decodes a delivered message as {@link decodeMessage}`(msg.headers, msg.data)` does, but reads the header
+ * block directly instead of building nats.js's `MsgHdrs` (whose parse and every `get()` rescan all keys).
+ * Anything unusual (a status line, a name nats.js would reject, another client version) takes the
+ * `MsgHdrs` path, so the result is the same.
+ */
+export function decodeDelivered(msg: Msg): Decoded {
+  const block = rawHeaderBlock(msg);
+  if (block === undefined) return decodeMessage(msg.headers, msg.data);
+  if (block === null) return decodeMessage(undefined, msg.data);
+  const text = decoder.decode(block);
+  if (!text.startsWith('NATS/1.0\r\n')) return decodeMessage(msg.headers, msg.data);
+  const attributes: Record<string, string> = {};
+  let contentType: string | undefined;
+  const keys: string[] = [];
+  let at = 10;
+  while (at < text.length) {
+    let end = text.indexOf('\r\n', at);
+    if (end < 0) end = text.length;
+    const colon = text.indexOf(':', at);
+    if (end > at && colon >= 0 && colon < end) {
+      const key = text.slice(at, colon);
+      if (!validHeaderName(key)) return decodeMessage(msg.headers, msg.data);
+      // MsgHdrs keeps the first value of each exact name; a later name differing only in case overrides.
+      if (!keys.includes(key)) {
+        keys.push(key);
+        const value = text.slice(colon + 1, end).trim();
+        const lower = key.toLowerCase();
+        if (lower === CONTENT_TYPE) contentType = value;
+        else if (lower.startsWith(CE_PREFIX)) attributes[lower.slice(CE_PREFIX.length)] = decodeHeaderValue(value);
+      }
+    }
+    at = end + 2;
+  }
+  return decodeParts(attributes, contentType, msg.data);
+}
+
 /** All headers of a message as a plain record (first value of each), lower-cased names. */
 export function headerRecord(h: MsgHdrs | undefined): Record<string, string> {
   const out: Record<string, string> = {};
@@ -81,6 +164,14 @@ export function decodeMessage(h: MsgHdrs | undefined, body: Uint8Array): Decoded
         else if (lower.startsWith(CE_PREFIX)) attributes[lower.slice(CE_PREFIX.length)] = decodeHeaderValue(h.get(key));
       }
     }
+    return decodeParts(attributes, contentType, body);
+  } catch (error) {
+    return undecodable(error);
+  }
+}
+
+function decodeParts(attributes: Record<string, string>, contentType: string | undefined, body: Uint8Array): Decoded {
+  try {
     if (isStructured(contentType)) return { ok: true, message: decodeStructured(body) };
     if (attributes.specversion === undefined) {
       return {
@@ -94,13 +185,17 @@ export function decodeMessage(h: MsgHdrs | undefined, body: Uint8Array): Decoded
     if (contentType !== undefined) attributes.datacontenttype = decodeHeaderValue(contentType);
     return { ok: true, message: { attributes, body } };
   } catch (error) {
-    const cause = error as Error;
-    return {
-      ok: false,
-      error:
-        cause instanceof UndecodableMessageError
-          ? cause
-          : new UndecodableMessageError(ADAPTER_NAME, cause.message, { cause }),
-    };
+    return undecodable(error);
   }
+}
+
+function undecodable(error: unknown): Decoded {
+  const cause = error as Error;
+  return {
+    ok: false,
+    error:
+      cause instanceof UndecodableMessageError
+        ? cause
+        : new UndecodableMessageError(ADAPTER_NAME, cause.message, { cause }),
+  };
 }

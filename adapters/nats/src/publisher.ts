@@ -1,7 +1,7 @@
 import { type ApiError, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
-import { NoRespondersError } from '@nats-io/transport-node';
+import { type MsgHdrs, NoRespondersError } from '@nats-io/transport-node';
 import { PublishError, type WireMessage } from '@wharf/core';
-import { encodeHeaders } from './codec.js';
+import { EncodedHeaders, encodeHeaderBlock } from './codec.js';
 import { isNoResponders, publishError } from './errors.js';
 import type { ResolvedNatsOptions } from './options.js';
 import type { Requests } from './requests.js';
@@ -13,6 +13,8 @@ import { type ChannelNames, ensureChannel } from './topology.js';
  */
 export class Publisher {
   readonly #channels = new Map<string, Promise<ChannelNames>>();
+  /** Channels whose streams are declared: the publish hot path needs no await for them. */
+  readonly #ready = new Map<string, ChannelNames>();
 
   constructor(
     private readonly requests: Requests,
@@ -24,53 +26,82 @@ export class Publisher {
   channel(channel: string): Promise<ChannelNames> {
     let names = this.#channels.get(channel);
     if (!names) {
-      names = ensureChannel(this.jsm, this.options, channel);
-      this.#channels.set(channel, names);
-      names.catch(() => this.#channels.delete(channel));
+      const declared = ensureChannel(this.jsm, this.options, channel);
+      names = declared;
+      this.#channels.set(channel, declared);
+      declared.then(
+        (ready) => {
+          if (this.#channels.get(channel) === declared) this.#ready.set(channel, ready);
+        },
+        () => {
+          if (this.#channels.get(channel) === declared) this.#channels.delete(channel);
+        },
+      );
     }
     return names;
   }
 
   forget(channel: string): void {
     this.#channels.delete(channel);
+    this.#ready.delete(channel);
   }
 
   /** Pipelines every publish and resolves when all were acknowledged; messages keep array order in the stream. */
-  async publish(channel: string, messages: readonly WireMessage[]): Promise<void> {
-    let names = await this.channel(channel);
+  publish(channel: string, messages: readonly WireMessage[]): Promise<void> {
+    const names = this.#ready.get(channel);
+    if (names === undefined) return this.#publishDeclaring(channel, messages);
+    return this.#send(names, messages).catch((error: unknown) => this.#recover(error, channel, names, messages));
+  }
+
+  async #publishDeclaring(channel: string, messages: readonly WireMessage[]): Promise<void> {
+    const names = await this.channel(channel);
     try {
-      try {
-        await this.#send(names, messages);
-      } catch (error) {
-        if (!isNoResponders(error)) throw error;
-        // The stream was deleted behind our back: declare it again and retry once (ids deduplicate).
-        this.forget(channel);
-        names = await this.channel(channel);
-        await this.#send(names, messages);
-      }
+      await this.#send(names, messages);
     } catch (error) {
-      if (error instanceof PublishError) throw error;
-      throw publishError(error, names.subject, names.stream, this.options.publishTimeoutMs);
+      await this.#recover(error, channel, names, messages);
     }
   }
 
-  async #send(names: ChannelNames, messages: readonly WireMessage[]): Promise<void> {
+  async #recover(
+    error: unknown,
+    channel: string,
+    names: ChannelNames,
+    messages: readonly WireMessage[],
+  ): Promise<void> {
+    let current = names;
+    try {
+      if (!isNoResponders(error)) throw error;
+      // The stream was deleted behind our back: declare it again and retry once (ids deduplicate).
+      this.forget(channel);
+      current = await this.channel(channel);
+      await this.#send(current, messages);
+    } catch (failure) {
+      if (failure instanceof PublishError) throw failure;
+      throw publishError(failure, current.subject, current.stream, this.options.publishTimeoutMs);
+    }
+  }
+
+  #send(names: ChannelNames, messages: readonly WireMessage[]): Promise<void> {
     const timeout = this.options.publishTimeoutMs;
+    const subject = names.subject;
     if (messages.length === 1) {
       const message = messages[0] as WireMessage;
-      return pubAck(
-        await this.requests.request(names.subject, message.body, timeout, encodeHeaders(message)),
-        names.subject,
-      );
+      return this.requests
+        .request(subject, message.body, timeout, headersOf(message))
+        .then((reply) => pubAck(reply, subject));
     }
     const acks = messages.map((message) =>
-      this.requests
-        .request(names.subject, message.body, timeout, encodeHeaders(message))
-        .then((reply) => pubAck(reply, names.subject)),
+      this.requests.request(subject, message.body, timeout, headersOf(message)).then((reply) => pubAck(reply, subject)),
     );
-    const results = await Promise.allSettled(acks);
-    for (const result of results) if (result.status === 'rejected') throw result.reason;
+    return Promise.allSettled(acks).then((results) => {
+      for (const result of results) if (result.status === 'rejected') throw result.reason;
+    });
   }
+}
+
+/** The message's headers, encoded once (see {@link encodeHeaderBlock}). */
+function headersOf(message: WireMessage): MsgHdrs {
+  return new EncodedHeaders(encodeHeaderBlock(message)) as unknown as MsgHdrs;
 }
 
 const decoder = new TextDecoder();

@@ -6,10 +6,24 @@ export interface Reply {
   readonly headers: MsgHdrs | undefined;
 }
 
+/** A request waiting for its reply; also its place in the write queue. */
 interface Pending {
+  readonly subject: string;
+  readonly data: Uint8Array;
+  /** Pre-encoded headers (`nc.publish()` only calls `encode()` on them). */
+  readonly headers: MsgHdrs | undefined;
+  readonly id: number;
   resolve(reply: Reply): void;
   reject(error: Error): void;
   readonly deadline: number;
+}
+
+/** The writes of one loop turn: one promise for all of them, settled by the PONG after them. */
+interface Turn {
+  readonly promise: Promise<void>;
+  resolve(): void;
+  reject(error: Error): void;
+  deadline: number;
 }
 
 /** No answer within the bound. */
@@ -29,10 +43,13 @@ export class Requests {
   readonly #sub: Subscription;
   readonly #sweep: NodeJS.Timeout;
   #n = 0;
-  #queue: { subject: string; data: Uint8Array; reply: string | undefined; headers: MsgHdrs | undefined; id: number }[] =
-    [];
-  /** Writes of this loop turn waiting for the server's PONG. */
-  #written: { resolve(): void; reject(error: Error): void }[] = [];
+  /** Requests of this loop turn, in order. */
+  #requests: Pending[] = [];
+  /** Writes (subject, data) of this loop turn, in order, and the promise they share. */
+  #writes: (string | Uint8Array)[] = [];
+  #turn: Turn | undefined;
+  /** Turns whose PING is out, oldest first. */
+  readonly #confirming = new Set<Turn>();
   #scheduled = false;
 
   constructor(nc: NatsConnection) {
@@ -53,12 +70,24 @@ export class Requests {
   }
 
   #expire(): void {
-    if (this.#pending.size === 0) return;
+    if (this.#pending.size === 0 && this.#confirming.size === 0) return;
     const now = Date.now();
     for (const [id, pending] of this.#pending) {
       if (pending.deadline > now) continue;
       this.#pending.delete(id);
       pending.reject(new ReplyTimeoutError('no reply within the timeout'));
+    }
+    for (const turn of this.#confirming) {
+      if (turn.deadline > now) continue;
+      this.#confirming.delete(turn);
+      turn.reject(new ReplyTimeoutError('the server did not answer a PING in time'));
+    }
+  }
+
+  #schedule(): void {
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(this.#flush);
     }
   }
 
@@ -70,74 +99,80 @@ export class Requests {
   request(subject: string, data: Uint8Array, timeoutMs: number, headers?: MsgHdrs): Promise<Reply> {
     return new Promise<Reply>((resolve, reject) => {
       const id = ++this.#n;
-      this.#pending.set(id, { resolve, reject, deadline: Date.now() + timeoutMs });
-      this.#queue.push({ subject, data, reply: this.#prefix + id, headers, id });
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(this.#flush);
-      }
+      const pending: Pending = { subject, data, headers, id, resolve, reject, deadline: Date.now() + timeoutMs };
+      this.#pending.set(id, pending);
+      this.#requests.push(pending);
+      this.#schedule();
     });
   }
 
   /**
    * Publishes `data` without a reply subject and resolves once the server has read it: one PING/PONG
    * round trip confirms every write of the loop turn (the server handles a connection's messages in order).
-   * Used for acks, naks and terms, where a reply per message would cost a message each way.
+   * Used for acks, naks and terms, where a reply per message would cost a message each way. All writes of
+   * a turn share one promise.
    */
   write(subject: string, data: Uint8Array, timeoutMs: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#written.push({ resolve, reject });
-      this.#queue.push({ subject, data, reply: undefined, headers: undefined, id: 0 });
-      this.#writeTimeoutMs = timeoutMs;
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(this.#flush);
-      }
-    });
+    let turn = this.#turn;
+    if (!turn) {
+      let resolve: () => void = () => {};
+      let reject: (error: Error) => void = () => {};
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      turn = { promise, resolve, reject, deadline: 0 };
+      this.#turn = turn;
+    }
+    turn.deadline = Math.max(turn.deadline, timeoutMs);
+    this.#writes.push(subject, data);
+    this.#schedule();
+    return turn.promise;
   }
-
-  #writeTimeoutMs = 10_000;
 
   readonly #flush = (): void => {
     this.#scheduled = false;
-    const queue = this.#queue;
-    this.#queue = [];
-    const written = this.#written;
-    this.#written = [];
-    for (const item of queue) {
+    const nc = this.#nc;
+    const requests = this.#requests;
+    this.#requests = [];
+    for (const item of requests) {
       try {
-        if (item.reply === undefined) this.#nc.publish(item.subject, item.data);
-        else
-          this.#nc.publish(
-            item.subject,
-            item.data,
-            item.headers ? { reply: item.reply, headers: item.headers } : { reply: item.reply },
-          );
+        nc.publish(
+          item.subject,
+          item.data,
+          item.headers ? { reply: this.#prefix + item.id, headers: item.headers } : { reply: this.#prefix + item.id },
+        );
       } catch (error) {
-        const pending = this.#pending.get(item.id);
-        this.#pending.delete(item.id);
-        pending?.reject(error as Error);
+        if (this.#pending.delete(item.id)) item.reject(error as Error);
       }
     }
-    if (written.length > 0) this.#confirm(written);
+    const turn = this.#turn;
+    if (!turn) return;
+    const writes = this.#writes;
+    this.#writes = [];
+    this.#turn = undefined;
+    let failure: unknown;
+    for (let i = 0; i < writes.length; i += 2) {
+      try {
+        nc.publish(writes[i] as string, writes[i + 1] as Uint8Array);
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+    if (failure === undefined) this.#confirm(turn);
+    else turn.reject(failure as Error);
   };
 
-  #confirm(written: { resolve(): void; reject(error: Error): void }[]): void {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new ReplyTimeoutError('the server did not answer a PING in time')),
-        this.#writeTimeoutMs,
-      );
-    });
-    Promise.race([this.#nc.flush(), timeout]).then(
+  /** One PING after the turn's writes; its PONG says the server has read them all. */
+  #confirm(turn: Turn): void {
+    turn.deadline += Date.now();
+    this.#confirming.add(turn);
+    this.#nc.flush().then(
       () => {
-        clearTimeout(timer);
-        for (const w of written) w.resolve();
+        if (this.#confirming.delete(turn)) turn.resolve();
       },
       (error: unknown) => {
-        clearTimeout(timer);
-        for (const w of written) w.reject(error as Error);
+        if (this.#confirming.delete(turn)) turn.reject(error as Error);
       },
     );
   }
@@ -151,5 +186,7 @@ export class Requests {
     }
     for (const pending of this.#pending.values()) pending.reject(reason);
     this.#pending.clear();
+    for (const turn of this.#confirming) turn.reject(reason);
+    this.#confirming.clear();
   }
 }

@@ -11,6 +11,7 @@ import {
   type AdapterSubscription,
   CrashLoopError,
   type DeadLetterInfo,
+  type Decoded,
   type Delivery,
   deadLetterInfo,
   describeError,
@@ -18,7 +19,7 @@ import {
   type RetryInstruction,
   type SubscribeRequest,
 } from '@wharf/core';
-import { decodeMessage } from './codec.js';
+import { decodeDelivered } from './codec.js';
 import { writeDeadLetter } from './dead-letters.js';
 import type { ResolvedNatsOptions } from './options.js';
 import type { Requests } from './requests.js';
@@ -285,38 +286,9 @@ export class Subscriber implements AdapterSubscription {
   #hand(msg: Msg, reply: string, meta: DeliveryMeta, key: string): void {
     const { policy } = this.#request;
     const known = book.get(key);
-    const attempt = Math.max(1, Math.min(meta.deliveryCount - (known?.releases ?? 0), policy.maxAttempts));
-    const headers = msg.headers;
-    const data = msg.data;
-    const deps = this.#deps;
-    const timeout = deps.options.publishTimeoutMs;
     this.#inflight.set(key, reply);
-    let settled = false;
-    const settle = async (payload: Uint8Array, final: boolean): Promise<void> => {
-      if (settled) return;
-      settled = true;
-      // The handler's work is over once the core settles: its slot is free for the next message now,
-      // not one round trip later when the server confirms (the server's max_ack_pending still caps).
-      if (final) book.done(key);
-      this.#inflight.delete(key);
-      this.#unsettled--;
-      this.#pull();
-      // Resolves once the server has read the ack / nak / term (a PING/PONG after the write).
-      await deps.requests.write(reply, payload, timeout);
-    };
-    const toDeadLetter = async (info: DeadLetterInfo): Promise<void> => {
-      if (settled) return;
-      await writeDeadLetter(deps.js, {
-        subject: deps.dlqSubject,
-        headers,
-        body: data,
-        info,
-        msgId: `${meta.consumer} ${meta.streamSequence}`,
-        timeoutMs: timeout,
-        stream: deps.names.dlqStream,
-      });
-      await settle(TERM, true);
-    };
+    const attempt = Math.max(1, Math.min(meta.deliveryCount - (known?.releases ?? 0), policy.maxAttempts));
+    const delivery = new NatsDelivery(this, msg, reply, meta, key, attempt);
 
     // The crash-loop backstop: this is the last delivery the server will make (MaxDeliver), and earlier
     // deliveries ended without a settlement (crash, hang past ack_wait, releases). End it dead-lettered
@@ -330,43 +302,52 @@ export class Subscriber implements AdapterSubscription {
         attempts: meta.deliveryCount - 1,
         firstFailureAt: known?.firstFailureAt,
       });
-      toDeadLetter(info).then(
+      const deps = this.#deps;
+      delivery.deadLetter(info).then(
         () => deps.logger.warn(`[wharf] [nats] dead-lettered an event on ${this.#label()}: crash loop`),
         (error: unknown) => {
           deps.logger.error(
             `[wharf] [nats] crash-loop dead-letter write failed on ${this.#label()}; the max-deliveries advisory copies it`,
             { error: describeError(error).message },
           );
-          if (!settled) {
-            book.release(key);
-            settle(NAK, false).catch(() => {});
-          }
+          delivery.release().catch(() => {});
         },
       );
       return;
     }
 
-    const delivery: Delivery = {
-      decoded: decodeMessage(headers, data),
-      attempt,
-      ...(known?.firstFailureAt !== undefined ? { firstFailureAt: known.firstFailureAt } : {}),
-      ack: () => settle(ACK, true),
-      retry: (instruction: RetryInstruction) => {
-        book.failed(key, instruction.firstFailureAt);
-        const delay = Math.max(0, Math.round(instruction.delayMs));
-        return settle(delay > 0 ? encoder.encode(`-NAK ${JSON.stringify({ delay: nanos(delay) })}`) : NAK, false);
-      },
-      deadLetter: toDeadLetter,
-      release: () => {
-        if (settled) return Promise.resolve();
-        book.release(key);
-        return settle(NAK, false);
-      },
-    };
+    if (known?.firstFailureAt !== undefined) delivery.firstFailureAt = known.firstFailureAt;
     this.#onDelivery(delivery).catch((error: unknown) => {
-      deps.logger.error(`[wharf] [nats] delivery handling failed on ${this.#label()}`, {
+      this.#deps.logger.error(`[wharf] [nats] delivery handling failed on ${this.#label()}`, {
         error: describeError(error).message,
       });
+    });
+  }
+
+  /**
+   * @internal A delivery is settled (or about to be): its handler's work is over once the core settles,
+   * so its slot is free for the next message now, not one round trip later when the server confirms (the
+   * server's max_ack_pending still caps). Resolves once the server has read the ack / nak / term.
+   */
+  settle(key: string, reply: string, payload: Uint8Array, final: boolean): Promise<void> {
+    if (final) book.done(key);
+    this.#inflight.delete(key);
+    this.#unsettled--;
+    this.#pull();
+    return this.#deps.requests.write(reply, payload, this.#deps.options.publishTimeoutMs);
+  }
+
+  /** @internal Writes a dead letter of `msg` and resolves on its PubAck. */
+  writeDeadLetter(msg: Msg, meta: DeliveryMeta, info: DeadLetterInfo): Promise<void> {
+    const deps = this.#deps;
+    return writeDeadLetter(deps.js, {
+      subject: deps.dlqSubject,
+      headers: msg.headers,
+      body: msg.data,
+      info,
+      msgId: `${meta.consumer} ${meta.streamSequence}`,
+      timeoutMs: deps.options.publishTimeoutMs,
+      stream: deps.names.dlqStream,
     });
   }
 
@@ -395,6 +376,60 @@ export class Subscriber implements AdapterSubscription {
   /** Unsettled deliveries (for tests). */
   get unsettled(): number {
     return this.#unsettled;
+  }
+}
+
+/**
+ * One delivery as the core sees it. A class rather than a record of closures: one object per message on
+ * the hot path. Settles at most once; the first settlement wins.
+ */
+class NatsDelivery implements Delivery {
+  declare firstFailureAt?: string;
+  #decoded: Decoded | undefined;
+  #settled = false;
+
+  constructor(
+    private readonly subscriber: Subscriber,
+    private readonly msg: Msg,
+    private readonly reply: string,
+    private readonly meta: DeliveryMeta,
+    private readonly key: string,
+    readonly attempt: number,
+  ) {}
+
+  /** Decoded on first use (the crash-loop backstop never needs it). */
+  get decoded(): Decoded {
+    this.#decoded ??= decodeDelivered(this.msg);
+    return this.#decoded;
+  }
+
+  #settle(payload: Uint8Array, final: boolean): Promise<void> {
+    if (this.#settled) return Promise.resolve();
+    this.#settled = true;
+    return this.subscriber.settle(this.key, this.reply, payload, final);
+  }
+
+  ack(): Promise<void> {
+    return this.#settle(ACK, true);
+  }
+
+  retry(instruction: RetryInstruction): Promise<void> {
+    if (this.#settled) return Promise.resolve();
+    book.failed(this.key, instruction.firstFailureAt);
+    const delay = Math.max(0, Math.round(instruction.delayMs));
+    return this.#settle(delay > 0 ? encoder.encode(`-NAK ${JSON.stringify({ delay: nanos(delay) })}`) : NAK, false);
+  }
+
+  async deadLetter(info: DeadLetterInfo): Promise<void> {
+    if (this.#settled) return;
+    await this.subscriber.writeDeadLetter(this.msg, this.meta, info);
+    await this.#settle(TERM, true);
+  }
+
+  release(): Promise<void> {
+    if (this.#settled) return Promise.resolve();
+    book.release(this.key);
+    return this.#settle(NAK, false);
   }
 }
 

@@ -1,6 +1,15 @@
+import type { Msg } from '@nats-io/transport-node';
 import { MsgHdrsImpl } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
-import { decodeHeaderValue, decodeMessage, encodeHeaders, encodeHeaderValue, messageId } from '../src/codec.js';
+import {
+  decodeDelivered,
+  decodeHeaderValue,
+  decodeMessage,
+  encodeHeaderBlock,
+  encodeHeaders,
+  encodeHeaderValue,
+  messageId,
+} from '../src/codec.js';
 import { escapeName } from '../src/topology.js';
 
 describe('nats codec (CloudEvents NATS binding, binary mode)', () => {
@@ -19,6 +28,59 @@ describe('nats codec (CloudEvents NATS binding, binary mode)', () => {
     expect(wire.get('content-type')).toBe('text/plain; charset=utf-8');
     const decoded = decodeMessage(wire, new Uint8Array([1]));
     expect(decoded).toEqual({ ok: true, message: { attributes, body: new Uint8Array([1]) } });
+  });
+
+  it('encodes the hot-path header block byte for byte like MsgHdrs', () => {
+    const message = {
+      attributes: {
+        specversion: '1.0',
+        id: 'x',
+        source: ' /s ',
+        type: 't',
+        subject: 'a\r\nb 100%',
+        tenant: 'ünï 日本',
+      },
+      body: new Uint8Array([1]),
+    };
+    expect(encodeHeaderBlock(message)).toEqual(encodeHeaders(message).encode());
+    const replayed = { ...message, attributes: { ...message.attributes, replayed: '2026-01-01T00:00:00Z' } };
+    expect(encodeHeaderBlock(replayed)).toEqual(encodeHeaders(replayed).encode());
+  });
+
+  it('decodes a delivered message from its raw header block like decodeMessage(msg.headers)', () => {
+    const body = new TextEncoder().encode('payload');
+    const delivered = (block: string | undefined): Msg => {
+      const head = block === undefined ? new Uint8Array() : new TextEncoder().encode(block);
+      const rdata = new Uint8Array(head.length + body.length);
+      rdata.set(head);
+      rdata.set(body, head.length);
+      return {
+        _msg: { hdr: block === undefined ? -1 : head.length },
+        _rdata: rdata,
+        headers: block === undefined ? undefined : MsgHdrsImpl.decode(head),
+        data: body,
+      } as unknown as Msg;
+    };
+    const blocks = [
+      encodeHeaders({
+        attributes: { specversion: '1.0', id: 'i', source: ' s ', type: 't', datacontenttype: 'text/plain', x: 'ü\n' },
+        body,
+      }).toString(),
+      // duplicates (first value wins), names differing in case (the later one wins), odd spacing, foreign headers
+      'NATS/1.0\r\nce-specversion: 1.0\r\nce-id:  a  \r\nce-id: b\r\nCE-Type: T1\r\nce-type: t2\r\nX-Foo: bar\r\nno colon\r\n\r\n',
+      'NATS/1.0\r\nContent-Type: application/cloudevents+json\r\n\r\n',
+      'NATS/1.0\r\nContent-Type: text/plain\r\n\r\n',
+      'NATS/1.0\r\n\r\n',
+      undefined,
+    ];
+    for (const block of blocks) {
+      const msg = delivered(block);
+      const decoded = decodeDelivered(msg);
+      const expected = decodeMessage(msg.headers, body);
+      expect(decoded.ok).toBe(expected.ok);
+      if (decoded.ok && expected.ok) expect(decoded.message).toEqual(expected.message);
+      if (!decoded.ok && !expected.ok) expect(decoded.error.message).toBe(expected.error.message);
+    }
   });
 
   it('leaves foreign values without our escapes alone', () => {
