@@ -115,13 +115,12 @@ function validHeaderName(name: string): boolean {
  */
 export function decodeDelivered(msg: Msg): Decoded {
   const block = rawHeaderBlock(msg);
-  if (block === undefined) return decodeMessage(msg.headers, msg.data);
+  if (block === undefined) return viaMsgHdrs(msg);
   if (block === null) return decodeMessage(undefined, msg.data);
   const text = decoder.decode(block);
-  if (!text.startsWith('NATS/1.0\r\n')) return decodeMessage(msg.headers, msg.data);
+  if (!text.startsWith('NATS/1.0\r\n')) return viaMsgHdrs(msg);
   const attributes: Record<string, string> = {};
   let contentType: string | undefined;
-  const keys: string[] = [];
   let at = 10;
   while (at < text.length) {
     let end = text.indexOf('\r\n', at);
@@ -129,19 +128,41 @@ export function decodeDelivered(msg: Msg): Decoded {
     const colon = text.indexOf(':', at);
     if (end > at && colon >= 0 && colon < end) {
       const key = text.slice(at, colon);
-      if (!validHeaderName(key)) return decodeMessage(msg.headers, msg.data);
+      if (!validHeaderName(key)) return viaMsgHdrs(msg);
+      const lower = key.toLowerCase();
+      const isContentType = lower === CONTENT_TYPE;
+      const name = isContentType ? undefined : lower.startsWith(CE_PREFIX) ? lower.slice(CE_PREFIX.length) : undefined;
       // MsgHdrs keeps the first value of each exact name; a later name differing only in case overrides.
-      if (!keys.includes(key)) {
-        keys.push(key);
+      // A repeated exact name can only be one whose target is already set.
+      const taken = isContentType ? contentType !== undefined : name !== undefined && name in attributes;
+      if ((isContentType || name !== undefined) && !(taken && namedBefore(text, key, at))) {
         const value = text.slice(colon + 1, end).trim();
-        const lower = key.toLowerCase();
-        if (lower === CONTENT_TYPE) contentType = value;
-        else if (lower.startsWith(CE_PREFIX)) attributes[lower.slice(CE_PREFIX.length)] = decodeHeaderValue(value);
+        if (isContentType) contentType = value;
+        else attributes[name as string] = decodeHeaderValue(value);
       }
     }
     at = end + 2;
   }
   return decodeParts(attributes, contentType, msg.data);
+}
+
+/** The slow path: nats.js parses the headers (and throws on a header name it rejects). */
+function viaMsgHdrs(msg: Msg): Decoded {
+  try {
+    return decodeMessage(msg.headers, msg.data);
+  } catch (error) {
+    return undecodable(error);
+  }
+}
+
+/** Whether a header line before offset `before` of a header block has exactly the name `key`. */
+function namedBefore(text: string, key: string, before: number): boolean {
+  for (let at = text.indexOf('\r\n') + 2; at < before; ) {
+    const end = text.indexOf('\r\n', at);
+    if (text.startsWith(key, at) && text.charCodeAt(at + key.length) === 58 && at + key.length < end) return true;
+    at = end + 2;
+  }
+  return false;
 }
 
 /** All headers of a message as a plain record (first value of each), lower-cased names. */

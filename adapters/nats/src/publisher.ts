@@ -86,12 +86,10 @@ export class Publisher {
     const subject = names.subject;
     if (messages.length === 1) {
       const message = messages[0] as WireMessage;
-      return this.requests
-        .request(subject, message.body, timeout, headersOf(message))
-        .then((reply) => pubAck(reply, subject));
+      return this.requests.requestChecked(subject, message.body, timeout, headersOf(message), pubAck);
     }
     const acks = messages.map((message) =>
-      this.requests.request(subject, message.body, timeout, headersOf(message)).then((reply) => pubAck(reply, subject)),
+      this.requests.requestChecked(subject, message.body, timeout, headersOf(message), pubAck),
     );
     return Promise.allSettled(acks).then((results) => {
       for (const result of results) if (result.status === 'rejected') throw result.reason;

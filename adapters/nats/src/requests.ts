@@ -13,7 +13,9 @@ interface Pending {
   /** Pre-encoded headers (`nc.publish()` only calls `encode()` on them). */
   readonly headers: MsgHdrs | undefined;
   readonly id: number;
-  resolve(reply: Reply): void;
+  /** Validates the reply; what it throws rejects the request, else it resolves with no value. */
+  readonly check: ((reply: Reply, subject: string) => void) | undefined;
+  resolve(reply: Reply | undefined): void;
   reject(error: Error): void;
   readonly deadline: number;
 }
@@ -66,7 +68,18 @@ export class Requests {
     const pending = this.#pending.get(id);
     if (!pending) return;
     this.#pending.delete(id);
-    pending.resolve({ data: msg.data, headers: msg.headers });
+    const reply: Reply = { data: msg.data, headers: msg.headers };
+    if (pending.check === undefined) {
+      pending.resolve(reply);
+      return;
+    }
+    try {
+      pending.check(reply, pending.subject);
+    } catch (error) {
+      pending.reject(error as Error);
+      return;
+    }
+    pending.resolve(undefined);
   }
 
   #expire(): void {
@@ -97,9 +110,33 @@ export class Requests {
    * turn (acks of a batch of handlers, a pipelined publish) leave in one socket write.
    */
   request(subject: string, data: Uint8Array, timeoutMs: number, headers?: MsgHdrs): Promise<Reply> {
-    return new Promise<Reply>((resolve, reject) => {
+    return this.#request(subject, data, timeoutMs, headers, undefined) as Promise<Reply>;
+  }
+
+  /**
+   * {@link request}, resolving with nothing once `check` accepted the reply (one promise per request:
+   * the PubAck of the publish hot path is checked where the reply arrives).
+   */
+  requestChecked(
+    subject: string,
+    data: Uint8Array,
+    timeoutMs: number,
+    headers: MsgHdrs | undefined,
+    check: (reply: Reply, subject: string) => void,
+  ): Promise<void> {
+    return this.#request(subject, data, timeoutMs, headers, check) as Promise<void>;
+  }
+
+  #request(
+    subject: string,
+    data: Uint8Array,
+    timeoutMs: number,
+    headers: MsgHdrs | undefined,
+    check: ((reply: Reply, subject: string) => void) | undefined,
+  ): Promise<Reply | undefined> {
+    return new Promise<Reply | undefined>((resolve, reject) => {
       const id = ++this.#n;
-      const pending: Pending = { subject, data, headers, id, resolve, reject, deadline: Date.now() + timeoutMs };
+      const pending: Pending = { subject, data, headers, id, check, resolve, reject, deadline: Date.now() + timeoutMs };
       this.#pending.set(id, pending);
       this.#requests.push(pending);
       this.#schedule();

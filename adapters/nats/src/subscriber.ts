@@ -43,19 +43,38 @@ export interface DeliveryMeta {
   readonly timestampNanos: string;
 }
 
+/** Dot positions of the subject being parsed (reused: no array per message). */
+const dots: number[] = [];
+
 /** Parses `$JS.ACK.[<domain>.<hash>.]<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>[.<rand>]`. */
 export function parseAckSubject(reply: string): DeliveryMeta | undefined {
-  const t = reply.split('.');
-  if (t[0] !== '$JS' || t[1] !== 'ACK') return undefined;
-  const base = t.length === 9 ? 2 : 4;
-  if (t.length < base + 7) return undefined;
+  if (!reply.startsWith('$JS.ACK.')) return undefined;
+  let n = 0;
+  for (let at = reply.indexOf('.'); at >= 0; at = reply.indexOf('.', at + 1)) dots[n++] = at;
+  const tokens = n + 1;
+  const base = tokens === 9 ? 2 : 4;
+  if (tokens < base + 7) return undefined;
+  const start = (k: number): number => (dots[k - 1] as number) + 1;
+  const end = (k: number): number => (k < n ? (dots[k] as number) : reply.length);
   return {
-    stream: t[base] as string,
-    consumer: t[base + 1] as string,
-    deliveryCount: Number(t[base + 2]),
-    streamSequence: Number(t[base + 3]),
-    timestampNanos: t[base + 5] as string,
+    stream: reply.slice(start(base), end(base)),
+    consumer: reply.slice(start(base + 1), end(base + 1)),
+    deliveryCount: decimal(reply, start(base + 2), end(base + 2)),
+    streamSequence: decimal(reply, start(base + 3), end(base + 3)),
+    timestampNanos: reply.slice(start(base + 5), end(base + 5)),
   };
+}
+
+/** `Number(text.slice(from, to))` without the substring for the usual all-digits token. */
+function decimal(text: string, from: number, to: number): number {
+  if (to - from > 15) return Number(text.slice(from, to));
+  let value = 0;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return Number(text.slice(from, to));
+    value = value * 10 + c;
+  }
+  return value;
 }
 
 /**
@@ -67,6 +86,11 @@ export function parseAckSubject(reply: string): DeliveryMeta | undefined {
 class AttemptBook {
   readonly #entries = new Map<string, { releases: number; firstFailureAt?: string }>();
   readonly #limit = 100_000;
+
+  /** Nothing released or failed is remembered: the usual case, where no key needs to be looked up. */
+  get empty(): boolean {
+    return this.#entries.size === 0;
+  }
 
   get(key: string): { releases: number; firstFailureAt?: string } | undefined {
     return this.#entries.get(key);
@@ -94,8 +118,13 @@ class AttemptBook {
   }
 
   done(key: string): void {
-    this.#entries.delete(key);
+    if (this.#entries.size > 0) this.#entries.delete(key);
   }
+}
+
+/** A stored message as seen by one consumer: the attempt book's key. */
+function bookKey(meta: DeliveryMeta): string {
+  return `${meta.stream}/${meta.consumer}/${meta.streamSequence}`;
 }
 
 /** Shared across adapters in the process, so a new bus in the same process still knows what was released. */
@@ -125,7 +154,7 @@ export class Subscriber implements AdapterSubscription {
   readonly #onDelivery: (delivery: Delivery) => Promise<void>;
   readonly #inbox: string;
   readonly #nextSubject: string;
-  readonly #inflight = new Map<string, string>();
+  readonly #inflight = new Set<NatsDelivery>();
   readonly #threshold: number;
   readonly #maxDeliver: number;
   #sub: Subscription | undefined;
@@ -250,15 +279,14 @@ export class Subscriber implements AdapterSubscription {
     if (this.#requested > 0) this.#requested--;
     const meta = parseAckSubject(reply);
     if (!meta) return;
-    const key = `${meta.stream}/${meta.consumer}/${meta.streamSequence}`;
     if (this.#stopped) {
       // Arrived after stop(): give it straight back, without counting an attempt.
-      book.release(key);
+      book.release(bookKey(meta));
       this.#deps.nc.publish(reply, NAK);
       return;
     }
     this.#unsettled++;
-    this.#hand(msg, reply, meta, key);
+    this.#hand(msg, reply, meta);
   }
 
   #onStatus(msg: Msg): void {
@@ -280,15 +308,15 @@ export class Subscriber implements AdapterSubscription {
 
   #heartbeat(): void {
     if (this.#inflight.size === 0 || this.#deps.nc.isClosed()) return;
-    for (const reply of this.#inflight.values()) this.#deps.nc.publish(reply, WPI);
+    for (const delivery of this.#inflight) this.#deps.nc.publish(delivery.reply, WPI);
   }
 
-  #hand(msg: Msg, reply: string, meta: DeliveryMeta, key: string): void {
+  #hand(msg: Msg, reply: string, meta: DeliveryMeta): void {
     const { policy } = this.#request;
-    const known = book.get(key);
-    this.#inflight.set(key, reply);
+    const known = book.empty ? undefined : book.get(bookKey(meta));
     const attempt = Math.max(1, Math.min(meta.deliveryCount - (known?.releases ?? 0), policy.maxAttempts));
-    const delivery = new NatsDelivery(this, msg, reply, meta, key, attempt);
+    const delivery = new NatsDelivery(this, msg, reply, meta, attempt);
+    this.#inflight.add(delivery);
 
     // The crash-loop backstop: this is the last delivery the server will make (MaxDeliver), and earlier
     // deliveries ended without a settlement (crash, hang past ack_wait, releases). End it dead-lettered
@@ -329,12 +357,12 @@ export class Subscriber implements AdapterSubscription {
    * so its slot is free for the next message now, not one round trip later when the server confirms (the
    * server's max_ack_pending still caps). Resolves once the server has read the ack / nak / term.
    */
-  settle(key: string, reply: string, payload: Uint8Array, final: boolean): Promise<void> {
-    if (final) book.done(key);
-    this.#inflight.delete(key);
+  settle(delivery: NatsDelivery, payload: Uint8Array, final: boolean): Promise<void> {
+    if (final && !book.empty) book.done(bookKey(delivery.meta));
+    this.#inflight.delete(delivery);
     this.#unsettled--;
     this.#pull();
-    return this.#deps.requests.write(reply, payload, this.#deps.options.publishTimeoutMs);
+    return this.#deps.requests.write(delivery.reply, payload, this.#deps.options.publishTimeoutMs);
   }
 
   /** @internal Writes a dead letter of `msg` and resolves on its PubAck. */
@@ -391,9 +419,8 @@ class NatsDelivery implements Delivery {
   constructor(
     private readonly subscriber: Subscriber,
     private readonly msg: Msg,
-    private readonly reply: string,
-    private readonly meta: DeliveryMeta,
-    private readonly key: string,
+    readonly reply: string,
+    readonly meta: DeliveryMeta,
     readonly attempt: number,
   ) {}
 
@@ -406,7 +433,7 @@ class NatsDelivery implements Delivery {
   #settle(payload: Uint8Array, final: boolean): Promise<void> {
     if (this.#settled) return Promise.resolve();
     this.#settled = true;
-    return this.subscriber.settle(this.key, this.reply, payload, final);
+    return this.subscriber.settle(this, payload, final);
   }
 
   ack(): Promise<void> {
@@ -415,7 +442,7 @@ class NatsDelivery implements Delivery {
 
   retry(instruction: RetryInstruction): Promise<void> {
     if (this.#settled) return Promise.resolve();
-    book.failed(this.key, instruction.firstFailureAt);
+    book.failed(bookKey(this.meta), instruction.firstFailureAt);
     const delay = Math.max(0, Math.round(instruction.delayMs));
     return this.#settle(delay > 0 ? encoder.encode(`-NAK ${JSON.stringify({ delay: nanos(delay) })}`) : NAK, false);
   }
@@ -428,7 +455,7 @@ class NatsDelivery implements Delivery {
 
   release(): Promise<void> {
     if (this.#settled) return Promise.resolve();
-    book.release(this.key);
+    book.release(bookKey(this.meta));
     return this.#settle(NAK, false);
   }
 }

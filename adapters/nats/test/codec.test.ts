@@ -10,6 +10,7 @@ import {
   encodeHeaderValue,
   messageId,
 } from '../src/codec.js';
+import { parseAckSubject } from '../src/subscriber.js';
 import { escapeName } from '../src/topology.js';
 
 describe('nats codec (CloudEvents NATS binding, binary mode)', () => {
@@ -68,6 +69,8 @@ describe('nats codec (CloudEvents NATS binding, binary mode)', () => {
       }).toString(),
       // duplicates (first value wins), names differing in case (the later one wins), odd spacing, foreign headers
       'NATS/1.0\r\nce-specversion: 1.0\r\nce-id:  a  \r\nce-id: b\r\nCE-Type: T1\r\nce-type: t2\r\nX-Foo: bar\r\nno colon\r\n\r\n',
+      'NATS/1.0\r\nce-specversion: 1.0\r\nce-ID: a\r\nce-id: b\r\nce-ID: c\r\ncontent-type: x\r\nContent-Type: y\r\ncontent-type: z\r\n\r\n',
+      'NATS/1.0\r\nce-specversion: 1.0\r\nce-constructor: a\r\nce-id: %41\r\n\r\n',
       'NATS/1.0\r\nContent-Type: application/cloudevents+json\r\n\r\n',
       'NATS/1.0\r\nContent-Type: text/plain\r\n\r\n',
       'NATS/1.0\r\n\r\n',
@@ -81,6 +84,20 @@ describe('nats codec (CloudEvents NATS binding, binary mode)', () => {
       if (decoded.ok && expected.ok) expect(decoded.message).toEqual(expected.message);
       if (!decoded.ok && !expected.ok) expect(decoded.error.message).toBe(expected.error.message);
     }
+  });
+
+  it('parses JetStream ack subjects with and without a domain', () => {
+    expect(parseAckSubject('$JS.ACK.S.C.2.345.3.1700000000000000000.5')).toEqual({
+      stream: 'S',
+      consumer: 'C',
+      deliveryCount: 2,
+      streamSequence: 345,
+      timestampNanos: '1700000000000000000',
+    });
+    expect(parseAckSubject('$JS.ACK.D.H.S.C.12.345.3.17.5.rand')).toMatchObject({ stream: 'S', deliveryCount: 12 });
+    expect(parseAckSubject('$JS.ACK.S.C.x.2.3.4.5')?.deliveryCount).toBeNaN();
+    expect(parseAckSubject('$JS.ACK.S.C.1.2.3.4')).toBeUndefined();
+    expect(parseAckSubject('$JS.ACKS.C.1.2.3.4.5.6')).toBeUndefined();
   });
 
   it('leaves foreign values without our escapes alone', () => {
