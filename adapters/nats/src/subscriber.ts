@@ -231,7 +231,7 @@ export class Subscriber implements AdapterSubscription {
     try {
       this.#deps.nc.publish(
         this.#nextSubject,
-        encoder.encode(JSON.stringify({ batch: free, expires: nanos(PULL_EXPIRES_MS) })),
+        Buffer.from(JSON.stringify({ batch: free, expires: nanos(PULL_EXPIRES_MS) })),
         { reply: `${this.#inbox}.${++this.#seq}` },
       );
     } catch (error) {

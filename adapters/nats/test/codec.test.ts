@@ -43,9 +43,9 @@ describe('nats codec (CloudEvents NATS binding, binary mode)', () => {
       },
       body: new Uint8Array([1]),
     };
-    expect(encodeHeaderBlock(message)).toEqual(encodeHeaders(message).encode());
+    expect(new Uint8Array(encodeHeaderBlock(message))).toEqual(encodeHeaders(message).encode());
     const replayed = { ...message, attributes: { ...message.attributes, replayed: '2026-01-01T00:00:00Z' } };
-    expect(encodeHeaderBlock(replayed)).toEqual(encodeHeaders(replayed).encode());
+    expect(new Uint8Array(encodeHeaderBlock(replayed))).toEqual(encodeHeaders(replayed).encode());
   });
 
   it('decodes a delivered message from its raw header block like decodeMessage(msg.headers)', () => {
@@ -71,6 +71,7 @@ describe('nats codec (CloudEvents NATS binding, binary mode)', () => {
       'NATS/1.0\r\nce-specversion: 1.0\r\nce-id:  a  \r\nce-id: b\r\nCE-Type: T1\r\nce-type: t2\r\nX-Foo: bar\r\nno colon\r\n\r\n',
       'NATS/1.0\r\nce-specversion: 1.0\r\nce-ID: a\r\nce-id: b\r\nce-ID: c\r\ncontent-type: x\r\nContent-Type: y\r\ncontent-type: z\r\n\r\n',
       'NATS/1.0\r\nce-specversion: 1.0\r\nce-constructor: a\r\nce-id: %41\r\n\r\n',
+      'NATS/1.0\r\nce-specversion: 1.0\r\nce-: empty\r\nCE-ID: x\r\ncontent-typo: y\r\n\r\n',
       'NATS/1.0\r\nContent-Type: application/cloudevents+json\r\n\r\n',
       'NATS/1.0\r\nContent-Type: text/plain\r\n\r\n',
       'NATS/1.0\r\n\r\n',
