@@ -120,13 +120,11 @@ export const lifecycleCases: ConformanceCase[] = [
     async run(t) {
       const channel = t.channel('restart');
       const rec = new Recorder();
-      await t
-        .bus()
-        .subscribe(
-          channel,
-          { group: t.group(channel, 'g'), concurrency: 4, retry: { maxAttempts: 10, delays: [200] } },
-          (e, c) => rec.record(e, c.attempt),
-        );
+      const consumer = t.bus();
+      const group = t.group(channel, 'g');
+      await consumer.subscribe(channel, { group, concurrency: 4, retry: { maxAttempts: 10, delays: [200] } }, (e, c) =>
+        rec.record(e, c.attempt),
+      );
       const publisher = t.bus();
       const ids: string[] = [];
       const total = 60;
@@ -150,7 +148,20 @@ export const lifecycleCases: ConformanceCase[] = [
       await sleep(t.ms(700));
       await t.options.restartBroker?.();
       await publishing;
-      await rec.all(ids, t.ms(120_000));
+      try {
+        await rec.all(ids, t.ms(120_000));
+      } catch (error) {
+        // Say which events are missing and whether they were dead-lettered, to tell loss from a detour.
+        const seen = new Set(rec.ids());
+        const missing = ids.filter((id) => !seen.has(id));
+        const dead = await consumer.listDeadLetters(channel, group).catch(() => []);
+        const detail = dead.map(
+          (d) => `${d.event?.id ?? '?'} (${d.info?.reason}: ${d.info?.errorType} ${d.info?.errorMessage})`,
+        );
+        throw new Error(
+          `${(error as Error).message}; missing ${missing.join(', ')}; dead letters: ${detail.join('; ') || 'none'}`,
+        );
+      }
       assertNoneLost(ids, rec.ids());
     },
   },
