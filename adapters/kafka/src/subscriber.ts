@@ -104,8 +104,6 @@ export class Subscriber implements AdapterSubscription {
   readonly #retryTopicSet = new Set<string>();
   readonly #dlt: string;
   readonly #batches = new Set<Promise<void>>();
-  /** Offset commits not awaited by their batch; leaving the group waits for them. */
-  readonly #commits = new Set<Promise<void>>();
   readonly #timers = new Set<NodeJS.Timeout>();
   #consumer: ClientConsumer | undefined;
   #topics: string[] = [];
@@ -114,12 +112,6 @@ export class Subscriber implements AdapterSubscription {
   #committed = new Map<string, bigint>();
   #probed = new Set<string>();
   #committedInfo = new Map<string, Promise<CommittedOffset[]>>();
-  /**
-   * Settles once the partitions of this assignment that had no committed offset got the end offset
-   * committed; maps `topic|partition` to that offset (records before it were published before the
-   * subscription and are not delivered).
-   */
-  #initialised: Promise<Map<string, bigint>> = Promise.resolve(new Map());
   #stopping = false;
   #closed: Promise<void> | undefined;
   /** Resolved when close gave up waiting for handlers: batches stop waiting for them. */
@@ -167,24 +159,25 @@ export class Subscriber implements AdapterSubscription {
       this.#probed = new Set();
       this.#committedInfo = new Map();
       logger.debug(`[wharf] [kafka] ${this.#groupId} assigned`, { assignment });
-      // A new group starts from "now": commit the end offsets where nothing is committed yet,
-      // without a separate join. The partitions are not paused meanwhile (kafkajs sleeps a whole
-      // maxWaitTimeMs when every partition is paused, which delayed the first events of every
-      // subscription): kafkajs may fetch from the earliest offset before this commit lands, so
-      // the first batch of each partition waits for it and skips records before that end.
-      this.#initialised = topology
+      // Runs before kafkajs' first fetch of this generation: hold the partitions until every one
+      // has a committed offset, so a new group starts from "now" without a separate join.
+      const generation = this.#generation;
+      const targets = assignment.map((a) => ({ topic: a.topic, partitions: [...a.partitions] }));
+      consumer.pause(targets);
+      topology
         .commitEndsWhereMissing(consumer, assignment, (topic) => this.#committedOf(topic))
-        .then(
-          (commits) => new Map(commits.map((c) => [`${c.topic}|${c.partition}`, BigInt(c.offset)])),
-          (error: unknown) => {
-            logger.warn(
-              `[wharf] [kafka] could not initialise the offsets of ${this.#groupId}; reading from the earliest`,
-              { error: describeError(error).message },
-            );
-            return new Map<string, bigint>();
-          },
-        )
-        .finally(joined);
+        .catch((error: unknown) => {
+          logger.warn(
+            `[wharf] [kafka] could not initialise the offsets of ${this.#groupId}; reading from the earliest`,
+            {
+              error: describeError(error).message,
+            },
+          );
+        })
+        .finally(() => {
+          if (generation === this.#generation && !this.#stopping) consumer.resume(targets);
+          joined();
+        });
     });
     consumer.onCrash((error, restarting) => {
       const message = `[wharf] [kafka] the consumer of ${channel}/${group} lost the brokers ${options.where}: ${describeError(error).message}`;
@@ -209,46 +202,31 @@ export class Subscriber implements AdapterSubscription {
     return !this.#stopping && !control.interrupted && generation === this.#generation;
   }
 
-  async #onBatch(fetched: FetchedBatch): Promise<void> {
-    if (this.#stopping || fetched.records.length === 0) return;
+  async #onBatch(batch: FetchedBatch): Promise<void> {
+    if (this.#stopping || batch.records.length === 0) return;
     const generation = this.#generation;
-    const tp = `${fetched.topic}|${fetched.partition}`;
     const control: BatchControl = { interrupted: false };
-    const isRetry = this.#retryTopicSet.has(fetched.topic);
+    const isRetry = this.#retryTopicSet.has(batch.topic);
     const items: Item[] = [];
-    let batch = fetched;
     let dueAt: number | undefined;
     let lastCommitAt = Date.now();
     // kafkajs heartbeats only between batches: keep the membership alive while handlers run, and
     // commit what is settled now and then so a long batch does not hold everything back.
     const beat = setInterval(() => {
-      fetched.heartbeat().catch(() => {
+      batch.heartbeat().catch(() => {
         control.interrupted = true;
       });
       if (Date.now() - lastCommitAt >= this.#deps.options.commitIntervalMs) {
         lastCommitAt = Date.now();
         const target = commitTarget(items);
         if (target !== undefined && generation === this.#generation) {
-          this.#commitInBackground(fetched.topic, fetched.partition, target);
+          void this.#commit(batch.topic, batch.partition, target);
         }
       }
     }, this.#deps.options.heartbeatIntervalMs);
     try {
-      if (!this.#probed.has(tp)) {
-        // The first batch of a partition in this assignment: kafkajs may have fetched it before the
-        // offset initialisation landed (a new group reads from "now", see onAssigned).
-        const from = (await this.#initialised).get(tp);
-        if (!this.#dispatching(control, generation)) return;
-        if (from !== undefined && BigInt(fetched.records[0]?.offset ?? from) < from) {
-          const records = fetched.records.filter((r) => BigInt(r.offset) >= from);
-          if (records.length === 0) {
-            (this.#consumer as ClientConsumer).seek(fetched.topic, fetched.partition, String(from));
-            return;
-          }
-          batch = { ...fetched, records };
-        }
-      }
       let start = 0;
+      const tp = `${batch.topic}|${batch.partition}`;
       if (!this.#probed.has(tp)) {
         const first = batch.records[0] as IncomingRecord;
         const due = isRetry ? dueOf(first) : 0;
@@ -505,11 +483,8 @@ export class Subscriber implements AdapterSubscription {
   ): Promise<void> {
     if (generation !== this.#generation) return; // the partition may belong to another member now
     const consumer = this.#consumer as ClientConsumer;
-    // Not awaited: the next fetch of this partition does not depend on the commit, and waiting for
-    // its round trip held every partition's next batch back (kafkajs fetches again only when all
-    // batches of a fetch returned). The commit is sent now, in order after earlier ones.
     const target = commitTarget(items);
-    if (target !== undefined) this.#commitInBackground(batch.topic, batch.partition, target);
+    if (target !== undefined) await this.#commit(batch.topic, batch.partition, target);
     const undone = items.find((i) => i.state !== 'done');
     const partition = [{ topic: batch.topic, partitions: [batch.partition] }];
     if (undone) {
@@ -537,12 +512,6 @@ export class Subscriber implements AdapterSubscription {
       Math.max(0, at - Date.now()),
     );
     this.#timers.add(timer);
-  }
-
-  #commitInBackground(topic: string, partition: number, target: bigint): void {
-    const work = this.#commit(topic, partition, target);
-    this.#commits.add(work);
-    void work.finally(() => this.#commits.delete(work));
   }
 
   async #commit(topic: string, partition: number, target: bigint): Promise<void> {
@@ -578,7 +547,6 @@ export class Subscriber implements AdapterSubscription {
     // their offsets committed first; stop() itself returns at once (the core waits for handlers).
     this.#closed = (async () => {
       await Promise.allSettled([...this.#batches]);
-      await Promise.allSettled([...this.#commits]);
       await consumer?.disconnect().catch(() => undefined);
     })();
     return Promise.resolve();

@@ -200,12 +200,12 @@ export class Topology {
     }
   }
 
-  /** Commits the end offsets of `partitions` that have no committed offset yet, through a group member; returns those commits. */
+  /** Commits the end offsets of `partitions` that have no committed offset yet, through a group member. */
   async commitEndsWhereMissing(
     consumer: ClientConsumer,
     assignment: readonly { topic: string; partitions: readonly number[] }[],
     committedOf: (topic: string) => Promise<readonly CommittedOffset[]>,
-  ): Promise<{ topic: string; partition: number; offset: string }[]> {
+  ): Promise<void> {
     const admin = await this.admin();
     const commits: { topic: string; partition: number; offset: string }[] = [];
     for (const { topic, partitions } of assignment) {
@@ -218,7 +218,6 @@ export class Topology {
       }
     }
     if (commits.length > 0) await consumer.commit(commits);
-    return commits;
   }
 
   async #uncommitted(
