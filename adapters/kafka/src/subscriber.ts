@@ -12,6 +12,7 @@ import {
   type Logger,
   type RetryInstruction,
   readAttempt,
+  retryHeaders,
   type SubscribeRequest,
 } from '@wharf/core';
 import type {
@@ -443,9 +444,10 @@ export class Subscriber implements AdapterSubscription {
   }
 
   async #writeRetry(record: IncomingRecord, instruction: RetryInstruction): Promise<void> {
-    const headers = copyHeaders(record.headers, (name) => name.startsWith('wharf-'));
-    headers[ATTEMPT_HEADER] = String(instruction.attempt);
-    headers[FIRST_FAILURE_HEADER] = instruction.firstFailureAt;
+    const headers = {
+      ...copyHeaders(record.headers, (name) => name.startsWith('wharf-')),
+      ...retryHeaders(instruction),
+    };
     headers[DUE_HEADER] = String(Date.now() + instruction.delayMs);
     headers[ORIGIN_HEADER] = origin(record);
     const topic = this.#retryTopic(instruction.tierMs);

@@ -11,6 +11,7 @@ import {
   PublishError,
   type RetryInstruction,
   readAttempt,
+  retryHeaders,
   type SubscribeRequest,
 } from '@wharf/core';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
@@ -62,10 +63,7 @@ class RabbitDelivery implements Delivery {
     if (!this.#consumer.open) throw gone();
     const names = this.#sub.names;
     const target = retryTarget(names, instruction.tierMs, instruction.delayMs);
-    const properties = republishProperties(this.#message, {
-      [ATTEMPT_HEADER]: String(instruction.attempt),
-      [FIRST_FAILURE_HEADER]: instruction.firstFailureAt,
-    });
+    const properties = republishProperties(this.#message, retryHeaders(instruction));
     // The tier queue holds the copy until its TTL expires, then dead-letters it to this group's queue only.
     if (target !== names.queue) properties.expiration = String(instruction.delayMs);
     await this.#sub.publisher.sendToQueue(target, this.#message.content, properties);

@@ -16,3 +16,8 @@ export function readAttempt(value: unknown): number {
   const n = Number.parseInt(text, 10);
   return Number.isInteger(n) && n >= 1 ? n : 1;
 }
+
+/** The bookkeeping headers a republished retry carries, so its next delivery knows its attempt. */
+export function retryHeaders(instruction: { attempt: number; firstFailureAt: string }): Record<string, string> {
+  return { [ATTEMPT_HEADER]: String(instruction.attempt), [FIRST_FAILURE_HEADER]: instruction.firstFailureAt };
+}

@@ -41,7 +41,7 @@ export {
   validateEvent,
 } from './envelope.js';
 export * from './errors.js';
-export { ATTEMPT_HEADER, FIRST_FAILURE_HEADER, readAttempt } from './headers.js';
+export { ATTEMPT_HEADER, FIRST_FAILURE_HEADER, readAttempt, retryHeaders } from './headers.js';
 export { loadAdapter } from './load.js';
 export type { Logger } from './logger.js';
 export { consoleLogger, silentLogger } from './logger.js';
