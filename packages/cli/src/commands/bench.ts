@@ -25,11 +25,13 @@ Publish -> consume -> ack through the bus and through the broker's raw client wi
 durability and publish window; rounds alternate bus and raw. Prints throughput, end-to-end latency
 p50/p99 and client CPU per event, and the bus/raw ratios.`;
 
+/** The bus bench's consumer group, named so a round's topology can be deleted after it. */
+const BENCH_GROUP = 'bench';
+
 /** Measures the bus on one broker: the same loop a service runs, with the stamp in the payload. */
 export async function benchBus(options: BenchOptions): Promise<BenchResult> {
   const bus = createBus({ url: options.url, logger: silentLogger });
   try {
-    const group = 'bench';
     let received = 0;
     let done: () => void = () => {};
     const finished = new Promise<void>((resolve) => {
@@ -38,7 +40,7 @@ export async function benchBus(options: BenchOptions): Promise<BenchResult> {
     let measure: ReturnType<typeof startMeasurement> | undefined;
     await bus.subscribe(
       options.channel,
-      { group, concurrency: options.window, dedup: true, retry: { maxAttempts: 1 } },
+      { group: BENCH_GROUP, concurrency: options.window, dedup: true, retry: { maxAttempts: 1 } },
       (event) => {
         measure?.record(payloadAge(event.data as Uint8Array));
         if (++received === options.events) done();
@@ -56,18 +58,20 @@ export async function benchBus(options: BenchOptions): Promise<BenchResult> {
   }
 }
 
-async function rawBaselineFor(url: string): Promise<RawBaseline> {
-  const scheme = parseBrokerUrl(url).scheme;
-  const name = ADAPTER_PACKAGES[scheme] as string;
-  let mod: { rawBaseline?: RawBaseline };
+interface AdapterModule {
+  rawBaseline?: RawBaseline;
+  /** Present where the adapter ships one: its `cleanup` deletes what a bench run declared. */
+  conformanceHarness?: (url: string) => { cleanup?: (channel: string, groups: readonly string[]) => Promise<void> };
+}
+
+async function adapterModule(url: string): Promise<AdapterModule> {
+  const name = ADAPTER_PACKAGES[parseBrokerUrl(url).scheme] as string;
   try {
-    mod = (await import(name)) as { rawBaseline?: RawBaseline };
+    return (await import(name)) as AdapterModule;
   } catch {
     const resolved = createRequire(join(process.cwd(), 'noop.js')).resolve(name);
-    mod = (await import(pathToFileURL(resolved).href)) as { rawBaseline?: RawBaseline };
+    return (await import(pathToFileURL(resolved).href)) as AdapterModule;
   }
-  if (typeof mod.rawBaseline !== 'function') throw new UsageError(`${name} has no raw baseline for wharf bench`);
-  return mod.rawBaseline;
 }
 
 interface Summary {
@@ -107,17 +111,29 @@ export async function bench(argv: string[], output: Output): Promise<number> {
   const size = positiveInt(values.size, 'size', 1024);
   const window = positiveInt(values.window, 'window', 100);
   const rounds = positiveInt(values.rounds, 'rounds', 3);
-  const raw = await rawBaselineFor(url);
+  const mod = await adapterModule(url);
+  const raw = mod.rawBaseline;
+  if (typeof raw !== 'function')
+    throw new UsageError(`the ${parseBrokerUrl(url).scheme}: adapter has no raw baseline for wharf bench`);
+  // Each bus round declares a fresh channel; delete it afterwards so a bench leaves the broker as it found it.
+  const cleanup = mod.conformanceHarness?.(url).cleanup;
+  const busRound = async (options: BenchOptions): Promise<BenchResult> => {
+    try {
+      return await benchBus(options);
+    } finally {
+      await cleanup?.(options.channel, [BENCH_GROUP]).catch(() => undefined);
+    }
+  };
   const busRuns: BenchResult[] = [];
   const rawRuns: BenchResult[] = [];
   const run = (): BenchOptions => ({ url, events, size, window, channel: `bench-${randomBytes(4).toString('hex')}` });
   // A short warm-up of each side so JIT and connection set-up are not measured.
   const warm = Math.min(events, 1_000);
-  await benchBus({ ...run(), events: warm });
+  await busRound({ ...run(), events: warm });
   await raw({ ...run(), events: warm });
   for (let i = 0; i < rounds; i++) {
     if (!values.json) output.err(`round ${i + 1}/${rounds}: bus…`);
-    busRuns.push(await benchBus(run()));
+    busRuns.push(await busRound(run()));
     if (!values.json) output.err(`round ${i + 1}/${rounds}: raw…`);
     rawRuns.push(await raw(run()));
   }
