@@ -8,7 +8,7 @@ export { decode, encode } from './codec.js';
 export { REMOVED_HEADER } from './dead-letters.js';
 export type { KafkaAdapterOptions } from './options.js';
 export { ADAPTER_NAME } from './options.js';
-export { Names } from './topology.js';
+export { checkName, escapeName, MAX_TOPIC_NAME, Names, splitName, unescapeName } from './topology.js';
 
 /** Creates a Kafka adapter: `createKafkaAdapter({ url: 'kafka://127.0.0.1:9092', logger })`. */
 export function createKafkaAdapter(init: AdapterInit & KafkaAdapterOptions): KafkaAdapter {

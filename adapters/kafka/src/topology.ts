@@ -1,53 +1,162 @@
 /**
- * What the adapter declares on the broker and how it names it:
+ * What the adapter declares on the broker and how it names it (`-` joins escaped components):
  *
- *   channel            -> topic           `<prefix>.<channel>`                     (`partitions`, default 3)
- *   group              -> consumer group  `<prefix>.<channel>.<group>`
- *   retry delay tier   -> topic           `<prefix>.<channel>.<group>.retry.<ms>`  (one per tier, group-private)
- *   dead letters       -> topic           `<prefix>.<channel>.<group>.dlt`
- *   dead-letter reader -> consumer group  `<prefix>.<channel>.<group>.dlt.reader`
+ *   channel            -> topic           `<prefix>-<channel>`                     (`partitions`, default 3)
+ *   group              -> consumer group  `<prefix>-<channel>-<group>`
+ *   retry delay tier   -> topic           `<prefix>-<channel>-<group>-retry-<ms>`  (one per tier, group-private)
+ *   dead letters       -> topic           `<prefix>-<channel>-<group>-dlt`
+ *   dead-letter reader -> consumer group  `<prefix>-<channel>-<group>-dlt-reader`
  *
  * A new group starts from "now": declaring it commits the current end offsets for every partition
  * that has no committed offset yet, before any consumer joins.
  */
 import { createHash } from 'node:crypto';
-import { describeError, type Logger, type NormalizedRetryPolicy, retryTiers, TopologyError } from '@wharf/core';
+import {
+  ConfigError,
+  describeError,
+  type Logger,
+  type NormalizedRetryPolicy,
+  retryTiers,
+  TopologyError,
+} from '@wharf/core';
 import type { ClientAdmin, ClientConsumer, CommittedOffset, KafkaClient, TopicSpec } from './client.js';
 import { missingTopics, toWharfError, within } from './errors.js';
 import { ADAPTER_NAME, type ResolvedKafkaOptions } from './options.js';
 
-const MAX_TOPIC = 249;
+/** Kafka's limit on a topic name (and, for symmetry, on the consumer groups we name). */
+export const MAX_TOPIC_NAME = 249;
+/** The longest suffix after the group: `-retry-<ms>` with the largest delay the core accepts (2^31 - 1 ms). */
+const MAX_SUFFIX = '-retry-2147483647'.length;
+const HASH_CHARS = 16;
+/** The names the core accepts; the first character must be a letter or digit (see `escapeName`). */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
 
-/** Keeps names within Kafka's 249 characters; a long name keeps its start and gets a hash. */
-function fit(name: string): string {
-  if (name.length <= MAX_TOPIC) return name;
-  const hash = createHash('sha256').update(name).digest('hex').slice(0, 16);
-  return `${name.slice(0, MAX_TOPIC - 17)}-${hash}`;
+/** Checks a channel or group name (the core checks too; the adapter may be used on its own). */
+export function checkName(name: unknown, what: 'channel' | 'group'): string {
+  if (typeof name !== 'string' || !NAME.test(name)) {
+    throw new ConfigError(
+      ADAPTER_NAME,
+      `${what} name ${JSON.stringify(name)} cannot be mapped to a Kafka topic: use 1-200 letters, digits, ".", "_" or "-", starting with a letter or digit`,
+    );
+  }
+  return name;
 }
 
-/** Broker object names for a channel and its groups. */
+/**
+ * Escapes one name component: letters, digits and `.` stay, `-` becomes `--` and `_` becomes `-.`.
+ * So in an escaped name a `-` followed by a letter or digit is always a separator, and the result
+ * holds no `_`: Kafka refuses a topic whose name equals an existing one with `.` and `_` swapped
+ * (their metric names would collide), which can therefore never happen between Wharf's own topics.
+ */
+export function escapeName(name: string): string {
+  return name.replace(/[-_]/g, (c) => (c === '-' ? '--' : '-.'));
+}
+
+/** Reverses `escapeName`. */
+export function unescapeName(escaped: string): string {
+  return escaped.replace(/-([-.])/g, (_, c: string) => (c === '-' ? '-' : '_'));
+}
+
+/**
+ * Splits a name built by `Names` into its escaped components (undo each with `unescapeName`), or
+ * returns undefined when no `Names` could have built it. The inverse of joining: tests use it to
+ * show the mapping is injective, cleanup to find a channel's topics.
+ */
+export function splitName(name: string): string[] | undefined {
+  const parts: string[] = [];
+  let current = '';
+  for (let i = 0; i < name.length; i++) {
+    const c = name[i] as string;
+    if (c === '-') {
+      const next = name[i + 1];
+      if (next === '-' || next === '.') {
+        current += c + next;
+        i++;
+      } else if (next !== undefined && /[A-Za-z0-9]/.test(next) && current !== '') {
+        parts.push(current);
+        current = '';
+      } else {
+        return undefined;
+      }
+    } else if (/[A-Za-z0-9.]/.test(c)) {
+      current += c;
+    } else {
+      return undefined;
+    }
+  }
+  if (current === '') return undefined;
+  parts.push(current);
+  return parts;
+}
+
+/**
+ * Broker object names for a channel and its groups: `<prefix>-<channel>[-<group>[-<kind>...]]`,
+ * every component escaped by `escapeName`, so different (prefix, channel, group, kind) tuples
+ * never share a name (`splitName` recovers the components).
+ *
+ * Length: every name fits Kafka's 249 characters. Each of channel and group gets half of what the
+ * prefix and the longest suffix leave (111 characters with the prefix `wharf`); an escaped
+ * component longer than that keeps its start and ends in `--<sha-256 of the name>`, one character
+ * longer than the longest plain component. So a hashed component never equals a plain one, and two
+ * hashed ones are equal only if 64 bits of SHA-256 are.
+ */
 export class Names {
-  constructor(readonly prefix: string) {}
+  readonly #prefix: string;
+  /** The longest plain escaped component; a hashed one is one character longer. */
+  readonly componentLimit: number;
+  readonly #escaped = new Map<string, string>();
+
+  constructor(readonly prefix: string) {
+    this.#prefix = escapeName(prefix);
+    this.componentLimit = Math.floor((MAX_TOPIC_NAME - this.#prefix.length - 2 - MAX_SUFFIX) / 2) - 1;
+  }
+
+  /** The escaped (and, if too long, shortened) component for a channel or group name. */
+  component(name: string, what: 'channel' | 'group'): string {
+    let out = this.#escaped.get(name);
+    if (out !== undefined) return out;
+    const escaped = escapeName(checkName(name, what));
+    out = escaped.length <= this.componentLimit ? escaped : this.#shorten(name, escaped);
+    if (this.#escaped.size >= 10_000) this.#escaped.clear(); // names repeat; the cache is for the hot path
+    this.#escaped.set(name, out);
+    return out;
+  }
+
+  #shorten(name: string, escaped: string): string {
+    const length = this.componentLimit + 1;
+    // Keep whole escapes (`--`, `-.`) so the start still reads back; the hash takes what is left.
+    let keep = 0;
+    while (keep < escaped.length) {
+      const step = escaped[keep] === '-' ? 2 : 1;
+      if (keep + step > length - 2 - HASH_CHARS) break;
+      keep += step;
+    }
+    const hash = createHash('sha256').update(name).digest('hex');
+    return `${escaped.slice(0, keep)}--${hash.slice(0, length - keep - 2)}`;
+  }
+
   channel(channel: string): string {
-    return fit(`${this.prefix}.${channel}`);
+    return `${this.#prefix}-${this.component(channel, 'channel')}`;
   }
   group(channel: string, group: string): string {
-    return fit(`${this.prefix}.${channel}.${group}`);
+    return `${this.channel(channel)}-${this.component(group, 'group')}`;
   }
   retry(channel: string, group: string, tierMs: number): string {
-    // The suffix must survive fit(): hash the base, keep the tier readable.
-    const base = `${this.prefix}.${channel}.${group}`;
-    const suffix = `.retry.${tierMs}`;
-    return base.length + suffix.length <= MAX_TOPIC
-      ? base + suffix
-      : fit(base).slice(0, MAX_TOPIC - suffix.length) + suffix;
+    if (!Number.isSafeInteger(tierMs) || tierMs < 0) {
+      throw new ConfigError(ADAPTER_NAME, `a retry delay tier must be a whole number of ms, got ${tierMs}`);
+    }
+    return `${this.group(channel, group)}-retry-${tierMs}`;
   }
   deadLetter(channel: string, group: string): string {
-    const base = `${this.prefix}.${channel}.${group}`;
-    return base.length + 4 <= MAX_TOPIC ? `${base}.dlt` : `${fit(base).slice(0, MAX_TOPIC - 4)}.dlt`;
+    return `${this.group(channel, group)}-dlt`;
   }
   deadLetterReader(channel: string, group: string): string {
-    return `${this.deadLetter(channel, group)}.reader`;
+    return `${this.deadLetter(channel, group)}-reader`;
+  }
+  /** True when `name` (a topic or consumer group) is the channel's topic or belongs to one of its groups. */
+  ofChannel(name: string, channel: string): boolean {
+    const parts = splitName(name);
+    return parts?.[0] === this.#prefix && parts[1] === this.component(channel, 'channel');
   }
   /** The group's private topics: its retry tiers and its dead-letter topic. */
   groupTopics(

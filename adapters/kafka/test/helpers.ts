@@ -56,8 +56,8 @@ export function rawClient(): { client: KafkaClient; admin: Promise<ClientAdmin> 
 /** Deletes every topic and consumer group of a channel (and its groups). */
 export async function cleanupChannel(channel: string, groups: readonly string[]): Promise<void> {
   const admin = await rawClient().admin;
-  const prefix = `${names.channel(channel)}.`;
-  const topics = (await admin.listTopics()).filter((t) => t === names.channel(channel) || t.startsWith(prefix));
+  // Matched by components, not by a string prefix: channel `a` must not take channel `a-b`'s topics.
+  const topics = (await admin.listTopics()).filter((t) => names.ofChannel(t, channel));
   await admin.deleteTopics(topics).catch(() => undefined);
   const ids = groups.flatMap((g) => [names.group(channel, g), names.deadLetterReader(channel, g)]);
   await admin.deleteGroups(ids).catch(() => undefined);

@@ -201,6 +201,56 @@ describe.skipIf(skipKafka)('kafka adapter on a real broker', () => {
     assert.equal(dead?.info?.attempts, 2);
   }, 120_000);
 
+  it('keeps apart the channels and groups that dotted names used to merge', async () => {
+    // Formerly `<base>.b` + group `c` and `<base>` + group `b.c` shared the consumer group and the
+    // retry and dead-letter topics `wharf.<base>.b.c…`, and Kafka refused the topic of `<base>_b`
+    // next to that of `<base>.b` (names equal once "." and "_" are treated alike).
+    const base = fresh('names');
+    const dotted = `${base}.b`;
+    const underscored = `${base}_b`;
+    created.push([dotted, ['c']], [underscored, ['c']]);
+    groupOf(base, 'b.c');
+    const subscriptions = [
+      { channel: dotted, group: 'c' },
+      { channel: base, group: 'b.c' },
+      { channel: underscored, group: 'c' },
+    ];
+    assert.equal(
+      new Set(subscriptions.map((s) => names.group(s.channel, s.group))).size,
+      3,
+      'two subscriptions share a consumer group',
+    );
+    const policy = { maxAttempts: 2, delays: [200], jitter: 0 };
+    const recorders = subscriptions.map(() => new Recorder());
+    for (const [i, { channel, group }] of subscriptions.entries()) {
+      const rec = recorders[i] as Recorder;
+      await bus().subscribe(channel, { group, retry: policy }, (e, c) => {
+        rec.record(e, c.attempt);
+        if (c.attempt === 1) throw new Error('first try fails');
+      });
+    }
+    const publisher = bus();
+    const sent: string[][] = [];
+    for (const { channel } of subscriptions) {
+      const batch = await publisher.publishBatch(
+        channel,
+        Array.from({ length: 3 }, (_, n) => ({ type: 'Job', data: { n, channel } })),
+      );
+      sent.push(batch.map((e) => e.id));
+    }
+    for (const rec of recorders) await rec.count(6, 20_000);
+    await sleep(1_000);
+    for (const [i, { channel, group }] of subscriptions.entries()) {
+      const rec = recorders[i] as Recorder;
+      const ids = sent[i] as string[];
+      assert.deepEqual(
+        rec.received.map((r) => `${r.event.id}@${r.attempt}`).sort(),
+        [...ids.map((id) => `${id}@1`), ...ids.map((id) => `${id}@2`)].sort(),
+        `${channel}/${group} received another subscription's events or retries`,
+      );
+    }
+  });
+
   it('keeps its membership while a handler runs longer than the session timeout', async () => {
     const channel = fresh('slow');
     const rec = new Recorder();
