@@ -6,6 +6,7 @@ export { KafkaAdapter } from './adapter.js';
 export { rawBaseline } from './bench.js';
 export { decode, encode } from './codec.js';
 export { REMOVED_HEADER } from './dead-letters.js';
+export { conformanceHarness, type ForeignKafkaMessage, type KafkaConformanceHarness } from './foreign.js';
 export type { KafkaAdapterOptions } from './options.js';
 export { ADAPTER_NAME } from './options.js';
 export { checkName, escapeName, MAX_TOPIC_NAME, Names, splitName, unescapeName } from './topology.js';

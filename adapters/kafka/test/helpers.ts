@@ -1,7 +1,13 @@
 import { brokersRequired, probeBroker } from '@wharf/conformance';
 import { type Logger, silentLogger } from '@wharf/core';
 import { type ClientAdmin, createClient, type KafkaClient } from '../src/client.js';
-import createKafkaAdapter, { type KafkaAdapter, type KafkaAdapterOptions, Names } from '../src/index.js';
+import createKafkaAdapter, {
+  conformanceHarness,
+  type ForeignKafkaMessage,
+  type KafkaAdapter,
+  type KafkaAdapterOptions,
+  Names,
+} from '../src/index.js';
 
 export const KAFKA_URL = process.env.WHARF_KAFKA_URL ?? 'kafka://127.0.0.1:9092';
 const [host = '127.0.0.1', port = '9092'] = (KAFKA_URL.replace(/^kafkas?:\/\//, '').split(',')[0] ?? '').split(':');
@@ -36,7 +42,7 @@ export const names = new Names('wharf');
 
 let shared: { client: KafkaClient; admin: Promise<ClientAdmin> } | undefined;
 
-/** A raw client for checks and foreign producers (not the adapter under test). */
+/** A raw client for checks (not the adapter under test). */
 export function rawClient(): { client: KafkaClient; admin: Promise<ClientAdmin> } {
   if (!shared) {
     const client = createClient({
@@ -53,39 +59,10 @@ export function rawClient(): { client: KafkaClient; admin: Promise<ClientAdmin> 
   return shared;
 }
 
+const harness = conformanceHarness(KAFKA_URL);
+
 /** Deletes every topic and consumer group of a channel (and its groups). */
-export async function cleanupChannel(channel: string, groups: readonly string[]): Promise<void> {
-  const admin = await rawClient().admin;
-  // Matched by components, not by a string prefix: channel `a` must not take channel `a-b`'s topics.
-  const topics = (await admin.listTopics()).filter((t) => names.ofChannel(t, channel));
-  await admin.deleteTopics(topics).catch(() => undefined);
-  const ids = groups.flatMap((g) => [names.group(channel, g), names.deadLetterReader(channel, g)]);
-  await admin.deleteGroups(ids).catch(() => undefined);
-}
+export const cleanupChannel: (channel: string, groups: readonly string[]) => Promise<void> = harness.cleanup;
 
 /** Produces a record as a foreign (non-Wharf) producer would, straight to the channel topic. */
-export async function publishForeign(
-  channel: string,
-  message: { body: Uint8Array; headers?: Readonly<Record<string, string>>; contentType?: string; key?: string },
-): Promise<void> {
-  const { client } = rawClient();
-  const producer = await client.producer({
-    idempotent: false,
-    acks: -1,
-    retries: 5,
-    maxRetryTimeMs: 2_000,
-    requestTimeoutMs: 30_000,
-  });
-  try {
-    const headers: Record<string, string> = { ...(message.headers ?? {}) };
-    if (message.contentType !== undefined) headers['content-type'] = message.contentType;
-    await producer.send([
-      {
-        topic: names.channel(channel),
-        records: [{ key: message.key ?? null, value: Buffer.from(message.body), headers }],
-      },
-    ]);
-  } finally {
-    await producer.disconnect();
-  }
-}
+export const publishForeign: (channel: string, message: ForeignKafkaMessage) => Promise<void> = harness.publishForeign;
