@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { Recorder } from '@wharf/conformance';
 import {
   BrokerUnreachableError,
@@ -39,6 +40,35 @@ describe('bad input without a broker', () => {
     });
     assert.ok(performance.now() - started < 5_000, 'took longer than the connect bound');
     await a.close();
+  });
+
+  it('bounds connect on a broker that accepts connections but never answers', async () => {
+    // A refused connection fails fast; a silent peer (a hung broker, a firewall that accepts) is what
+    // the bound is for: the client's own request timeout (30 s) must not decide.
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    const a = createKafkaAdapter({ url: `kafka://127.0.0.1:${port}`, logger: silentLogger, connectTimeoutMs: 1_500 });
+    try {
+      const started = performance.now();
+      await assert.rejects(a.connect(), (error: unknown) => {
+        assert.ok(error instanceof BrokerUnreachableError, String(error));
+        assert.ok(error.message.includes(`127.0.0.1:${port}`), error.message);
+        assert.match(error.message, /1500 ms/);
+        return true;
+      });
+      const took = performance.now() - started;
+      assert.ok(took >= 1_400 && took < 3_000, `connect gave up after ${Math.round(took)} ms, bound 1500 ms`);
+      assert.ok(sockets.size > 0, 'the adapter never reached the silent broker');
+    } finally {
+      await a.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   it('rejects bad options and URLs with ConfigError, never echoing the password', () => {
@@ -86,6 +116,29 @@ describe.skipIf(skipKafka)('bad input on a real broker', () => {
     assert.ok(!(await admin.listTopics()).includes(names.channel(channel)), 'a topic was created anyway');
   });
 
+  it('refuses channel and group names it cannot map to topics with ConfigError, naming them', async () => {
+    const a = adapter();
+    try {
+      await a.connect();
+      const event = { attributes: { specversion: '1.0', id: 'x', source: '/t', type: 'T' }, body: Buffer.alloc(1) };
+      for (const bad of ['a b', '-leading', 'ü', 'x'.repeat(201)]) {
+        await assert.rejects(a.publish(bad, [event]), (e: unknown) => {
+          assert.ok(e instanceof ConfigError && e.message.includes(JSON.stringify(bad)), String(e));
+          return true;
+        });
+      }
+      const policy = { maxAttempts: 1, delays: [], jitter: 0 };
+      await assert.rejects(
+        a.subscribe({ channel: fresh('badgroup'), group: 'a/b', concurrency: 1, policy }, async () => {}),
+        (e: unknown) => e instanceof ConfigError && e.message.includes('"a/b"'),
+      );
+      const admin = await rawClient().admin;
+      assert.ok(!(await admin.listTopics()).some((t) => t.includes(' ')), 'a topic was created for a bad name');
+    } finally {
+      await a.close();
+    }
+  });
+
   it('maps a broker refusing a record as too large to MessageTooLargeError with the topic limit', async () => {
     const channel = fresh('toolarge');
     const admin = await rawClient().admin;
@@ -109,7 +162,7 @@ describe.skipIf(skipKafka)('bad input on a real broker', () => {
     }
   });
 
-  it('dead-letters foreign and malformed records as undecodable and keeps consuming', async () => {
+  it('dead-letters foreign and malformed records as undecodable, saying why, and keeps consuming', async () => {
     const channel = fresh('malformed', ['g']);
     const bus = createBus({ logger: silentLogger, adapter: adapter(), shutdownTimeoutMs: 2_000 });
     buses.push(bus);
@@ -120,21 +173,24 @@ describe.skipIf(skipKafka)('bad input on a real broker', () => {
       logLevel: kafkajs.logLevel.NOTHING,
     });
     const producer = kafka.producer({ createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
+    const ce = { ce_specversion: '1.0', ce_source: '/s', ce_type: 't' };
+    // Each record, and what the dead letter must say about it (read back from the stored record,
+    // so it also shows the original headers were kept: repeated ones repeated, raw bytes raw).
+    const records: [kafkajs.Message, RegExp][] = [
+      [{ value: 'legacy payload', headers: { origin: 'legacy' } }, /no ce_specversion or ce_id header/],
+      [{ value: '{}', headers: { ...ce, ce_id: Buffer.from([0xc3, 0x28]) } }, /header "ce_id" is not valid UTF-8/],
+      [{ value: '{}', headers: { ...ce, ce_id: ['a', 'b'] } }, /header "ce_id" appears 2 times/],
+      [{ value: '{}', headers: { ...ce, ce_specversion: '0.3', ce_id: 'old' } }, /specversion "0.3" is not supported/],
+      [{ value: '{}', headers: { ce_specversion: '1.0', ce_id: 'no-source' } }, /"source" attribute is required/],
+      [
+        { value: '{}', headers: { ...ce, ce_id: 'x', 'content-type': Buffer.from([0xff, 0xfe]) } },
+        /header "content-type" is not valid UTF-8/,
+      ],
+      [{ value: 'not json', headers: { 'content-type': 'application/cloudevents+json' } }, /JSON/i],
+    ];
     await producer.connect();
     try {
-      await producer.send({
-        topic: names.channel(channel),
-        messages: [
-          { value: 'legacy payload', headers: { origin: 'legacy' } },
-          {
-            value: '{}',
-            headers: { ce_specversion: '1.0', ce_id: Buffer.from([0xc3, 0x28]), ce_source: '/s', ce_type: 't' },
-          },
-          { value: '{}', headers: { ce_specversion: '1.0', ce_id: ['a', 'b'], ce_source: '/s', ce_type: 't' } },
-          { value: '{}', headers: { ce_specversion: '0.3', ce_id: 'old', ce_source: '/s', ce_type: 't' } },
-          { value: 'not json', headers: { 'content-type': 'application/cloudevents+json' } },
-        ],
-      });
+      await producer.send({ topic: names.channel(channel), messages: records.map(([m]) => m) });
     } finally {
       await producer.disconnect();
     }
@@ -142,12 +198,19 @@ describe.skipIf(skipKafka)('bad input on a real broker', () => {
     await rec.all([after.id], 15_000);
     const deadline = Date.now() + 20_000;
     let list = await bus.listDeadLetters(channel, 'g');
-    while (list.length < 5 && Date.now() < deadline) list = await bus.listDeadLetters(channel, 'g');
-    assert.equal(list.length, 5);
-    assert.ok(list.every((d) => d.info?.reason === 'undecodable' && d.info.attempts === 0));
+    while (list.length < records.length && Date.now() < deadline) list = await bus.listDeadLetters(channel, 'g');
+    assert.equal(list.length, records.length);
+    assert.ok(list.every((d) => d.info?.reason === 'undecodable' && d.info.attempts === 0 && d.event === undefined));
+    for (const [, why] of records) {
+      assert.equal(
+        list.filter((d) => why.test(d.decodeError ?? '')).length,
+        1,
+        `no single dead letter says ${why}: ${list.map((d) => d.decodeError).join(' | ')}`,
+      );
+    }
     assert.equal(rec.received.length, 1, 'a malformed record reached the handler');
     // Undecodable dead letters stay when replaying; the log keeps them readable.
     assert.equal(await bus.replayDeadLetters(channel, 'g'), 0);
-    assert.equal((await bus.listDeadLetters(channel, 'g')).length, 5);
+    assert.equal((await bus.listDeadLetters(channel, 'g')).length, records.length);
   });
 });
