@@ -29,6 +29,7 @@ import { connectError, isNoResponders, isStreamNotFound } from './errors.js';
 import { ADAPTER_NAME, type NatsAdapterOptions, type ResolvedNatsOptions, resolveOptions } from './options.js';
 import { Publisher } from './publisher.js';
 import { Requests } from './requests.js';
+import { Retention } from './retention.js';
 import { crashLoop, Subscriber } from './subscriber.js';
 import { channelNames, dlqSubject, ensureConsumer } from './topology.js';
 
@@ -43,6 +44,7 @@ interface Connected {
   readonly jsm: JetStreamManager;
   readonly publisher: Publisher;
   readonly requests: Requests;
+  readonly retention: Retention;
 }
 
 /**
@@ -128,7 +130,12 @@ export class NatsAdapter implements Adapter {
       const jsm = await jetstreamManager(nc, { timeout: o.connectTimeoutMs });
       const js = jetstream(nc, { timeout: o.publishTimeoutMs });
       const requests = new Requests(nc);
-      this.#connected = { nc, js, jsm, requests, publisher: new Publisher(requests, jsm, o) };
+      const retention = new Retention(jsm, this.#logger, o.purgeIntervalMs);
+      const publisher = new Publisher(requests, jsm, o, (declared) => {
+        if (declared.purgeSettled) retention.track(declared.stream);
+        else this.#warnRetention(declared.stream);
+      });
+      this.#connected = { nc, js, jsm, requests, publisher, retention };
     } catch (error) {
       await nc.close().catch(() => {});
       throw connectError(error, o.display, o.connectTimeoutMs);
@@ -138,6 +145,17 @@ export class NatsAdapter implements Adapter {
       throw new ClosedError(ADAPTER_NAME, 'connect');
     }
     this.#watch(nc);
+  }
+
+  readonly #warned = new Set<string>();
+
+  /** A channel stream kept from an older version (interest retention) has the server's restart problem. */
+  #warnRetention(stream: string): void {
+    if (this.#warned.has(stream)) return;
+    this.#warned.add(stream);
+    this.#logger.warn(
+      `[wharf] [nats] stream ${stream} exists without limits retention (made by an older @wharf/nats or by an operator): nats-server 2.9 can acknowledge and drop events of an interest-retention stream published while it shuts down; delete the stream (nats stream rm ${stream}) when it is empty so the adapter recreates it`,
+    );
   }
 
   #watch(nc: NatsConnection): void {
@@ -297,6 +315,7 @@ export class NatsAdapter implements Adapter {
       for (const subscriber of [...this.#subscribers]) await subscriber.stop();
       const connected = this.#connected;
       if (!connected) return;
+      await connected.retention.close();
       try {
         await connected.nc.drain();
       } catch {

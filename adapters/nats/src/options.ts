@@ -55,6 +55,8 @@ export interface NatsAdapterOptions {
   maxAgeMs?: number;
   /** `Nats-Msg-Id` duplicate window, ms. Default 120000 (the server's default). */
   duplicateWindowMs?: number;
+  /** How often the events every group settled are purged from the channel streams, ms. Default 5000. */
+  purgeIntervalMs?: number;
   /** Stream replicas (clusters). Default 1. */
   replicas?: number;
 }
@@ -81,6 +83,7 @@ export interface ResolvedNatsOptions {
   readonly maxStreamMessages: number;
   readonly maxAgeMs: number;
   readonly duplicateWindowMs: number;
+  readonly purgeIntervalMs: number;
   readonly replicas: number;
 }
 
@@ -174,6 +177,7 @@ export function resolveOptions(url: string, options: NatsAdapterOptions): Resolv
     maxStreamMessages: positiveInt(options.maxStreamMessages, 'maxStreamMessages', -1, -1),
     maxAgeMs: positiveInt(options.maxAgeMs, 'maxAgeMs', 0, 0),
     duplicateWindowMs: positiveInt(options.duplicateWindowMs, 'duplicateWindowMs', 120_000, 100),
+    purgeIntervalMs: positiveInt(options.purgeIntervalMs, 'purgeIntervalMs', 5_000, 10),
     replicas: positiveInt(options.replicas, 'replicas', 1, 1),
   };
 }

@@ -5,14 +5,14 @@ import { EncodedHeaders, encodeHeaderBlock } from './codec.js';
 import { isNoResponders, publishError } from './errors.js';
 import type { ResolvedNatsOptions } from './options.js';
 import type { Requests } from './requests.js';
-import { type ChannelNames, ensureChannel } from './topology.js';
+import { type ChannelNames, type DeclaredChannel, ensureChannel } from './topology.js';
 
 /**
  * Publishes with JetStream PubAcks. A channel's streams are created on first use (cached), so a publish
  * to a channel no group declared yet is stored for nobody rather than failing: interest retention drops it.
  */
 export class Publisher {
-  readonly #channels = new Map<string, Promise<ChannelNames>>();
+  readonly #channels = new Map<string, Promise<DeclaredChannel>>();
   /** Channels whose streams are declared: the publish hot path needs no await for them. */
   readonly #ready = new Map<string, ChannelNames>();
 
@@ -20,10 +20,12 @@ export class Publisher {
     private readonly requests: Requests,
     private readonly jsm: JetStreamManager,
     private readonly options: ResolvedNatsOptions,
+    /** Told about every channel whose streams were declared (or found). */
+    private readonly onDeclared: (declared: DeclaredChannel) => void = () => {},
   ) {}
 
   /** The channel's names, its streams declared once per adapter. */
-  channel(channel: string): Promise<ChannelNames> {
+  channel(channel: string): Promise<DeclaredChannel> {
     let names = this.#channels.get(channel);
     if (!names) {
       const declared = ensureChannel(this.jsm, this.options, channel);
@@ -31,7 +33,9 @@ export class Publisher {
       this.#channels.set(channel, declared);
       declared.then(
         (ready) => {
-          if (this.#channels.get(channel) === declared) this.#ready.set(channel, ready);
+          if (this.#channels.get(channel) !== declared) return;
+          this.#ready.set(channel, ready);
+          this.onDeclared(ready);
         },
         () => {
           if (this.#channels.get(channel) === declared) this.#channels.delete(channel);

@@ -16,7 +16,8 @@ import { ADAPTER_NAME, type ResolvedNatsOptions } from './options.js';
 
 /**
  * What the adapter declares, per channel:
- * - stream `<PREFIX>-<channel>` (file storage, interest retention, discard new) on subject `<prefix>.<channel>`;
+ * - stream `<PREFIX>-<channel>` (file storage, limits retention, discard new) on subject `<prefix>.<channel>`;
+ *   what every group settled is purged by the adapter (retention.ts);
  * - stream `<PREFIX>-DLQ-<channel>` (file storage, limits retention) on `<prefix>.dlq.<channel>.<group>`;
  * - per group, a durable pull consumer named `<group>` on the channel stream (explicit ack, deliver new).
  * Channel and group names are escaped into single subject tokens / stream-name-safe strings.
@@ -87,8 +88,13 @@ function streamConfig(options: ResolvedNatsOptions, names: ChannelNames): Partia
     name: names.stream,
     subjects: [names.subject],
     storage: StorageType.File,
-    // Interest retention: a message stays until every group's consumer acked (or terminated) it.
-    retention: RetentionPolicy.Interest,
+    // Limits retention, not interest: nats-server 2.9 loses events of interest streams across its own restart.
+    // While it shuts down, it stops a stream's consumers before the stream stops taking messages, and a message
+    // that arrives then finds no interest: it is skipped, yet acknowledged with a sequence number (and its
+    // Nats-Msg-Id recorded), so the publisher's PubAck is a lie. After a restart, a group can also be moved past
+    // messages it never received once another group acked them. With limits retention neither happens; what
+    // every group settled is purged by the adapter instead (retention.ts). See README, "Broker restarts".
+    retention: RetentionPolicy.Limits,
     // Reject publishes at the limits instead of silently dropping the oldest events.
     discard: DiscardPolicy.New,
     max_bytes: options.maxStreamBytes,
@@ -116,14 +122,30 @@ const STREAM_NAME_IN_USE = 10058;
 const CONSUMER_EXISTS = 10148;
 const CONSUMER_NAME_EXISTS = 10013;
 
-async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+/** Creates a stream unless it exists; resolves with the retention policy the stream actually has. */
+async function ensureStream(
+  jsm: JetStreamManager,
+  config: Partial<StreamConfig> & { name: string },
+): Promise<RetentionPolicy | undefined> {
   try {
-    await jsm.streams.add(config);
+    const info = await jsm.streams.add(config);
+    return info.config.retention;
   } catch (error) {
     // An existing stream is kept as it is: an operator may have tuned it on purpose.
-    if (error instanceof JetStreamApiError && error.code === STREAM_NAME_IN_USE) return;
+    if (error instanceof JetStreamApiError && error.code === STREAM_NAME_IN_USE) {
+      return (await jsm.streams.info(config.name)).config.retention;
+    }
     throw error;
   }
+}
+
+/** A declared channel: its names, and whether the adapter purges what its groups settled. */
+export interface DeclaredChannel extends ChannelNames {
+  /**
+   * The channel stream has limits retention (the adapter's own): settled events are purged by the adapter.
+   * `false` for a stream kept from an older version or made by an operator with another retention policy.
+   */
+  readonly purgeSettled: boolean;
 }
 
 /** Declares a channel's stream and dead-letter stream; cached by the caller. */
@@ -131,10 +153,11 @@ export async function ensureChannel(
   jsm: JetStreamManager,
   options: ResolvedNatsOptions,
   channel: string,
-): Promise<ChannelNames> {
+): Promise<DeclaredChannel> {
   const names = channelNames(options, channel);
+  let retention: RetentionPolicy | undefined;
   try {
-    await ensureStream(jsm, streamConfig(options, names));
+    retention = await ensureStream(jsm, streamConfig(options, names));
     await ensureStream(jsm, dlqConfig(options, names));
   } catch (error) {
     throw new TopologyError(
@@ -143,7 +166,7 @@ export async function ensureChannel(
       { cause: error },
     );
   }
-  return names;
+  return { ...names, purgeSettled: retention === RetentionPolicy.Limits };
 }
 
 /**

@@ -96,6 +96,46 @@ describe.skipIf(unavailable !== undefined)('nats adapter (JetStream specifics)',
     expect(gap2).toBeLessThan(800 + 1_500);
   });
 
+  it('purges what every group settled (limits retention), keeps what a lagging group needs, keeps nothing for no group', async () => {
+    const c = channel('retention');
+    const lonely = channel('nogroup');
+    const a = track(adapter({ purgeIntervalMs: 100 }));
+    const bus = createBus({ adapter: a, logger: silentLogger });
+    const info = (stream: string) => withConnection(async (nc) => (await jetstreamManager(nc)).streams.info(stream));
+    await bus.declare(c, { groups: ['fast', 'slow'] });
+    const fast: string[] = [];
+    await bus.subscribe(c, { group: 'fast', concurrency: 2 }, (e) => {
+      fast.push(e.id);
+    });
+    const sent = await bus.publishBatch(
+      c,
+      Array.from({ length: 5 }, (_, n) => ({ type: 'Kept', data: { n } })),
+    );
+    await until(() => fast.length === 5, 'the fast group');
+    await sleep(600);
+    const held = await info(names(c).stream);
+    expect(held.config.retention).toBe('limits');
+    expect(held.state.messages).toBe(5);
+    const slow: string[] = [];
+    await bus.subscribe(c, { group: 'slow' }, (e) => {
+      slow.push(e.id);
+    });
+    await until(() => slow.length === 5, 'the slow group');
+    expect(slow.sort()).toEqual(sent.map((e) => e.id).sort());
+    const deadline = Date.now() + 10_000;
+    while ((await info(names(c).stream)).state.messages > 0) {
+      if (Date.now() > deadline) throw new Error('settled events were not purged');
+      await sleep(100);
+    }
+    // A channel without groups keeps nothing (publishing to it is still accepted).
+    await bus.publish(lonely, { type: 'ForNobody' });
+    while ((await info(names(lonely).stream)).state.messages > 0) {
+      if (Date.now() > deadline) throw new Error('an event for no group was kept');
+      await sleep(100);
+    }
+    await bus.close();
+  });
+
   it('deduplicates a republished id in the server window, but not a replay or another source', async () => {
     const c = channel('dedup');
     const a = track(adapter());
