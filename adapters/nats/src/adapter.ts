@@ -1,12 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import {
-  type ConnectionOptions,
-  connect,
-  credsAuthenticator,
-  type NatsConnection,
-  type Subscription,
-} from '@nats-io/transport-node';
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import {
   type Adapter,
   type AdapterInit,
@@ -26,7 +19,13 @@ import {
 } from '@wharf/core';
 import { readDeadLetters, writeDeadLetter } from './dead-letters.js';
 import { connectError, isNoResponders, isStreamNotFound } from './errors.js';
-import { ADAPTER_NAME, type NatsAdapterOptions, type ResolvedNatsOptions, resolveOptions } from './options.js';
+import {
+  ADAPTER_NAME,
+  connectionOptions,
+  type NatsAdapterOptions,
+  type ResolvedNatsOptions,
+  resolveOptions,
+} from './options.js';
 import { Publisher } from './publisher.js';
 import { Requests } from './requests.js';
 import { Retention } from './retention.js';
@@ -101,21 +100,7 @@ export class NatsAdapter implements Adapter {
 
   async #connect(): Promise<void> {
     const o = this.#options;
-    const options: ConnectionOptions = {
-      servers: o.servers,
-      name: o.name,
-      timeout: o.connectTimeoutMs,
-      // The client's default gives up after 10 attempts; a service must outlive a broker restart.
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 1_000,
-      noAsyncTraces: true,
-      waitOnFirstConnect: false,
-    };
-    if (o.user !== undefined) options.user = o.user;
-    if (o.pass !== undefined) options.pass = o.pass;
-    if (o.token !== undefined) options.token = o.token;
-    if (o.tls !== undefined) options.tls = { ...o.tls };
-    if (o.credsFile !== undefined) options.authenticator = credsAuthenticator(readFileSync(o.credsFile));
+    const options = connectionOptions(o);
     let nc: NatsConnection;
     try {
       const connecting = connect(options);

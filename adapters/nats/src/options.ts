@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { type ConnectionOptions, credsAuthenticator } from '@nats-io/transport-node';
 import { ConfigError, parseBrokerUrl } from '@wharf/core';
 
 export const ADAPTER_NAME = 'nats';
@@ -180,4 +181,24 @@ export function resolveOptions(url: string, options: NatsAdapterOptions): Resolv
     purgeIntervalMs: positiveInt(options.purgeIntervalMs, 'purgeIntervalMs', 5_000, 10),
     replicas: positiveInt(options.replicas, 'replicas', 1, 1),
   };
+}
+
+/** nats.js connection options for resolved options (the adapter's and the conformance harness's). */
+export function connectionOptions(o: ResolvedNatsOptions): ConnectionOptions {
+  const options: ConnectionOptions = {
+    servers: o.servers,
+    name: o.name,
+    timeout: o.connectTimeoutMs,
+    // The client's default gives up after 10 attempts; a service must outlive a broker restart.
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 1_000,
+    noAsyncTraces: true,
+    waitOnFirstConnect: false,
+  };
+  if (o.user !== undefined) options.user = o.user;
+  if (o.pass !== undefined) options.pass = o.pass;
+  if (o.token !== undefined) options.token = o.token;
+  if (o.tls !== undefined) options.tls = { ...o.tls };
+  if (o.credsFile !== undefined) options.authenticator = credsAuthenticator(readFileSync(o.credsFile));
+  return options;
 }

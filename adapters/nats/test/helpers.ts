@@ -1,18 +1,11 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { ForeignMessage } from '@wharf/conformance';
 import { probeBroker } from '@wharf/conformance';
 import { type Logger, silentLogger } from '@wharf/core';
-import createNatsAdapter, {
-  channelNames,
-  type NatsAdapter,
-  type NatsAdapterOptions,
-  publishForeign as send,
-} from '../src/index.js';
-import { resolveOptions } from '../src/options.js';
+import createNatsAdapter, { conformanceHarness, type NatsAdapter, type NatsAdapterOptions } from '../src/index.js';
 
 const run = promisify(execFile);
 
@@ -43,19 +36,16 @@ export async function withConnection<T>(work: (nc: NatsConnection) => Promise<T>
   }
 }
 
+const harness = conformanceHarness(url);
+
 /** Sends a message to the channel's subject with raw nats.js JetStream, as a non-Wharf producer would. */
-export async function publishForeign(channel: string, message: ForeignMessage): Promise<void> {
-  await withConnection((nc) => send(nc, channel, message, url));
+export function publishForeign(channel: string, message: ForeignMessage): Promise<void> {
+  return harness.publishForeign(channel, message);
 }
 
 /** Deletes the channel's stream (its consumers go with it) and its dead-letter stream. */
-export async function cleanup(channel: string, _groups: readonly string[] = []): Promise<void> {
-  const names = channelNames(resolveOptions(url, {}), channel);
-  await withConnection(async (nc) => {
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(names.stream).catch(() => undefined);
-    await jsm.streams.delete(names.dlqStream).catch(() => undefined);
-  });
+export function cleanup(channel: string, groups: readonly string[] = []): Promise<void> {
+  return harness.cleanup(channel, groups);
 }
 
 const START = [
