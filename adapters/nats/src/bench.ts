@@ -13,9 +13,9 @@ import { resolveOptions } from './options.js';
 import { escapeName } from './topology.js';
 
 /**
- * The raw nats.js JetStream baseline for `wharf bench`: the same durability as the bus (file storage,
- * PubAck per event, `window` publishes in flight, a `Nats-Msg-Id` per event), a durable pull consumer with
- * explicit ack consumed with `consume()` — nats.js's recommended way.
+ * The raw nats.js JetStream baseline for `wharf bench`: the same durability and stream as the bus (file
+ * storage, limits retention, PubAck per event, `window` publishes in flight, a `Nats-Msg-Id` per event), a
+ * durable pull consumer with explicit ack consumed with `consume()` — nats.js's recommended way.
  */
 export async function rawBaseline(options: BenchOptions): Promise<BenchResult> {
   const resolved = resolveOptions(options.url, {});
@@ -29,7 +29,8 @@ export async function rawBaseline(options: BenchOptions): Promise<BenchResult> {
       name: stream,
       subjects: [subject],
       storage: StorageType.File,
-      retention: RetentionPolicy.Interest,
+      // The bus's channel streams have limits retention (topology.ts): the server does the same work per event.
+      retention: RetentionPolicy.Limits,
     });
     await jsm.consumers.add(stream, {
       durable_name: 'bench',

@@ -4,7 +4,7 @@ import { PublishError, type WireMessage } from '@wharf/core';
 import { EncodedHeaders, encodeHeaderBlock } from './codec.js';
 import { isNoResponders, publishError } from './errors.js';
 import type { ResolvedNatsOptions } from './options.js';
-import type { Requests } from './requests.js';
+import type { Reply, Requests } from './requests.js';
 import { type ChannelNames, type DeclaredChannel, ensureChannel } from './topology.js';
 
 /**
@@ -14,7 +14,7 @@ import { type ChannelNames, type DeclaredChannel, ensureChannel } from './topolo
 export class Publisher {
   readonly #channels = new Map<string, Promise<DeclaredChannel>>();
   /** Channels whose streams are declared: the publish hot path needs no await for them. */
-  readonly #ready = new Map<string, ChannelNames>();
+  readonly #ready = new Map<string, Ready>();
 
   constructor(
     private readonly requests: Requests,
@@ -34,7 +34,7 @@ export class Publisher {
       declared.then(
         (ready) => {
           if (this.#channels.get(channel) !== declared) return;
-          this.#ready.set(channel, ready);
+          this.#ready.set(channel, { names: ready, check: pubAckCheck(ready.stream) });
           this.onDeclared(ready);
         },
         () => {
@@ -52,15 +52,15 @@ export class Publisher {
 
   /** Pipelines every publish and resolves when all were acknowledged; messages keep array order in the stream. */
   publish(channel: string, messages: readonly WireMessage[]): Promise<void> {
-    const names = this.#ready.get(channel);
-    if (names === undefined) return this.#publishDeclaring(channel, messages);
-    return this.#send(names, messages).catch((error: unknown) => this.#recover(error, channel, names, messages));
+    const ready = this.#ready.get(channel);
+    if (ready === undefined) return this.#publishDeclaring(channel, messages);
+    return this.#send(ready, messages).catch((error: unknown) => this.#recover(error, channel, ready.names, messages));
   }
 
   async #publishDeclaring(channel: string, messages: readonly WireMessage[]): Promise<void> {
     const names = await this.channel(channel);
     try {
-      await this.#send(names, messages);
+      await this.#send(this.#ready.get(channel) ?? { names, check: pubAckCheck(names.stream) }, messages);
     } catch (error) {
       await this.#recover(error, channel, names, messages);
     }
@@ -78,27 +78,34 @@ export class Publisher {
       // The stream was deleted behind our back: declare it again and retry once (ids deduplicate).
       this.forget(channel);
       current = await this.channel(channel);
-      await this.#send(current, messages);
+      await this.#send({ names: current, check: pubAckCheck(current.stream) }, messages);
     } catch (failure) {
       if (failure instanceof PublishError) throw failure;
       throw publishError(failure, current.subject, current.stream, this.options.publishTimeoutMs);
     }
   }
 
-  #send(names: ChannelNames, messages: readonly WireMessage[]): Promise<void> {
+  #send(ready: Ready, messages: readonly WireMessage[]): Promise<void> {
     const timeout = this.options.publishTimeoutMs;
-    const subject = names.subject;
+    const subject = ready.names.subject;
+    const check = ready.check;
     if (messages.length === 1) {
       const message = messages[0] as WireMessage;
-      return this.requests.requestChecked(subject, message.body, timeout, headersOf(message), pubAck);
+      return this.requests.requestChecked(subject, message.body, timeout, headersOf(message), check);
     }
     const acks = messages.map((message) =>
-      this.requests.requestChecked(subject, message.body, timeout, headersOf(message), pubAck),
+      this.requests.requestChecked(subject, message.body, timeout, headersOf(message), check),
     );
     return Promise.allSettled(acks).then((results) => {
       for (const result of results) if (result.status === 'rejected') throw result.reason;
     });
   }
+}
+
+/** A declared channel and the PubAck check of its stream. */
+interface Ready {
+  readonly names: ChannelNames;
+  readonly check: (reply: Reply, subject: string) => void;
 }
 
 /** The message's headers, encoded once (see {@link encodeHeaderBlock}). */
@@ -108,8 +115,32 @@ function headersOf(message: WireMessage): MsgHdrs {
 
 const decoder = new TextDecoder();
 
+/**
+ * The PubAck check for one stream. The server answers a stored publish with `{"stream":"<name>", "seq":<n>…`
+ * (2.9's template); a reply that starts exactly so, with a digit after it and no status header, is accepted
+ * by comparing bytes, with no string decoding or JSON parsing (a duplicate's `"duplicate": true` comes after
+ * the digits: accepted too, a duplicate is a success). Anything else (an error, another server version's
+ * formatting, a status reply) goes through {@link pubAck}.
+ */
+export function pubAckCheck(stream: string): (reply: Reply, subject: string) => void {
+  const expected = Buffer.from(`{"stream":${JSON.stringify(stream)}, "seq":`);
+  const n = expected.length;
+  return (reply, subject) => {
+    const data = reply.data;
+    if (reply.headers === undefined && data.length > n) {
+      const digit = data[n] as number;
+      if (digit >= 48 && digit <= 57) {
+        let i = 0;
+        while (i < n && data[i] === expected[i]) i++;
+        if (i === n) return;
+      }
+    }
+    pubAck(reply, subject);
+  };
+}
+
 /** Checks a PubAck: `{"stream":…,"seq":…}` (a duplicate is a success), `{"error":…}`, or a 503 status. */
-function pubAck(reply: { data: Uint8Array; headers?: { code: number } | undefined }, subject: string): void {
+export function pubAck(reply: { data: Uint8Array; headers?: { code: number } | undefined }, subject: string): void {
   if (reply.headers?.code === 503) throw new NoRespondersError(subject);
   let ack: { error?: ApiError; seq?: number };
   try {

@@ -64,10 +64,9 @@ export class Requests {
 
   #answer(msg: Msg | undefined): void {
     if (!msg) return;
-    const id = Number(msg.subject.slice(this.#prefix.length));
-    const pending = this.#pending.get(id);
+    const pending = this.#pending.get(this.#idOf(msg));
     if (!pending) return;
-    this.#pending.delete(id);
+    this.#pending.delete(pending.id);
     const reply: Reply = { data: msg.data, headers: msg.headers };
     if (pending.check === undefined) {
       pending.resolve(reply);
@@ -80,6 +79,25 @@ export class Requests {
       return;
     }
     pending.resolve(undefined);
+  }
+
+  /**
+   * The request id at the end of a reply's subject. Read from the subject's bytes where nats.js 3.x exposes
+   * them (`MsgImpl._msg.subject`), which spares decoding the subject into a string per reply.
+   */
+  #idOf(msg: Msg): number {
+    const raw = (msg as unknown as { _msg?: { subject?: unknown } })._msg?.subject;
+    const from = this.#prefix.length;
+    if (raw instanceof Uint8Array && raw.length > from && raw.length - from <= 15) {
+      let id = 0;
+      for (let i = from; i < raw.length; i++) {
+        const c = (raw[i] as number) - 48;
+        if (c < 0 || c > 9) return Number(msg.subject.slice(from));
+        id = id * 10 + c;
+      }
+      return id;
+    }
+    return Number(msg.subject.slice(from));
   }
 
   #expire(): void {
