@@ -150,6 +150,8 @@ export class NatsAdapter implements Adapter {
           this.#logger.warn(`[wharf] [nats] disconnected from ${this.#options.display}; reconnecting`);
         } else if (status.type === 'reconnect') {
           this.#logger.info(`[wharf] [nats] reconnected to ${this.#options.display}`);
+          // Publishes still waiting for their PubAck will not get one on this connection: send them again.
+          this.#connected?.requests.resend();
           // Pull requests live on the server: after a restart they are gone, so every subscriber asks again.
           for (const subscriber of this.#subscribers) subscriber.reset();
         }

@@ -232,6 +232,19 @@ export class Requests {
     );
   }
 
+  /**
+   * After a reconnect: requests still waiting for a reply are published again, with the same reply id. A
+   * request written before the connection dropped gets no reply once the server restarted, and nats.js drops
+   * whatever is written while it is disconnected; both would otherwise wait out their timeout. Publishes carry
+   * a `Nats-Msg-Id`, so a copy the server did store is answered as a duplicate; the first reply wins.
+   */
+  resend(): void {
+    if (this.#pending.size === 0) return;
+    const queued = new Set(this.#requests);
+    for (const pending of this.#pending.values()) if (!queued.has(pending)) this.#requests.push(pending);
+    this.#schedule();
+  }
+
   close(reason: Error): void {
     clearInterval(this.#sweep);
     try {

@@ -1,4 +1,4 @@
-import type { ConsumerInfo, JetStreamManager } from '@nats-io/jetstream';
+import type { JetStreamManager } from '@nats-io/jetstream';
 import { describeError, type Logger } from '@wharf/core';
 
 /**
@@ -50,7 +50,11 @@ export class Retention {
 }
 
 /** The first stream sequence a consumer may still deliver or redeliver. */
-export function neededFrom(consumer: Pick<ConsumerInfo, 'ack_floor' | 'delivered' | 'num_ack_pending'>): number {
+export function neededFrom(consumer: {
+  readonly ack_floor: { readonly stream_seq: number };
+  readonly delivered: { readonly stream_seq: number };
+  readonly num_ack_pending: number;
+}): number {
   // Nothing unsettled: everything up to the last delivery is settled (or before the group's start).
   const done =
     consumer.num_ack_pending === 0

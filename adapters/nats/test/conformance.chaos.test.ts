@@ -30,6 +30,30 @@ runConformance({
 });
 
 describe.skipIf(unavailable !== undefined)('nats adapter across a server restart', () => {
+  it('resolves a publish issued while the server is down once it is back, not after publishTimeoutMs', async () => {
+    const channel = unique('nats-outage');
+    const bus = createBus({ adapter: adapter({ publishTimeoutMs: 15_000 }), logger: silentLogger });
+    try {
+      await bus.declare(channel, { groups: ['g'] });
+      const restarting = restartServer(2_000);
+      await new Promise((r) => setTimeout(r, 700));
+      const started = Date.now();
+      // nats.js drops what is written while it is disconnected: only the adapter's resend brings this one in.
+      const published = bus.publish(channel, { type: 'DuringOutage', data: { n: 1 } });
+      await restarting;
+      const back = Date.now();
+      await published;
+      expect(Date.now() - back).toBeLessThan(8_000);
+      expect(Date.now() - started).toBeLessThan(15_000);
+      const stream = channelNames(resolveOptions(url, {}), channel).stream;
+      const state = await withConnection(async (nc) => (await jetstreamManager(nc)).streams.info(stream));
+      expect(state.state.messages).toBe(1);
+    } finally {
+      await bus.close();
+      await cleanup(channel);
+    }
+  });
+
   it('keeps every event for a group that lags behind another one (fan-out), publishing through the restart', async () => {
     const channel = unique('nats-lagging');
     const bus = createBus({ adapter: adapter(), logger: silentLogger });
