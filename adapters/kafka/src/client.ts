@@ -324,7 +324,20 @@ function wrapAdmin(admin: kafkajs.Admin): ClientAdmin {
   };
 }
 
-function wrapConsumer(kafka: kafkajs.Kafka, settings: ConsumerSettings): ClientConsumer {
+/** Delays before restarting a consumer that kafkajs gave up on: doubling from the first, reset by a join. */
+const RESTART_FIRST_MS = 500;
+const RESTART_MAX_MS = 10_000;
+
+/**
+ * kafkajs restarts a crashed consumer only when the crash is "retriable"; some crashes caused by a
+ * broker restart are not (`KafkaJSNonRetriableError: Failed to find group coordinator` when a
+ * rebalance notice arrives while the broker shuts down, tulios/kafkajs#1630, #1445), and the
+ * consumer then stays stopped for good, silently. Such a consumer is restarted here (with a
+ * growing delay), unless it was disconnected on purpose or the brokers refused our credentials.
+ *
+ * Exported for tests (with a fake kafkajs); the adapter gets it through `createClient`.
+ */
+export function wrapConsumer(kafka: Pick<kafkajs.Kafka, 'consumer'>, settings: ConsumerSettings): ClientConsumer {
   const consumer = kafka.consumer({
     groupId: settings.groupId,
     sessionTimeout: settings.sessionTimeoutMs,
@@ -333,13 +346,74 @@ function wrapConsumer(kafka: kafkajs.Kafka, settings: ConsumerSettings): ClientC
     maxWaitTimeInMs: settings.maxWaitTimeMs,
     allowAutoTopicCreation: false,
     // Retriable failures (broker gone, coordinator moved) restart the consumer: it rejoins by itself.
+    // The others are restarted below.
     retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5_000, restartOnFailure: async () => true },
   });
+  const { CRASH, GROUP_JOIN, COMMIT_OFFSETS } = consumer.events;
+  let config: kafkajs.ConsumerRunConfig | undefined;
+  let disconnecting = false;
+  let restartTimer: NodeJS.Timeout | undefined;
+  let restartDelay = RESTART_FIRST_MS;
+  const crashListeners: ((error: Error, restarting: boolean) => void)[] = [];
+  // Commits the broker acknowledged, by topic|partition|offset, until their caller looked. kafkajs
+  // resolves a commit without sending it (or after a failed attempt) once its runner stopped (crash,
+  // disconnect): such a commit must not count as done.
+  const acknowledged = new Map<string, number>();
+
+  const restart = (): void => {
+    const delay = restartDelay;
+    restartDelay = Math.min(restartDelay * 2, RESTART_MAX_MS);
+    restartTimer = setTimeout(() => {
+      restartTimer = undefined;
+      if (disconnecting || config === undefined) return;
+      // run() catches start-up failures itself (they are crashes again); a rejection is unexpected.
+      consumer.run(config).catch(() => restart());
+    }, delay);
+  };
+
+  consumer.on(GROUP_JOIN, () => {
+    restartDelay = RESTART_FIRST_MS;
+    // A restart that was already starting when disconnect() ran: leave again.
+    if (disconnecting) void consumer.disconnect().catch(() => undefined);
+  });
+  consumer.on(CRASH, (event) => {
+    const { error, restart: restartedByKafkajs } = event.payload;
+    let restarting = restartedByKafkajs;
+    if (!restartedByKafkajs && !disconnecting && config !== undefined && classifyError(error) !== 'auth') {
+      restarting = true;
+      restart();
+    }
+    for (const listener of crashListeners) listener(error, restarting);
+  });
+  consumer.on(COMMIT_OFFSETS, (event) => {
+    for (const { topic, partitions } of event.payload.topics) {
+      for (const { partition, offset } of partitions) {
+        const key = `${topic}|${partition}|${String(offset)}`;
+        acknowledged.set(key, (acknowledged.get(key) ?? 0) + 1);
+      }
+    }
+  });
+  /** Whether the broker acknowledged a commit of this offset since the caller sent it (consumes one acknowledgement). */
+  const wasAcknowledged = (o: OffsetCommit): boolean => {
+    const key = `${o.topic}|${o.partition}|${o.offset}`;
+    const count = acknowledged.get(key) ?? 0;
+    if (count === 0) return false;
+    if (count === 1) acknowledged.delete(key);
+    else acknowledged.set(key, count - 1);
+    return true;
+  };
+  /** pause/resume/seek throw while kafkajs is between a crash and its restart; the restart starts from the committed offsets, unpaused. */
+  const whileRunning = (work: () => void): void => {
+    try {
+      work();
+    } catch (error) {
+      if (!/not initialized/i.test((error as Error).message)) throw error;
+    }
+  };
+
   return {
     async run(topics, onBatch) {
-      await consumer.connect();
-      await consumer.subscribe({ topics: [...topics], fromBeginning: true });
-      await consumer.run({
+      config = {
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: settings.partitionsConcurrently,
@@ -361,21 +435,38 @@ function wrapConsumer(kafka: kafkajs.Kafka, settings: ConsumerSettings): ClientC
             isActive: () => isRunning() && !isStale(),
           });
         },
-      });
+      };
+      await consumer.connect();
+      await consumer.subscribe({ topics: [...topics], fromBeginning: true });
+      await consumer.run(config);
     },
     onAssigned(listener) {
-      consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      consumer.on(GROUP_JOIN, (event) => {
         listener(Object.entries(event.payload.memberAssignment).map(([topic, partitions]) => ({ topic, partitions })));
       });
     },
     onCrash(listener) {
-      consumer.on(consumer.events.CRASH, (event) => listener(event.payload.error, event.payload.restart));
+      crashListeners.push(listener);
     },
-    pause: (targets) => consumer.pause(targets.map(toKafkaTarget)),
-    resume: (targets) => consumer.resume(targets.map(toKafkaTarget)),
-    seek: (topic, partition, offset) => consumer.seek({ topic, partition, offset }),
-    commit: (offsets) => consumer.commitOffsets(offsets.map((o) => ({ ...o, metadata: o.metadata ?? null }))),
-    disconnect: () => consumer.disconnect(),
+    pause: (targets) => whileRunning(() => consumer.pause(targets.map(toKafkaTarget))),
+    resume: (targets) => whileRunning(() => consumer.resume(targets.map(toKafkaTarget))),
+    seek: (topic, partition, offset) => whileRunning(() => consumer.seek({ topic, partition, offset })),
+    async commit(offsets) {
+      await consumer.commitOffsets(offsets.map((o) => ({ ...o, metadata: o.metadata ?? null })));
+      // Check every offset (each check consumes its acknowledgement), then fail if one was missing.
+      const missing = offsets.filter((o) => !wasAcknowledged(o));
+      if (missing.length > 0) {
+        throw new Error(
+          `the offset commit was not sent: the consumer of ${settings.groupId} stopped (it restarts and resumes from the last committed offsets)`,
+        );
+      }
+    },
+    async disconnect() {
+      disconnecting = true;
+      clearTimeout(restartTimer);
+      restartTimer = undefined;
+      await consumer.disconnect();
+    },
   };
 }
 

@@ -1,0 +1,197 @@
+import { strict as assert } from 'node:assert';
+import { EventEmitter } from 'node:events';
+import kafkajs from 'kafkajs';
+import { afterEach, describe, it, vi } from 'vitest';
+import { type ClientConsumer, wrapConsumer } from '../src/client.js';
+
+/**
+ * A stand-in for a kafkajs consumer, enough to drive the wrapper through what kafkajs does on a
+ * crash: it stops its runner, then emits `consumer.crash` with `restart` telling whether it starts
+ * again by itself. `restart: false` is what kafkajs 2.2.4 reports for "Failed to find group
+ * coordinator" when a broker restart lands in a rebalance (tulios/kafkajs#1630): the consumer then
+ * never starts again unless its owner does it.
+ */
+class FakeConsumer {
+  readonly events = {
+    CRASH: 'consumer.crash',
+    GROUP_JOIN: 'consumer.group_join',
+    COMMIT_OFFSETS: 'consumer.commit_offsets',
+  } as const;
+  readonly #emitter = new EventEmitter();
+  runs = 0;
+  running = false;
+  disconnects = 0;
+  /** What the next commitOffsets does: kafkajs resolves without sending once its runner stopped. */
+  commitMode: 'acknowledge' | 'silently-skip' = 'acknowledge';
+
+  on(event: string, listener: (event: { payload: unknown }) => void): void {
+    this.#emitter.on(event, listener);
+  }
+  emit(event: string, payload: unknown): void {
+    this.#emitter.emit(event, { payload });
+  }
+  async connect(): Promise<void> {}
+  async subscribe(): Promise<void> {}
+  async run(): Promise<void> {
+    this.runs++;
+    this.running = true;
+  }
+  async disconnect(): Promise<void> {
+    this.disconnects++;
+    this.running = false;
+  }
+  crash(error: Error, restart: boolean): void {
+    this.running = false;
+    this.emit(this.events.CRASH, { error, groupId: 'g', restart });
+  }
+  join(): void {
+    this.emit(this.events.GROUP_JOIN, { memberAssignment: { t: [0] } });
+  }
+  #notRunning(): void {
+    if (!this.running)
+      throw new kafkajs.KafkaJSNonRetriableError(
+        'Consumer group was not initialized, consumer#run must be called first',
+      );
+  }
+  pause(): void {
+    this.#notRunning();
+  }
+  resume(): void {
+    this.#notRunning();
+  }
+  seek(): void {
+    this.#notRunning();
+  }
+  async commitOffsets(offsets: { topic: string; partition: number; offset: string }[]): Promise<void> {
+    this.#notRunning();
+    if (this.commitMode === 'silently-skip') return;
+    const topics = [...new Set(offsets.map((o) => o.topic))].map((topic) => ({
+      topic,
+      partitions: offsets.filter((o) => o.topic === topic).map((o) => ({ partition: o.partition, offset: o.offset })),
+    }));
+    this.emit(this.events.COMMIT_OFFSETS, { topics });
+  }
+}
+
+function wrapped(): { fake: FakeConsumer; consumer: ClientConsumer; crashes: [string, boolean][] } {
+  const fake = new FakeConsumer();
+  const kafka = { consumer: () => fake } as unknown as Pick<kafkajs.Kafka, 'consumer'>;
+  const consumer = wrapConsumer(kafka, {
+    groupId: 'g',
+    sessionTimeoutMs: 6_000,
+    rebalanceTimeoutMs: 10_000,
+    heartbeatIntervalMs: 300,
+    maxWaitTimeMs: 100,
+    partitionsConcurrently: 1,
+  });
+  const crashes: [string, boolean][] = [];
+  consumer.onCrash((error, restarting) => crashes.push([error.message, restarting]));
+  return { fake, consumer, crashes };
+}
+
+/** What kafkajs' joinAndSync throws when the coordinator lookup fails (it bails, wrapping the cause). */
+const coordinatorLost = (): Error => {
+  const NotFound = kafkajs.KafkaJSGroupCoordinatorNotFound as unknown as new (message: string) => Error;
+  return new kafkajs.KafkaJSNonRetriableError(new NotFound('Failed to find group coordinator'));
+};
+
+describe('kafka client: a consumer kafkajs does not restart', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('is restarted after a non-retriable crash (broker restart during a rebalance), with a growing delay', async () => {
+    vi.useFakeTimers();
+    const { fake, consumer, crashes } = wrapped();
+    await consumer.run(['t'], async () => {});
+    assert.equal(fake.runs, 1);
+
+    fake.crash(coordinatorLost(), false);
+    assert.deepEqual(crashes, [['Failed to find group coordinator', true]], 'reported as restarting');
+    await vi.advanceTimersByTimeAsync(499);
+    assert.equal(fake.runs, 1);
+    await vi.advanceTimersByTimeAsync(1);
+    assert.equal(fake.runs, 2, 'restarted after 500 ms');
+
+    // Still no coordinator: the next attempt waits twice as long.
+    fake.crash(coordinatorLost(), false);
+    await vi.advanceTimersByTimeAsync(999);
+    assert.equal(fake.runs, 2);
+    await vi.advanceTimersByTimeAsync(1);
+    assert.equal(fake.runs, 3);
+
+    // A join resets the delay.
+    fake.join();
+    fake.crash(coordinatorLost(), false);
+    await vi.advanceTimersByTimeAsync(500);
+    assert.equal(fake.runs, 4);
+  });
+
+  it('leaves restarts kafkajs does itself to kafkajs', async () => {
+    vi.useFakeTimers();
+    const { fake, consumer, crashes } = wrapped();
+    await consumer.run(['t'], async () => {});
+    fake.crash(
+      new kafkajs.KafkaJSNumberOfRetriesExceeded(new Error('connect ECONNREFUSED'), {
+        retryCount: 8,
+        retryTime: 5_000,
+      }),
+      true,
+    );
+    await vi.advanceTimersByTimeAsync(20_000);
+    assert.equal(fake.runs, 1);
+    assert.deepEqual(crashes, [['connect ECONNREFUSED', true]]);
+  });
+
+  it('is not restarted after disconnect(), nor when the brokers refuse the credentials', async () => {
+    vi.useFakeTimers();
+    const a = wrapped();
+    await a.consumer.run(['t'], async () => {});
+    a.fake.crash(coordinatorLost(), false);
+    await a.consumer.disconnect();
+    await vi.advanceTimersByTimeAsync(20_000);
+    assert.equal(a.fake.runs, 1, 'a pending restart is cancelled by disconnect()');
+
+    const b = wrapped();
+    await b.consumer.run(['t'], async () => {});
+    const auth = new kafkajs.KafkaJSProtocolError('SASL authentication failed');
+    (auth as { type?: string }).type = 'SASL_AUTHENTICATION_FAILED';
+    b.fake.crash(auth, false);
+    await vi.advanceTimersByTimeAsync(20_000);
+    assert.equal(b.fake.runs, 1);
+    assert.deepEqual(b.crashes, [['SASL authentication failed', false]], 'reported as stopped');
+  });
+
+  it('leaves the group again when a restart joins after disconnect()', async () => {
+    const { fake, consumer } = wrapped();
+    await consumer.run(['t'], async () => {});
+    await consumer.disconnect();
+    fake.join();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(fake.disconnects, 2);
+  });
+
+  it('ignores pause, resume and seek between a crash and the restart (the restart reads committed offsets)', async () => {
+    const { fake, consumer } = wrapped();
+    await consumer.run(['t'], async () => {});
+    fake.crash(coordinatorLost(), false);
+    consumer.pause([{ topic: 't', partitions: [0] }]);
+    consumer.resume([{ topic: 't', partitions: [0] }]);
+    consumer.seek('t', 0, '5');
+    await consumer.disconnect();
+  });
+
+  it('fails a commit kafkajs resolved without sending (its runner had stopped), and passes acknowledged ones', async () => {
+    const { fake, consumer } = wrapped();
+    await consumer.run(['t'], async () => {});
+    await consumer.commit([{ topic: 't', partition: 0, offset: '7' }]);
+    fake.commitMode = 'silently-skip';
+    await assert.rejects(consumer.commit([{ topic: 't', partition: 0, offset: '8' }]), /was not sent/);
+    // An acknowledgement is used once: a later skipped commit of the same offset still fails.
+    fake.commitMode = 'acknowledge';
+    await consumer.commit([{ topic: 't', partition: 0, offset: '9' }]);
+    fake.commitMode = 'silently-skip';
+    await assert.rejects(consumer.commit([{ topic: 't', partition: 0, offset: '9' }]), /was not sent/);
+    await consumer.disconnect();
+  });
+});
