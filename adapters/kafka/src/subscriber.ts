@@ -42,6 +42,12 @@ interface BatchControl {
   interrupted: boolean;
 }
 
+/** Background commits of one assignment: the newest target per partition, and whether a request is in flight. */
+interface CommitQueue {
+  readonly pending: Map<string, { topic: string; partition: number; target: bigint }>;
+  sending: boolean;
+}
+
 const MARKER = /^wharf:offset=(\d+);deliveries=(\d+)$/;
 
 /** Offset-commit metadata that counts deliveries of the record at the committed offset. */
@@ -62,11 +68,14 @@ class Slots {
   constructor(size: number) {
     this.#free = size;
   }
+  /** Takes a slot if one is free (no promise, no microtask hop on the hot path). */
+  tryAcquire(): boolean {
+    if (this.#free === 0) return false;
+    this.#free--;
+    return true;
+  }
   acquire(): Promise<boolean> {
-    if (this.#free > 0) {
-      this.#free--;
-      return Promise.resolve(true);
-    }
+    if (this.tryAcquire()) return Promise.resolve(true);
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
   release(): void {
@@ -105,6 +114,8 @@ export class Subscriber implements AdapterSubscription {
   readonly #retryTopicSet = new Set<string>();
   readonly #dlt: string;
   readonly #batches = new Set<Promise<void>>();
+  /** Offset commits not awaited by their batch; leaving the group waits for them. */
+  readonly #commits = new Set<Promise<void>>();
   readonly #timers = new Set<NodeJS.Timeout>();
   #consumer: ClientConsumer | undefined;
   #topics: string[] = [];
@@ -113,6 +124,16 @@ export class Subscriber implements AdapterSubscription {
   #committed = new Map<string, bigint>();
   #probed = new Set<string>();
   #committedInfo = new Map<string, Promise<CommittedOffset[]>>();
+  /** Background commits of this assignment waiting to be sent (see #commitInBackground). */
+  #commitQueue: CommitQueue = { pending: new Map(), sending: false };
+  /** Where this subscriber started reading partitions that had no committed offset (kept across assignments). */
+  readonly #starts = new Map<string, bigint>();
+  /**
+   * Settles once the partitions of this assignment that had no committed offset got their start
+   * committed; maps `topic|partition` to that offset (records before it were published before the
+   * subscription and are not delivered).
+   */
+  #initialised: Promise<Map<string, bigint>> = Promise.resolve(new Map());
   #stopping = false;
   #closed: Promise<void> | undefined;
   /** Resolved when close gave up waiting for handlers: batches stop waiting for them. */
@@ -159,26 +180,23 @@ export class Subscriber implements AdapterSubscription {
       this.#committed = new Map();
       this.#probed = new Set();
       this.#committedInfo = new Map();
+      this.#commitQueue = { pending: new Map(), sending: false };
       logger.debug(`[wharf] [kafka] ${this.#groupId} assigned`, { assignment });
-      // Runs before kafkajs' first fetch of this generation: hold the partitions until every one
-      // has a committed offset, so a new group starts from "now" without a separate join.
-      const generation = this.#generation;
-      const targets = assignment.map((a) => ({ topic: a.topic, partitions: [...a.partitions] }));
-      consumer.pause(targets);
-      topology
-        .commitEndsWhereMissing(consumer, assignment, (topic) => this.#committedOf(topic))
+      // A new group starts from "now": commit the end offsets where nothing is committed yet,
+      // without a separate join. The partitions are not paused meanwhile (kafkajs sleeps a whole
+      // maxWaitTimeMs when every partition is paused, which delayed the first events of every
+      // subscription): kafkajs may fetch from the earliest offset before this commit lands, so
+      // the first batch of each such partition waits for it and skips the records before it.
+      // Partitions with a committed offset are never skipped into (after a restart, for one).
+      this.#initialised = this.#initialiseOffsets(consumer, assignment)
         .catch((error: unknown) => {
           logger.warn(
             `[wharf] [kafka] could not initialise the offsets of ${this.#groupId}; reading from the earliest`,
-            {
-              error: describeError(error).message,
-            },
+            { error: describeError(error).message },
           );
+          return new Map<string, bigint>();
         })
-        .finally(() => {
-          if (generation === this.#generation && !this.#stopping) consumer.resume(targets);
-          joined();
-        });
+        .finally(joined);
     });
     consumer.onCrash((error, restarting) => {
       const message = `[wharf] [kafka] the consumer of ${channel}/${group} lost the brokers ${options.where}: ${describeError(error).message}`;
@@ -193,6 +211,40 @@ export class Subscriber implements AdapterSubscription {
     }
   }
 
+  /**
+   * A new group starts from "now": for the assigned partitions that have no committed offset,
+   * commits where this subscriber starts reading them (the end offset, the first time), and returns
+   * those offsets by `topic|partition`. Records before them were published before the subscription.
+   */
+  async #initialiseOffsets(
+    consumer: ClientConsumer,
+    assignment: readonly { topic: string; partitions: readonly number[] }[],
+  ): Promise<Map<string, bigint>> {
+    const admin = await this.#deps.admin();
+    const commits: { topic: string; partition: number; offset: string }[] = [];
+    for (const { topic, partitions } of assignment) {
+      const committed = await this.#committedOf(topic);
+      const missing = partitions.filter((p) => Number(committed.find((c) => c.partition === p)?.offset ?? -1) < 0);
+      if (missing.length === 0) continue;
+      // Only read the end the first time: if the commit below is lost (a crash, a rebalance) and a
+      // later assignment finds the partition uncommitted again, the start stays where it was, so
+      // events published since the subscription began are never skipped.
+      const unknown = missing.filter((p) => !this.#starts.has(`${topic}|${p}`));
+      const ends = unknown.length > 0 ? await admin.ends(topic) : [];
+      for (const partition of missing) {
+        const tp = `${topic}|${partition}`;
+        let start = this.#starts.get(tp);
+        if (start === undefined) {
+          start = BigInt(ends.find((e) => e.partition === partition)?.high ?? '0');
+          this.#starts.set(tp, start);
+        }
+        commits.push({ topic, partition, offset: String(start) });
+      }
+    }
+    if (commits.length > 0) await consumer.commit(commits);
+    return new Map(commits.map((c) => [`${c.topic}|${c.partition}`, BigInt(c.offset)]));
+  }
+
   #track(work: Promise<void>): Promise<void> {
     this.#batches.add(work);
     return work.finally(() => this.#batches.delete(work));
@@ -203,31 +255,46 @@ export class Subscriber implements AdapterSubscription {
     return !this.#stopping && !control.interrupted && generation === this.#generation;
   }
 
-  async #onBatch(batch: FetchedBatch): Promise<void> {
-    if (this.#stopping || batch.records.length === 0) return;
+  async #onBatch(fetched: FetchedBatch): Promise<void> {
+    if (this.#stopping || fetched.records.length === 0) return;
     const generation = this.#generation;
+    const tp = `${fetched.topic}|${fetched.partition}`;
     const control: BatchControl = { interrupted: false };
-    const isRetry = this.#retryTopicSet.has(batch.topic);
+    const isRetry = this.#retryTopicSet.has(fetched.topic);
     const items: Item[] = [];
+    let batch = fetched;
     let dueAt: number | undefined;
     let lastCommitAt = Date.now();
     // kafkajs heartbeats only between batches: keep the membership alive while handlers run, and
     // commit what is settled now and then so a long batch does not hold everything back.
     const beat = setInterval(() => {
-      batch.heartbeat().catch(() => {
+      fetched.heartbeat().catch(() => {
         control.interrupted = true;
       });
       if (Date.now() - lastCommitAt >= this.#deps.options.commitIntervalMs) {
         lastCommitAt = Date.now();
         const target = commitTarget(items);
         if (target !== undefined && generation === this.#generation) {
-          void this.#commit(batch.topic, batch.partition, target);
+          this.#commitInBackground(fetched.topic, fetched.partition, target);
         }
       }
     }, this.#deps.options.heartbeatIntervalMs);
     try {
+      if (!this.#probed.has(tp)) {
+        // The first batch of a partition in this assignment: kafkajs may have fetched it before the
+        // offset initialisation landed (a new group reads from "now", see onAssigned).
+        const from = (await this.#initialised).get(tp);
+        if (!this.#dispatching(control, generation)) return;
+        if (from !== undefined && BigInt(fetched.records[0]?.offset ?? from) < from) {
+          const records = fetched.records.filter((r) => BigInt(r.offset) >= from);
+          if (records.length === 0) {
+            (this.#consumer as ClientConsumer).seek(fetched.topic, fetched.partition, String(from));
+            return;
+          }
+          batch = { ...fetched, records };
+        }
+      }
       let start = 0;
-      const tp = `${batch.topic}|${batch.partition}`;
       if (!this.#probed.has(tp)) {
         const first = batch.records[0] as IncomingRecord;
         const due = isRetry ? dueOf(first) : 0;
@@ -377,7 +444,7 @@ export class Subscriber implements AdapterSubscription {
       item.state = 'skipped';
       return;
     }
-    if (!(await this.#slots.acquire())) {
+    if (!this.#slots.tryAcquire() && !(await this.#slots.acquire())) {
       item.state = 'skipped';
       return;
     }
@@ -485,8 +552,11 @@ export class Subscriber implements AdapterSubscription {
   ): Promise<void> {
     if (generation !== this.#generation) return; // the partition may belong to another member now
     const consumer = this.#consumer as ClientConsumer;
+    // Not awaited: the next fetch of this partition does not depend on the commit, and waiting for
+    // its round trip held every partition's next batch back (kafkajs fetches again only when all
+    // batches of a fetch returned). The commit is sent now, in order after earlier ones.
     const target = commitTarget(items);
-    if (target !== undefined) await this.#commit(batch.topic, batch.partition, target);
+    if (target !== undefined) this.#commitInBackground(batch.topic, batch.partition, target);
     const undone = items.find((i) => i.state !== 'done');
     const partition = [{ topic: batch.topic, partitions: [batch.partition] }];
     if (undone) {
@@ -514,6 +584,62 @@ export class Subscriber implements AdapterSubscription {
       Math.max(0, at - Date.now()),
     );
     this.#timers.add(timer);
+  }
+
+  /**
+   * Commits without making the batch wait. One commit request is in flight per subscription; the
+   * targets that arrive meanwhile (the newest per partition) go together in the next one. So a
+   * partition's commits land in order (never a lower offset after a higher one), and a busy
+   * subscription sends one commit per round trip for all its partitions, not one per batch.
+   */
+  #commitInBackground(topic: string, partition: number, target: bigint): void {
+    const key = `${topic}|${partition}`;
+    const last = this.#committed.get(key);
+    if (last !== undefined && target <= last) return;
+    const queue = this.#commitQueue;
+    const pending = queue.pending.get(key);
+    if (pending !== undefined && pending.target >= target) return;
+    queue.pending.set(key, { topic, partition, target });
+    if (queue.sending) return;
+    queue.sending = true;
+    const work = this.#sendCommits(queue);
+    this.#commits.add(work);
+    void work.finally(() => this.#commits.delete(work));
+  }
+
+  async #sendCommits(queue: CommitQueue): Promise<void> {
+    try {
+      // Stops when the assignment changed: the partitions may belong to other members now.
+      while (queue.pending.size > 0 && queue === this.#commitQueue) {
+        const offsets: { topic: string; partition: number; target: bigint }[] = [];
+        for (const [key, commit] of queue.pending) {
+          const last = this.#committed.get(key);
+          if (last === undefined || commit.target > last) {
+            this.#committed.set(key, commit.target);
+            offsets.push(commit);
+          }
+        }
+        queue.pending.clear();
+        if (offsets.length === 0) continue;
+        try {
+          await (this.#consumer as ClientConsumer).commit(
+            offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: String(o.target) })),
+          );
+        } catch (error) {
+          for (const o of offsets) {
+            const key = `${o.topic}|${o.partition}`;
+            if (this.#committed.get(key) === o.target) this.#committed.delete(key);
+          }
+          // Not fatal: the events after the last committed offset are delivered again (deduplicated by id).
+          this.#deps.logger.warn(
+            `[wharf] [kafka] could not commit ${offsets.map((o) => `${o.topic}/${o.partition}@${o.target}`).join(', ')} for ${this.#groupId}; those events may be delivered again`,
+            { error: describeError(error).message },
+          );
+        }
+      }
+    } finally {
+      queue.sending = false;
+    }
   }
 
   async #commit(topic: string, partition: number, target: bigint): Promise<void> {
@@ -549,6 +675,7 @@ export class Subscriber implements AdapterSubscription {
     // their offsets committed first; stop() itself returns at once (the core waits for handlers).
     this.#closed = (async () => {
       await Promise.allSettled([...this.#batches]);
+      await Promise.allSettled([...this.#commits]);
       await consumer?.disconnect().catch(() => undefined);
     })();
     return Promise.resolve();
