@@ -38,9 +38,7 @@ export async function rawBaseline(options: BenchOptions): Promise<BenchResult> {
     const finished = new Promise<void>((resolve) => {
       done = resolve;
     });
-    // Measured like `wharf bench` measures the bus (the clock starts before subscribe, which
-    // creates the topic and joins the group): topic creation and the join are inside both.
-    const measure = startMeasurement(options.events);
+    let measure: ReturnType<typeof startMeasurement> | undefined;
     await admin.createTopics({
       waitForLeaders: true,
       topics: [
@@ -58,7 +56,7 @@ export async function rawBaseline(options: BenchOptions): Promise<BenchResult> {
       partitionsConsumedConcurrently: 3,
       eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
         for (const message of batch.messages) {
-          if (message.value) measure.record(payloadAge(message.value));
+          if (message.value) measure?.record(payloadAge(message.value));
           resolveOffset(message.offset);
           if (++received === options.events) done();
         }
@@ -68,6 +66,9 @@ export async function rawBaseline(options: BenchOptions): Promise<BenchResult> {
         await heartbeat();
       },
     });
+    // Measured like `wharf bench` measures the bus: the clock starts once the topic exists and the
+    // consumer joined its group (the bus bench starts it after subscribe, which does both).
+    measure = startMeasurement(options.events);
     // The same CloudEvents binary-mode headers the bus writes, so the bytes on the wire match.
     // Batching as the bus does it (and as the Java client's accumulator does): messages that arrive
     // while a request is in flight go together in the next one; kafkajs has no accumulator itself.
