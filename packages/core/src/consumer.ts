@@ -91,6 +91,11 @@ function caused<T>(cause: CloudEvent, input: EventInput<T>): EventInput<T> {
   return out;
 }
 
+/** `HandlerContext.deadLetter`, shared rather than a new closure per delivery. */
+function throwNonRetryable(reason: string): never {
+  throw new NonRetryableError(reason);
+}
+
 /** What settlement knows about a delivery, for stats and the observer. */
 interface Trace {
   type: string | undefined;
@@ -157,9 +162,7 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
     attempt: delivery.attempt,
     maxAttempts: setup.policy.maxAttempts,
     signal: setup.shutdown.signal,
-    deadLetter(reason: string): never {
-      throw new NonRetryableError(reason);
-    },
+    deadLetter: throwNonRetryable,
     publish: (target, input) => setup.publish(target, caused(event, input)),
   };
   const started = performance.now();

@@ -57,7 +57,8 @@ export class MemoryDedupStore implements DedupStore {
   }
 
   #set(id: string, expires: number): void {
-    if (!this.#young.has(id) && this.#young.size >= this.#generation) {
+    // Size first: the lookup is only needed when the young generation is full.
+    if (this.#young.size >= this.#generation && !this.#young.has(id)) {
       this.#old = this.#young;
       this.#young = new Map();
     }
