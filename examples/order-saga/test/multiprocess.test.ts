@@ -71,13 +71,16 @@ describe.each(BROKERS)('order saga as separate processes on $name', ({ name, url
     expect(summary.retries).toBeGreaterThan(0);
 
     // Both inventory processes took a share of the work.
-    const stats = readdirSync(join(stateDir, 'stats')).map(
-      (file) =>
-        JSON.parse(readFileSync(join(stateDir, 'stats', file), 'utf8')) as {
-          service: string;
-          bus: { acked: number };
-        },
-    );
+    // The services are still running and rewrite their stats file (temp file, then rename): skip the temp files.
+    const stats = readdirSync(join(stateDir, 'stats'))
+      .filter((file) => file.endsWith('.json'))
+      .map(
+        (file) =>
+          JSON.parse(readFileSync(join(stateDir, 'stats', file), 'utf8')) as {
+            service: string;
+            bus: { acked: number };
+          },
+      );
     const inventory = stats.filter((s) => s.service === 'inventory');
     expect(inventory).toHaveLength(2);
     for (const replica of inventory) expect(replica.bus.acked).toBeGreaterThan(0);
