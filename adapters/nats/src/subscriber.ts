@@ -282,7 +282,7 @@ export class Subscriber implements AdapterSubscription {
     if (this.#stopped) {
       // Arrived after stop(): give it straight back, without counting an attempt.
       book.release(bookKey(meta));
-      this.#deps.nc.publish(reply, NAK);
+      this.#bestEffort(reply, NAK);
       return;
     }
     this.#unsettled++;
@@ -307,8 +307,24 @@ export class Subscriber implements AdapterSubscription {
   }
 
   #heartbeat(): void {
-    if (this.#inflight.size === 0 || this.#deps.nc.isClosed()) return;
-    for (const delivery of this.#inflight) this.#deps.nc.publish(delivery.reply, WPI);
+    if (this.#inflight.size === 0) return;
+    for (const delivery of this.#inflight) if (!this.#bestEffort(delivery.reply, WPI)) return;
+  }
+
+  /**
+   * A write whose loss the server repairs (a missed "working" lets ack_wait redeliver; a missed nak on a
+   * message that came after stop() does too). It runs from timers and subscription callbacks, where a throw
+   * (connection draining or closed during shutdown) would be an uncaught exception: report false instead.
+   */
+  #bestEffort(subject: string, data: Uint8Array): boolean {
+    const nc = this.#deps.nc;
+    if (nc.isClosed() || nc.isDraining()) return false;
+    try {
+      nc.publish(subject, data);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   #hand(msg: Msg, reply: string, meta: DeliveryMeta): void {
