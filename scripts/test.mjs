@@ -72,5 +72,11 @@ try {
   failed = Math.max(failed, 1);
   console.error('[wharf] [test] vitest wrote no JSON report');
 }
+// Vitest fails a run on an unhandled error (an exception thrown from a timer, say) that no test owns;
+// its JSON report then shows no failure. Count it, so the summary line never says "0 failed" on a red run.
+if (failed === 0 && vitest.status !== 0) {
+  failed = 1;
+  console.error('[wharf] [test] vitest failed outside any test (unhandled error; see above): counted as 1 failed');
+}
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failed > 0 || vitest.status !== 0 ? 1 : 0);
