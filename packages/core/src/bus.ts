@@ -11,7 +11,14 @@ import {
 } from './consumer.js';
 import { type DeadLetterInfo, parseDeadLetterHeaders } from './dead-letter.js';
 import { type DedupStore, MemoryDedupStore } from './dedup.js';
-import { type CloudEvent, createEvent, decodeEvent, type EventInput, encodeEvent } from './envelope.js';
+import {
+  type CloudEvent,
+  createEvent,
+  decodeEvent,
+  type EventInput,
+  encodeEvent,
+  type WireMessage,
+} from './envelope.js';
 import { ClosedError, ConfigError, InvalidEventError, MessageTooLargeError, TimeoutError } from './errors.js';
 import { loadAdapter } from './load.js';
 import { consoleLogger, type Logger } from './logger.js';
@@ -138,20 +145,10 @@ export class Bus {
    * Throws `InvalidEventError`, `ContractViolationError` (nothing sent), `ClosedError` or a broker error.
    */
   async publish<T>(channel: string, input: EventInput<T>): Promise<CloudEvent<T>> {
-    // publishBatch for one event, without its arrays, closures and second async frame: this runs per event.
     if (this.#closing) throw new ClosedError('core', 'publish');
     checkChannel(channel);
     const event = createEvent<T>(input, this.#source);
-    this.#options.validator?.validate('publish', channel, event as CloudEvent);
-    const wire = encodeEvent(event as CloudEvent);
-    const adapter = this.#adapter ?? (await this.connect());
-    const limit = adapter.capabilities.maxMessageBytes;
-    if (wire.body.length > limit) throw new MessageTooLargeError(adapter.name, wire.body.length, limit);
-    if (this.#closing) throw new ClosedError('core', 'publish');
-    const started = performance.now();
-    await adapter.publish(channel, [wire]);
-    this.#stats.published += 1;
-    this.#options.observer?.onPublished?.(channel, 1, performance.now() - started);
+    await this.#send(channel, [this.#encode(channel, event)]);
     return event;
   }
 
@@ -164,10 +161,21 @@ export class Bus {
     checkChannel(channel);
     if (!Array.isArray(inputs)) throw new InvalidEventError('publishBatch takes an array of events');
     const events = inputs.map((input) => createEvent<T>(input, this.#source));
-    const wires = events.map((event) => {
-      this.#options.validator?.validate('publish', channel, event as CloudEvent);
-      return encodeEvent(event as CloudEvent);
-    });
+    await this.#send(
+      channel,
+      events.map((event) => this.#encode(channel, event)),
+    );
+    return events;
+  }
+
+  /** Checks an event against the contract (when one is configured) and encodes it for the adapter. */
+  #encode(channel: string, event: CloudEvent<unknown>): WireMessage {
+    this.#options.validator?.validate('publish', channel, event as CloudEvent);
+    return encodeEvent(event as CloudEvent);
+  }
+
+  /** Sends encoded events once each fits the adapter's size limit; resolves when the broker accepted them all. */
+  async #send(channel: string, wires: WireMessage[]): Promise<void> {
     // Connected already (the usual case): no await, which would cost a turn per publish.
     const adapter = this.#adapter ?? (await this.connect());
     const limit = adapter.capabilities.maxMessageBytes;
@@ -179,7 +187,6 @@ export class Bus {
     await adapter.publish(channel, wires);
     this.#stats.published += wires.length;
     this.#options.observer?.onPublished?.(channel, wires.length, performance.now() - started);
-    return events;
   }
 
   /**
