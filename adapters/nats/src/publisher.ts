@@ -9,7 +9,8 @@ import { type ChannelNames, type DeclaredChannel, ensureChannel } from './topolo
 
 /**
  * Publishes with JetStream PubAcks. A channel's streams are created on first use (cached), so a publish
- * to a channel no group declared yet is stored for nobody rather than failing: interest retention drops it.
+ * to a channel no group declared yet is stored for nobody rather than failing: the settled-event purge
+ * removes it (retention.ts).
  */
 export class Publisher {
   readonly #channels = new Map<string, Promise<DeclaredChannel>>();
@@ -34,7 +35,7 @@ export class Publisher {
       declared.then(
         (ready) => {
           if (this.#channels.get(channel) !== declared) return;
-          this.#ready.set(channel, { names: ready, check: pubAckCheck(ready.stream) });
+          this.#ready.set(channel, readyOf(ready));
           this.onDeclared(ready);
         },
         () => {
@@ -60,7 +61,7 @@ export class Publisher {
   async #publishDeclaring(channel: string, messages: readonly WireMessage[]): Promise<void> {
     const names = await this.channel(channel);
     try {
-      await this.#send(this.#ready.get(channel) ?? { names, check: pubAckCheck(names.stream) }, messages);
+      await this.#send(this.#ready.get(channel) ?? readyOf(names), messages);
     } catch (error) {
       await this.#recover(error, channel, names, messages);
     }
@@ -78,7 +79,7 @@ export class Publisher {
       // The stream was deleted behind our back: declare it again and retry once (ids deduplicate).
       this.forget(channel);
       current = await this.channel(channel);
-      await this.#send({ names: current, check: pubAckCheck(current.stream) }, messages);
+      await this.#send(readyOf(current), messages);
     } catch (failure) {
       if (failure instanceof PublishError) throw failure;
       throw publishError(failure, current.subject, current.stream, this.options.publishTimeoutMs);
@@ -91,10 +92,10 @@ export class Publisher {
     const check = ready.check;
     if (messages.length === 1) {
       const message = messages[0] as WireMessage;
-      return this.requests.requestChecked(subject, message.body, timeout, headersOf(message), check);
+      return this.requests.request(subject, message.body, timeout, headersOf(message), check);
     }
     const acks = messages.map((message) =>
-      this.requests.requestChecked(subject, message.body, timeout, headersOf(message), check),
+      this.requests.request(subject, message.body, timeout, headersOf(message), check),
     );
     return Promise.allSettled(acks).then((results) => {
       for (const result of results) if (result.status === 'rejected') throw result.reason;
@@ -106,6 +107,10 @@ export class Publisher {
 interface Ready {
   readonly names: ChannelNames;
   readonly check: (reply: Reply, subject: string) => void;
+}
+
+function readyOf(names: ChannelNames): Ready {
+  return { names, check: pubAckCheck(names.stream) };
 }
 
 /** The message's headers, encoded once (see {@link encodeHeaderBlock}). */

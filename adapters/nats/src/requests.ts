@@ -14,8 +14,8 @@ interface Pending {
   readonly headers: MsgHdrs | undefined;
   readonly id: number;
   /** Validates the reply; what it throws rejects the request, else it resolves with no value. */
-  readonly check: ((reply: Reply, subject: string) => void) | undefined;
-  resolve(reply: Reply | undefined): void;
+  readonly check: (reply: Reply, subject: string) => void;
+  resolve(): void;
   reject(error: Error): void;
   readonly deadline: number;
 }
@@ -67,18 +67,13 @@ export class Requests {
     const pending = this.#pending.get(this.#idOf(msg));
     if (!pending) return;
     this.#pending.delete(pending.id);
-    const reply: Reply = { data: msg.data, headers: msg.headers };
-    if (pending.check === undefined) {
-      pending.resolve(reply);
-      return;
-    }
     try {
-      pending.check(reply, pending.subject);
+      pending.check({ data: msg.data, headers: msg.headers }, pending.subject);
     } catch (error) {
       pending.reject(error as Error);
       return;
     }
-    pending.resolve(undefined);
+    pending.resolve();
   }
 
   /**
@@ -123,36 +118,19 @@ export class Requests {
   }
 
   /**
-   * Publishes `data` to `subject` and resolves with the reply; rejects on timeout or a failed publish.
-   * Publishes are held until the end of the current event-loop turn, so the many small requests of one
-   * turn (acks of a batch of handlers, a pipelined publish) leave in one socket write.
+   * Publishes `data` to `subject` and resolves with nothing once `check` accepted the reply (the PubAck of
+   * the publish hot path is checked where the reply arrives); rejects on timeout, a failed publish, or what
+   * `check` throws. Publishes are held until the end of the current event-loop turn, so the many small
+   * requests of one turn (a pipelined publish) leave in one socket write.
    */
-  request(subject: string, data: Uint8Array, timeoutMs: number, headers?: MsgHdrs): Promise<Reply> {
-    return this.#request(subject, data, timeoutMs, headers, undefined) as Promise<Reply>;
-  }
-
-  /**
-   * {@link request}, resolving with nothing once `check` accepted the reply (one promise per request:
-   * the PubAck of the publish hot path is checked where the reply arrives).
-   */
-  requestChecked(
+  request(
     subject: string,
     data: Uint8Array,
     timeoutMs: number,
     headers: MsgHdrs | undefined,
     check: (reply: Reply, subject: string) => void,
   ): Promise<void> {
-    return this.#request(subject, data, timeoutMs, headers, check) as Promise<void>;
-  }
-
-  #request(
-    subject: string,
-    data: Uint8Array,
-    timeoutMs: number,
-    headers: MsgHdrs | undefined,
-    check: ((reply: Reply, subject: string) => void) | undefined,
-  ): Promise<Reply | undefined> {
-    return new Promise<Reply | undefined>((resolve, reject) => {
+    return new Promise<void>((resolve, reject) => {
       const id = ++this.#n;
       const pending: Pending = { subject, data, headers, id, check, resolve, reject, deadline: Date.now() + timeoutMs };
       this.#pending.set(id, pending);

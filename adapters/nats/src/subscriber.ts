@@ -87,16 +87,13 @@ class AttemptBook {
   readonly #entries = new Map<string, { releases: number; firstFailureAt?: string }>();
   readonly #limit = 100_000;
 
-  /** Nothing released or failed is remembered: the usual case, where no key needs to be looked up. */
-  get empty(): boolean {
-    return this.#entries.size === 0;
+  /** Empty (nothing released or failed: the usual case), no key is built nor looked up. */
+  get(meta: DeliveryMeta): { releases: number; firstFailureAt?: string } | undefined {
+    return this.#entries.size === 0 ? undefined : this.#entries.get(bookKey(meta));
   }
 
-  get(key: string): { releases: number; firstFailureAt?: string } | undefined {
-    return this.#entries.get(key);
-  }
-
-  #entry(key: string): { releases: number; firstFailureAt?: string } {
+  #entry(meta: DeliveryMeta): { releases: number; firstFailureAt?: string } {
+    const key = bookKey(meta);
     let entry = this.#entries.get(key);
     if (!entry) {
       if (this.#entries.size >= this.#limit) {
@@ -109,16 +106,16 @@ class AttemptBook {
     return entry;
   }
 
-  release(key: string): void {
-    this.#entry(key).releases++;
+  release(meta: DeliveryMeta): void {
+    this.#entry(meta).releases++;
   }
 
-  failed(key: string, at: string): void {
-    this.#entry(key).firstFailureAt ??= at;
+  failed(meta: DeliveryMeta, at: string): void {
+    this.#entry(meta).firstFailureAt ??= at;
   }
 
-  done(key: string): void {
-    if (this.#entries.size > 0) this.#entries.delete(key);
+  done(meta: DeliveryMeta): void {
+    if (this.#entries.size > 0) this.#entries.delete(bookKey(meta));
   }
 }
 
@@ -281,7 +278,7 @@ export class Subscriber implements AdapterSubscription {
     if (!meta) return;
     if (this.#stopped) {
       // Arrived after stop(): give it straight back, without counting an attempt.
-      book.release(bookKey(meta));
+      book.release(meta);
       this.#bestEffort(reply, NAK);
       return;
     }
@@ -329,7 +326,7 @@ export class Subscriber implements AdapterSubscription {
 
   #hand(msg: Msg, reply: string, meta: DeliveryMeta): void {
     const { policy } = this.#request;
-    const known = book.empty ? undefined : book.get(bookKey(meta));
+    const known = book.get(meta);
     const attempt = Math.max(1, Math.min(meta.deliveryCount - (known?.releases ?? 0), policy.maxAttempts));
     const delivery = new NatsDelivery(this, msg, reply, meta, attempt);
     this.#inflight.add(delivery);
@@ -374,7 +371,7 @@ export class Subscriber implements AdapterSubscription {
    * server's max_ack_pending still caps). Resolves once the server has read the ack / nak / term.
    */
   settle(delivery: NatsDelivery, payload: Uint8Array, final: boolean): Promise<void> {
-    if (final && !book.empty) book.done(bookKey(delivery.meta));
+    if (final) book.done(delivery.meta);
     this.#inflight.delete(delivery);
     this.#unsettled--;
     this.#pull();
@@ -458,7 +455,7 @@ class NatsDelivery implements Delivery {
 
   retry(instruction: RetryInstruction): Promise<void> {
     if (this.#settled) return Promise.resolve();
-    book.failed(bookKey(this.meta), instruction.firstFailureAt);
+    book.failed(this.meta, instruction.firstFailureAt);
     const delay = Math.max(0, Math.round(instruction.delayMs));
     return this.#settle(delay > 0 ? encoder.encode(`-NAK ${JSON.stringify({ delay: nanos(delay) })}`) : NAK, false);
   }
@@ -471,7 +468,7 @@ class NatsDelivery implements Delivery {
 
   release(): Promise<void> {
     if (this.#settled) return Promise.resolve();
-    book.release(bookKey(this.meta));
+    book.release(this.meta);
     return this.#settle(NAK, false);
   }
 }
