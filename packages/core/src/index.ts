@@ -42,7 +42,7 @@ export {
 } from './envelope.js';
 export * from './errors.js';
 export { ATTEMPT_HEADER, FIRST_FAILURE_HEADER, readAttempt, retryHeaders } from './headers.js';
-export { loadAdapter } from './load.js';
+export { importAdapterModule, loadAdapter } from './load.js';
 export type { Logger } from './logger.js';
 export { consoleLogger, silentLogger } from './logger.js';
 export type { NormalizedRetryPolicy, RetryPolicy } from './policy.js';

@@ -37,6 +37,20 @@ async function importAdapter(packageName: string, scheme: string): Promise<Adapt
   }
 }
 
+/**
+ * Imports the adapter package a broker URL names, for what it exports beside the adapter
+ * (`rawBaseline`, `conformanceHarness`). Throws `InvalidUrlError` or `AdapterNotInstalledError`.
+ */
+export async function importAdapterModule(
+  url: string,
+  packages: Readonly<Record<string, string>> = ADAPTER_PACKAGES,
+): Promise<Record<string, unknown>> {
+  const { scheme } = parseBrokerUrl(url);
+  const packageName = packages[scheme];
+  if (packageName === undefined) throw new InvalidUrlError(`unknown broker scheme "${scheme}:"`);
+  return (await importAdapter(packageName, scheme)) as Record<string, unknown>;
+}
+
 /** Creates the adapter a broker URL names, loading its package on demand. */
 export async function loadAdapter(
   init: AdapterInit & Record<string, unknown>,

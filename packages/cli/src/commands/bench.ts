@@ -1,12 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import {
-  ADAPTER_PACKAGES,
   type BenchOptions,
   type BenchResult,
   createBus,
+  importAdapterModule,
   parseBrokerUrl,
   payloadAge,
   type RawBaseline,
@@ -64,16 +61,6 @@ interface AdapterModule {
   conformanceHarness?: (url: string) => { cleanup?: (channel: string, groups: readonly string[]) => Promise<void> };
 }
 
-async function adapterModule(url: string): Promise<AdapterModule> {
-  const name = ADAPTER_PACKAGES[parseBrokerUrl(url).scheme] as string;
-  try {
-    return (await import(name)) as AdapterModule;
-  } catch {
-    const resolved = createRequire(join(process.cwd(), 'noop.js')).resolve(name);
-    return (await import(pathToFileURL(resolved).href)) as AdapterModule;
-  }
-}
-
 interface Summary {
   throughput: number;
   p50Ms: number;
@@ -111,7 +98,7 @@ export async function bench(argv: string[], output: Output): Promise<number> {
   const size = positiveInt(values.size, 'size', 1024);
   const window = positiveInt(values.window, 'window', 100);
   const rounds = positiveInt(values.rounds, 'rounds', 3);
-  const mod = await adapterModule(url);
+  const mod = (await importAdapterModule(url)) as AdapterModule;
   const raw = mod.rawBaseline;
   if (typeof raw !== 'function')
     throw new UsageError(`the ${parseBrokerUrl(url).scheme}: adapter has no raw baseline for wharf bench`);
