@@ -620,22 +620,7 @@ export class Subscriber implements AdapterSubscription {
           }
         }
         queue.pending.clear();
-        if (offsets.length === 0) continue;
-        try {
-          await (this.#consumer as ClientConsumer).commit(
-            offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: String(o.target) })),
-          );
-        } catch (error) {
-          for (const o of offsets) {
-            const key = `${o.topic}|${o.partition}`;
-            if (this.#committed.get(key) === o.target) this.#committed.delete(key);
-          }
-          // Not fatal: the events after the last committed offset are delivered again (deduplicated by id).
-          this.#deps.logger.warn(
-            `[wharf] [kafka] could not commit ${offsets.map((o) => `${o.topic}/${o.partition}@${o.target}`).join(', ')} for ${this.#groupId}; those events may be delivered again`,
-            { error: describeError(error).message },
-          );
-        }
+        if (offsets.length > 0) await this.#sendOffsets(offsets);
       }
     } finally {
       queue.sending = false;
@@ -647,13 +632,23 @@ export class Subscriber implements AdapterSubscription {
     const last = this.#committed.get(key);
     if (last !== undefined && target <= last) return;
     this.#committed.set(key, target);
+    await this.#sendOffsets([{ topic, partition, target }]);
+  }
+
+  /** Commits offsets already recorded in `#committed`; a failure forgets them again and is only logged. */
+  async #sendOffsets(offsets: readonly { topic: string; partition: number; target: bigint }[]): Promise<void> {
     try {
-      await (this.#consumer as ClientConsumer).commit([{ topic, partition, offset: String(target) }]);
+      await (this.#consumer as ClientConsumer).commit(
+        offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: String(o.target) })),
+      );
     } catch (error) {
-      if (this.#committed.get(key) === target) this.#committed.delete(key);
+      for (const o of offsets) {
+        const key = `${o.topic}|${o.partition}`;
+        if (this.#committed.get(key) === o.target) this.#committed.delete(key);
+      }
       // Not fatal: the events after the last committed offset are delivered again (deduplicated by id).
       this.#deps.logger.warn(
-        `[wharf] [kafka] could not commit ${topic}/${partition}@${target} for ${this.#groupId}; those events may be delivered again`,
+        `[wharf] [kafka] could not commit ${offsets.map((o) => `${o.topic}/${o.partition}@${o.target}`).join(', ')} for ${this.#groupId}; those events may be delivered again`,
         { error: describeError(error).message },
       );
     }

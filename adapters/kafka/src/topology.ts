@@ -19,7 +19,7 @@ import {
   retryTiers,
   TopologyError,
 } from '@wharf/core';
-import type { ClientAdmin, ClientConsumer, CommittedOffset, KafkaClient, TopicSpec } from './client.js';
+import type { ClientAdmin, KafkaClient, TopicSpec } from './client.js';
 import { missingTopics, toWharfError, within } from './errors.js';
 import { ADAPTER_NAME, type ResolvedKafkaOptions } from './options.js';
 
@@ -307,26 +307,6 @@ export class Topology {
     } catch (error) {
       throw toWharfError(error, { where: this.options.where, doing });
     }
-  }
-
-  /** Commits the end offsets of `partitions` that have no committed offset yet, through a group member. */
-  async commitEndsWhereMissing(
-    consumer: ClientConsumer,
-    assignment: readonly { topic: string; partitions: readonly number[] }[],
-    committedOf: (topic: string) => Promise<readonly CommittedOffset[]>,
-  ): Promise<void> {
-    const admin = await this.admin();
-    const commits: { topic: string; partition: number; offset: string }[] = [];
-    for (const { topic, partitions } of assignment) {
-      const committed = await committedOf(topic);
-      const missing = partitions.filter((p) => Number(committed.find((c) => c.partition === p)?.offset ?? -1) < 0);
-      if (missing.length === 0) continue;
-      const ends = await admin.ends(topic);
-      for (const partition of missing) {
-        commits.push({ topic, partition, offset: ends.find((e) => e.partition === partition)?.high ?? '0' });
-      }
-    }
-    if (commits.length > 0) await consumer.commit(commits);
   }
 
   async #uncommitted(
