@@ -75,6 +75,28 @@ const KNOWN = new Set([
   'data_base64',
 ]);
 
+/**
+ * The attribute names Wharf itself writes: the spec's context attributes and the extensions in
+ * {@link CloudEvent}. Adapters map their header names onto these constants when decoding, so hot
+ * decode paths neither slice a fresh string per header nor build objects of changing shapes.
+ */
+export const WELL_KNOWN_ATTRIBUTES: readonly string[] = Object.freeze([
+  'specversion',
+  'id',
+  'source',
+  'type',
+  'time',
+  'datacontenttype',
+  'dataschema',
+  'subject',
+  'partitionkey',
+  'traceparent',
+  'tracestate',
+  'correlationid',
+  'causationid',
+  'replayed',
+]);
+
 export const JSON_CONTENT_TYPE = 'application/json';
 export const BINARY_CONTENT_TYPE = 'application/octet-stream';
 export const STRUCTURED_CONTENT_TYPE = 'application/cloudevents+json';
@@ -130,6 +152,30 @@ export function createEvent<T>(input: EventInput<T>, defaultSource: string): Clo
 
 /** Checks the required attributes and the shape of every attribute; throws `InvalidEventError`. */
 export function validateEvent(event: Record<string, unknown>): void {
+  for (const name in event) {
+    if (name !== 'data') checkAttribute(name, event[name]);
+  }
+  checkRequired(event);
+}
+
+/** One attribute's name and value (`undefined` stands for absent). */
+function checkAttribute(name: string, value: unknown): void {
+  if (!validNames.has(name)) {
+    if (!ATTRIBUTE_NAME.test(name)) {
+      throw new InvalidEventError(
+        `attribute name "${name}" is invalid: CloudEvents names are 1-20 lower-case letters or digits`,
+      );
+    }
+    // Names repeat from event to event; remembering valid ones keeps the regex off the hot path.
+    if (validNames.size < 10_000) validNames.add(name);
+  }
+  if (value !== undefined && typeof value !== 'string') {
+    throw new InvalidEventError(`attribute "${name}" must be a string, got ${typeof value}`);
+  }
+}
+
+/** The required attributes, the spec version and the time's format. */
+function checkRequired(event: Record<string, unknown>): void {
   for (const name of REQUIRED) {
     const value = event[name];
     if (typeof value !== 'string' || value.length === 0) {
@@ -140,22 +186,6 @@ export function validateEvent(event: Record<string, unknown>): void {
     throw new InvalidEventError(
       `specversion "${String(event.specversion)}" is not supported; Wharf speaks CloudEvents 1.0`,
     );
-  }
-  for (const name in event) {
-    if (name === 'data') continue;
-    const value = event[name];
-    if (!validNames.has(name)) {
-      if (!ATTRIBUTE_NAME.test(name)) {
-        throw new InvalidEventError(
-          `attribute name "${name}" is invalid: CloudEvents names are 1-20 lower-case letters or digits`,
-        );
-      }
-      // Names repeat from event to event; remembering valid ones keeps the regex off the hot path.
-      if (validNames.size < 10_000) validNames.add(name);
-    }
-    if (value !== undefined && typeof value !== 'string') {
-      throw new InvalidEventError(`attribute "${name}" must be a string, got ${typeof value}`);
-    }
   }
   const time = event.time;
   // Date.parse gives the same answer for the same string: skip it for the time that parsed last
@@ -168,25 +198,28 @@ export function validateEvent(event: Record<string, unknown>): void {
   }
 }
 
-const jsonTypes = new Map<string, boolean>();
+type DataKind = 'json' | 'text' | 'binary';
+
+/** What each content type seen so far decodes as: parsing it again per event was a hot-path cost. */
+const dataKinds = new Map<string, DataKind>();
+
+function dataKind(contentType: string | undefined): DataKind {
+  if (contentType === undefined) return 'json';
+  let kind = dataKinds.get(contentType);
+  if (kind === undefined) {
+    kind = checkJson(contentType) ? 'json' : contentType.toLowerCase().startsWith('text/') ? 'text' : 'binary';
+    if (dataKinds.size < 1_000) dataKinds.set(contentType, kind);
+  }
+  return kind;
+}
 
 function isJson(contentType: string | undefined): boolean {
-  if (contentType === undefined) return true;
-  let known = jsonTypes.get(contentType);
-  if (known === undefined) {
-    known = checkJson(contentType);
-    if (jsonTypes.size < 1_000) jsonTypes.set(contentType, known);
-  }
-  return known;
+  return dataKind(contentType) === 'json';
 }
 
 function checkJson(contentType: string): boolean {
   const base = contentType.split(';', 1)[0]?.trim().toLowerCase() ?? '';
   return base === JSON_CONTENT_TYPE || base.endsWith('+json') || base === 'text/json';
-}
-
-function isText(contentType: string | undefined): boolean {
-  return contentType !== undefined && contentType.toLowerCase().startsWith('text/');
 }
 
 /** Encodes an event for the wire (binary content mode). Throws `InvalidEventError` if data cannot be serialised. */
@@ -227,22 +260,30 @@ function encodeData(data: unknown, contentType: string | undefined): Uint8Array 
  * Throws `InvalidEventError` when it is not a valid CloudEvent (the consumer dead-letters it as `undecodable`).
  */
 export function decodeEvent(message: WireMessage): CloudEvent {
-  const event: Record<string, unknown> = { ...message.attributes };
-  validateEvent(event);
-  const contentType = message.attributes.datacontenttype;
-  if (message.body.length > 0) event.data = decodeData(message.body, contentType);
+  const { attributes } = message;
+  // One pass copies and checks; `data` comes from the body, never from an attribute of that name.
+  const event: Record<string, unknown> = {};
+  for (const name in attributes) {
+    if (name === 'data') continue;
+    const value = attributes[name];
+    checkAttribute(name, value);
+    event[name] = value;
+  }
+  checkRequired(event);
+  if (message.body.length > 0) event.data = decodeData(message.body, attributes.datacontenttype);
   return event as unknown as CloudEvent;
 }
 
 function decodeData(body: Uint8Array, contentType: string | undefined): unknown {
-  if (isJson(contentType)) {
+  const kind = dataKind(contentType);
+  if (kind === 'json') {
     try {
       return JSON.parse(decoder.decode(body));
     } catch (cause) {
       throw new InvalidEventError(`the body is not valid JSON for content type ${contentType ?? '(none)'}`, { cause });
     }
   }
-  if (isText(contentType)) {
+  if (kind === 'text') {
     try {
       return decoder.decode(body);
     } catch (cause) {

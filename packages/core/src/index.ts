@@ -39,6 +39,7 @@ export {
   JSON_CONTENT_TYPE,
   STRUCTURED_CONTENT_TYPE,
   validateEvent,
+  WELL_KNOWN_ATTRIBUTES,
 } from './envelope.js';
 export * from './errors.js';
 export { ATTEMPT_HEADER, FIRST_FAILURE_HEADER, readAttempt, retryHeaders } from './headers.js';

@@ -85,5 +85,24 @@ describe('CloudEvents envelope', () => {
         body: new TextEncoder().encode('{bad'),
       }),
     ).toThrow(/not valid JSON/);
+    expect(() =>
+      decodeEvent({ attributes: { id: '1', source: '/s', type: 'T', specversion: '1.0', Bad: 'x' }, body: EMPTY }),
+    ).toThrow(/attribute name "Bad" is invalid/);
+  });
+
+  it('takes data from the body only, and decodes it by content type', () => {
+    const base = { id: '1', source: '/s', type: 'T', specversion: '1.0' };
+    const fromHeader = decodeEvent({ attributes: { ...base, data: 'smuggled' }, body: EMPTY });
+    expect(fromHeader.data).toBeUndefined();
+    const text = decodeEvent({
+      attributes: { ...base, datacontenttype: 'text/plain; charset=utf-8' },
+      body: new TextEncoder().encode('héllo'),
+    });
+    expect(text.data).toBe('héllo');
+    const bytes = new Uint8Array([0, 1, 2]);
+    expect(decodeEvent({ attributes: { ...base, datacontenttype: 'image/png' }, body: bytes }).data).toBe(bytes);
+    expect(decodeEvent({ attributes: { ...base }, body: new TextEncoder().encode('[1]') }).data).toEqual([1]);
   });
 });
+
+const EMPTY = new Uint8Array(0);
