@@ -11,16 +11,17 @@ export interface DedupStore {
 }
 
 /**
- * Bounded in-memory store: at most `maxEntries` keys, each kept at most `ttlMs`; the least recently
- * used go first.
+ * Bounded in-memory store: at most `maxEntries` keys per group, each kept at most `ttlMs`; the least
+ * recently used go first.
  *
  * Two generations of maps instead of one ordered map: evicting from the front of a JS `Map` one
  * entry at a time leaves deleted slots that every `keys().next()` walks again, which cost ~40 µs per
  * event at 100k entries. A full young generation becomes the old one and the old one is dropped whole.
+ * Each group has its own maps, so the key the bus gives is used as it is (no string is built per
+ * lookup) and one busy group cannot evict another's keys.
  */
 export class MemoryDedupStore implements DedupStore {
-  #young = new Map<string, number>();
-  #old = new Map<string, number>();
+  readonly #groups = new Map<string, Generations>();
   readonly #generation: number;
   readonly #ttlMs: number;
   readonly #now: () => number;
@@ -36,37 +37,50 @@ export class MemoryDedupStore implements DedupStore {
   }
 
   has(group: string, key: string): boolean {
-    const id = group + '\u0000' + key;
-    let expires = this.#young.get(id);
+    const maps = this.#groups.get(group);
+    if (maps === undefined) return false;
+    let expires = maps.young.get(key);
     if (expires === undefined) {
-      expires = this.#old.get(id);
+      expires = maps.old.get(key);
       if (expires === undefined) return false;
       // Used again: promote it so it survives the next generation change.
-      this.#old.delete(id);
-      if (expires > this.#now()) this.#set(id, expires);
+      maps.old.delete(key);
+      if (expires > this.#now()) this.#set(maps, key, expires);
     }
     if (expires > this.#now()) return true;
-    this.#young.delete(id);
+    maps.young.delete(key);
     return false;
   }
 
   add(group: string, key: string): void {
-    const id = group + '\u0000' + key;
-    this.#old.delete(id);
-    this.#set(id, this.#now() + this.#ttlMs);
-  }
-
-  #set(id: string, expires: number): void {
-    // Size first: the lookup is only needed when the young generation is full.
-    if (this.#young.size >= this.#generation && !this.#young.has(id)) {
-      this.#old = this.#young;
-      this.#young = new Map();
+    let maps = this.#groups.get(group);
+    if (maps === undefined) {
+      maps = { young: new Map(), old: new Map() };
+      this.#groups.set(group, maps);
     }
-    this.#young.set(id, expires);
+    // An older entry of the key in the old generation may stay: `has` reads the young one first,
+    // and the old generation is dropped whole.
+    this.#set(maps, key, this.#now() + this.#ttlMs);
   }
 
-  /** Keys held (some may have expired and not yet been dropped). */
-  get size(): number {
-    return this.#young.size + this.#old.size;
+  #set(maps: Generations, key: string, expires: number): void {
+    // Size first: the lookup is only needed when the young generation is full.
+    if (maps.young.size >= this.#generation && !maps.young.has(key)) {
+      maps.old = maps.young;
+      maps.young = new Map();
+    }
+    maps.young.set(key, expires);
   }
+
+  /** Keys held over all groups (some may have expired and not yet been dropped). */
+  get size(): number {
+    let size = 0;
+    for (const maps of this.#groups.values()) size += maps.young.size + maps.old.size;
+    return size;
+  }
+}
+
+interface Generations {
+  young: Map<string, number>;
+  old: Map<string, number>;
 }

@@ -20,6 +20,16 @@ describe('MemoryDedupStore', () => {
     expect(store.size).toBe(2);
   });
 
+  it("bounds each group on its own, so a busy group does not evict another group's keys", () => {
+    const store = new MemoryDedupStore({ maxEntries: 4 });
+    store.add('quiet', 'q');
+    for (let i = 0; i < 100; i++) store.add('busy', `k${i}`);
+    expect(store.has('quiet', 'q')).toBe(true);
+    expect(store.has('busy', 'k99')).toBe(true);
+    expect(store.has('busy', 'k0')).toBe(false);
+    expect(store.size).toBeLessThanOrEqual(1 + 4);
+  });
+
   it('expires entries after their TTL', () => {
     let now = 0;
     const store = new MemoryDedupStore({ ttlMs: 100, now: () => now });
