@@ -218,6 +218,25 @@ describe('tracing and metrics', () => {
     await b.close();
   });
 
+  it('gives a context whose members still work when destructured', async () => {
+    const b = bus();
+    const seen: { type: string; causationid?: string }[] = [];
+    await b.subscribe('second', { group: 'g' }, (e) => void seen.push(e));
+    await b.subscribe('first', { group: 'g' }, async (e, { publish, deadLetter, channel, group, attempt }) => {
+      if (e.type === 'Refuse') deadLetter('refused');
+      await publish('second', { type: `From-${channel}-${group}-${attempt}` });
+    });
+    const first = await b.publish('first', { type: 'Start' });
+    await b.publish('first', { type: 'Refuse' });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(seen).toEqual([expect.objectContaining({ type: 'From-first-g-1', causationid: first.id })]);
+    expect((await b.listDeadLetters('first', 'g'))[0]?.info).toMatchObject({
+      reason: 'non-retryable',
+      errorMessage: 'refused',
+    });
+    await b.close();
+  });
+
   it('reports every settlement and publish to the observer', async () => {
     const outcomes: string[] = [];
     let published = 0;

@@ -306,7 +306,9 @@ export class Bus {
 
 class ActiveSubscription implements Subscription {
   readonly shutdown = new Shutdown();
-  readonly #inflight = new Set<Promise<void>>();
+  /** Settlements running; a count rather than a set of promises (and a `finally` each) per delivery. */
+  #inflight = 0;
+  #drained: (() => void) | undefined;
   native: AdapterSubscription | undefined;
   onClose: (() => void) | undefined;
   timeoutMs = 10_000;
@@ -318,15 +320,38 @@ class ActiveSubscription implements Subscription {
     readonly policy: NormalizedRetryPolicy,
   ) {}
 
+  /** Counts a settlement while it runs, so close() can wait for it. */
   track(work: Promise<void>): Promise<void> {
-    this.#inflight.add(work);
-    return work.finally(() => this.#inflight.delete(work));
+    this.#inflight++;
+    return work.then(this.#left, this.#failed);
+  }
+
+  readonly #left = (): void => {
+    if (--this.#inflight === 0) this.#drained?.();
+  };
+
+  readonly #failed = (error: unknown): never => {
+    this.#left();
+    throw error;
+  };
+
+  /** Resolves when no settlement runs. */
+  #idle(): Promise<void> {
+    if (this.#inflight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const previous = this.#drained;
+      this.#drained = () => {
+        this.#drained = undefined;
+        previous?.();
+        resolve();
+      };
+    });
   }
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.native?.stop();
-      const drained = Promise.all([...this.#inflight]).then(() => true);
+      const drained = this.#idle().then(() => true);
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<boolean>((resolve) => {
         timer = setTimeout(() => resolve(false), this.timeoutMs);
@@ -340,7 +365,7 @@ class ActiveSubscription implements Subscription {
             `handlers on ${this.channel}/${this.group} did not finish within ${this.timeoutMs} ms`,
           ),
         );
-        await Promise.all([...this.#inflight]);
+        await this.#idle();
       }
       this.onClose?.();
     })();

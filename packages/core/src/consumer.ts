@@ -91,9 +91,39 @@ function caused<T>(cause: CloudEvent, input: EventInput<T>): EventInput<T> {
   return out;
 }
 
-/** `HandlerContext.deadLetter`, shared rather than a new closure per delivery. */
-function throwNonRetryable(reason: string): never {
-  throw new NonRetryableError(reason);
+/**
+ * The context a handler gets: one object per delivery with its methods on the prototype, rather
+ * than an object literal and a closure per delivery. `publish` is built only when it is read.
+ */
+class DeliveryContext implements HandlerContext {
+  readonly #setup: ConsumerSetup;
+  readonly #event: CloudEvent;
+  readonly channel: string;
+  readonly group: string;
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  readonly signal: AbortSignal;
+
+  constructor(setup: ConsumerSetup, event: CloudEvent, attempt: number) {
+    this.#setup = setup;
+    this.#event = event;
+    this.channel = setup.channel;
+    this.group = setup.group;
+    this.attempt = attempt;
+    this.maxAttempts = setup.policy.maxAttempts;
+    this.signal = setup.shutdown.signal;
+  }
+
+  deadLetter(reason: string): never {
+    throw new NonRetryableError(reason);
+  }
+
+  // A getter, so `const { publish } = context` keeps working.
+  get publish(): <T>(channel: string, input: EventInput<T>) => Promise<CloudEvent<T>> {
+    const setup = this.#setup;
+    const event = this.#event;
+    return (channel, input) => setup.publish(channel, caused(event, input));
+  }
 }
 
 /** What settlement knows about a delivery, for stats and the observer. */
@@ -124,7 +154,7 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
   const trace: Trace = { type: undefined, attempt: delivery.attempt, handlerMs: 0 };
   stats.delivered++;
   if (setup.shutdown.aborted) {
-    await safely(() => delivery.release(), 'release', setup);
+    await safely(delivery, 'release', setup);
     return note(setup, 'released', trace);
   }
 
@@ -152,34 +182,31 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
   // Stores may answer synchronously (the memory one does): skip the await then, it costs a tick per event.
   const seen = setup.dedup?.has(group, dedupKey);
   if (seen === true || (seen !== undefined && seen !== false && (await seen))) {
-    await safely(() => delivery.ack(), 'ack', setup);
+    await safely(delivery, 'ack', setup);
     return note(setup, 'duplicate', trace);
   }
 
-  const context: HandlerContext = {
-    channel,
-    group,
-    attempt: delivery.attempt,
-    maxAttempts: setup.policy.maxAttempts,
-    signal: setup.shutdown.signal,
-    deadLetter: throwNonRetryable,
-    publish: (target, input) => setup.publish(target, caused(event, input)),
-  };
+  const context = new DeliveryContext(setup, event, delivery.attempt);
   const started = performance.now();
-  const raced = raceShutdown(setup.shutdown, () => setup.handler(event, context));
+  const raced = raceShutdown(setup.shutdown, setup.handler, event, context);
   const outcome = raced instanceof Promise ? await raced : raced;
   trace.handlerMs = performance.now() - started;
   stats.handlerMs += trace.handlerMs;
 
   if ('aborted' in outcome) {
     // Interrupted by shutdown: neither acked nor dead-lettered, so the broker redelivers it.
-    await safely(() => delivery.release(), 'release', setup);
+    await safely(delivery, 'release', setup);
     return note(setup, 'released', trace);
   }
   if (outcome.ok) {
     const added = setup.dedup?.add(group, dedupKey);
     if (added !== undefined) await added;
-    await safely(() => delivery.ack(), 'ack', setup);
+    // `safely` inlined: this is the path of nearly every event.
+    try {
+      await delivery.ack();
+    } catch (error) {
+      settleFailed(setup, 'ack', error);
+    }
     return note(setup, 'acked', trace);
   }
 
@@ -215,7 +242,7 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
         error: describeError(retryError).message,
       },
     );
-    await safely(() => delivery.release(), 'release', setup);
+    await safely(delivery, 'release', setup);
     note(setup, 'released', trace);
   }
 }
@@ -233,7 +260,7 @@ async function deadLetter(
     logger.error(`[wharf] discarding an event on ${channel}/${group} (${reason}): dead-lettering is turned off`, {
       error: describeError(error).message,
     });
-    await safely(() => delivery.ack(), 'ack', setup);
+    await safely(delivery, 'ack', setup);
     return note(setup, 'discarded', trace);
   }
   const info = deadLetterInfo({ reason, error, channel, group, attempts, firstFailureAt: delivery.firstFailureAt });
@@ -247,20 +274,24 @@ async function deadLetter(
       error: describeError(writeError).message,
     });
     stats.deadLetterFailures++;
-    await safely(() => delivery.release(), 'release', setup);
+    await safely(delivery, 'release', setup);
     note(setup, 'released', trace);
   }
 }
 
-async function safely(action: () => Promise<void>, what: string, setup: ConsumerSetup): Promise<void> {
+async function safely(delivery: Delivery, what: 'ack' | 'release', setup: ConsumerSetup): Promise<void> {
   try {
-    await action();
+    await delivery[what]();
   } catch (error) {
-    // A failed settlement leaves the message with the broker, which redelivers it: at-least-once holds.
-    setup.logger.warn(`[wharf] ${what} failed on ${setup.channel}/${setup.group}; the broker will redeliver`, {
-      error: describeError(error).message,
-    });
+    settleFailed(setup, what, error);
   }
+}
+
+function settleFailed(setup: ConsumerSetup, what: 'ack' | 'release', error: unknown): void {
+  // A failed settlement leaves the message with the broker, which redelivers it: at-least-once holds.
+  setup.logger.warn(`[wharf] ${what} failed on ${setup.channel}/${setup.group}; the broker will redeliver`, {
+    error: describeError(error).message,
+  });
 }
 
 /**
@@ -295,11 +326,16 @@ type Outcome = { ok: true } | { ok: false; error: unknown } | { aborted: true };
 
 const OK: Outcome = Object.freeze({ ok: true });
 
-function raceShutdown(shutdown: Shutdown, handler: () => unknown): Outcome | Promise<Outcome> {
+function raceShutdown(
+  shutdown: Shutdown,
+  handler: Handler,
+  event: CloudEvent,
+  context: HandlerContext,
+): Outcome | Promise<Outcome> {
   if (shutdown.aborted) return { aborted: true };
   let result: unknown;
   try {
-    result = handler();
+    result = handler(event, context);
   } catch (error) {
     return { ok: false, error };
   }
