@@ -10,6 +10,7 @@ import {
   describeError,
   isStructured,
   UndecodableMessageError,
+  WELL_KNOWN_ATTRIBUTES,
   type WireMessage,
 } from '@wharf/core';
 import type { IncomingHeaders, IncomingRecord, OutgoingRecord } from './client.js';
@@ -22,7 +23,56 @@ export const DUE_HEADER = 'wharf-due';
 export const ORIGIN_HEADER = 'wharf-origin';
 
 const EMPTY = new Uint8Array(0);
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Values up to this size are remembered by {@link LastValue}; longer ones are decoded each time. */
+const REMEMBERED_BYTES = 128;
+
+/**
+ * The last value one header had, as bytes and as text. Most headers repeat from record to record
+ * (the type, the source, the content type); comparing a few bytes is much cheaper than decoding them.
+ */
+class LastValue {
+  #bytes: Uint8Array = EMPTY;
+  #text = '';
+
+  text(raw: Buffer, name: string): string {
+    const bytes = this.#bytes;
+    const length = raw.length;
+    if (length === bytes.length) {
+      let i = 0;
+      while (i < length && raw[i] === bytes[i]) i++;
+      if (i === length) return this.#text;
+    }
+    const text = bufferText(raw, name);
+    if (length <= REMEMBERED_BYTES) {
+      // A copy: the record's bytes are a view of a whole fetch response, which must not be kept alive.
+      this.#bytes = new Uint8Array(raw);
+      this.#text = text;
+    }
+    return text;
+  }
+}
+
+/** How a known header is read: the attribute it holds, and its last value where values repeat. */
+interface KnownHeader {
+  readonly attribute: string;
+  readonly last: LastValue | undefined;
+}
+
+/** Attributes whose values usually repeat between records; ids and times never do. */
+const REPEATING = new Set(['specversion', 'source', 'type', 'dataschema', 'subject']);
+
+/** `ce_<name>` for the attributes Wharf writes, both ways: no string is built or sliced per header. */
+const HEADER_OF = new Map<string, string>(WELL_KNOWN_ATTRIBUTES.map((name) => [name, CE_PREFIX + name]));
+const KNOWN_HEADERS = new Map<string, KnownHeader>(
+  WELL_KNOWN_ATTRIBUTES.map((name) => [
+    CE_PREFIX + name,
+    { attribute: name, last: REPEATING.has(name) ? new LastValue() : undefined },
+  ]),
+);
+const CONTENT_TYPES = new LastValue();
 
 /** Encodes an event as a binary-mode record. */
 export function encode(message: WireMessage): OutgoingRecord {
@@ -31,7 +81,7 @@ export function encode(message: WireMessage): OutgoingRecord {
   for (const name in attributes) {
     const value = attributes[name] as string;
     if (name === 'datacontenttype') headers[CONTENT_TYPE] = value;
-    else headers[CE_PREFIX + name] = value;
+    else headers[HEADER_OF.get(name) ?? CE_PREFIX + name] = value;
   }
   const body = message.body;
   return {
@@ -56,21 +106,26 @@ export function recordSize(record: OutgoingRecord): number {
 /** A header as one string; throws on repeated or non-UTF-8 values, which no CloudEvent has. */
 export function headerText(headers: IncomingHeaders, name: string): string | undefined {
   const raw = headers[name];
-  if (raw === undefined || raw === null) return undefined;
-  if (Array.isArray(raw)) {
-    if (raw.length === 1) return text(raw[0] as Buffer | string, name);
-    throw new UndecodableMessageError(ADAPTER_NAME, `header "${name}" appears ${raw.length} times`);
-  }
-  return text(raw, name);
+  return raw === undefined || raw === null ? undefined : valueText(raw, name, undefined);
 }
 
-function text(value: Buffer | string, name: string): string {
-  if (typeof value === 'string') return value;
-  // Fast path: Buffer#toString is cheap; only text with a replacement character needs the strict check.
-  const fast = value.toString('utf8');
-  if (!fast.includes('\uFFFD')) return fast;
+function valueText(raw: Buffer | string | (Buffer | string)[], name: string, last: LastValue | undefined): string {
+  if (typeof raw === 'string') return raw;
+  if (Array.isArray(raw)) {
+    if (raw.length !== 1) {
+      throw new UndecodableMessageError(ADAPTER_NAME, `header "${name}" appears ${raw.length} times`);
+    }
+    return valueText(raw[0] as Buffer | string, name, last);
+  }
+  return last === undefined ? bufferText(raw, name) : last.text(raw, name);
+}
+
+function bufferText(raw: Buffer, name: string): string {
+  // Fast path: a plain UTF-8 slice is cheap; only text with a replacement character needs the strict check.
+  const fast = raw.toString();
+  if (fast.indexOf('\uFFFD') === -1) return fast;
   try {
-    return utf8.decode(value);
+    return utf8.decode(raw);
   } catch (cause) {
     throw new UndecodableMessageError(ADAPTER_NAME, `header "${name}" is not valid UTF-8`, { cause });
   }
@@ -99,17 +154,24 @@ export function decode(record: IncomingRecord): Decoded {
 
 function decodeRecord(record: IncomingRecord): WireMessage {
   const { headers } = record;
-  const contentType = headerText(headers, CONTENT_TYPE);
+  const rawContentType = headers[CONTENT_TYPE];
+  const contentType =
+    rawContentType === undefined || rawContentType === null
+      ? undefined
+      : valueText(rawContentType, CONTENT_TYPE, CONTENT_TYPES);
   const body = record.value ?? EMPTY;
   let message: WireMessage;
   if (isStructured(contentType)) {
     message = decodeStructured(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
   } else {
     const attributes: Record<string, string> = {};
-    for (const name of Object.keys(headers)) {
-      if (!name.startsWith(CE_PREFIX)) continue;
-      const value = headerText(headers, name);
-      if (value !== undefined) attributes[name.slice(CE_PREFIX.length)] = value;
+    // One pass over the headers, with constant names for the usual attributes: this runs per record.
+    for (const name in headers) {
+      const raw = headers[name];
+      if (raw === undefined || raw === null) continue;
+      const known = KNOWN_HEADERS.get(name);
+      if (known !== undefined) attributes[known.attribute] = valueText(raw, name, known.last);
+      else if (name.startsWith(CE_PREFIX)) attributes[name.slice(CE_PREFIX.length)] = valueText(raw, name, undefined);
     }
     if (attributes.specversion === undefined && attributes.id === undefined) {
       throw new UndecodableMessageError(
