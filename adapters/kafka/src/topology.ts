@@ -105,6 +105,7 @@ export class Names {
   /** The longest plain escaped component; a hashed one is one character longer. */
   readonly componentLimit: number;
   readonly #escaped = new Map<string, string>();
+  readonly #channels = new Map<string, string>();
 
   constructor(readonly prefix: string) {
     this.#prefix = escapeName(prefix);
@@ -136,7 +137,14 @@ export class Names {
   }
 
   channel(channel: string): string {
-    return `${this.#prefix}-${this.component(channel, 'channel')}`;
+    // Cached whole: every publish asks, and one string per channel keeps its hash for kafkajs' lookups.
+    let topic = this.#channels.get(channel);
+    if (topic === undefined) {
+      topic = `${this.#prefix}-${this.component(channel, 'channel')}`;
+      if (this.#channels.size >= 10_000) this.#channels.clear();
+      this.#channels.set(channel, topic);
+    }
+    return topic;
   }
   group(channel: string, group: string): string {
     return `${this.channel(channel)}-${this.component(group, 'group')}`;
@@ -197,9 +205,10 @@ export class Topology {
   }
 
   /** Makes sure the channel topic exists (created with `partitions`, or checked with requireTopics). */
-  ensureChannel(channel: string): Promise<void> | undefined {
-    if (this.#known.has(this.names.channel(channel))) return undefined; // the hot path: no promise
-    return this.ensure([this.#spec(this.names.channel(channel), this.options.partitions)]);
+  /** Creates (or checks) a channel's topic, given by its name; `undefined` when it is known to exist. */
+  ensureChannel(topic: string): Promise<void> | undefined {
+    if (this.#known.has(topic)) return undefined; // the hot path: no promise
+    return this.ensure([this.#spec(topic, this.options.partitions)]);
   }
 
   async ensure(specs: readonly TopicSpec[]): Promise<void> {
