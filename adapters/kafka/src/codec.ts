@@ -86,7 +86,12 @@ export function encode(message: WireMessage): OutgoingRecord {
   const body = message.body;
   return {
     key: attributes.partitionkey ?? null,
-    value: body.length === 0 ? null : Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+    value:
+      body.length === 0
+        ? null
+        : Buffer.isBuffer(body)
+          ? body
+          : Buffer.from(body.buffer, body.byteOffset, body.byteLength),
     headers,
   };
 }

@@ -235,7 +235,7 @@ export function encodeEvent(event: CloudEvent): WireMessage {
 function encodeData(data: unknown, contentType: string | undefined): Uint8Array {
   if (data === undefined) return EMPTY;
   if (data instanceof Uint8Array) return data;
-  if (typeof data === 'string' && !isJson(contentType)) return encoder.encode(data);
+  if (typeof data === 'string' && !isJson(contentType)) return utf8Bytes(data);
   if (!isJson(contentType)) {
     throw new InvalidEventError(
       `data for content type "${contentType}" must be a Uint8Array or a string; serialise it first or use application/json`,
@@ -252,7 +252,15 @@ function encodeData(data: unknown, contentType: string | undefined): Uint8Array 
   if (text === undefined) {
     throw new InvalidEventError(`the event's data (${typeof data}) cannot be serialised as JSON`);
   }
-  return encoder.encode(text);
+  return utf8Bytes(text);
+}
+
+/**
+ * UTF-8 bytes of a string. Buffer.from takes small ones from Node's shared pool, where
+ * TextEncoder.encode allocates an ArrayBuffer per call (several times slower for event-sized data).
+ */
+function utf8Bytes(text: string): Uint8Array {
+  return Buffer.from(text, 'utf8');
 }
 
 /**
