@@ -301,16 +301,19 @@ function settleFailed(setup: ConsumerSetup, what: 'ack' | 'release', error: unkn
 export class Shutdown {
   readonly #controller = new AbortController();
   readonly #watchers = new Set<() => void>();
+  /** Read for every delivery: a field, not the signal's getter. */
+  #aborted = false;
 
   get signal(): AbortSignal {
     return this.#controller.signal;
   }
 
   get aborted(): boolean {
-    return this.#controller.signal.aborted;
+    return this.#aborted;
   }
 
   abort(reason?: unknown): void {
+    this.#aborted = true;
     this.#controller.abort(reason);
     for (const watcher of this.#watchers) watcher();
     this.#watchers.clear();
