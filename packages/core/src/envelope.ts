@@ -61,8 +61,8 @@ export interface WireMessage {
 
 const REQUIRED = ['id', 'source', 'type', 'specversion'] as const;
 const ATTRIBUTE_NAME = /^[a-z0-9]{1,20}$/;
-/** Attributes the spec defines; anything else is an extension. */
-const KNOWN = new Set([
+/** The context attributes the spec defines (with the JSON format's data members). */
+const SPEC_ATTRIBUTES = [
   'specversion',
   'id',
   'source',
@@ -71,9 +71,9 @@ const KNOWN = new Set([
   'datacontenttype',
   'dataschema',
   'subject',
-  'data',
-  'data_base64',
-]);
+] as const;
+/** Attributes the spec defines; anything else is an extension. */
+const KNOWN = new Set<string>([...SPEC_ATTRIBUTES, 'data', 'data_base64']);
 
 /**
  * The attribute names Wharf itself writes: the spec's context attributes and the extensions in
@@ -81,14 +81,7 @@ const KNOWN = new Set([
  * decode paths neither slice a fresh string per header nor build objects of changing shapes.
  */
 export const WELL_KNOWN_ATTRIBUTES: readonly string[] = Object.freeze([
-  'specversion',
-  'id',
-  'source',
-  'type',
-  'time',
-  'datacontenttype',
-  'dataschema',
-  'subject',
+  ...SPEC_ATTRIBUTES,
   'partitionkey',
   'traceparent',
   'tracestate',
