@@ -125,10 +125,12 @@ export class KafkaAdapter implements Adapter {
   }
 
   async publish(channel: string, messages: readonly WireMessage[]): Promise<void> {
-    // Connected (the usual case): no await on #ready, which cost a turn per publish.
+    // Connected (the usual case): no await on #ready, which cost a turn per publish. The
+    // publisher's promise is awaited, not returned: an async function that returns a promise
+    // takes two more microtask turns to adopt it.
     const connected = this.#closing ? undefined : this.#connected;
     const { publisher } = connected ?? (await this.#ready('publish'));
-    return publisher.publish(channel, messages);
+    await publisher.publish(channel, messages);
   }
 
   async declare(channel: string, groups: readonly string[], policy: NormalizedRetryPolicy): Promise<void> {
