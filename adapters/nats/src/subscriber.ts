@@ -176,8 +176,11 @@ export class Subscriber implements AdapterSubscription {
     this.onStopped = onStopped;
     this.#inbox = createInbox();
     this.#nextSubject = `$JS.API.CONSUMER.MSG.NEXT.${deps.names.stream}.${deps.durable}`;
-    // Ask again once half the slots are free: fewer, larger pulls without starving the handlers.
-    this.#threshold = Math.max(1, Math.floor(request.concurrency / 2));
+    // Ask again once a tenth of the slots (at least 4, at most all) are free. Waiting for half left
+    // only ~50 requested at times while a publisher's flush brings up to `window` messages at once:
+    // the rest waited a pull round trip in the stream (p50 +1.5 ms, p99 +5–8 ms at 14k events/s).
+    // A pull is one small message; one per ten deliveries costs well under a microsecond each.
+    this.#threshold = Math.min(request.concurrency, Math.max(4, Math.floor(request.concurrency / 10)));
     this.#maxDeliver = maxDeliver(request.policy, deps.options);
   }
 
