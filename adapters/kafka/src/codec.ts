@@ -61,7 +61,7 @@ interface KnownHeader {
   readonly last: LastValue | undefined;
 }
 
-/** Attributes whose values usually repeat between records; ids and times never do. */
+/** Attributes whose values usually repeat between records; ids never do, and times only within a millisecond. */
 const REPEATING = new Set(['specversion', 'source', 'type', 'dataschema', 'subject']);
 
 /** `ce_<name>` for the attributes Wharf writes, both ways: no string is built or sliced per header. */
