@@ -1,10 +1,10 @@
 // Reproduces, with raw nats.js and no Wharf, how nats-server 2.9.10 loses events of an interest-retention
 // stream when it restarts (SIGTERM, as `start-stop-daemon --stop` sends).
 //
-//   node adapters/nats/scripts/interest-restart-repro.mjs [rounds] [interest|limits]
+//   npx tsx --conditions wharf-source adapters/nats/scripts/interest-restart-repro.ts [rounds] [interest|limits]
 //
-// RESTARTS THE LOCAL nats-server (127.0.0.1:4222, the command in /work/shared/SERVICES.md) once per round,
-// and starts it again even on failure. Each round: a stream with two durable pull consumers, "worker"
+// RESTARTS THE LOCAL nats-server (127.0.0.1:4222) once per round with the test suites' restartServer (the
+// command in /work/shared/SERVICES.md), which starts it again even on failure. Each round: a stream with two durable pull consumers, "worker"
 // (consumes and acks) and "witness" (took one message and never acks: nothing may leave the stream on its
 // account). A publisher sends one message every 2 ms with a Nats-Msg-Id, retrying failures with the same id,
 // through a server restart. Afterwards every PubAck'd sequence is looked up in the stream. Seen on 2.9.10
@@ -15,8 +15,6 @@
 //   the message but still answers with a PubAck carrying its sequence (and records its Nats-Msg-Id);
 // - "witness moved": the witness comes back from the restart with its delivered/ack floor moved up to about
 //   where the stream was at the restart, and the messages it never received are gone (the worker acked them).
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -26,33 +24,11 @@ import {
   StorageType,
 } from '@nats-io/jetstream';
 import { connect, headers } from '@nats-io/transport-node';
+import { restartServer } from '../test/helpers.js';
 
-const run = promisify(execFile);
 const rounds = Number(process.argv[2] ?? 5);
 const retention = process.argv[3] === 'limits' ? RetentionPolicy.Limits : RetentionPolicy.Interest;
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const SERVER = ['--exec', '/usr/sbin/nats-server'];
-const ARGS = [
-  '--',
-  '-a',
-  '127.0.0.1',
-  '-p',
-  '4222',
-  '-js',
-  '-sd',
-  '/var/lib/nats-server',
-  '-l',
-  '/var/log/nats-server.log',
-];
-
-async function restart() {
-  try {
-    await run('start-stop-daemon', ['--stop', '--oknodo', '--retry', '10', ...SERVER]);
-    await sleep(500);
-  } finally {
-    await run('start-stop-daemon', ['--start', '--oknodo', '--background', ...SERVER, ...ARGS]);
-  }
-}
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 let lostTotal = 0;
 let movedTotal = 0;
@@ -74,7 +50,7 @@ for (let round = 0; round < rounds; round++) {
   await jetstream(pubNc).publish(subject, new TextEncoder().encode('first'));
   const first = await (await jetstream(subNc).consumers.get(stream, 'witness')).next({ expires: 2000 });
   if (!first) throw new Error('the witness received nothing');
-  const received = new Set();
+  const received = new Set<number>();
   const worker = await jetstream(subNc).consumers.get(stream, 'worker');
   const consuming = await worker.consume({
     max_messages: 4,
@@ -84,7 +60,7 @@ for (let round = 0; round < rounds; round++) {
     },
   });
   const js = jetstream(pubNc, { timeout: 2000 });
-  const acked = new Map(); // seq -> { id, msAfterStop }
+  const acked = new Map<number, { id: string; msAfterStop: number | undefined }>();
   let stopAt = 0;
   let publishing = true;
   const publisher = (async () => {
@@ -106,13 +82,13 @@ for (let round = 0; round < rounds; round++) {
   })();
   await sleep(500);
   stopAt = Date.now();
-  await restart();
+  await restartServer(500);
   await sleep(2500);
   publishing = false;
   await publisher;
   const state = (await jsm.streams.info(stream, { deleted_details: true })).state;
   const witness = await jsm.consumers.info(stream, 'witness');
-  const lost = [];
+  const lost: { seq: number; id: string; msAfterStop: number | undefined; workerReceived: boolean }[] = [];
   for (const [seq, v] of acked) {
     if (!(await jsm.streams.getMessage(stream, { seq }).catch(() => null))) {
       lost.push({ seq, ...v, workerReceived: received.has(seq) });
