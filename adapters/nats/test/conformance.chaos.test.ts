@@ -1,6 +1,6 @@
 import { jetstreamManager } from '@nats-io/jetstream';
-import { runConformance } from '@wharf/conformance';
-import { createBus, silentLogger, WharfError } from '@wharf/core';
+import { runConformance, sleep, untilAccepted } from '@wharf/conformance';
+import { createBus, silentLogger } from '@wharf/core';
 import { describe, expect, it } from 'vitest';
 import { channelNames } from '../src/index.js';
 import { resolveOptions } from '../src/options.js';
@@ -57,7 +57,6 @@ describe.skipIf(unavailable !== undefined)('nats adapter across a server restart
   it('keeps every event for a group that lags behind another one (fan-out), publishing through the restart', async () => {
     const channel = unique('nats-lagging');
     const bus = createBus({ adapter: adapter(), logger: silentLogger });
-    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     try {
       await bus.declare(channel, { groups: ['fast', 'slow'] });
       const fast = new Set<string>();
@@ -70,15 +69,7 @@ describe.skipIf(unavailable !== undefined)('nats adapter across a server restart
       const publisher = (async () => {
         for (let n = 0; publishing; n++) {
           const input = { type: 'Fanned', id: `fanned-${n}-${channel}`, data: { n } };
-          for (let tries = 0; ; tries++) {
-            try {
-              await bus.publish(channel, input);
-              break;
-            } catch (error) {
-              if (!(error instanceof WharfError) || tries > 100) throw error;
-              await sleep(250);
-            }
-          }
+          await untilAccepted(() => bus.publish(channel, input), 100, 250);
           sent.push(input.id);
           await sleep(5);
         }
@@ -90,17 +81,14 @@ describe.skipIf(unavailable !== undefined)('nats adapter across a server restart
       await publisher;
       // The slow group runs only now: it must get everything, including what the fast group acked long ago.
       const slow = new Set<string>();
-      for (let tries = 0; ; tries++) {
-        try {
-          await bus.subscribe(channel, { group: 'slow', concurrency: 4 }, (e) => {
+      await untilAccepted(
+        () =>
+          bus.subscribe(channel, { group: 'slow', concurrency: 4 }, (e) => {
             slow.add(e.id);
-          });
-          break;
-        } catch (error) {
-          if (!(error instanceof WharfError) || tries > 30) throw error;
-          await sleep(500);
-        }
-      }
+          }),
+        30,
+        500,
+      );
       const deadline = Date.now() + 60_000;
       const missing = () => sent.filter((id) => !slow.has(id) || !fast.has(id));
       while (missing().length > 0 && Date.now() < deadline) await sleep(100);

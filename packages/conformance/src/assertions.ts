@@ -1,4 +1,4 @@
-import type { CloudEvent } from '@wharf/core';
+import { type CloudEvent, WharfError } from '@wharf/core';
 
 /** A received event with when and how it arrived. */
 export interface Received {
@@ -117,3 +117,19 @@ export function assertPerKeyOrder(
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Runs `work` until it succeeds, as a client riding out a broker outage does: a `WharfError` (the broker
+ * is down or restarting) is retried after `waitMs`, up to `retries` times; any other error is thrown.
+ * A publish retried this way keeps its id, so consumers deduplicate it.
+ */
+export async function untilAccepted<T>(work: () => Promise<T>, retries: number, waitMs: number): Promise<T> {
+  for (let tries = 0; ; tries++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (!(error instanceof WharfError) || tries > retries) throw error;
+      await sleep(waitMs);
+    }
+  }
+}

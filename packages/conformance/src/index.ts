@@ -6,6 +6,7 @@ export {
   assertPerKeyOrder,
   Recorder,
   sleep,
+  untilAccepted,
 } from './assertions.js';
 export { brokersRequired, probeBroker } from './broker.js';
 export type { ConformanceCase } from './cases/types.js';

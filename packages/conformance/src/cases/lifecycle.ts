@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
-import { ClosedError, MessageTooLargeError, UnroutableError, WharfError } from '@wharf/core';
-import { assertNoneLost, Recorder, sleep } from '../assertions.js';
+import { ClosedError, MessageTooLargeError, UnroutableError } from '@wharf/core';
+import { assertNoneLost, Recorder, sleep, untilAccepted } from '../assertions.js';
 import type { ConformanceCase } from './types.js';
 
 /** Payload shapes, shutdown, closed buses and broker restarts. */
@@ -132,15 +132,7 @@ export const lifecycleCases: ConformanceCase[] = [
         for (let n = 0; n < total; n++) {
           const input = { type: 'Tick', id: `tick-${n}-${channel}`, data: { n } };
           // A publish that fails during the outage is retried with the same id: the consumer dedups.
-          for (let tries = 0; ; tries++) {
-            try {
-              await publisher.publish(channel, input);
-              break;
-            } catch (error) {
-              if (!(error instanceof WharfError) || tries > 200) throw error;
-              await sleep(250);
-            }
-          }
+          await untilAccepted(() => publisher.publish(channel, input), 200, 250);
           ids.push(input.id);
           await sleep(50);
         }
