@@ -119,17 +119,18 @@ export class KafkaAdapter implements Adapter {
     return (await this.#ready('use the admin client')).admin;
   }
 
-  async #ready(operation: string): Promise<Connected> {
-    if (this.#closing) throw new ClosedError(ADAPTER_NAME, operation);
-    return this.#connected ?? (await this.#connect());
+  /** The connection, without a promise once connected: publish awaits only when it must. */
+  #ready(operation: string): Connected | Promise<Connected> {
+    if (this.#closing) return Promise.reject(new ClosedError(ADAPTER_NAME, operation));
+    return this.#connected ?? this.#connect();
   }
 
   async publish(channel: string, messages: readonly WireMessage[]): Promise<void> {
     // Connected (the usual case): no await on #ready, which cost a turn per publish. The
     // publisher's promise is awaited, not returned: an async function that returns a promise
     // takes two more microtask turns to adopt it.
-    const connected = this.#closing ? undefined : this.#connected;
-    const { publisher } = connected ?? (await this.#ready('publish'));
+    const ready = this.#ready('publish');
+    const { publisher } = ready instanceof Promise ? await ready : ready;
     await publisher.publish(channel, messages);
   }
 

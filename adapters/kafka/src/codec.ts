@@ -33,7 +33,7 @@ const REMEMBERED_BYTES = 128;
  * The last value one header had, as bytes and as text. Most headers repeat from record to record
  * (the type, the source, the content type); comparing a few bytes is much cheaper than decoding them.
  */
-class LastValue {
+export class LastValue {
   #bytes: Uint8Array = EMPTY;
   #text = '';
 
@@ -109,9 +109,9 @@ export function recordSize(record: OutgoingRecord): number {
 }
 
 /** A header as one string; throws on repeated or non-UTF-8 values, which no CloudEvent has. */
-export function headerText(headers: IncomingHeaders, name: string): string | undefined {
+export function headerText(headers: IncomingHeaders, name: string, last?: LastValue): string | undefined {
   const raw = headers[name];
-  return raw === undefined || raw === null ? undefined : valueText(raw, name, undefined);
+  return raw === undefined || raw === null ? undefined : valueText(raw, name, last);
 }
 
 function valueText(raw: Buffer | string | (Buffer | string)[], name: string, last: LastValue | undefined): string {
@@ -159,11 +159,7 @@ export function decode(record: IncomingRecord): Decoded {
 
 function decodeRecord(record: IncomingRecord): WireMessage {
   const { headers } = record;
-  const rawContentType = headers[CONTENT_TYPE];
-  const contentType =
-    rawContentType === undefined || rawContentType === null
-      ? undefined
-      : valueText(rawContentType, CONTENT_TYPE, CONTENT_TYPES);
+  const contentType = headerText(headers, CONTENT_TYPE, CONTENT_TYPES);
   const body = record.value ?? EMPTY;
   let message: WireMessage;
   if (isStructured(contentType)) {

@@ -28,7 +28,7 @@ import { copyHeaders, DUE_HEADER, decode, headerText, ORIGIN_HEADER } from './co
 import { within } from './errors.js';
 import { ADAPTER_NAME, type ResolvedKafkaOptions } from './options.js';
 import type { Publisher } from './publisher.js';
-import type { Topology } from './topology.js';
+import { startsFromNow, type Topology } from './topology.js';
 
 type ItemState = 'queued' | 'running' | 'done' | 'released' | 'skipped';
 
@@ -297,27 +297,12 @@ export class Subscriber implements AdapterSubscription {
     consumer: ClientConsumer,
     assignment: readonly { topic: string; partitions: readonly number[] }[],
   ): Promise<Map<string, bigint>> {
-    const admin = await this.#deps.admin();
-    const commits: { topic: string; partition: number; offset: string }[] = [];
-    for (const { topic, partitions } of assignment) {
-      const committed = await this.#committedOf(topic);
-      const missing = partitions.filter((p) => Number(committed.find((c) => c.partition === p)?.offset ?? -1) < 0);
-      if (missing.length === 0) continue;
-      // Only read the end the first time: if the commit below is lost (a crash, a rebalance) and a
-      // later assignment finds the partition uncommitted again, the start stays where it was, so
-      // events published since the subscription began are never skipped.
-      const unknown = missing.filter((p) => !this.#starts.has(`${topic}|${p}`));
-      const ends = unknown.length > 0 ? await admin.ends(topic) : [];
-      for (const partition of missing) {
-        const tp = `${topic}|${partition}`;
-        let start = this.#starts.get(tp);
-        if (start === undefined) {
-          start = BigInt(ends.find((e) => e.partition === partition)?.high ?? '0');
-          this.#starts.set(tp, start);
-        }
-        commits.push({ topic, partition, offset: String(start) });
-      }
-    }
+    const commits = await startsFromNow(
+      await this.#deps.admin(),
+      (topic) => this.#committedOf(topic),
+      assignment,
+      this.#starts,
+    );
     if (commits.length > 0) await consumer.commit(commits);
     return new Map(commits.map((c) => [`${c.topic}|${c.partition}`, BigInt(c.offset)]));
   }
@@ -357,6 +342,7 @@ export class Subscriber implements AdapterSubscription {
       }
     }, this.#deps.options.heartbeatIntervalMs);
     try {
+      let start = 0;
       if (!this.#probed.has(tp)) {
         // The first batch of a partition in this assignment: kafkajs may have fetched it before the
         // offset initialisation landed (a new group reads from "now", see onAssigned).
@@ -370,9 +356,6 @@ export class Subscriber implements AdapterSubscription {
           }
           batch = { ...fetched, records };
         }
-      }
-      let start = 0;
-      if (!this.#probed.has(tp)) {
         const first = batch.records[0] as IncomingRecord;
         const due = isRetry ? dueOf(first) : 0;
         if (due > Date.now()) dueAt = due;
@@ -640,8 +623,7 @@ export class Subscriber implements AdapterSubscription {
    */
   #commitInBackground(topic: string, partition: number, target: bigint): void {
     const key = `${topic}|${partition}`;
-    const last = this.#committed.get(key);
-    if (last !== undefined && target <= last) return;
+    if (!this.#beyondCommitted(key, target)) return;
     const queue = this.#commitQueue;
     const pending = queue.pending.get(key);
     if (pending !== undefined && pending.target >= target) return;
@@ -659,11 +641,7 @@ export class Subscriber implements AdapterSubscription {
       while (queue.pending.size > 0 && queue === this.#commitQueue) {
         const offsets: { topic: string; partition: number; target: bigint }[] = [];
         for (const [key, commit] of queue.pending) {
-          const last = this.#committed.get(key);
-          if (last === undefined || commit.target > last) {
-            this.#committed.set(key, commit.target);
-            offsets.push(commit);
-          }
+          if (this.#claim(key, commit.target)) offsets.push(commit);
         }
         queue.pending.clear();
         if (offsets.length > 0) await this.#sendOffsets(offsets);
@@ -674,11 +652,20 @@ export class Subscriber implements AdapterSubscription {
   }
 
   async #commit(topic: string, partition: number, target: bigint): Promise<void> {
-    const key = `${topic}|${partition}`;
+    if (this.#claim(`${topic}|${partition}`, target)) await this.#sendOffsets([{ topic, partition, target }]);
+  }
+
+  /** Whether `target` moves the partition's committed offset forward (never back). */
+  #beyondCommitted(key: string, target: bigint): boolean {
     const last = this.#committed.get(key);
-    if (last !== undefined && target <= last) return;
+    return last === undefined || target > last;
+  }
+
+  /** Records `target` as the partition's committed offset when it moves it forward; false when it would not. */
+  #claim(key: string, target: bigint): boolean {
+    if (!this.#beyondCommitted(key, target)) return false;
     this.#committed.set(key, target);
-    await this.#sendOffsets([{ topic, partition, target }]);
+    return true;
   }
 
   /** Commits offsets already recorded in `#committed`; a failure forgets them again and is only logged. */

@@ -19,7 +19,7 @@ import {
   retryTiers,
   TopologyError,
 } from '@wharf/core';
-import type { ClientAdmin, KafkaClient, TopicSpec } from './client.js';
+import type { ClientAdmin, CommittedOffset, KafkaClient, TopicSpec } from './client.js';
 import { missingTopics, toWharfError, within } from './errors.js';
 import { ADAPTER_NAME, type ResolvedKafkaOptions } from './options.js';
 
@@ -204,7 +204,6 @@ export class Topology {
     };
   }
 
-  /** Makes sure the channel topic exists (created with `partitions`, or checked with requireTopics). */
   /** Creates (or checks) a channel's topic, given by its name; `undefined` when it is known to exist. */
   ensureChannel(topic: string): Promise<void> | undefined {
     if (this.#known.has(topic)) return undefined; // the hot path: no promise
@@ -302,13 +301,11 @@ export class Topology {
         await within(joined, this.options.connectTimeoutMs * 3, () => new Error(`joining ${groupId} timed out`));
         consumer.pause(topicList.map((topic) => ({ topic })));
         // End offsets read after joining: anything published once declare() resolves is kept.
-        const again = await this.#uncommitted(admin, groupId, topics);
-        const commits = [];
-        for (const { topic, partition } of again) {
-          const ends = await admin.ends(topic);
-          const high = ends.find((e) => e.partition === partition)?.high ?? '0';
-          commits.push({ topic, partition, offset: high });
-        }
+        const commits = await startsFromNow(
+          admin,
+          (topic) => admin.committed(groupId, topic),
+          topics.map((topic) => ({ topic })),
+        );
         if (commits.length > 0) await consumer.commit(commits);
       } finally {
         await consumer.disconnect().catch(() => undefined);
@@ -325,10 +322,46 @@ export class Topology {
   ): Promise<{ topic: string; partition: number }[]> {
     const out: { topic: string; partition: number }[] = [];
     for (const topic of topics) {
-      for (const c of await admin.committed(groupId, topic)) {
-        if (Number(c.offset) < 0) out.push({ topic, partition: c.partition });
-      }
+      for (const partition of uncommitted(await admin.committed(groupId, topic))) out.push({ topic, partition });
     }
     return out;
   }
+}
+
+/** The partitions with no committed offset (Kafka answers -1): of `partitions`, or of all those listed. */
+export function uncommitted(committed: readonly CommittedOffset[], partitions?: readonly number[]): number[] {
+  const offsetOf = (partition: number): number =>
+    Number(committed.find((c) => c.partition === partition)?.offset ?? -1);
+  return (partitions ?? committed.map((c) => c.partition)).filter((partition) => offsetOf(partition) < 0);
+}
+
+/**
+ * A new group starts from "now": the commits that start each partition without a committed offset at
+ * its end offset (read once per topic). `known` remembers a start by `topic|partition` once read, and
+ * a later call keeps it: if the first commit was lost (a crash, a rebalance), events published since
+ * the subscription began are still not skipped.
+ */
+export async function startsFromNow(
+  admin: ClientAdmin,
+  committedOf: (topic: string) => Promise<readonly CommittedOffset[]>,
+  targets: readonly { topic: string; partitions?: readonly number[] }[],
+  known: Map<string, bigint> = new Map(),
+): Promise<{ topic: string; partition: number; offset: string }[]> {
+  const commits: { topic: string; partition: number; offset: string }[] = [];
+  for (const { topic, partitions } of targets) {
+    const missing = uncommitted(await committedOf(topic), partitions);
+    if (missing.length === 0) continue;
+    const unknown = missing.filter((partition) => !known.has(`${topic}|${partition}`));
+    const ends = unknown.length > 0 ? await admin.ends(topic) : [];
+    for (const partition of missing) {
+      const tp = `${topic}|${partition}`;
+      let start = known.get(tp);
+      if (start === undefined) {
+        start = BigInt(ends.find((e) => e.partition === partition)?.high ?? '0');
+        known.set(tp, start);
+      }
+      commits.push({ topic, partition, offset: String(start) });
+    }
+  }
+  return commits;
 }
