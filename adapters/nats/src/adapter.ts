@@ -248,7 +248,11 @@ export class NatsAdapter implements Adapter {
         (async () => {
           const advisory = msg.json<{ stream_seq: number; deliveries: number }>();
           const stored = await jsm.streams.getMessage(stream, { seq: advisory.stream_seq });
-          if (!stored) return;
+          if (!stored) {
+            // Removed before it could be copied (the retention purge runs every purgeIntervalMs):
+            // say so, since the server will not deliver it again.
+            throw new Error(`stream ${stream} no longer holds sequence ${advisory.stream_seq}`);
+          }
           await writeDeadLetter(js, {
             subject,
             stream: dlqStream,
