@@ -20,8 +20,10 @@ import { Topology } from '../src/topology.js';
  * The subscriber against a fake client (no broker), to drive assignments and batches in an exact
  * order: what a new group skips (records published before it started) and what it must never skip.
  */
-function harness(ends: { high: number }) {
+function harness(ends: { high: number }, partitions = 1) {
   const commits: OffsetCommit[][] = [];
+  /** Commits wait for this when set: the test decides when the broker answers. */
+  const gate: { answer: Promise<void> | undefined } = { answer: undefined };
   const seeks: [string, number, string][] = [];
   let onBatch: ((batch: FetchedBatch) => Promise<void>) | undefined;
   let assign: ((assignment: readonly TopicPartitions[]) => void) | undefined;
@@ -29,8 +31,10 @@ function harness(ends: { high: number }) {
     createTopics: async () => {},
     listTopics: async () => [],
     // Nothing is ever committed for the group: as if every initialisation commit were lost.
-    committed: async () => [{ partition: 0, offset: '-1', metadata: null }],
-    ends: async () => [{ partition: 0, low: '0', high: String(ends.high) }],
+    committed: async () =>
+      Array.from({ length: partitions }, (_, partition) => ({ partition, offset: '-1', metadata: null })),
+    ends: async () =>
+      Array.from({ length: partitions }, (_, partition) => ({ partition, low: '0', high: String(ends.high) })),
   } as unknown as ClientAdmin;
   const consumer: ClientConsumer = {
     async run(_topics, cb) {
@@ -47,6 +51,7 @@ function harness(ends: { high: number }) {
     },
     async commit(offsets) {
       commits.push([...offsets]);
+      await gate.answer;
     },
     async disconnect() {},
   };
@@ -63,22 +68,23 @@ function harness(ends: { high: number }) {
     },
   );
   const topic = topology.names.channel('c');
-  const record = (offset: number): IncomingRecord => {
+  const record = (offset: number, partition = 0): IncomingRecord => {
     const out = encode(encodeEvent(createEvent({ type: 'T', id: `e${offset}`, data: { offset } }, 'urn:test')));
     const headers: Record<string, Buffer> = {};
     for (const [name, value] of Object.entries(out.headers)) headers[name] = Buffer.from(String(value));
-    return { topic, partition: 0, offset: String(offset), key: null, value: out.value, headers, timestamp: '0' };
+    return { topic, partition, offset: String(offset), key: null, value: out.value, headers, timestamp: '0' };
   };
-  const batch = (from: number, to: number): FetchedBatch => ({
+  const batch = (from: number, to: number, partition = 0): FetchedBatch => ({
     topic,
-    partition: 0,
-    records: Array.from({ length: to - from }, (_, i) => record(from + i)),
+    partition,
+    records: Array.from({ length: to - from }, (_, i) => record(from + i, partition)),
     heartbeat: async () => {},
     resolve() {},
     isActive: () => true,
   });
   return {
     commits,
+    gate,
     seeks,
     handled,
     subscriber,
@@ -116,5 +122,62 @@ describe('kafka subscriber: where a new group starts', () => {
     await h.deliver(h.batch(3, 10));
     assert.deepEqual(h.handled, ['e5', 'e6', 'e7', 'e8', 'e9'], 'everything published after the start is delivered');
     await h.subscriber.closed(1_000);
+  });
+});
+
+describe('kafka subscriber: batches and their commits', () => {
+  it('ends a batch once its commit was answered, and the batches of one fetch share one commit request', async () => {
+    const h = harness({ high: 0 }, 2);
+    const starting = h.subscriber.start();
+    await settle();
+    h.assign([{ topic: h.topic, partitions: [0, 1] }]);
+    await starting;
+    // The first batch of each partition records a delivery count first (see #probe); then the steady state.
+    await Promise.all([h.deliver(h.batch(0, 1, 0)), h.deliver(h.batch(0, 1, 1))]);
+    const before = h.commits.length;
+
+    let answer: () => void = () => {};
+    h.gate.answer = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    let ended = 0;
+    const fetched = [h.deliver(h.batch(1, 4, 0)), h.deliver(h.batch(1, 3, 1))].map((b) => b.then(() => ended++));
+    await settle();
+    assert.equal(h.handled.length, 2 + 3 + 2, 'every record was handled');
+    assert.equal(ended, 0, 'neither batch ends before the broker answered its commit (kafkajs would fetch again)');
+    assert.deepEqual(
+      h.commits.slice(before),
+      [
+        [
+          { topic: h.topic, partition: 0, offset: '4' },
+          { topic: h.topic, partition: 1, offset: '3' },
+        ],
+      ],
+      'one request for both partitions',
+    );
+    answer();
+    await Promise.all(fetched);
+    assert.equal(ended, 2);
+    h.gate.answer = undefined;
+    await h.subscriber.closed(1_000);
+  });
+
+  it('stops waiting for a commit the broker never answers once close gives up', async () => {
+    const h = harness({ high: 0 });
+    const starting = h.subscriber.start();
+    await settle();
+    h.assign([{ topic: h.topic, partitions: [0] }]);
+    await starting;
+    await h.deliver(h.batch(0, 1));
+    h.gate.answer = new Promise<void>(() => {});
+    let ended = false;
+    const batch = h.deliver(h.batch(1, 3)).then(() => {
+      ended = true;
+    });
+    await settle();
+    assert.equal(ended, false);
+    await h.subscriber.closed(100);
+    await batch;
+    assert.equal(ended, true, 'the batch was released by close');
   });
 });
