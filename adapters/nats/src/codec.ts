@@ -119,6 +119,13 @@ export function decodeDelivered(msg: Msg): Decoded {
   if (block === null) return decodeMessage(undefined, msg.data);
   const text = decoder.decode(block);
   if (!text.startsWith('NATS/1.0\r\n')) return viaMsgHdrs(msg);
+  // Values are cut from the bytes when every character is one byte (the offsets match): a slice of
+  // `text` is a view that keeps the whole block alive as long as the attribute is kept (an event id
+  // held in a map, say), ~250 bytes for a ~40-byte value.
+  const ascii =
+    text.length === block.length && !text.includes('\uFFFD')
+      ? Buffer.from(block.buffer, block.byteOffset, block.byteLength)
+      : undefined;
   const attributes: Record<string, string> = {};
   let contentType: string | undefined;
   let at = 10;
@@ -141,7 +148,7 @@ export function decodeDelivered(msg: Msg): Decoded {
         // A repeated exact name can only be one whose target is already set.
         const taken = ce ? name in attributes : contentType !== undefined;
         if (!(taken && namedBefore(text, text.slice(at, colon), at))) {
-          const value = text.slice(colon + 1, end).trim();
+          const value = ascii ? trimmedAscii(ascii, colon + 1, end) : text.slice(colon + 1, end).trim();
           if (ce) attributes[name] = decodeHeaderValue(value);
           else contentType = value;
         }
@@ -150,6 +157,14 @@ export function decodeDelivered(msg: Msg): Decoded {
     at = end + 2;
   }
   return decodeParts(attributes, contentType, msg.data);
+}
+
+/** `bytes[from, to)` as text without surrounding blanks, as `trim()` gives it for one-byte characters. */
+function trimmedAscii(bytes: Buffer, from: number, to: number): string {
+  const blank = (c: number | undefined): boolean => c === 32 || (c !== undefined && c >= 9 && c <= 13);
+  while (from < to && blank(bytes[from])) from++;
+  while (to > from && blank(bytes[to - 1])) to--;
+  return bytes.toString('latin1', from, to);
 }
 
 /** The slow path: nats.js parses the headers (and throws on a header name it rejects). */

@@ -72,6 +72,9 @@ describe('nats codec (CloudEvents NATS binding, binary mode)', () => {
       'NATS/1.0\r\nce-specversion: 1.0\r\nce-ID: a\r\nce-id: b\r\nce-ID: c\r\ncontent-type: x\r\nContent-Type: y\r\ncontent-type: z\r\n\r\n',
       'NATS/1.0\r\nce-specversion: 1.0\r\nce-constructor: a\r\nce-id: %41\r\n\r\n',
       'NATS/1.0\r\nce-specversion: 1.0\r\nce-: empty\r\nCE-ID: x\r\ncontent-typo: y\r\n\r\n',
+      // blanks around values; then a raw non-ASCII value (byte offsets no longer match the text's)
+      'NATS/1.0\r\nce-specversion: 1.0\r\nce-id:\t\u000b a long id with blanks \t\u000c\r\nce-source: urn:x\r\n\r\n',
+      'NATS/1.0\r\nce-specversion: 1.0\r\nce-id: \tanother long id\t\r\nce-source: urn:café\r\n\r\n',
       'NATS/1.0\r\nContent-Type: application/cloudevents+json\r\n\r\n',
       'NATS/1.0\r\nContent-Type: text/plain\r\n\r\n',
       'NATS/1.0\r\n\r\n',
