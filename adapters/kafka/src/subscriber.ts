@@ -539,17 +539,27 @@ export class Subscriber implements AdapterSubscription {
         item.state = 'skipped';
         return;
       }
-      await this.#onDelivery(item.open(extraAttempts));
+      const settling = this.#onDelivery(item.open(extraAttempts));
+      // A handler that finished synchronously was settled before onDelivery returned: its slot is
+      // free now, so the loop hands the next record over at once instead of each waiting for the
+      // previous one's promise chain (~2-3 µs per event consuming a backlog). The core finishes its
+      // bookkeeping by itself; only a failure of it is still reported here.
+      if (item.state === 'running') await settling;
+      else settling.then(undefined, this.#unexpected);
     } catch (error) {
-      this.#deps.logger.error(`[wharf] [kafka] a delivery on ${this.#groupId} failed unexpectedly`, {
-        error: describeError(error).message,
-      });
+      this.#unexpected(error);
     } finally {
       this.#slots.release();
     }
     // The core settles every delivery; one it did not is treated as given back.
     if (item.state === 'running') item.state = 'released';
   }
+
+  readonly #unexpected = (error: unknown): void => {
+    this.#deps.logger.error(`[wharf] [kafka] a delivery on ${this.#groupId} failed unexpectedly`, {
+      error: describeError(error).message,
+    });
+  };
 
   #retryTopic(tierMs: number): string {
     const exact = this.#retryTopics.get(tierMs);
