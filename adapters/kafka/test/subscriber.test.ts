@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { createEvent, type Delivery, encodeEvent, normalizeRetryPolicy, silentLogger } from '@wharf/core';
+import { createEvent, type Delivery, encodeEvent, type Logger, normalizeRetryPolicy, silentLogger } from '@wharf/core';
 import { describe, it } from 'vitest';
 import type {
   ClientAdmin,
@@ -20,7 +20,11 @@ import { Topology } from '../src/topology.js';
  * The subscriber against a fake client (no broker), to drive assignments and batches in an exact
  * order: what a new group skips (records published before it started) and what it must never skip.
  */
-function harness(ends: { high: number }, partitions = 1) {
+function harness(
+  ends: { high: number },
+  partitions = 1,
+  custom: { concurrency?: number; onDelivery?: (delivery: Delivery) => Promise<void>; logger?: Logger } = {},
+) {
   const commits: OffsetCommit[][] = [];
   /** Commits wait for this when set: the test decides when the broker answers. */
   const gate: { answer: Promise<void> | undefined } = { answer: undefined };
@@ -60,12 +64,25 @@ function harness(ends: { high: number }, partitions = 1) {
   const topology = new Topology(options, client, async () => admin, silentLogger);
   const handled: string[] = [];
   const subscriber = new Subscriber(
-    { options, client, topology, publisher: {} as Publisher, admin: async () => admin, logger: silentLogger },
-    { channel: 'c', group: 'g', concurrency: 4, policy: normalizeRetryPolicy({ maxAttempts: 1 }) },
-    async (delivery: Delivery) => {
-      handled.push(String(delivery.decoded.ok && delivery.decoded.message.attributes.id));
-      await delivery.ack();
+    {
+      options,
+      client,
+      topology,
+      publisher: {} as Publisher,
+      admin: async () => admin,
+      logger: custom.logger ?? silentLogger,
     },
+    {
+      channel: 'c',
+      group: 'g',
+      concurrency: custom.concurrency ?? 4,
+      policy: normalizeRetryPolicy({ maxAttempts: 1 }),
+    },
+    custom.onDelivery ??
+      (async (delivery: Delivery) => {
+        handled.push(String(delivery.decoded.ok && delivery.decoded.message.attributes.id));
+        await delivery.ack();
+      }),
   );
   const topic = topology.names.channel('c');
   const record = (offset: number, partition = 0): IncomingRecord => {
@@ -179,5 +196,44 @@ describe('kafka subscriber: batches and their commits', () => {
     await h.subscriber.closed(100);
     await batch;
     assert.equal(ended, true, 'the batch was released by close');
+  });
+});
+
+describe('kafka subscriber: slots', () => {
+  it('frees the slot of a delivery settled synchronously, and still reports a later failure of its settlement', async () => {
+    const handled: string[] = [];
+    const errors: string[] = [];
+    const logger: Logger = { ...silentLogger, error: (message) => void errors.push(message) };
+    // One slot; each settlement acks at once but its promise settles only later (the core's
+    // bookkeeping after the ack), and the last one fails there.
+    const finish: (() => void)[] = [];
+    const h = harness({ high: 0 }, 1, {
+      concurrency: 1,
+      logger,
+      onDelivery: (delivery) => {
+        const id = String(delivery.decoded.ok && delivery.decoded.message.attributes.id);
+        handled.push(id);
+        void delivery.ack();
+        return new Promise<void>((resolve, reject) => {
+          finish.push(() => (id === 'e3' ? reject(new Error('observer failed')) : resolve()));
+        });
+      },
+    });
+    const starting = h.subscriber.start();
+    await settle();
+    h.assign([{ topic: h.topic, partitions: [0] }]);
+    await starting;
+    await h.deliver(h.batch(0, 1));
+    await h.deliver(h.batch(1, 4));
+    assert.deepEqual(
+      handled,
+      ['e0', 'e1', 'e2', 'e3'],
+      'each record was handed over while the earlier settlements ran',
+    );
+    for (const f of finish) f();
+    await settle();
+    assert.equal(errors.length, 1, 'the failed settlement was logged');
+    assert.match(errors[0] as string, /failed unexpectedly/);
+    await h.subscriber.closed(1_000);
   });
 });
