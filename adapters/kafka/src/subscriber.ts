@@ -361,7 +361,7 @@ export class Subscriber implements AdapterSubscription {
         lastCommitAt = Date.now();
         const target = commitTarget(items);
         if (target !== undefined && generation === this.#generation) {
-          this.#commitInBackground(fetched.topic, fetched.partition, target);
+          void this.#commitQueued(fetched.topic, fetched.partition, target);
         }
       }
     }, this.#deps.options.heartbeatIntervalMs);
@@ -676,11 +676,6 @@ export class Subscriber implements AdapterSubscription {
       void work.finally(() => this.#commits.delete(work));
     }
     return answered;
-  }
-
-  /** A commit the caller does not wait for (during a long batch). */
-  #commitInBackground(topic: string, partition: number, target: bigint): void {
-    void this.#commitQueued(topic, partition, target);
   }
 
   async #sendCommits(queue: CommitQueue): Promise<void> {
