@@ -68,7 +68,7 @@ class Item implements Delivery {
     const { record } = this;
     this.state = 'running';
     this.decoded = decode(record);
-    this.attempt = readAttempt(safeHeader(record, ATTEMPT_HEADER)) + extraAttempts;
+    this.attempt = attemptOf(record, extraAttempts);
     this.firstFailureAt = safeHeader(record, FIRST_FAILURE_HEADER);
     return this;
   }
@@ -457,7 +457,7 @@ export class Subscriber implements AdapterSubscription {
         error: describeError(error).message,
       });
     }
-    const attempt = readAttempt(headerText(record.headers, ATTEMPT_HEADER)) + deliveries - 1;
+    const attempt = attemptOf(record, deliveries - 1);
     if (attempt > this.#request.policy.maxAttempts) {
       await this.#crashLoop(record, item, attempt);
     } else {
@@ -491,7 +491,7 @@ export class Subscriber implements AdapterSubscription {
       channel,
       group,
       attempts: attempt - 1,
-      firstFailureAt: headerText(record.headers, FIRST_FAILURE_HEADER),
+      firstFailureAt: safeHeader(record, FIRST_FAILURE_HEADER),
     });
     try {
       await this.#writeDeadLetter(record, info);
@@ -800,6 +800,16 @@ function dueOf(record: IncomingRecord): number {
   return Number.isFinite(value) ? value : 0;
 }
 
+/**
+ * The attempt a delivery of `record` is: its attempt header (written with a retry) plus deliveries a
+ * crashed consumer made. Read the same way for the first record of a partition (crash-loop check)
+ * and for the delivery itself.
+ */
+function attemptOf(record: IncomingRecord, extraAttempts: number): number {
+  return readAttempt(safeHeader(record, ATTEMPT_HEADER)) + extraAttempts;
+}
+
+/** A bookkeeping header, or undefined when it is absent or malformed (a foreign record's, say). */
 function safeHeader(record: IncomingRecord, name: string): string | undefined {
   try {
     return headerText(record.headers, name);

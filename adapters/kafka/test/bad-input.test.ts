@@ -7,6 +7,7 @@ import {
   type Bus,
   ConfigError,
   createBus,
+  type Logger,
   MessageTooLargeError,
   silentLogger,
   TopologyError,
@@ -212,5 +213,57 @@ describe.skipIf(skipKafka)('bad input on a real broker', () => {
     // Undecodable dead letters stay when replaying; the log keeps them readable.
     assert.equal(await bus.replayDeadLetters(channel, 'g'), 0);
     assert.equal((await bus.listDeadLetters(channel, 'g')).length, records.length);
+  });
+
+  it('hands over a record whose bookkeeping header is repeated, even as the first of its partition', async () => {
+    // The first record of a partition after an assignment is read before the others (the crash-loop
+    // count); a foreign producer's repeated wharf-attempt header must not fail the batch there.
+    const channel = fresh('repeated-attempt', ['g']);
+    const complaints: string[] = [];
+    const logger: Logger = {
+      ...silentLogger,
+      warn: (message, fields) => void complaints.push(`${message} ${JSON.stringify(fields ?? {})}`),
+      error: (message, fields) => void complaints.push(`${message} ${JSON.stringify(fields ?? {})}`),
+    };
+    const bus = createBus({ logger, adapter: adapter({}, logger), shutdownTimeoutMs: 2_000 });
+    buses.push(bus);
+    const rec = new Recorder();
+    await bus.subscribe(channel, { group: 'g' }, (e, c) => rec.record(e, c.attempt));
+    const kafka = new kafkajs.Kafka({
+      brokers: [KAFKA_URL.replace(/^kafka:\/\//, '')],
+      logLevel: kafkajs.logLevel.NOTHING,
+    });
+    const producer = kafka.producer({ createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
+    await producer.connect();
+    try {
+      await producer.send({
+        topic: names.channel(channel),
+        messages: [0, 1, 2].map((partition) => ({
+          partition,
+          value: '{}',
+          headers: {
+            ce_specversion: '1.0',
+            ce_source: '/s',
+            ce_type: 't',
+            ce_id: `repeated-${partition}`,
+            'content-type': 'application/json',
+            'wharf-attempt': ['1', '2'],
+          },
+        })),
+      });
+    } finally {
+      await producer.disconnect();
+    }
+    const ids = ['repeated-0', 'repeated-1', 'repeated-2'];
+    await rec.all(ids, 15_000);
+    for (const id of ids) {
+      const got = rec.received.filter((r) => r.event.id === id).map((r) => r.attempt);
+      assert.deepEqual(got, [1], `${id} was handed over once, as attempt 1`);
+    }
+    assert.deepEqual(
+      complaints.filter((c) => c.includes('wharf-attempt')),
+      [],
+      'no batch failed on the header (kafkajs would retry it)',
+    );
   });
 });
