@@ -25,6 +25,33 @@ function fresh(label: string, groups: string[] = []): string {
   return channel;
 }
 
+/** A bus subscribed to `channel` as group `g`, recording what its handler receives. */
+async function recordingSubscriber(
+  channel: string,
+  logger: Logger = silentLogger,
+): Promise<{ bus: Bus; rec: Recorder }> {
+  const bus = createBus({ logger, adapter: adapter({}, logger), shutdownTimeoutMs: 2_000 });
+  buses.push(bus);
+  const rec = new Recorder();
+  await bus.subscribe(channel, { group: 'g' }, (e, c) => rec.record(e, c.attempt));
+  return { bus, rec };
+}
+
+/** Writes records to a channel's topic with plain kafkajs, as a foreign producer would. */
+async function produceForeign(channel: string, messages: kafkajs.Message[]): Promise<void> {
+  const kafka = new kafkajs.Kafka({
+    brokers: [KAFKA_URL.replace(/^kafka:\/\//, '')],
+    logLevel: kafkajs.logLevel.NOTHING,
+  });
+  const producer = kafka.producer({ createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
+  await producer.connect();
+  try {
+    await producer.send({ topic: names.channel(channel), messages });
+  } finally {
+    await producer.disconnect();
+  }
+}
+
 describe('bad input without a broker', () => {
   it('names the brokers it cannot reach, within the connect bound', async () => {
     const a = createKafkaAdapter({
@@ -165,15 +192,7 @@ describe.skipIf(skipKafka)('bad input on a real broker', () => {
 
   it('dead-letters foreign and malformed records as undecodable, saying why, and keeps consuming', async () => {
     const channel = fresh('malformed', ['g']);
-    const bus = createBus({ logger: silentLogger, adapter: adapter(), shutdownTimeoutMs: 2_000 });
-    buses.push(bus);
-    const rec = new Recorder();
-    await bus.subscribe(channel, { group: 'g' }, (e, c) => rec.record(e, c.attempt));
-    const kafka = new kafkajs.Kafka({
-      brokers: [KAFKA_URL.replace(/^kafka:\/\//, '')],
-      logLevel: kafkajs.logLevel.NOTHING,
-    });
-    const producer = kafka.producer({ createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
+    const { bus, rec } = await recordingSubscriber(channel);
     const ce = { ce_specversion: '1.0', ce_source: '/s', ce_type: 't' };
     // Each record, and what the dead letter must say about it (read back from the stored record,
     // so it also shows the original headers were kept: repeated ones repeated, raw bytes raw).
@@ -189,12 +208,10 @@ describe.skipIf(skipKafka)('bad input on a real broker', () => {
       ],
       [{ value: 'not json', headers: { 'content-type': 'application/cloudevents+json' } }, /JSON/i],
     ];
-    await producer.connect();
-    try {
-      await producer.send({ topic: names.channel(channel), messages: records.map(([m]) => m) });
-    } finally {
-      await producer.disconnect();
-    }
+    await produceForeign(
+      channel,
+      records.map(([m]) => m),
+    );
     const after = await bus.publish(channel, { type: 'StillFine' });
     await rec.all([after.id], 15_000);
     const deadline = Date.now() + 20_000;
@@ -225,35 +242,22 @@ describe.skipIf(skipKafka)('bad input on a real broker', () => {
       warn: (message, fields) => void complaints.push(`${message} ${JSON.stringify(fields ?? {})}`),
       error: (message, fields) => void complaints.push(`${message} ${JSON.stringify(fields ?? {})}`),
     };
-    const bus = createBus({ logger, adapter: adapter({}, logger), shutdownTimeoutMs: 2_000 });
-    buses.push(bus);
-    const rec = new Recorder();
-    await bus.subscribe(channel, { group: 'g' }, (e, c) => rec.record(e, c.attempt));
-    const kafka = new kafkajs.Kafka({
-      brokers: [KAFKA_URL.replace(/^kafka:\/\//, '')],
-      logLevel: kafkajs.logLevel.NOTHING,
-    });
-    const producer = kafka.producer({ createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
-    await producer.connect();
-    try {
-      await producer.send({
-        topic: names.channel(channel),
-        messages: [0, 1, 2].map((partition) => ({
-          partition,
-          value: '{}',
-          headers: {
-            ce_specversion: '1.0',
-            ce_source: '/s',
-            ce_type: 't',
-            ce_id: `repeated-${partition}`,
-            'content-type': 'application/json',
-            'wharf-attempt': ['1', '2'],
-          },
-        })),
-      });
-    } finally {
-      await producer.disconnect();
-    }
+    const { rec } = await recordingSubscriber(channel, logger);
+    await produceForeign(
+      channel,
+      [0, 1, 2].map((partition) => ({
+        partition,
+        value: '{}',
+        headers: {
+          ce_specversion: '1.0',
+          ce_source: '/s',
+          ce_type: 't',
+          ce_id: `repeated-${partition}`,
+          'content-type': 'application/json',
+          'wharf-attempt': ['1', '2'],
+        },
+      })),
+    );
     const ids = ['repeated-0', 'repeated-1', 'repeated-2'];
     await rec.all(ids, 15_000);
     for (const id of ids) {
