@@ -1,5 +1,6 @@
 import type { DeadLetterInfo } from './dead-letter.js';
 import type { WireMessage } from './envelope.js';
+import type { IncidentSink } from './incident.js';
 import type { Logger } from './logger.js';
 import type { NormalizedRetryPolicy } from './policy.js';
 
@@ -73,6 +74,13 @@ export interface SubscribeRequest {
   /** At most this many deliveries are outstanding (handed to `onDelivery` and not yet settled). */
   readonly concurrency: number;
   readonly policy: NormalizedRetryPolicy;
+  /**
+   * Report every event that leaves the normal path without a settlement the core asked for (a
+   * broker delivery cap reached without a confirmed dead letter, a message removed unsettled, a
+   * stalled consumer). The bus logs, counts and observes it. Absent when a test calls the adapter
+   * directly: use `incidentSink(request, logger)`.
+   */
+  readonly incident?: IncidentSink | undefined;
 }
 
 /** A running subscription. */

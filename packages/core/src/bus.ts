@@ -20,9 +20,11 @@ import {
   type WireMessage,
 } from './envelope.js';
 import { ClosedError, ConfigError, InvalidEventError, MessageTooLargeError, TimeoutError } from './errors.js';
+import { type Incident, logIncident } from './incident.js';
 import { loadAdapter } from './load.js';
 import { consoleLogger, type Logger } from './logger.js';
 import { type NormalizedRetryPolicy, normalizeRetryPolicy, type RetryPolicy } from './policy.js';
+import { type BackpressureMode, PublishGate } from './publish-gate.js';
 import { createStats, type Stats } from './stats.js';
 import { parseBrokerUrl } from './url.js';
 
@@ -45,6 +47,19 @@ export interface BusOptions {
   observer?: BusObserver;
   /** How long `close()` waits for running handlers before aborting them. Default 10 s. */
   shutdownTimeoutMs?: number;
+  /**
+   * Every publish settles within this bound: resolved once the broker confirmed, otherwise rejected
+   * with `PublishTimeoutError` (or the broker's own error). Default 30 s.
+   */
+  publishTimeoutMs?: number;
+  /**
+   * Events handed to the broker and not yet confirmed, at most. Past it, a publish waits for room
+   * (within `publishTimeoutMs`) or fails at once with `BackpressureError`, as `backpressure` says,
+   * so an outage never buffers without bound. Default 10,000.
+   */
+  maxPendingPublishes?: number;
+  /** `'wait'` (default) or `'fail'`: what a publish does when `maxPendingPublishes` is reached. */
+  backpressure?: BackpressureMode;
 }
 
 /** Options of {@link Bus.subscribe}. */
@@ -99,6 +114,7 @@ export class Bus {
   #adapter: Adapter | undefined;
   #ready: Promise<Adapter> | undefined;
   #closing: Promise<void> | undefined;
+  readonly #gate: PublishGate;
 
   constructor(options: BusOptions = {}) {
     this.#options = options;
@@ -110,6 +126,24 @@ export class Bus {
     if (timeout !== undefined && !(Number.isFinite(timeout) && timeout >= 0)) {
       throw new ConfigError('core', `shutdownTimeoutMs must be a number of milliseconds >= 0, got ${String(timeout)}`);
     }
+    const publishTimeout = options.publishTimeoutMs ?? 30_000;
+    if (!(Number.isFinite(publishTimeout) && publishTimeout > 0)) {
+      throw new ConfigError(
+        'core',
+        `publishTimeoutMs must be a number of milliseconds > 0, got ${String(publishTimeout)}`,
+      );
+    }
+    const maxPending = options.maxPendingPublishes ?? 10_000;
+    if (!(Number.isInteger(maxPending) && maxPending >= 1)) {
+      throw new ConfigError('core', `maxPendingPublishes must be an integer >= 1, got ${String(maxPending)}`);
+    }
+    const mode = options.backpressure ?? 'wait';
+    if (mode !== 'wait' && mode !== 'fail') {
+      throw new ConfigError('core', `backpressure must be 'wait' or 'fail', got ${JSON.stringify(mode)}`);
+    }
+    this.#gate = new PublishGate('core', publishTimeout, maxPending, mode, (count) => {
+      this.#stats.publishTimeouts += count;
+    });
   }
 
   /** The broker URL this bus uses (may contain credentials). */
@@ -184,7 +218,7 @@ export class Bus {
     }
     if (this.#closing) throw new ClosedError('core', 'publish');
     const started = performance.now();
-    await adapter.publish(channel, wires);
+    await this.#gate.run(wires.length, () => adapter.publish(channel, wires));
     this.#stats.published += wires.length;
     this.#options.observer?.onPublished?.(channel, wires.length, performance.now() - started);
   }
@@ -239,9 +273,10 @@ export class Bus {
       shutdown: active.shutdown,
       publish: <E>(target: string, input: EventInput<E>) => this.publish<E>(target, input),
       observer: this.#options.observer,
+      incident: this.#incident,
     };
     active.native = await adapter.subscribe(
-      { channel, group: options.group, concurrency, policy },
+      { channel, group: options.group, concurrency, policy, incident: this.#incident },
       (delivery: Delivery) => active.track(settle(setup, delivery)),
     );
     this.#subscriptions.add(active);
@@ -280,6 +315,22 @@ export class Bus {
       return true;
     });
     return replayed;
+  }
+
+  /** Logs, counts and observes an event that left the normal path; adapters report through it too. */
+  readonly #incident = (incident: Incident): void => {
+    this.#stats.incidents++;
+    logIncident(this.#logger, incident);
+    try {
+      this.#options.observer?.onIncident?.(incident);
+    } catch (error) {
+      this.#logger.error('[wharf] [core] the observer threw on an incident', { error: String(error) });
+    }
+  };
+
+  /** Events handed to the broker and not yet confirmed. */
+  get pendingPublishes(): number {
+    return this.#gate.pending;
   }
 
   /** A snapshot of this bus's counters. */

@@ -3,6 +3,7 @@ import { type DeadLetterReason, deadLetterInfo } from './dead-letter.js';
 import type { DedupStore } from './dedup.js';
 import { type CloudEvent, decodeEvent, type EventInput } from './envelope.js';
 import { ContractViolationError, describeError, NonRetryableError, UndecodableMessageError } from './errors.js';
+import type { Incident, IncidentSink } from './incident.js';
 import type { Logger } from './logger.js';
 import { type NormalizedRetryPolicy, retryDelay } from './policy.js';
 import type { Stats } from './stats.js';
@@ -34,6 +35,8 @@ export interface BusObserver {
   ): void;
   /** Events were accepted by the broker. */
   onPublished?(channel: string, count: number, ms: number): void;
+  /** An event left the normal path (already logged as an error and counted in `stats().incidents`). */
+  onIncident?(incident: Incident): void;
 }
 
 export type SettleOutcome = 'acked' | 'retried' | 'dead-lettered' | 'released' | 'duplicate' | 'discarded';
@@ -78,6 +81,7 @@ export interface ConsumerSetup {
   readonly stats: Stats;
   readonly publish: <T>(channel: string, input: EventInput<T>) => Promise<CloudEvent<T>>;
   readonly observer: BusObserver | undefined;
+  readonly incident: IncidentSink;
   /** Aborted when the bus shuts down. */
   readonly shutdown: Shutdown;
 }
@@ -154,7 +158,7 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
   const trace: Trace = { type: undefined, attempt: delivery.attempt, handlerMs: 0 };
   stats.delivered++;
   if (setup.shutdown.aborted) {
-    await safely(delivery, 'release', setup);
+    await safely(delivery, 'release', setup, undefined);
     return note(setup, 'released', trace);
   }
 
@@ -167,14 +171,15 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
       error instanceof UndecodableMessageError
         ? error
         : new UndecodableMessageError('consumer', describeError(error).message, { cause: error });
-    return deadLetter(setup, delivery, 'undecodable', cause, 0, trace);
+    return deadLetter(setup, delivery, 'undecodable', cause, 0, trace, undefined);
   }
   trace.type = event.type;
 
   try {
     setup.validator?.validate('consume', channel, event);
   } catch (error) {
-    if (error instanceof ContractViolationError) return deadLetter(setup, delivery, 'invalid', error, 0, trace);
+    if (error instanceof ContractViolationError)
+      return deadLetter(setup, delivery, 'invalid', error, 0, trace, event.id);
     throw error;
   }
 
@@ -185,7 +190,7 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
   // Stores may answer synchronously (the memory one does): skip the await then, it costs a tick per event.
   const seen = setup.dedup?.has(group, dedupKey);
   if (seen === true || (seen !== undefined && seen !== false && (await seen))) {
-    await safely(delivery, 'ack', setup);
+    await safely(delivery, 'ack', setup, event.id);
     return note(setup, 'duplicate', trace);
   }
 
@@ -198,7 +203,7 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
 
   if ('aborted' in outcome) {
     // Interrupted by shutdown: neither acked nor dead-lettered, so the broker redelivers it.
-    await safely(delivery, 'release', setup);
+    await safely(delivery, 'release', setup, event.id);
     return note(setup, 'released', trace);
   }
   if (outcome.ok) {
@@ -208,7 +213,7 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
     try {
       await delivery.ack();
     } catch (error) {
-      settleFailed(setup, 'ack', error);
+      settleFailed(setup, 'ack', error, event.id);
     }
     return note(setup, 'acked', trace);
   }
@@ -216,11 +221,14 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
   const { error } = outcome;
   stats.failures++;
   const attempts = delivery.attempt;
-  if (error instanceof NonRetryableError) return deadLetter(setup, delivery, 'non-retryable', error, attempts, trace);
-  if (error instanceof ContractViolationError) return deadLetter(setup, delivery, 'invalid', error, attempts, trace);
-  if (error instanceof NoHandlerError) return deadLetter(setup, delivery, 'no-handler', error, attempts, trace);
+  const id = event.id;
+  if (error instanceof NonRetryableError)
+    return deadLetter(setup, delivery, 'non-retryable', error, attempts, trace, id);
+  if (error instanceof ContractViolationError)
+    return deadLetter(setup, delivery, 'invalid', error, attempts, trace, id);
+  if (error instanceof NoHandlerError) return deadLetter(setup, delivery, 'no-handler', error, attempts, trace, id);
   if (attempts >= setup.policy.maxAttempts) {
-    return deadLetter(setup, delivery, 'retries-exhausted', error, attempts, trace);
+    return deadLetter(setup, delivery, 'retries-exhausted', error, attempts, trace, id);
   }
   const instruction = {
     attempt: attempts + 1,
@@ -239,13 +247,16 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
     await delivery.retry(instruction);
     note(setup, 'retried', trace);
   } catch (retryError) {
-    logger.error(
-      `[wharf] could not schedule a retry on ${channel}/${group}; the event stays unsettled and is redelivered`,
-      {
-        error: describeError(retryError).message,
-      },
-    );
-    await safely(delivery, 'release', setup);
+    setup.incident({
+      kind: 'settle-failed',
+      component: 'core',
+      channel,
+      group,
+      eventId: id,
+      message: `could not schedule retry ${instruction.attempt}; the event is released for redelivery`,
+      error: describeError(retryError).message,
+    });
+    await safely(delivery, 'release', setup, id);
     note(setup, 'released', trace);
   }
 }
@@ -257,42 +268,69 @@ async function deadLetter(
   error: unknown,
   attempts: number,
   trace: Trace,
+  eventId: string | undefined,
 ): Promise<void> {
   const { channel, group, logger, stats } = setup;
   if (!setup.deadLetter) {
     logger.error(`[wharf] discarding an event on ${channel}/${group} (${reason}): dead-lettering is turned off`, {
+      ...(eventId === undefined ? {} : { eventId }),
       error: describeError(error).message,
     });
-    await safely(delivery, 'ack', setup);
+    await safely(delivery, 'ack', setup, eventId);
     return note(setup, 'discarded', trace);
   }
   const info = deadLetterInfo({ reason, error, channel, group, attempts, firstFailureAt: delivery.firstFailureAt });
   try {
     await delivery.deadLetter(info);
     note(setup, 'dead-lettered', trace);
-    logger.warn(`[wharf] dead-lettered an event on ${channel}/${group}: ${reason}`, { error: info.errorMessage });
+    logger.warn(`[wharf] dead-lettered an event on ${channel}/${group}: ${reason}`, {
+      ...(eventId === undefined ? {} : { eventId }),
+      error: info.errorMessage,
+    });
   } catch (writeError) {
     // The original stays unsettled: losing it would be worse than handling it again.
-    logger.error(`[wharf] dead-letter write failed on ${channel}/${group}; the event is released for redelivery`, {
+    stats.deadLetterFailures++;
+    setup.incident({
+      kind: 'dead-letter-failed',
+      component: 'core',
+      channel,
+      group,
+      eventId,
+      message: `the dead-letter write (${reason}) failed; the event is released for redelivery`,
       error: describeError(writeError).message,
     });
-    stats.deadLetterFailures++;
-    await safely(delivery, 'release', setup);
+    await safely(delivery, 'release', setup, eventId);
     note(setup, 'released', trace);
   }
 }
 
-async function safely(delivery: Delivery, what: 'ack' | 'release', setup: ConsumerSetup): Promise<void> {
+async function safely(
+  delivery: Delivery,
+  what: 'ack' | 'release',
+  setup: ConsumerSetup,
+  eventId: string | undefined,
+): Promise<void> {
   try {
     await delivery[what]();
   } catch (error) {
-    settleFailed(setup, what, error);
+    settleFailed(setup, what, error, eventId);
   }
 }
 
-function settleFailed(setup: ConsumerSetup, what: 'ack' | 'release', error: unknown): void {
+function settleFailed(
+  setup: ConsumerSetup,
+  what: 'ack' | 'release',
+  error: unknown,
+  eventId: string | undefined,
+): void {
   // A failed settlement leaves the message with the broker, which redelivers it: at-least-once holds.
-  setup.logger.warn(`[wharf] ${what} failed on ${setup.channel}/${setup.group}; the broker will redeliver`, {
+  setup.incident({
+    kind: 'settle-failed',
+    component: 'core',
+    channel: setup.channel,
+    group: setup.group,
+    eventId,
+    message: `${what} failed; the broker will redeliver the event`,
     error: describeError(error).message,
   });
 }

@@ -85,6 +85,28 @@ export class PublishError extends WharfError {
   }
 }
 
+/**
+ * A publish was not answered within `publishTimeoutMs`. `mayHaveBeenStored` is true when the event
+ * reached the adapter (its outcome is unknown: publish again with the same id, consumers drop the
+ * duplicate) and false when it was never sent (no room under `maxPendingPublishes`).
+ */
+export class PublishTimeoutError extends WharfError {
+  override readonly name = 'PublishTimeoutError';
+  readonly mayHaveBeenStored: boolean;
+  constructor(component: string, message: string, mayHaveBeenStored: boolean, options?: { cause?: unknown }) {
+    super('ERR_WHARF_PUBLISH_TIMEOUT', component, message, options);
+    this.mayHaveBeenStored = mayHaveBeenStored;
+  }
+}
+
+/** `maxPendingPublishes` events already wait for the broker and `backpressure` is `'fail'`. Nothing was sent. */
+export class BackpressureError extends WharfError {
+  override readonly name = 'BackpressureError';
+  constructor(component: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_WHARF_BACKPRESSURE', component, message, options);
+  }
+}
+
 /** An event reached no queue: no group has been declared on its channel. Nothing was stored. */
 export class UnroutableError extends WharfError {
   override readonly name = 'UnroutableError';

@@ -43,11 +43,14 @@ export {
 } from './envelope.js';
 export * from './errors.js';
 export { ATTEMPT_HEADER, FIRST_FAILURE_HEADER, readAttempt, retryHeaders } from './headers.js';
+export type { Incident, IncidentKind, IncidentSink } from './incident.js';
+export { incidentSink, logIncident } from './incident.js';
 export { importAdapterModule, loadAdapter } from './load.js';
 export type { Logger } from './logger.js';
 export { consoleLogger, silentLogger } from './logger.js';
 export type { NormalizedRetryPolicy, RetryPolicy } from './policy.js';
 export { DEFAULT_RETRY_POLICY, normalizeRetryPolicy, retryDelay, retryTiers } from './policy.js';
+export type { BackpressureMode } from './publish-gate.js';
 export type { Stats } from './stats.js';
 export type { BrokerUrl } from './url.js';
 export { ADAPTER_PACKAGES, parseBrokerUrl, redactUrl } from './url.js';

@@ -10,6 +10,10 @@ export interface Stats {
   duplicates: number;
   released: number;
   discarded: number;
+  /** Events that left the normal path (logged as errors with channel, group and id; see `Incident`). */
+  incidents: number;
+  /** Publishes (events) that were not answered within `publishTimeoutMs`. */
+  publishTimeouts: number;
   /** Total time spent in handlers, ms. */
   handlerMs: number;
 }
@@ -26,6 +30,8 @@ export function createStats(): Stats {
     duplicates: 0,
     released: 0,
     discarded: 0,
+    incidents: 0,
+    publishTimeouts: 0,
     handlerMs: 0,
   };
 }

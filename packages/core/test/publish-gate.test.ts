@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { BackpressureError, PublishTimeoutError } from '../src/errors.js';
+import { PublishGate } from '../src/publish-gate.js';
+
+const never = (): Promise<void> => new Promise(() => {});
+
+describe('PublishGate', () => {
+  it('passes a confirmed publish and its error through', async () => {
+    const gate = new PublishGate('core', 1000, 10, 'wait');
+    await expect(gate.run(1, async () => {})).resolves.toBeUndefined();
+    await expect(gate.run(1, async () => Promise.reject(new Error('nack')))).rejects.toThrow('nack');
+    expect(gate.pending).toBe(0);
+  });
+
+  it('rejects an unanswered publish with PublishTimeoutError at its deadline, and keeps its slot', async () => {
+    let timedOut = 0;
+    const gate = new PublishGate('core', 100, 10, 'wait', (count) => {
+      timedOut += count;
+    });
+    const started = Date.now();
+    const error = await gate.run(3, never).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PublishTimeoutError);
+    expect((error as PublishTimeoutError).mayHaveBeenStored).toBe(true);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(95);
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(timedOut).toBe(3);
+    // The adapter still holds those events: they count until it answers.
+    expect(gate.pending).toBe(3);
+  });
+
+  it("in 'wait' mode holds a publish until room frees, then sends it", async () => {
+    const gate = new PublishGate('core', 2000, 2, 'wait');
+    let confirm: () => void = () => {};
+    const first = gate.run(2, () => new Promise<void>((resolve) => (confirm = resolve)));
+    let sent = false;
+    const second = gate.run(1, async () => {
+      sent = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(sent).toBe(false);
+    confirm();
+    await first;
+    await second;
+    expect(sent).toBe(true);
+    expect(gate.pending).toBe(0);
+  });
+
+  it("in 'wait' mode fails a publish that finds no room before its deadline, without sending it", async () => {
+    const gate = new PublishGate('core', 100, 1, 'wait');
+    void gate.run(1, never).catch(() => {});
+    let sent = false;
+    const error = await gate
+      .run(1, async () => {
+        sent = true;
+      })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PublishTimeoutError);
+    expect((error as PublishTimeoutError).mayHaveBeenStored).toBe(false);
+    expect(sent).toBe(false);
+  });
+
+  it("in 'fail' mode rejects at once with BackpressureError", async () => {
+    const gate = new PublishGate('core', 1000, 1, 'fail');
+    void gate.run(1, never).catch(() => {});
+    await expect(gate.run(1, async () => {})).rejects.toBeInstanceOf(BackpressureError);
+  });
+
+  it('lets one batch larger than the bound go when nothing else is pending', async () => {
+    const gate = new PublishGate('core', 1000, 2, 'fail');
+    await expect(gate.run(5, async () => {})).resolves.toBeUndefined();
+  });
+});
