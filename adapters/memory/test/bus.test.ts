@@ -1,4 +1,5 @@
 import {
+  type Adapter,
   AdapterNotInstalledError,
   ClosedError,
   ConfigError,
@@ -261,6 +262,106 @@ describe('tracing and metrics', () => {
       ['acked:Flaky:2', 'acked:Ok:1', 'dead-lettered:Bad:1', 'duplicate:Ok:1', 'retried:Flaky:1'].sort(),
     );
     expect(b.stats()).toMatchObject({ acked: 2, duplicates: 1, retried: 1, deadLettered: 1, failures: 2 });
+    await b.close();
+  });
+});
+
+describe('never silent', () => {
+  it('reports an event the bus cannot settle as an incident naming it, and redelivers it', async () => {
+    const lines: string[] = [];
+    const logger = {
+      ...silentLogger,
+      error: (message: string, fields?: Record<string, unknown>) =>
+        void lines.push(`${message} ${JSON.stringify(fields)}`),
+    };
+    let broken = true;
+    const dedup = {
+      has: () => {
+        if (broken) {
+          broken = false;
+          throw new Error('dedup store down');
+        }
+        return false;
+      },
+      add: () => {},
+    };
+    const incidents: string[] = [];
+    const b = createBus({ url: fresh(), logger, dedup, observer: { onIncident: (i) => void incidents.push(i.kind) } });
+    const handled: string[] = [];
+    await b.subscribe('c', { group: 'g' }, (e) => void handled.push(e.id));
+    const event = await b.publish('c', { type: 'T', id: 'evt-1' });
+    await until(() => handled.length === 1);
+    expect(handled).toEqual([event.id]);
+    expect(b.stats().incidents).toBe(1);
+    expect(b.stats().released).toBe(1);
+    expect(incidents).toEqual(['settle-failed']);
+    expect(
+      lines.some((line) => line.includes('c/g') && line.includes('evt-1') && line.includes('dedup store down')),
+    ).toBe(true);
+    await b.close();
+  });
+
+  it('bounds a publish the adapter never answers with PublishTimeoutError, and counts it', async () => {
+    const inner = createMemoryAdapter({ url: fresh(), logger: silentLogger });
+    // A memory broker whose publish is never answered, as a broker that went silent would leave it.
+    const adapter: Adapter = {
+      name: inner.name,
+      capabilities: inner.capabilities,
+      connect: () => inner.connect(),
+      publish: () => new Promise<void>(() => {}),
+      declare: (channel, groups, policy) => inner.declare(channel, groups, policy),
+      subscribe: (request, onDelivery) => inner.subscribe(request, onDelivery),
+      readDeadLetters: (channel, group, options, visit) => inner.readDeadLetters(channel, group, options, visit),
+      close: () => inner.close(),
+      raw: () => inner.raw(),
+    };
+    const b = createBus({ adapter, logger: silentLogger, publishTimeoutMs: 100 });
+    const error = await b.publish('c', { type: 'T' }).catch((e: unknown) => e);
+    expect((error as Error).name).toBe('PublishTimeoutError');
+    expect(b.stats().publishTimeouts).toBe(1);
+    expect(b.pendingPublishes).toBe(1);
+    await b.close();
+  });
+});
+
+async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe('delayed retries at scale', () => {
+  it('settles every event when far more retries wait than the subscription runs at once', async () => {
+    const b = bus();
+    const attempts = new Map<string, number>();
+    const done = new Set<string>();
+    // 1,000 events, 4 at a time: every event fails twice (so ~1,000 retries wait at once), every
+    // tenth fails always and must end as exactly one dead letter.
+    await b.subscribe(
+      'c',
+      { group: 'g', concurrency: 4, retry: { maxAttempts: 3, delays: [20, 40] } },
+      (event, ctx) => {
+        attempts.set(event.id, ctx.attempt);
+        const n = Number(event.id.slice(2));
+        if (n % 10 === 0 || ctx.attempt < 3) throw new Error('not yet');
+        done.add(event.id);
+      },
+    );
+    const ids = Array.from({ length: 1000 }, (_, i) => `e-${i}`);
+    await b.publishBatch(
+      'c',
+      ids.map((id) => ({ type: 'T', id })),
+    );
+    await until(() => b.stats().acked + b.stats().deadLettered === 1000, 30_000);
+    expect(done.size).toBe(900);
+    expect(b.stats().deadLettered).toBe(100);
+    expect(b.stats().retried).toBe(2000);
+    expect([...attempts.values()].every((a) => a === 3)).toBe(true);
+    const letters = await b.listDeadLetters('c', 'g', { limit: 1000 });
+    expect(new Set(letters.map((l) => l.event?.id)).size).toBe(100);
+    expect(b.stats().incidents).toBe(0);
     await b.close();
   });
 });

@@ -277,7 +277,7 @@ export class Bus {
     };
     active.native = await adapter.subscribe(
       { channel, group: options.group, concurrency, policy, incident: this.#incident },
-      (delivery: Delivery) => active.track(settle(setup, delivery)),
+      (delivery: Delivery) => active.track(settle(setup, delivery), this.#incident),
     );
     this.#subscriptions.add(active);
     active.onClose = () => this.#subscriptions.delete(active);
@@ -371,8 +371,11 @@ class ActiveSubscription implements Subscription {
     readonly policy: NormalizedRetryPolicy,
   ) {}
 
+  #report: ((incident: Incident) => void) | undefined;
+
   /** Counts a settlement while it runs, so close() can wait for it. */
-  track(work: Promise<void>): Promise<void> {
+  track(work: Promise<void>, report: (incident: Incident) => void): Promise<void> {
+    this.#report = report;
     this.#inflight++;
     return work.then(this.#left, this.#failed);
   }
@@ -381,8 +384,17 @@ class ActiveSubscription implements Subscription {
     if (--this.#inflight === 0) this.#drained?.();
   };
 
+  // settle() handles every failure it expects; anything else is a bug that must not pass quietly.
   readonly #failed = (error: unknown): never => {
     this.#left();
+    this.#report?.({
+      kind: 'other',
+      component: 'core',
+      channel: this.channel,
+      group: this.group,
+      message: 'settling an event failed unexpectedly; the adapter decides whether it is redelivered',
+      error,
+    });
     throw error;
   };
 

@@ -149,7 +149,36 @@ const COUNTERS: Record<SettleOutcome, 'acked' | 'retried' | 'deadLettered' | 're
 
 function note(setup: ConsumerSetup, outcome: SettleOutcome, trace: Trace): void {
   setup.stats[COUNTERS[outcome]]++;
-  setup.observer?.onSettled?.(outcome, { channel: setup.channel, group: setup.group, ...trace });
+  if (setup.observer?.onSettled === undefined) return;
+  try {
+    setup.observer.onSettled(outcome, { channel: setup.channel, group: setup.group, ...trace });
+  } catch (error) {
+    setup.logger.error(`[wharf] [core] the observer threw on ${setup.channel}/${setup.group}`, {
+      error: describeError(error).message,
+    });
+  }
+}
+
+/** Gives an event back for redelivery after a failure of the bus's own machinery, never silently. */
+async function giveBack(
+  setup: ConsumerSetup,
+  delivery: Delivery,
+  what: string,
+  error: unknown,
+  eventId: string,
+  trace: Trace,
+): Promise<void> {
+  setup.incident({
+    kind: 'settle-failed',
+    component: 'core',
+    channel: setup.channel,
+    group: setup.group,
+    eventId,
+    message: `${what}; the event is released for redelivery`,
+    error: describeError(error).message,
+  });
+  await safely(delivery, 'release', setup, eventId);
+  note(setup, 'released', trace);
 }
 
 /** The one place where a handler's outcome becomes ack, retry, dead letter or release. */
@@ -180,7 +209,7 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
   } catch (error) {
     if (error instanceof ContractViolationError)
       return deadLetter(setup, delivery, 'invalid', error, 0, trace, event.id);
-    throw error;
+    return giveBack(setup, delivery, 'the contract validator threw', error, event.id, trace);
   }
 
   // join, not +: it copies the characters into one new string. A concatenation keeps references to
@@ -188,8 +217,14 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
   // each key a store keeps held ~250 bytes more (a 52 MB heap at 100k keys instead of 20).
   const dedupKey = [event.source, event.id].join('\u0000');
   // Stores may answer synchronously (the memory one does): skip the await then, it costs a tick per event.
-  const seen = setup.dedup?.has(group, dedupKey);
-  if (seen === true || (seen !== undefined && seen !== false && (await seen))) {
+  let seen: boolean | Promise<boolean> | undefined;
+  try {
+    seen = setup.dedup?.has(group, dedupKey);
+    if (seen !== undefined && seen !== true && seen !== false) seen = await seen;
+  } catch (error) {
+    return giveBack(setup, delivery, 'the dedup store could not be read', error, event.id, trace);
+  }
+  if (seen === true) {
     await safely(delivery, 'ack', setup, event.id);
     return note(setup, 'duplicate', trace);
   }
@@ -207,8 +242,21 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
     return note(setup, 'released', trace);
   }
   if (outcome.ok) {
-    const added = setup.dedup?.add(group, dedupKey);
-    if (added !== undefined) await added;
+    try {
+      const added = setup.dedup?.add(group, dedupKey);
+      if (added !== undefined) await added;
+    } catch (error) {
+      // The effect happened: ack it. Only a later redelivery of this event would run it again.
+      setup.incident({
+        kind: 'other',
+        component: 'core',
+        channel,
+        group,
+        eventId: event.id,
+        message: 'the dedup store could not record the handled event; it is acked, and a redelivery would run it again',
+        error: describeError(error).message,
+      });
+    }
     // `safely` inlined: this is the path of nearly every event.
     try {
       await delivery.ack();
