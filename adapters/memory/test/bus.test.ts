@@ -332,6 +332,38 @@ async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
   }
 }
 
+describe('a second copy of an event in flight', () => {
+  it('waits for the first copy and is dropped as a duplicate, so the effect happens once', async () => {
+    const b = bus();
+    let runs = 0;
+    await b.subscribe('c', { group: 'g', concurrency: 4 }, async () => {
+      runs++;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    });
+    // Two copies of one event at once, as a redelivery on a new channel meets a handler still running.
+    await Promise.all([b.publish('c', { type: 'T', id: 'same' }), b.publish('c', { type: 'T', id: 'same' })]);
+    await until(() => b.stats().acked + b.stats().duplicates === 2);
+    expect(runs).toBe(1);
+    expect(b.stats().duplicates).toBe(1);
+    await b.close();
+  });
+
+  it('runs the second copy when the first failed', async () => {
+    const b = bus();
+    let runs = 0;
+    await b.subscribe('c', { group: 'g', concurrency: 4, retry: { maxAttempts: 1 } }, async () => {
+      runs++;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      if (runs === 1) throw new Error('first copy fails');
+    });
+    await Promise.all([b.publish('c', { type: 'T', id: 'same' }), b.publish('c', { type: 'T', id: 'same' })]);
+    await until(() => b.stats().acked + b.stats().deadLettered === 2);
+    expect(runs).toBe(2);
+    expect(b.stats().acked).toBe(1);
+    await b.close();
+  });
+});
+
 describe('delayed retries at scale', () => {
   it('settles every event when far more retries wait than the subscription runs at once', async () => {
     const b = bus();

@@ -6,6 +6,7 @@ import {
   type EventValidator,
   type Handler,
   type HandlerMap,
+  type InFlight,
   Shutdown,
   settle,
 } from './consumer.js';
@@ -267,6 +268,7 @@ export class Bus {
       handler: run,
       deadLetter: options.deadLetter ?? true,
       dedup: options.dedup === false ? undefined : this.#dedup,
+      inflight: options.dedup === false ? undefined : this.#inflightOf(options.group),
       validator: this.#options.validator,
       logger: this.#logger,
       stats: this.#stats,
@@ -315,6 +317,18 @@ export class Bus {
       return true;
     });
     return replayed;
+  }
+
+  /** Dedup keys being handled per group, shared by this bus's subscriptions of the group. */
+  readonly #inflight = new Map<string, InFlight>();
+
+  #inflightOf(group: string): InFlight {
+    let inflight = this.#inflight.get(group);
+    if (inflight === undefined) {
+      inflight = new Map();
+      this.#inflight.set(group, inflight);
+    }
+    return inflight;
   }
 
   /** Logs, counts and observes an event that left the normal path; adapters report through it too. */

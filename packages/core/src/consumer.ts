@@ -82,6 +82,8 @@ export interface ConsumerSetup {
   readonly publish: <T>(channel: string, input: EventInput<T>) => Promise<CloudEvent<T>>;
   readonly observer: BusObserver | undefined;
   readonly incident: IncidentSink;
+  /** This group's events being handled in this process; set when dedup is on. */
+  readonly inflight?: InFlight | undefined;
   /** Aborted when the bus shuts down. */
   readonly shutdown: Shutdown;
 }
@@ -159,6 +161,45 @@ function note(setup: ConsumerSetup, outcome: SettleOutcome, trace: Trace): void 
   }
 }
 
+/** Records a handled event in the dedup store; a store failure is an incident, the event is still acked. */
+async function remember(setup: ConsumerSetup, dedupKey: string, eventId: string): Promise<void> {
+  try {
+    const added = setup.dedup?.add(setup.group, dedupKey);
+    if (added !== undefined) await added;
+  } catch (error) {
+    // The effect happened: ack it. Only a later redelivery of this event would run it again.
+    setup.incident({
+      kind: 'other',
+      component: 'core',
+      channel: setup.channel,
+      group: setup.group,
+      eventId,
+      message: 'the dedup store could not record the handled event; it is acked, and a redelivery would run it again',
+      error: describeError(error).message,
+    });
+  }
+}
+
+/**
+ * Dedup keys of a group's events being handled in this process. The value is `undefined` until a
+ * second delivery of the same event waits: then it holds the waiters (no allocation per event).
+ */
+export type InFlight = Map<string, Array<() => void> | undefined>;
+
+function waitFor(inflight: InFlight, key: string): Promise<void> {
+  return new Promise((resolve) => {
+    const waiters = inflight.get(key);
+    if (waiters === undefined) inflight.set(key, [resolve]);
+    else waiters.push(resolve);
+  });
+}
+
+function finished(inflight: InFlight, key: string): void {
+  const waiters = inflight.get(key);
+  inflight.delete(key);
+  if (waiters !== undefined) for (const wake of waiters) wake();
+}
+
 /** Gives an event back for redelivery after a failure of the bus's own machinery, never silently. */
 async function giveBack(
   setup: ConsumerSetup,
@@ -216,6 +257,13 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
   // its parts, and an adapter's attribute values may be slices of a whole header block (NATS), so
   // each key a store keeps held ~250 bytes more (a 52 MB heap at 100k keys instead of 20).
   const dedupKey = [event.source, event.id].join('\u0000');
+  const inflight = setup.inflight;
+  if (inflight !== undefined) {
+    // A second delivery of an event this process is still handling (redelivered because the first
+    // one's channel died) waits for the first: run at once, both would pass the store before either
+    // recorded it, and the effect would happen twice.
+    while (inflight.has(dedupKey)) await waitFor(inflight, dedupKey);
+  }
   // Stores may answer synchronously (the memory one does): skip the await then, it costs a tick per event.
   let seen: boolean | Promise<boolean> | undefined;
   try {
@@ -229,12 +277,19 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
     return note(setup, 'duplicate', trace);
   }
 
-  const context = new DeliveryContext(setup, event, delivery.attempt);
-  const started = performance.now();
-  const raced = raceShutdown(setup.shutdown, setup.handler, event, context);
-  const outcome = raced instanceof Promise ? await raced : raced;
-  trace.handlerMs = performance.now() - started;
-  stats.handlerMs += trace.handlerMs;
+  inflight?.set(dedupKey, undefined);
+  let outcome: Outcome;
+  try {
+    const context = new DeliveryContext(setup, event, delivery.attempt);
+    const started = performance.now();
+    const raced = raceShutdown(setup.shutdown, setup.handler, event, context);
+    outcome = raced instanceof Promise ? await raced : raced;
+    trace.handlerMs = performance.now() - started;
+    stats.handlerMs += trace.handlerMs;
+    if ('ok' in outcome && outcome.ok) await remember(setup, dedupKey, event.id);
+  } finally {
+    if (inflight !== undefined) finished(inflight, dedupKey);
+  }
 
   if ('aborted' in outcome) {
     // Interrupted by shutdown: neither acked nor dead-lettered, so the broker redelivers it.
@@ -242,21 +297,6 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
     return note(setup, 'released', trace);
   }
   if (outcome.ok) {
-    try {
-      const added = setup.dedup?.add(group, dedupKey);
-      if (added !== undefined) await added;
-    } catch (error) {
-      // The effect happened: ack it. Only a later redelivery of this event would run it again.
-      setup.incident({
-        kind: 'other',
-        component: 'core',
-        channel,
-        group,
-        eventId: event.id,
-        message: 'the dedup store could not record the handled event; it is acked, and a redelivery would run it again',
-        error: describeError(error).message,
-      });
-    }
     // `safely` inlined: this is the path of nearly every event.
     try {
       await delivery.ack();
