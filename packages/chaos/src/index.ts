@@ -1,0 +1,11 @@
+export { amqpServes, kafkaServes, natsJetStreamServes } from './brokers/handshake.js';
+export {
+  BROKER_KINDS,
+  type BrokerKind,
+  type ManagedBroker,
+  type ManagedRabbitMq,
+  type StartBrokerOptions,
+  startBroker,
+} from './brokers/index.js';
+export { freePort } from './brokers/ports.js';
+export * from './errors.js';
