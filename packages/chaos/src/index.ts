@@ -9,3 +9,5 @@ export {
 } from './brokers/index.js';
 export { freePort } from './brokers/ports.js';
 export * from './errors.js';
+export type { DataFault, Direction, Fault } from './proxy/fault.js';
+export { type FaultProxy, type ProxyOptions, type ProxyStats, startProxy } from './proxy/proxy.js';
