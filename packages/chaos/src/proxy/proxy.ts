@@ -55,7 +55,7 @@ function reset(socket: Socket): void {
   else socket.destroy();
 }
 
-class Proxy implements FaultProxy {
+class TcpFaultProxy implements FaultProxy {
   readonly #links = new Set<Link>();
   readonly #random: () => number;
   #fault: Fault = { kind: 'none' };
@@ -214,7 +214,7 @@ export function startProxy(options: ProxyOptions): Promise<FaultProxy> {
     server.listen(options.port ?? 0, HOST, () => {
       const address = server.address();
       const port = typeof address === 'object' && address !== null ? address.port : 0;
-      resolve(new Proxy(server, port, options.target, options.seed ?? 1));
+      resolve(new TcpFaultProxy(server, port, options.target, options.seed ?? 1));
     });
   });
 }
