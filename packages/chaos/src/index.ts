@@ -8,6 +8,16 @@ export {
   startBroker,
 } from './brokers/index.js';
 export { freePort } from './brokers/ports.js';
+export {
+  type BrokerWitness,
+  type CheckInput,
+  type CheckResult,
+  check,
+  type DeliveryRecord,
+  eventKey,
+  type PublishOutcome,
+  type PublishRecord,
+} from './checker/checker.js';
 export * from './errors.js';
 export type { DataFault, Direction, Fault } from './proxy/fault.js';
 export { type FaultProxy, type ProxyOptions, type ProxyStats, startProxy } from './proxy/proxy.js';
