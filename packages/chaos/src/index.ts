@@ -21,3 +21,5 @@ export {
 export * from './errors.js';
 export type { DataFault, Direction, Fault } from './proxy/fault.js';
 export { type FaultProxy, type ProxyOptions, type ProxyStats, startProxy } from './proxy/proxy.js';
+export { type ChaosOptions, type ChaosReport, runChaos, selectScenarios } from './suite.js';
+export * from './workload/index.js';
