@@ -54,9 +54,9 @@ export interface CheckResult {
   /** Rejections whose error is not a typed (named) error. */
   readonly untypedRejections: number;
   readonly pendingAtDeadline: number;
-  /** Distinct events consumed. */
+  /** Distinct events consumed (their handler ran). */
   readonly consumed: number;
-  /** Confirmed, never consumed. */
+  /** Confirmed, never consumed (no handler run finished for it). */
   readonly lost: number;
   readonly lostIds: readonly string[];
   /** Consumed, never published. */
@@ -67,7 +67,7 @@ export interface CheckResult {
   readonly duplicateEffects: number;
   /** Publish outcome not confirmed (rejected or pending), yet consumed. */
   readonly recovered: number;
-  /** Events consumed but never handled (no effect at all). */
+  /** Events delivered but never handled (no effect at all). */
   readonly withoutEffect: number;
   readonly stalled: boolean;
   /** Fault end to the first delivery after it, ms (undefined when no fault or no delivery after it). */
@@ -116,7 +116,8 @@ export function check(input: CheckInput): CheckResult {
   for (const [key, record] of outcomes) {
     if (record.outcome === 'confirmed') {
       confirmed += 1;
-      if (!deliveries.has(key)) lostIds.push(key);
+      // Consumed means handled: a delivery whose handler never finished, and that never came back, is lost too.
+      if (!effects.has(key)) lostIds.push(key);
       continue;
     }
     if (record.outcome === 'rejected') {
@@ -150,7 +151,7 @@ export function check(input: CheckInput): CheckResult {
     rejected,
     untypedRejections,
     pendingAtDeadline,
-    consumed: deliveries.size,
+    consumed: effects.size,
     lost,
     lostIds: lostIds.slice(0, 50),
     unexpected,

@@ -4,12 +4,14 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Bus, createBus, type Logger } from '@wharf/core';
 import type { ManagedBroker } from '../brokers/index.js';
+import type { BrokerWitness } from '../checker/checker.js';
 import { type CheckResult, check, eventKey, type PublishRecord } from '../checker/checker.js';
 import { seededRandom } from '../proxy/fault.js';
 import type { FaultProxy } from '../proxy/proxy.js';
 import { ConsumerProcess } from './consumer-process.js';
 import { parseConsumerLog } from './log.js';
 import type { FaultContext, Scenario } from './scenarios.js';
+import { askBroker } from './witness.js';
 
 /** Client settings per broker, short enough that "longer than the timeout" fits a CI run. */
 export const CLIENT_TIMEOUTS = {
@@ -112,6 +114,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
   let bus: Bus | undefined;
   let faultEndedAt: number | undefined;
   let stalled = false;
+  let witness: BrokerWitness | undefined;
   let error: string | undefined;
   try {
     bus = createBus({
@@ -147,7 +150,12 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
     if (faultResult.status === 'rejected') throw faultResult.reason;
     if (publishResult.status === 'rejected') throw publishResult.reason;
     await publishRange(bus, channel, options, publishes, publishTimeoutMs, during, options.events, 2_000);
-    ({ stalled } = await drain(scenario, context, publishes, logFile, options.stallMs ?? 30_000, log));
+    let missing: number;
+    ({ stalled, missing } = await drain(scenario, context, publishes, logFile, options.stallMs ?? 30_000, log));
+    if (missing > 0) {
+      witness = await askBroker(broker, channel, group);
+      log(`${broker.kind} ${scenario.name}: ${missing} confirmed events unconsumed; the broker says: ${witness.how}`);
+    }
   } catch (caught) {
     error = caught instanceof Error ? `${caught.name}: ${caught.message}` : String(caught);
     log(`${broker.kind} ${scenario.name}: run failed: ${error}`);
@@ -166,6 +174,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
     faultEndedAt,
     stalled,
     ordered: false,
+    ...(witness ? { witness } : {}),
   });
   rmSync(logFile, { force: true });
   return {
@@ -241,26 +250,28 @@ async function drain(
   logFile: string,
   stallMs: number,
   log: (message: string) => void,
-): Promise<{ stalled: boolean }> {
+): Promise<{ stalled: boolean; missing: number }> {
   context.proxy.heal();
   let lastCount = -1;
   let lastProgress = Date.now();
   for (;;) {
     const deliveries = parseConsumerLog(logFile);
-    const consumed = new Set(deliveries.map((delivery) => eventKey(delivery.producer, delivery.seq)));
+    const consumed = new Set(
+      deliveries.filter((delivery) => delivery.effect).map((delivery) => eventKey(delivery.producer, delivery.seq)),
+    );
     const missing = [...publishes.values()].filter(
       (record) => record.outcome === 'confirmed' && !consumed.has(eventKey(record.producer, record.seq)),
     ).length;
     if (missing === 0) {
       await sleep(500); // late duplicates still count
-      return { stalled: false };
+      return { stalled: false, missing: 0 };
     }
     if (deliveries.length !== lastCount) {
       lastCount = deliveries.length;
       lastProgress = Date.now();
     } else if (Date.now() - lastProgress > stallMs) {
       log(`${context.broker.kind}: no delivery for ${stallMs} ms with ${missing} confirmed events unconsumed: stalled`);
-      return { stalled: true };
+      return { stalled: true, missing };
     }
     await sleep(250);
   }
