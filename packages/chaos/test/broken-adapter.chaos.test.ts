@@ -15,7 +15,7 @@ describe('a deliberately broken adapter (acks before the handler)', () => {
       broker: broker(),
       proxy: proxy(),
       events: 600,
-      handlerMs: 40,
+      handlerMs: 100,
       ackBeforeHandler: true,
     });
     process.stderr.write(
