@@ -115,7 +115,7 @@ export class NatsAdapter implements Adapter {
       const jsm = await jetstreamManager(nc, { timeout: o.connectTimeoutMs });
       const js = jetstream(nc, { timeout: o.publishTimeoutMs });
       const requests = new Requests(nc);
-      const retention = new Retention(jsm, this.#logger, o.purgeIntervalMs);
+      const retention = new Retention(jsm, this.#logger, o.purgeIntervalMs, nc.info?.version);
       const publisher = new Publisher(requests, jsm, o, (declared) => {
         if (declared.purgeSettled) retention.track(declared.stream);
         else this.#warnRetention(declared.stream);
