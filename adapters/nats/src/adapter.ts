@@ -18,7 +18,7 @@ import {
   TopologyError,
   type WireMessage,
 } from '@wharf/core';
-import { readDeadLetters, writeDeadLetter } from './dead-letters.js';
+import { readDeadLetters, retrying, writeDeadLetter } from './dead-letters.js';
 import { connectError, isNoResponders, isStreamNotFound } from './errors.js';
 import {
   ADAPTER_NAME,
@@ -327,10 +327,12 @@ export class NatsAdapter implements Adapter {
     try {
       await readDeadLetters(jsm, names.dlqStream, dlqSubject(this.#options, channel, group), options.limit, visit);
     } catch (error) {
-      if (isStreamNotFound(error) || isNoResponders(error)) return;
+      if (isStreamNotFound(error)) return;
+      // Direct gets have no responders when the stream does not exist (or JetStream is still starting): ask.
+      if (isNoResponders(error) && (await streamMissing(jsm, names.dlqStream))) return;
       throw new TopologyError(
         ADAPTER_NAME,
-        `cannot read dead letters of ${channel}/${group} from stream ${names.dlqStream}: ${(error as Error).message}`,
+        `cannot read dead letters of ${channel}/${group} from stream ${names.dlqStream}: ${(error as Error).message} — tried again for about 5 s; check that nats-server is running with JetStream, then list again`,
         { cause: error },
       );
     }
@@ -357,6 +359,16 @@ export class NatsAdapter implements Adapter {
   /** The native `NatsConnection` (build `jetstream(nc)` on it for what Wharf does not cover). */
   raw(): NatsConnection | undefined {
     return this.#connected?.nc;
+  }
+}
+
+/** True when the server says the stream does not exist (not when it cannot be asked). */
+async function streamMissing(jsm: JetStreamManager, stream: string): Promise<boolean> {
+  try {
+    await retrying(() => jsm.streams.info(stream));
+    return false;
+  } catch (error) {
+    return isStreamNotFound(error);
   }
 }
 

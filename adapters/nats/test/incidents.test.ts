@@ -81,8 +81,8 @@ describe.skipIf(unavailable !== undefined)('nats adapter: incidents', () => {
     await bus.subscribe(channel, { group: 'g', concurrency: 4 }, () => {
       handled++;
     });
-    // Longer than the stall threshold (3 missed 1 s heartbeats): an idle pull is not a stalled one.
-    await sleep(5_000);
+    // Longer than the stall threshold (5 missed 1 s heartbeats): an idle pull is not a stalled one.
+    await sleep(6_500);
     await bus.publish(channel, { type: 'AfterIdle', data: {} });
     await until(() => handled === 1, 'the event after the idle time', 5_000);
     expect(logger.errors).toEqual([]);
