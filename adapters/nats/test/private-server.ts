@@ -55,19 +55,19 @@ export class PrivateNatsServer {
     }
   }
 
-  /** SIGKILL: no shutdown, the store as it was on disk (page cache kept). */
-  async kill(): Promise<void> {
+  /** SIGKILL by default: no shutdown, the store as it was on disk (page cache kept). SIGTERM: a clean stop. */
+  async kill(signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<void> {
     const child = this.#process;
     this.#process = undefined;
     if (!child || child.exitCode !== null) return;
     const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGKILL');
+    child.kill(signal);
     await exited;
   }
 
-  /** Starts it again on the same port and store. */
-  async restart(downMs = 0): Promise<void> {
-    await this.kill();
+  /** Stops it (`signal`), waits `downMs`, starts it again on the same port and store. */
+  async restart(downMs = 0, signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<void> {
+    await this.kill(signal);
     if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
     await this.#spawn();
   }
