@@ -503,6 +503,21 @@ export class Subscriber implements AdapterSubscription {
     }
   }
 
+  /** The channel stream this subscription pulls from. */
+  get stream(): string {
+    return this.#deps.names.stream;
+  }
+
+  /** The group's durable consumer. */
+  get durable(): string {
+    return this.#deps.durable;
+  }
+
+  /** The subscription request (channel, group, incident sink). */
+  get request(): SubscribeRequest {
+    return this.#request;
+  }
+
   /** Unsettled deliveries (for tests). */
   get unsettled(): number {
     return this.#unsettled;
