@@ -18,7 +18,7 @@ import {
   TopologyError,
   type WireMessage,
 } from '@wharf/core';
-import { readDeadLetters, writeDeadLetter } from './dead-letters.js';
+import { readDeadLetters, retrying, writeDeadLetter } from './dead-letters.js';
 import { connectError, isNoResponders, isStreamNotFound } from './errors.js';
 import {
   ADAPTER_NAME,
@@ -29,7 +29,7 @@ import {
 } from './options.js';
 import { Publisher } from './publisher.js';
 import { Requests } from './requests.js';
-import { Retention } from './retention.js';
+import { type RemovedUnsettled, Retention } from './retention.js';
 import { crashLoop, eventIdOf, Subscriber } from './subscriber.js';
 import { channelNames, dlqSubject, ensureConsumer } from './topology.js';
 
@@ -116,7 +116,9 @@ export class NatsAdapter implements Adapter {
       const jsm = await jetstreamManager(nc, { timeout: o.connectTimeoutMs });
       const js = jetstream(nc, { timeout: o.publishTimeoutMs });
       const requests = new Requests(nc);
-      const retention = new Retention(jsm, this.#logger, o.purgeIntervalMs, nc.info?.version);
+      const retention = new Retention(jsm, this.#logger, o.purgeIntervalMs, nc.info?.version, (removed) =>
+        this.#reportRemoved(removed),
+      );
       const publisher = new Publisher(requests, jsm, o, (declared) => {
         if (declared.purgeSettled) retention.track(declared.stream);
         else this.#warnRetention(declared.stream);
@@ -134,6 +136,23 @@ export class NatsAdapter implements Adapter {
   }
 
   readonly #warned = new Set<string>();
+
+  /** An unsettled event removed from a channel stream: an incident on the group's subscription in this process. */
+  #reportRemoved(removed: RemovedUnsettled): void {
+    const subscriber = [...this.#subscribers].find(
+      (s) => s.stream === removed.stream && s.durable === removed.consumer,
+    );
+    const report = incidentSink(subscriber?.request ?? {}, this.#logger);
+    const count = removed.toSeq - removed.fromSeq + 1;
+    report({
+      kind: 'removed',
+      component: ADAPTER_NAME,
+      channel: subscriber?.request.channel ?? removed.stream,
+      group: subscriber?.request.group ?? removed.consumer,
+      message: `${count} event(s) the group had not settled were removed from stream ${removed.stream} (sequences ${removed.fromSeq}-${removed.toSeq}) by its limits (max_age, max_msgs, max_bytes) or by hand; they will not be delivered`,
+      details: { stream: removed.stream, consumer: removed.consumer, fromSeq: removed.fromSeq, toSeq: removed.toSeq },
+    });
+  }
 
   /** A channel stream kept from an older version (interest retention) has the server's restart problem. */
   #warnRetention(stream: string): void {
@@ -327,10 +346,12 @@ export class NatsAdapter implements Adapter {
     try {
       await readDeadLetters(jsm, names.dlqStream, dlqSubject(this.#options, channel, group), options.limit, visit);
     } catch (error) {
-      if (isStreamNotFound(error) || isNoResponders(error)) return;
+      if (isStreamNotFound(error)) return;
+      // Direct gets have no responders when the stream does not exist (or JetStream is still starting): ask.
+      if (isNoResponders(error) && (await streamMissing(jsm, names.dlqStream))) return;
       throw new TopologyError(
         ADAPTER_NAME,
-        `cannot read dead letters of ${channel}/${group} from stream ${names.dlqStream}: ${(error as Error).message}`,
+        `cannot read dead letters of ${channel}/${group} from stream ${names.dlqStream}: ${(error as Error).message} — tried again for about 5 s; check that nats-server is running with JetStream, then list again`,
         { cause: error },
       );
     }
@@ -357,6 +378,16 @@ export class NatsAdapter implements Adapter {
   /** The native `NatsConnection` (build `jetstream(nc)` on it for what Wharf does not cover). */
   raw(): NatsConnection | undefined {
     return this.#connected?.nc;
+  }
+}
+
+/** True when the server says the stream does not exist (not when it cannot be asked). */
+async function streamMissing(jsm: JetStreamManager, stream: string): Promise<boolean> {
+  try {
+    await retrying(() => jsm.streams.info(stream));
+    return false;
+  } catch (error) {
+    return isStreamNotFound(error);
   }
 }
 

@@ -17,8 +17,20 @@ import { describeError, type Logger } from '@wharf/core';
  * the sequence). A stream with a consumer the purge would still reset (no filter, or `>`) is not purged on
  * such a server; a warning says so once.
  */
+/** Messages a group still needed that the stream no longer holds (removed by max_age/limits or by hand). */
+export interface RemovedUnsettled {
+  readonly stream: string;
+  readonly consumer: string;
+  /** First and last stream sequence removed while the group still needed them. */
+  readonly fromSeq: number;
+  readonly toSeq: number;
+}
+
 export class Retention {
   readonly #jsm: JetStreamManager;
+  readonly #onRemoved: (removed: RemovedUnsettled) => void;
+  /** Per stream/consumer, the last removal reported (each is reported once per process). */
+  readonly #reported = new Map<string, number>();
   readonly #logger: Logger;
   readonly #streams = new Set<string>();
   readonly #warned = new Set<string>();
@@ -30,8 +42,15 @@ export class Retention {
    * @param serverVersion the server's version (`nc.info.version`): below 2.9.15 a partial purge resets the
    * pending state of the consumers it applies to.
    */
-  constructor(jsm: JetStreamManager, logger: Logger, intervalMs: number, serverVersion: string | undefined) {
+  constructor(
+    jsm: JetStreamManager,
+    logger: Logger,
+    intervalMs: number,
+    serverVersion: string | undefined,
+    onRemoved: (removed: RemovedUnsettled) => void = () => {},
+  ) {
     this.#jsm = jsm;
+    this.#onRemoved = onRemoved;
     this.#logger = logger;
     this.#resetsPending = purgeResetsPending(serverVersion);
     this.#timer = setInterval(() => {
@@ -51,7 +70,11 @@ export class Retention {
   async sweep(): Promise<void> {
     for (const stream of this.#streams) {
       try {
-        await purgeSettled(this.#jsm, stream, { resetsPending: this.#resetsPending, onUnsafe: this.#unsafe });
+        await purgeSettled(this.#jsm, stream, {
+          resetsPending: this.#resetsPending,
+          onUnsafe: this.#unsafe,
+          onRemoved: this.#removed,
+        });
       } catch (error) {
         this.#logger.debug(`[wharf] [nats] cannot remove settled events from stream ${stream}; retrying later`, {
           error: describeError(error).message,
@@ -59,6 +82,13 @@ export class Retention {
       }
     }
   }
+
+  readonly #removed = (removed: RemovedUnsettled): void => {
+    const key = `${removed.stream}/${removed.consumer}`;
+    if ((this.#reported.get(key) ?? 0) >= removed.toSeq) return;
+    this.#reported.set(key, removed.toSeq);
+    this.#onRemoved(removed);
+  };
 
   readonly #unsafe = (stream: string, consumer: string): void => {
     const key = `${stream}/${consumer}`;
@@ -116,12 +146,17 @@ export function sparedByPurge(consumer: { readonly config: { readonly filter_sub
 export async function purgeSettled(
   jsm: JetStreamManager,
   stream: string,
-  options: { resetsPending: boolean; onUnsafe?: (stream: string, consumer: string) => void } = {
+  options: {
+    resetsPending: boolean;
+    onUnsafe?: (stream: string, consumer: string) => void;
+    onRemoved?: (removed: RemovedUnsettled) => void;
+  } = {
     resetsPending: true,
   },
 ): Promise<number> {
   const info = await jsm.streams.info(stream);
-  if (info.state.messages === 0) return 0;
+  // An empty stream that never held anything has nothing to purge nor to have lost.
+  if (info.state.messages === 0 && info.state.first_seq <= 1) return 0;
   let keepFrom = info.state.last_seq + 1;
   const lister = jsm.consumers.list(stream);
   for await (const consumer of lister as AsyncIterable<ConsumerInfo>) {
@@ -129,9 +164,15 @@ export async function purgeSettled(
       options.onUnsafe?.(stream, consumer.name);
       return 0;
     }
-    keepFrom = Math.min(keepFrom, neededFrom(consumer));
+    const needed = neededFrom(consumer);
+    // This purge never goes past what a group needs, so a group needing less than the stream's first sequence
+    // lost messages it had not settled to something else: max_age or other limits, or an operator's purge.
+    if (needed < info.state.first_seq) {
+      options.onRemoved?.({ stream, consumer: consumer.name, fromSeq: needed, toSeq: info.state.first_seq - 1 });
+    }
+    keepFrom = Math.min(keepFrom, needed);
   }
-  if (keepFrom <= info.state.first_seq) return 0;
+  if (info.state.messages === 0 || keepFrom <= info.state.first_seq) return 0;
   const purged = await jsm.streams.purge(stream, { filter: '>', seq: keepFrom });
   return purged.purged;
 }

@@ -41,7 +41,7 @@ const PULL_HEARTBEAT_MS = 1_000;
  * Silence on the inbox, with a pull request outstanding, after which the consumer counts as stalled and is
  * declared again and pulled anew: a server restarted without our client noticing, a consumer lost with it.
  */
-const STALL_MS = 3 * PULL_HEARTBEAT_MS + 500;
+const STALL_MS = 5 * PULL_HEARTBEAT_MS;
 
 /** Delivery metadata from a JetStream ack subject. */
 export interface DeliveryMeta {
@@ -172,6 +172,7 @@ export class Subscriber implements AdapterSubscription {
   /** Last time anything (message, status, heartbeat) arrived on the pull inbox. */
   #lastSign = 0;
   #stallTimer: NodeJS.Timeout | undefined;
+  #lastStallCheck = 0;
   /** Between the connection's disconnect and reconnect: silence is expected then, not a stall. */
   #offline = false;
   #stopped = false;
@@ -288,7 +289,16 @@ export class Subscriber implements AdapterSubscription {
     if (this.#stopped || this.#offline || this.#requested === 0 || this.#retryTimer) return;
     const nc = this.#deps.nc;
     if (nc.isClosed() || nc.isDraining()) return;
-    const silentMs = Date.now() - this.#lastSign;
+    const now = Date.now();
+    // A check that runs late means the event loop was blocked: what arrived meanwhile is still unread, and
+    // silence measured across it says nothing about the server. Start the measure again.
+    const late = now - this.#lastStallCheck > 2 * PULL_HEARTBEAT_MS;
+    this.#lastStallCheck = now;
+    if (late) {
+      this.#lastSign = Math.max(this.#lastSign, now - PULL_HEARTBEAT_MS);
+      return;
+    }
+    const silentMs = now - this.#lastSign;
     if (silentMs < STALL_MS) return;
     this.#incident({
       kind: 'stalled',
@@ -315,7 +325,7 @@ export class Subscriber implements AdapterSubscription {
           this.#deps.logger.warn(`[wharf] [nats] cannot declare the consumer of ${this.#label()} again; retrying`, {
             error: describeError(error).message,
           });
-          this.#later(2_000, true);
+          this.#later(1_000, true);
         },
       );
     }, ms);
@@ -355,7 +365,9 @@ export class Subscriber implements AdapterSubscription {
     // 503: no responders (consumer or stream gone); 409: consumer deleted, max waiting, leadership change…
     const gone = code === 503 || /deleted|not found/i.test(description);
     if (code === 503) this.#requested = 0;
-    if (gone) {
+    // A 409 saying the consumer was deleted or is unknown is the server losing our group; a 503 (no responders)
+    // is also what every pull gets while JetStream starts after a restart: a warning, and ask again soon.
+    if (gone && code !== 503) {
       this.#incident({
         kind: 'stalled',
         component: 'nats',
@@ -367,7 +379,8 @@ export class Subscriber implements AdapterSubscription {
     } else {
       this.#deps.logger.warn(`[wharf] [nats] pull on ${this.#label()} ended with ${code} ${description}`);
     }
-    this.#later(gone ? 1_000 : 250, gone);
+    // 503 right after a restart: JetStream is still loading its streams; ask again soon.
+    this.#later(code === 503 ? 250 : gone ? 1_000 : 250, gone);
   }
 
   #heartbeat(): void {
@@ -488,6 +501,21 @@ export class Subscriber implements AdapterSubscription {
     } catch {
       // already closed with the connection
     }
+  }
+
+  /** The channel stream this subscription pulls from. */
+  get stream(): string {
+    return this.#deps.names.stream;
+  }
+
+  /** The group's durable consumer. */
+  get durable(): string {
+    return this.#deps.durable;
+  }
+
+  /** The subscription request (channel, group, incident sink). */
+  get request(): SubscribeRequest {
+    return this.#request;
   }
 
   /** Unsettled deliveries (for tests). */

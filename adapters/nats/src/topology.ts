@@ -100,7 +100,10 @@ function streamConfig(options: ResolvedNatsOptions, names: ChannelNames): Partia
     max_bytes: options.maxStreamBytes,
     max_msgs: options.maxStreamMessages,
     max_age: nanos(options.maxAgeMs),
-    duplicate_window: nanos(options.duplicateWindowMs),
+    // The server refuses a duplicate window longer than max_age.
+    duplicate_window: nanos(
+      options.maxAgeMs > 0 ? Math.min(options.duplicateWindowMs, options.maxAgeMs) : options.duplicateWindowMs,
+    ),
     num_replicas: options.replicas,
   };
 }

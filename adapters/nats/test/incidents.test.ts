@@ -71,6 +71,39 @@ describe.skipIf(unavailable !== undefined)('nats adapter: incidents', () => {
     expect(bus.stats().deadLettered).toBe(0);
   });
 
+  it('reports events a group had not settled that the stream removed (max_age)', async () => {
+    const channel = unique('nats-removed');
+    channels.push(channel);
+    const logger = recording();
+    const bus = createBus({ adapter: adapter({ maxAgeMs: 1_000, purgeIntervalMs: 200 }, logger), logger });
+    buses.push(bus);
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const seen: string[] = [];
+    await bus.subscribe(channel, { group: 'g', concurrency: 1 }, async (event) => {
+      seen.push(event.id);
+      await held;
+    });
+    // The first is held by the handler; the other two wait in the stream and expire there after 1 s. (The held
+    // one expires too; the server then drops it from the consumer's pending list, so the report may start at 2.)
+    await bus.publishBatch(
+      channel,
+      ['r-1', 'r-2', 'r-3'].map((id) => ({ type: 'Expiring', id, data: {} })),
+    );
+    await until(
+      () => logger.errors.some((line) => line.includes(`removed on ${channel}/g`)),
+      'the removed incident',
+      10_000,
+    );
+    release();
+    expect(seen).toEqual(['r-1']);
+    expect(bus.stats().incidents).toBeGreaterThanOrEqual(1);
+    const line = logger.errors.find((l) => l.includes('removed on')) ?? '';
+    expect(line, line).toMatch(/\(sequences [12]-3\)/);
+  });
+
   it('reports no stall for an idle subscription that keeps hearing heartbeats', async () => {
     const channel = unique('nats-idle');
     channels.push(channel);
@@ -81,8 +114,8 @@ describe.skipIf(unavailable !== undefined)('nats adapter: incidents', () => {
     await bus.subscribe(channel, { group: 'g', concurrency: 4 }, () => {
       handled++;
     });
-    // Longer than the stall threshold (3 missed 1 s heartbeats): an idle pull is not a stalled one.
-    await sleep(5_000);
+    // Longer than the stall threshold (5 missed 1 s heartbeats): an idle pull is not a stalled one.
+    await sleep(6_500);
     await bus.publish(channel, { type: 'AfterIdle', data: {} });
     await until(() => handled === 1, 'the event after the idle time', 5_000);
     expect(logger.errors).toEqual([]);
