@@ -78,6 +78,11 @@ export interface ClientAdmin {
   /** Creates the topics that do not exist yet; resolves once they have leaders. */
   createTopics(specs: readonly TopicSpec[]): Promise<void>;
   listTopics(): Promise<string[]>;
+  /**
+   * Waits (with backoff, up to `timeoutMs`) until every partition of each topic has a leader in the
+   * broker's metadata; resolves with the topics that still have none at the deadline (empty: all ready).
+   */
+  awaitLeaders(topics: readonly string[], timeoutMs: number): Promise<string[]>;
   deleteTopics(topics: readonly string[]): Promise<void>;
   deleteGroups(groups: readonly string[]): Promise<void>;
   committed(groupId: string, topic: string): Promise<CommittedOffset[]>;
@@ -263,12 +268,50 @@ async function retrying<T>(work: () => Promise<T>): Promise<T> {
       const retriable =
         (error as { retriable?: boolean }).retriable === true || classifyError(error) === 'unknown-topic';
       if (!retriable || attempt >= 8 || classifyError(error) === 'unreachable') throw error;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 50 * 2 ** attempt)));
+      await sleep(Math.min(1_000, 50 * 2 ** attempt));
     }
   }
 }
 
+async function awaitLeaders(admin: kafkajs.Admin, topics: readonly string[], timeoutMs: number): Promise<string[]> {
+  // A topic another process created a moment ago is listed before a KRaft broker's metadata has
+  // leaders for its partitions; meanwhile it answers UNKNOWN_TOPIC_OR_PARTITION, which kafkajs'
+  // consumer does not retry when it subscribes (issue 13: "This server does not host this
+  // topic-partition"). So declaring waits here until the metadata is complete.
+  const deadline = Date.now() + timeoutMs;
+  let lacking = [...topics];
+  for (let attempt = 0; lacking.length > 0; attempt++) {
+    try {
+      const { topics: found } = await admin.fetchTopicMetadata({ topics: lacking });
+      lacking = lacking.filter((topic) => {
+        const partitions = found.find((t) => t.name === topic)?.partitions ?? [];
+        return partitions.length === 0 || partitions.some((p) => p.leader < 0 || p.partitionErrorCode !== 0);
+      });
+    } catch (error) {
+      const retriable =
+        classifyError(error) === 'unknown-topic' || (error as { retriable?: boolean }).retriable === true;
+      if (!retriable || classifyError(error) === 'unreachable') throw error;
+    }
+    if (lacking.length === 0 || Date.now() >= deadline) break;
+    await sleep(Math.min(1_000, 25 * 2 ** attempt, Math.max(0, deadline - Date.now())));
+  }
+  return lacking;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
 function wrapAdmin(admin: kafkajs.Admin): ClientAdmin {
+  // kafkajs keeps one metadata cache per client, and a refresh replaces it with the answer for the
+  // topics that refresh asked about: two calls at once (ends() of two topics) can leave one of them
+  // out, and fetchTopicOffsets then fails with "Cannot destructure property 'partitions' of
+  // 'low.pop(...)'" (seen with 6 processes declaring 5 channels each). Calls that read or refresh
+  // the cache run one at a time.
+  let chain: Promise<unknown> = Promise.resolve();
+  const serial = <T>(work: () => Promise<T>): Promise<T> => {
+    const run = chain.then(work, work);
+    chain = run.catch(() => undefined);
+    return run;
+  };
   return {
     async createTopics(specs) {
       if (specs.length === 0) return;
@@ -291,6 +334,7 @@ function wrapAdmin(admin: kafkajs.Admin): ClientAdmin {
       }
     },
     listTopics: () => retrying(() => admin.listTopics()),
+    awaitLeaders: (topics, timeoutMs) => serial(() => awaitLeaders(admin, topics, timeoutMs)),
     async deleteTopics(topics) {
       if (topics.length > 0) await admin.deleteTopics({ topics: [...topics] });
     },
@@ -306,7 +350,7 @@ function wrapAdmin(admin: kafkajs.Admin): ClientAdmin {
       }));
     },
     async ends(topic) {
-      const list = await retrying(() => admin.fetchTopicOffsets(topic));
+      const list = await serial(() => retrying(() => admin.fetchTopicOffsets(topic)));
       return list.map((p) => ({ partition: p.partition, low: p.low, high: p.high }));
     },
     async maxMessageBytes(topic) {
@@ -434,7 +478,9 @@ export function wrapConsumer(kafka: Pick<kafkajs.Kafka, 'consumer'>, settings: C
         },
       };
       await consumer.connect();
-      await consumer.subscribe({ topics: [...topics], fromBeginning: true });
+      // Metadata for a topic created a moment ago (by another process) may still lack a partition:
+      // kafkajs does not retry UNKNOWN_TOPIC_OR_PARTITION here, so this does, briefly.
+      await retrying(() => consumer.subscribe({ topics: [...topics], fromBeginning: true }));
       await consumer.run(config);
     },
     onAssigned(listener) {
@@ -497,6 +543,10 @@ export function classifyError(error: unknown): ErrorKind {
     if (e.type === 'NON_EMPTY_GROUP') return 'group-not-empty';
     if (e.name === 'KafkaJSSASLAuthenticationError' || e.type === 'SASL_AUTHENTICATION_FAILED') return 'auth';
     if (
+      // A broker that is starting (or just restarted) has no group coordinator yet: not ready, as unreachable.
+      e.name === 'KafkaJSGroupCoordinatorNotFound' ||
+      e.type === 'COORDINATOR_NOT_AVAILABLE' ||
+      e.type === 'COORDINATOR_LOAD_IN_PROGRESS' ||
       e.name === 'KafkaJSConnectionError' ||
       e.name === 'KafkaJSBrokerNotFound' ||
       e.name === 'KafkaJSNoBrokerAvailableError' ||

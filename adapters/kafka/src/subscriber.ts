@@ -10,6 +10,9 @@ import {
   deadLetterInfo,
   describeError,
   FIRST_FAILURE_HEADER,
+  type IncidentKind,
+  type IncidentSink,
+  incidentSink,
   type Logger,
   type RetryInstruction,
   readAttempt,
@@ -25,7 +28,7 @@ import type {
   KafkaClient,
 } from './client.js';
 import { copyHeaders, DUE_HEADER, decode, headerText, ORIGIN_HEADER } from './codec.js';
-import { within } from './errors.js';
+import { whileUnreachable, within } from './errors.js';
 import { ADAPTER_NAME, type ResolvedKafkaOptions } from './options.js';
 import type { Publisher } from './publisher.js';
 import { startsFromNow, type Topology } from './topology.js';
@@ -190,6 +193,7 @@ export class Subscriber implements AdapterSubscription {
   readonly #onDelivery: (delivery: Delivery) => Promise<void>;
   readonly #slots: Slots;
   readonly #groupId: string;
+  readonly #incident: IncidentSink;
   readonly #retryTopics = new Map<number, string>();
   readonly #retryTopicSet = new Set<string>();
   readonly #dlt: string;
@@ -230,6 +234,7 @@ export class Subscriber implements AdapterSubscription {
     this.#request = request;
     this.#onDelivery = onDelivery;
     this.#slots = new Slots(request.concurrency);
+    this.#incident = incidentSink(request, deps.logger);
     const names = deps.topology.names;
     this.#groupId = names.group(request.channel, request.group);
     const { retries, dlt } = names.groupTopics(request.channel, request.group, request.policy);
@@ -283,11 +288,23 @@ export class Subscriber implements AdapterSubscription {
         .finally(joined);
     });
     consumer.onCrash((error, restarting) => {
-      const message = `[wharf] [kafka] the consumer of ${channel}/${group} lost the brokers ${options.where}: ${describeError(error).message}`;
-      if (restarting) logger.warn(`${message}; it reconnects by itself`);
-      else logger.error(`${message}; it stopped — subscribe again`);
+      // Its unsettled records come again from the last committed offsets once it is back.
+      this.#report(
+        'stalled',
+        `the consumer stopped (${describeError(error).message}) on brokers ${options.where}; ${
+          restarting
+            ? 'it is restarted and resumes from the committed offsets'
+            : 'it stopped for good — subscribe again'
+        }`,
+        { error, details: { restarting } },
+      );
     });
-    await consumer.run(this.#topics, (batch) => this.#track(this.#onBatch(batch)));
+    await whileUnreachable(
+      () => consumer.run(this.#topics, (batch) => this.#track(this.#onBatch(batch))),
+      options.connectTimeoutMs,
+      undefined,
+      () => this.#stopping,
+    );
     try {
       await within(firstJoin, options.sessionTimeoutMs + options.connectTimeoutMs, () => new Error('join timeout'));
     } catch {
@@ -442,6 +459,21 @@ export class Subscriber implements AdapterSubscription {
       const committed = (await this.#committedOf(batch.topic)).find((c) => c.partition === batch.partition);
       if (committed && BigInt(committed.offset) === offset) {
         deliveries = parseDeliveryMarker(committed.metadata, offset) + 1;
+      } else if (committed && BigInt(committed.offset) >= 0n && BigInt(committed.offset) < offset) {
+        // Records after the group's position are gone (retention or a truncated log removed them
+        // before they were settled): kafkajs moves on to the first record still stored, silently.
+        this.#report(
+          'removed',
+          `records ${committed.offset} to ${offset - 1n} of ${batch.topic}/${batch.partition} were removed by the broker (retention) before this group settled them`,
+          {
+            details: {
+              topic: batch.topic,
+              partition: batch.partition,
+              from: committed.offset,
+              to: String(offset - 1n),
+            },
+          },
+        );
       }
       await consumer.commit([
         {
@@ -476,7 +508,13 @@ export class Subscriber implements AdapterSubscription {
             metadata: deliveryMarker(offset, deliveries - 1),
           },
         ])
-        .catch(() => undefined);
+        .catch((error: unknown) =>
+          this.#report(
+            'settle-failed',
+            'a delivery count could not be lowered again after the event was given back; it may reach the dead-letter topic one attempt early',
+            { record, error },
+          ),
+        );
     }
   }
 
@@ -502,9 +540,11 @@ export class Subscriber implements AdapterSubscription {
       });
     } catch (writeError) {
       item.state = 'released';
-      this.#deps.logger.error(`[wharf] [kafka] dead-letter write failed on ${channel}/${group}`, {
-        error: describeError(writeError).message,
-      });
+      this.#report(
+        'dead-letter-failed',
+        `a crash-looping event could not be dead-lettered to ${this.#dlt}; it is released and comes again`,
+        { record, error: writeError },
+      );
     }
   }
 
@@ -556,10 +596,31 @@ export class Subscriber implements AdapterSubscription {
   }
 
   readonly #unexpected = (error: unknown): void => {
-    this.#deps.logger.error(`[wharf] [kafka] a delivery on ${this.#groupId} failed unexpectedly`, {
-      error: describeError(error).message,
-    });
+    this.#report('other', `a delivery failed unexpectedly on consumer group ${this.#groupId}`, { error });
   };
+
+  /** Reports an event (or a range of records) that left the normal path; never silent (issue 22). */
+  #report(
+    kind: IncidentKind,
+    message: string,
+    extra: { record?: IncidentRecord; details?: Record<string, unknown>; error?: unknown } = {},
+  ): void {
+    const { record } = extra;
+    this.#incident({
+      kind,
+      component: ADAPTER_NAME,
+      channel: this.#request.channel,
+      group: this.#request.group,
+      eventId: record === undefined ? undefined : eventIdOf(record),
+      message,
+      details: {
+        consumerGroup: this.#groupId,
+        ...(record === undefined ? {} : { topic: record.topic, partition: record.partition, offset: record.offset }),
+        ...extra.details,
+      },
+      ...(extra.error === undefined ? {} : { error: extra.error }),
+    });
+  }
 
   #retryTopic(tierMs: number): string {
     const exact = this.#retryTopics.get(tierMs);
@@ -738,9 +799,10 @@ export class Subscriber implements AdapterSubscription {
         if (this.#committed.get(key) === o.target) this.#committed.delete(key);
       }
       // Not fatal: the events after the last committed offset are delivered again (deduplicated by id).
-      this.#deps.logger.warn(
-        `[wharf] [kafka] could not commit ${offsets.map((o) => `${o.topic}/${o.partition}@${o.target}`).join(', ')} for ${this.#groupId}; those events may be delivered again`,
-        { error: describeError(error).message },
+      this.#report(
+        'settle-failed',
+        `settled events could not be committed (${offsets.map((o) => `${o.topic}/${o.partition}@${o.target}`).join(', ')}); the events after the last committed offsets are delivered again`,
+        { error, details: { offsets: offsets.map((o) => `${o.topic}/${o.partition}@${o.target}`) } },
       );
     }
   }
@@ -813,6 +875,21 @@ function attemptOf(record: IncomingRecord, extraAttempts: number): number {
 function safeHeader(record: IncomingRecord, name: string): string | undefined {
   try {
     return headerText(record.headers, name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** What an incident names: the record's place, and its event id when it can be read. */
+type IncidentRecord = Pick<
+  IncomingRecord,
+  'topic' | 'partition' | 'offset' | 'headers' | 'key' | 'value' | 'timestamp'
+>;
+
+function eventIdOf(record: IncidentRecord): string | undefined {
+  try {
+    const decoded = decode(record as IncomingRecord);
+    return decoded.ok ? decoded.message.attributes.id : undefined;
   } catch {
     return undefined;
   }

@@ -33,6 +33,7 @@ function harness(
   let assign: ((assignment: readonly TopicPartitions[]) => void) | undefined;
   const admin = {
     createTopics: async () => {},
+    awaitLeaders: async () => [],
     listTopics: async () => [],
     // Nothing is ever committed for the group: as if every initialisation commit were lost.
     committed: async () =>
