@@ -82,6 +82,8 @@ export class Subscriber implements AdapterSubscription {
    */
   #initialised: Promise<Map<string, bigint>> = Promise.resolve(new Map());
   #stopping = false;
+  /** A crash was reported and the consumer has not joined since. */
+  #stalled = false;
   #closed: Promise<void> | undefined;
   /** Set when close gave up waiting for handlers: batches stop waiting for them. */
   #abandoned = false;
@@ -135,6 +137,7 @@ export class Subscriber implements AdapterSubscription {
     });
     consumer.onAssigned((assignment) => {
       this.#generation++;
+      this.#stalled = false;
       this.#commits.reset();
       this.#probed = new Set();
       this.#committedInfo = new Map();
@@ -156,6 +159,15 @@ export class Subscriber implements AdapterSubscription {
         .finally(joined);
     });
     consumer.onCrash((error, restarting) => {
+      // One incident per outage: while the brokers stay away every restart attempt crashes again
+      // (every 0.5-10 s per subscription); those are warnings until the consumer joined again.
+      if (this.#stalled && restarting) {
+        logger.warn(
+          `[wharf] [kafka] the consumer of ${this.#groupId} could not start again yet (${describeError(error).message}); retrying`,
+        );
+        return;
+      }
+      this.#stalled = true;
       // Its unsettled records come again from the last committed offsets once it is back.
       this.#report(
         'stalled',
