@@ -8,7 +8,7 @@ import { cleanupChannel, KAFKA_URL, skipKafka, unavailable } from './helpers.js'
 
 const PROCESSES = 6;
 const CHANNELS = 5;
-const ROUNDS = Number(process.env.WHARF_STARTUP_ROUNDS ?? 20);
+const ROUNDS = 20;
 /** Replicas of two services: each group has three members starting together. */
 const groupOf = (i: number): string => `g${i % 2}`;
 
