@@ -42,7 +42,7 @@ export class PrivateBroker {
     return `kafka://127.0.0.1:${this.port}`;
   }
 
-  async #script(command: 'up' | 'down'): Promise<void> {
+  async #script(command: 'up' | 'down' | 'restart'): Promise<void> {
     await run('bash', [script, command], {
       timeout: 180_000,
       env: {
@@ -57,6 +57,11 @@ export class PrivateBroker {
 
   up(): Promise<void> {
     return this.#script('up');
+  }
+
+  /** A clean stop and start (SIGTERM, then up). */
+  restart(): Promise<void> {
+    return this.#script('restart');
   }
 
   /** `kill -9` of the broker process (the pid the script recorded). */
