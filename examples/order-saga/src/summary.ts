@@ -44,6 +44,13 @@ export interface SagaSummary {
   readonly eventsPublished: number;
   readonly eventsPublishedTwice: number;
   readonly notificationsSent: number;
+  /**
+   * Events that left the normal path without a settlement the services asked for (a broker
+   * delivery cap reached without a confirmed dead letter, a message removed by retention, a stalled
+   * consumer restarted…): `stats().incidents` summed over every service instance. Each one was
+   * logged as an error naming its channel, group and event id. 0 in a healthy run.
+   */
+  readonly incidents: number;
   readonly invariants: {
     readonly settled: Invariant;
     readonly outcomes: Invariant;
@@ -74,8 +81,6 @@ export interface Observation {
   readonly deadLetters: readonly { orderId: string; deadLetter: DeadLetter }[];
   readonly stats: readonly InstanceStats[];
 }
-
-const _n = (value: number): string => value.toLocaleString('en-US');
 
 /** The outcome an order reached, as observed. */
 export function observedOutcome(order: OrderRecord | undefined, deadLettered: boolean): Outcome | 'unsettled' {
@@ -143,6 +148,7 @@ export async function summarize(
     eventsPublished: published.length,
     eventsPublishedTwice: published.filter(([, r]) => r.copies > 1).length,
     notificationsSent: notes.filter(([, r]) => r.published).length,
+    incidents: sum((s) => s.bus.incidents ?? 0),
     invariants,
     run: {
       broker: meta.broker,
@@ -155,13 +161,6 @@ export async function summarize(
       ordersPerSecond: seconds > 0 ? Math.round(plan.length / seconds) : 0,
     },
   };
-}
-
-function _ids(orders: readonly PlannedOrder[]): string {
-  return orders
-    .slice(0, 3)
-    .map((p) => p.orderId)
-    .join(', ');
 }
 
 function sorted(record: Record<string, number>): Record<string, number> {
