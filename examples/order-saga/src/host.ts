@@ -46,6 +46,8 @@ export interface HostOptions {
   logger?: Logger;
   /** Where to write this process's counters for a coordinator in another process. */
   statsDir?: string;
+  /** Channel namespace of the run (see `SagaOptions.namespace`). */
+  namespace?: string;
 }
 
 /** Services running in this process. */
@@ -99,7 +101,7 @@ export async function startHost(options: HostOptions): Promise<ServiceHost> {
         const bus = createBus({ url: options.url, source: sourceOf(name), logger });
         const ctx = createContext({
           name,
-          bus: createSagaBus(bus),
+          bus: createSagaBus(bus, options.namespace),
           stores: options.stores,
           retry: options.retry ?? SAGA_RETRY,
           concurrency: options.concurrency ?? 32,

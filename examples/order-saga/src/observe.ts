@@ -27,7 +27,7 @@ export async function observe(
     for (const [id, order] of await stores.orders.list(prefix)) if (order.state !== 'placed') terminal.add(id);
     const now = performance.now();
     if (terminal.size + deadLetters.length < plan.length && now - lastDeadLetterCheck > deadLetterEveryMs) {
-      deadLetters = await listDeadLetters(bus, prefix);
+      deadLetters = await listDeadLetters(bus, prefix, o.namespace);
       lastDeadLetterCheck = performance.now();
     }
     const dead = new Set(deadLetters.map((d) => d.orderId).filter((id) => !terminal.has(id)));
@@ -40,7 +40,7 @@ export async function observe(
   }
   // One last look, so the summary sees every dead letter and counter of the final state.
   await new Promise((resolve) => setTimeout(resolve, o.stateDir ? 300 : 0));
-  deadLetters = await listDeadLetters(bus, prefix);
+  deadLetters = await listDeadLetters(bus, prefix, o.namespace);
   return { plan, orders: new Map(await stores.orders.list(prefix)), deadLetters };
 }
 
@@ -53,9 +53,13 @@ async function caughtUp(stores: Stores, prefix: string, terminal: number): Promi
   return logged >= published;
 }
 
-async function listDeadLetters(bus: Bus, prefix: string): Promise<Observation['deadLetters']> {
+async function listDeadLetters(
+  bus: Bus,
+  prefix: string,
+  namespace: string | undefined,
+): Promise<Observation['deadLetters']> {
   const out: { orderId: string; deadLetter: DeadLetter }[] = [];
-  for (const { channel, group } of consumerGroups()) {
+  for (const { channel, group } of consumerGroups(namespace)) {
     for (const deadLetter of await bus.listDeadLetters(channel, group, { limit: 100_000 })) {
       const event = deadLetter.event;
       const orderId = event?.subject ?? (event?.data as { orderId?: string } | undefined)?.orderId ?? '';

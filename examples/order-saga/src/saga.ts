@@ -12,7 +12,7 @@ import { memoryStores } from './state/memory-store.js';
 import type { Stores } from './state/store.js';
 import { readStats } from './stats.js';
 import { type SagaSummary, summarize } from './summary.js';
-import { consumerGroups } from './topology.js';
+import { channelGroups } from './topology.js';
 
 export type { SagaOptions, SagaProgress } from './options.js';
 
@@ -45,14 +45,22 @@ export async function runSaga(options: SagaOptions): Promise<SagaSummary> {
   try {
     await connectOrExplain(coordinator);
     // Every group exists before the first order, so no event is unroutable or missed by a late subscriber.
-    const groups = new Map<string, string[]>();
-    for (const { channel, group } of consumerGroups()) groups.set(channel, [...(groups.get(channel) ?? []), group]);
-    for (const [channel, names] of groups) await coordinator.declare(channel, { groups: names, retry: SAGA_RETRY });
+    for (const [channel, names] of channelGroups(o.namespace)) {
+      await coordinator.declare(channel, { groups: names, retry: SAGA_RETRY });
+    }
 
     const stores: Stores = o.stateDir ? fileStores(o.stateDir) : memoryStores();
     const statsDir = o.stateDir ? join(o.stateDir, 'stats') : undefined;
     if (o.services.length > 0) {
-      host = await startHost({ url: o.url, services: o.services, stores, replicas: o.replicas, logger, statsDir });
+      host = await startHost({
+        url: o.url,
+        services: o.services,
+        stores,
+        replicas: o.replicas,
+        logger,
+        statsDir,
+        ...(o.namespace ? { namespace: o.namespace } : {}),
+      });
     }
     const order = host?.order;
     const place: Placer = order
