@@ -44,3 +44,16 @@ export async function connectOrExplain(bus: Bus): Promise<void> {
     clearTimeout(timer);
   }
 }
+
+/** A record of the shared state directory stayed locked by a live process for too long. */
+export class FileStoreLockError extends WharfError {
+  override readonly name = 'FileStoreLockError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(
+      'ERR_WHARF_SAGA_STATE_LOCKED',
+      'saga',
+      `${message}: another saga process holds it; if none is running, delete the .lock file`,
+      options,
+    );
+  }
+}

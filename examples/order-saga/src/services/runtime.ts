@@ -64,10 +64,15 @@ export function createContext(options: {
       };
       const event = await bus.send(operation as SendOp, payload as never, attributes);
       if (twice) await bus.send(operation as SendOp, payload as never, { ...attributes, time: event.time });
-      await stores.published.update(eventKey(orderId, event.source, event.id), (current) => ({
-        value: { type, channel, orderId, copies: (current?.copies ?? 0) + (twice ? 2 : 1) },
-        result: undefined,
-      }));
+      // The ledger records how many copies the scenario asked for, not how often this line ran: a
+      // replica killed after this write but before its handler finished makes the next replica emit
+      // again, and that re-emission (same id, dropped by every consumer) must not count as a copy.
+      const copies = twice ? 2 : 1;
+      await stores.published.update(eventKey(orderId, event.source, event.id), (current) =>
+        current && current.copies >= copies
+          ? { result: undefined }
+          : { value: { type, channel, orderId, copies }, result: undefined },
+      );
     },
   };
 }
