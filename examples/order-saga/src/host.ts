@@ -48,6 +48,8 @@ export interface HostOptions {
   statsDir?: string;
   /** Channel namespace of the run (see `SagaOptions.namespace`). */
   namespace?: string;
+  /** How long a service waits for a broker that does not answer at start. Default 15 s. */
+  brokerWaitMs?: number;
 }
 
 /** Services running in this process. */
@@ -109,7 +111,7 @@ export async function startHost(options: HostOptions): Promise<ServiceHost> {
         });
         const instance: Instance = { id: `${name}-${process.pid}-${n}`, bus, ctx, service: undefined };
         instances.push(instance);
-        await connectOrExplain(bus);
+        await connectOrExplain(bus, { waitMs: options.brokerWaitMs ?? 15_000, logger });
         instance.service = await STARTERS[name](ctx);
       }
     }

@@ -34,6 +34,11 @@ export interface SagaOptions {
    * must use the same namespace. Default: none, the contract's addresses.
    */
   namespace?: string;
+  /**
+   * How long to wait for a broker that does not answer at start (starting, restarting) before
+   * failing with `SagaBrokerError`. Default 15 s.
+   */
+  brokerWaitMs?: number;
   /** Give up waiting for orders to settle after this long (the summary then reports them). */
   timeoutMs?: number;
   /** Accepted so CLI flags pass straight through; runSaga never prints. */
@@ -63,6 +68,7 @@ export interface Checked {
   stateDir: string | undefined;
   timeoutMs: number;
   namespace: string | undefined;
+  brokerWaitMs: number;
 }
 
 export function checkOptions(options: SagaOptions): Checked {
@@ -102,7 +108,9 @@ export function checkOptions(options: SagaOptions): Checked {
   const stateDir = options.stateDir ?? (split ? DEFAULT_STATE_DIR : undefined);
   const timeoutMs = options.timeoutMs ?? 60_000 + orders * 20;
   const namespace = checkNamespace(options.namespace);
-  return { url, orders, seed, services, replicas, stateDir, timeoutMs, namespace };
+  const brokerWaitMs = options.brokerWaitMs ?? 15_000;
+  if (!(brokerWaitMs >= 0)) throw new SagaUsageError(`brokerWaitMs must be 0 or more, got ${String(brokerWaitMs)}`);
+  return { url, orders, seed, services, replicas, stateDir, timeoutMs, namespace, brokerWaitMs };
 }
 
 /** Validates a channel namespace (`--namespace t1`): empty or absent means none. */

@@ -30,6 +30,11 @@ export interface ServicesOptions {
   /** Honour the saga's `x-wharf-fault` header. Default true. */
   faultInjection?: boolean;
   retry?: RetryPolicy;
+  /**
+   * How long to wait for a broker that does not answer at start before failing. Default: as long
+   * as it takes (a service outlives its broker's restarts, as under an orchestrator).
+   */
+  brokerWaitMs?: number;
   /** Channel namespace of the run: the same as the coordinator's (see `SagaOptions.namespace`). */
   namespace?: string;
   /** Accepted for CLI pass-through: the scenario comes from the coordinator's seed. */
@@ -60,6 +65,7 @@ export async function startServices(options: ServicesOptions): Promise<RunningSe
     ...(options.retry ? { retry: options.retry } : {}),
     ...(stateDir ? { statsDir: join(stateDir, 'stats') } : {}),
     ...(namespace ? { namespace } : {}),
+    brokerWaitMs: options.brokerWaitMs ?? Number.MAX_SAFE_INTEGER,
   });
   let server: Server | undefined;
   let orderUrl: string | undefined;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { consoleLogger, createBus, parseBrokerUrl } from '@wharf/core';
+import { untilBrokerAnswers } from './broker-wait.js';
 import { connectOrExplain } from './errors.js';
 import { SAGA_RETRY, type ServiceHost, startHost } from './host.js';
 import { httpPlacer, type Placer } from './http.js';
@@ -43,10 +44,14 @@ export async function runSaga(options: SagaOptions): Promise<SagaSummary> {
   const coordinator = createBus({ url: o.url, source: 'urn:wharf:saga-coordinator', logger });
   let host: ServiceHost | undefined;
   try {
-    await connectOrExplain(coordinator);
+    await connectOrExplain(coordinator, { waitMs: o.brokerWaitMs, logger });
     // Every group exists before the first order, so no event is unroutable or missed by a late subscriber.
     for (const [channel, names] of channelGroups(o.namespace)) {
-      await coordinator.declare(channel, { groups: names, retry: SAGA_RETRY });
+      await untilBrokerAnswers(
+        `declaring ${channel}`,
+        () => coordinator.declare(channel, { groups: names, retry: SAGA_RETRY }),
+        { waitMs: o.brokerWaitMs, logger },
+      );
     }
 
     const stores: Stores = o.stateDir ? fileStores(o.stateDir) : memoryStores();
@@ -59,6 +64,7 @@ export async function runSaga(options: SagaOptions): Promise<SagaSummary> {
         replicas: o.replicas,
         logger,
         statsDir,
+        brokerWaitMs: o.brokerWaitMs,
         ...(o.namespace ? { namespace: o.namespace } : {}),
       });
     }
@@ -69,7 +75,7 @@ export async function runSaga(options: SagaOptions): Promise<SagaSummary> {
 
     const placedAt = performance.now();
     await placeAll(plan, place, (placed) => progress('placing', placed, 0));
-    const observation = await observe(o, plan, stores, coordinator, runId, progress);
+    const observation = await observe(o, plan, stores, coordinator, runId, progress, logger);
     const durationMs = performance.now() - placedAt;
     const dead = new Set(observation.deadLetters.map((d) => d.orderId));
     const settled = plan.filter((p) => {

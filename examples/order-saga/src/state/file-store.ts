@@ -60,6 +60,16 @@ export class FileStore<T> implements Store<T> {
     }
   }
 
+  async keys(prefix = ''): Promise<string[]> {
+    const out: string[] = [];
+    for (const name of readdirSync(this.#dir)) {
+      if (!name.endsWith('.json')) continue;
+      const key = decodeURIComponent(name.slice(0, -5));
+      if (key.startsWith(prefix)) out.push(key);
+    }
+    return out;
+  }
+
   async list(prefix = ''): Promise<[string, T][]> {
     const out: [string, T][] = [];
     for (const name of readdirSync(this.#dir)) {
