@@ -66,6 +66,11 @@ export interface SagaSummary {
     readonly services: readonly string[];
     /** Duplicate deliveries dropped by consumers: by the bus's dedup store, by the services' own checks. */
     readonly dedup: { readonly bus: number; readonly services: number };
+    /**
+     * Where the time went, per service (summed over its instances): deliveries handled and the time
+     * spent in their handlers (`stats().handlerMs`), for profiling a broker's run.
+     */
+    readonly handlers: Readonly<Record<string, { readonly delivered: number; readonly handlerMs: number }>>;
   };
   readonly timings: {
     readonly durationMs: number;
@@ -155,6 +160,7 @@ export async function summarize(
       runId: meta.runId,
       services: meta.services,
       dedup: { bus: sum((s) => s.bus.duplicates), services: sum((s) => s.serviceDuplicates) },
+      handlers: perService(observation.stats),
     },
     timings: {
       durationMs: Math.round(meta.durationMs),
@@ -171,4 +177,14 @@ function sorted(record: Record<string, number>): Record<string, number> {
 export function comparable(summary: SagaSummary): Omit<SagaSummary, 'run' | 'timings'> {
   const { run: _run, timings: _timings, ...rest } = summary;
   return rest;
+}
+
+function perService(stats: readonly InstanceStats[]): Record<string, { delivered: number; handlerMs: number }> {
+  const out: Record<string, { delivered: number; handlerMs: number }> = {};
+  for (const s of stats) {
+    const entry = (out[s.service] ??= { delivered: 0, handlerMs: 0 });
+    entry.delivered += s.bus.delivered;
+    entry.handlerMs += Math.round(s.bus.handlerMs);
+  }
+  return out;
 }

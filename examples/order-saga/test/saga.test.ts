@@ -27,7 +27,7 @@ describe('order saga on memory', () => {
   it('prints the summary for humans', () => {
     const summary = {
       ...EXPECTED_SUMMARY,
-      run: { broker: 'rabbitmq', runId: 'cafe0001', services: [], dedup: { bus: 40, services: 16 } },
+      run: { broker: 'rabbitmq', runId: 'cafe0001', services: [], dedup: { bus: 40, services: 16 }, handlers: {} },
       timings: { durationMs: 2500, ordersPerSecond: 60 },
     } as SagaSummary;
     expect(formatSummary(summary)).toBe(
