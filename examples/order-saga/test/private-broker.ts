@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -130,6 +130,12 @@ async function privateRabbit(): Promise<PrivateBroker> {
   const pidFile = join(dir, 'rabbit.pid');
   mkdirSync(join(dir, 'log'), { recursive: true });
   writeFileSync(join(dir, 'enabled_plugins'), '[].\n');
+  // The machine's /etc/rabbitmq/rabbitmq.conf pins the listener to 5672: our own config replaces it.
+  writeFileSync(join(dir, 'rabbitmq.conf'), `listeners.tcp.local = 127.0.0.1:${port}\n`);
+  chmodSync(join(dir, 'rabbitmq.conf'), 0o666);
+  // Debian's rabbitmq-server runs the node as the rabbitmq user: it must be able to write here.
+  for (const path of [dir, join(dir, 'log')]) chmodSync(path, 0o777);
+  chmodSync(join(dir, 'enabled_plugins'), 0o666);
   const env = {
     ...process.env,
     RABBITMQ_NODENAME: node,
@@ -139,6 +145,7 @@ async function privateRabbit(): Promise<PrivateBroker> {
     RABBITMQ_LOG_BASE: join(dir, 'log'),
     RABBITMQ_ENABLED_PLUGINS_FILE: join(dir, 'enabled_plugins'),
     RABBITMQ_PID_FILE: pidFile,
+    RABBITMQ_CONFIG_FILE: join(dir, 'rabbitmq'),
   };
   const pid = (): number | undefined => {
     try {
