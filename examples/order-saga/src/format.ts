@@ -36,6 +36,11 @@ export function formatSummary(summary: SagaSummary): string {
     row('events published', summary.eventsPublished, `  (${n(summary.eventsPublishedTwice)} deliberately twice)`),
     row('notifications sent', summary.notificationsSent),
     row(
+      'incidents',
+      summary.incidents,
+      summary.incidents > 0 ? '  (events off the normal path: see the error log)' : '',
+    ),
+    row(
       'throughput',
       `${n(summary.timings.ordersPerSecond)}`,
       ` orders/s  (${(summary.timings.durationMs / 1000).toFixed(2)} s)`,

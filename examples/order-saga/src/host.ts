@@ -46,6 +46,10 @@ export interface HostOptions {
   logger?: Logger;
   /** Where to write this process's counters for a coordinator in another process. */
   statsDir?: string;
+  /** Channel namespace of the run (see `SagaOptions.namespace`). */
+  namespace?: string;
+  /** How long a service waits for a broker that does not answer at start. Default 15 s. */
+  brokerWaitMs?: number;
 }
 
 /** Services running in this process. */
@@ -99,7 +103,7 @@ export async function startHost(options: HostOptions): Promise<ServiceHost> {
         const bus = createBus({ url: options.url, source: sourceOf(name), logger });
         const ctx = createContext({
           name,
-          bus: createSagaBus(bus),
+          bus: createSagaBus(bus, options.namespace),
           stores: options.stores,
           retry: options.retry ?? SAGA_RETRY,
           concurrency: options.concurrency ?? 32,
@@ -107,7 +111,7 @@ export async function startHost(options: HostOptions): Promise<ServiceHost> {
         });
         const instance: Instance = { id: `${name}-${process.pid}-${n}`, bus, ctx, service: undefined };
         instances.push(instance);
-        await connectOrExplain(bus);
+        await connectOrExplain(bus, { waitMs: options.brokerWaitMs ?? 15_000, logger });
         instance.service = await STARTERS[name](ctx);
       }
     }

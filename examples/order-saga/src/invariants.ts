@@ -38,7 +38,10 @@ export function settledInvariant(run: RunView): Invariant {
     ok: unsettled.length === 0 && reasonless.length === 0,
     detail:
       unsettled.length > 0
-        ? `${n(unsettled.length)} orders neither terminal nor dead-lettered, e.g. ${ids(unsettled)}`
+        ? `${n(unsettled.length)} orders neither terminal nor dead-lettered, e.g. ${unsettled
+            .slice(0, 5)
+            .map((p) => `${p.orderId} (${p.kind}, ${run.orders.get(p.orderId)?.state ?? 'never stored'})`)
+            .join(', ')}`
         : reasonless.length > 0
           ? `${n(reasonless.length)} dead letters carry no reason, e.g. ${ids(reasonless)}`
           : `${n(plan.length)} orders: ${n(confirmed.length + cancelled.length)} terminal, ${n(dead.length)} dead-lettered with a reason`,

@@ -28,6 +28,17 @@ export interface SagaOptions {
   stateDir?: string;
   /** The order service's HTTP API when it runs elsewhere. Default: the URL it wrote to `stateDir`. */
   orderUrl?: string;
+  /**
+   * Runs the saga on channels of its own, `<namespace>.<contract address>` (letters, digits, `_`
+   * and `-`), so runs sharing a broker never consume each other's events. Every process of one run
+   * must use the same namespace. Default: none, the contract's addresses.
+   */
+  namespace?: string;
+  /**
+   * How long to wait for a broker that does not answer at start (starting, restarting) before
+   * failing with `SagaBrokerError`. Default 15 s.
+   */
+  brokerWaitMs?: number;
   /** Give up waiting for orders to settle after this long (the summary then reports them). */
   timeoutMs?: number;
   /** Accepted so CLI flags pass straight through; runSaga never prints. */
@@ -56,6 +67,8 @@ export interface Checked {
   replicas: Partial<Record<ServiceName, number>>;
   stateDir: string | undefined;
   timeoutMs: number;
+  namespace: string | undefined;
+  brokerWaitMs: number;
 }
 
 export function checkOptions(options: SagaOptions): Checked {
@@ -94,7 +107,21 @@ export function checkOptions(options: SagaOptions): Checked {
     (parseBrokerUrl(url).scheme !== 'memory' && liveInstances(join(DEFAULT_STATE_DIR, 'stats')) > 0);
   const stateDir = options.stateDir ?? (split ? DEFAULT_STATE_DIR : undefined);
   const timeoutMs = options.timeoutMs ?? 60_000 + orders * 20;
-  return { url, orders, seed, services, replicas, stateDir, timeoutMs };
+  const namespace = checkNamespace(options.namespace);
+  const brokerWaitMs = options.brokerWaitMs ?? 15_000;
+  if (!(brokerWaitMs >= 0)) throw new SagaUsageError(`brokerWaitMs must be 0 or more, got ${String(brokerWaitMs)}`);
+  return { url, orders, seed, services, replicas, stateDir, timeoutMs, namespace, brokerWaitMs };
+}
+
+/** Validates a channel namespace (`--namespace t1`): empty or absent means none. */
+export function checkNamespace(namespace: unknown): string | undefined {
+  if (namespace === undefined || namespace === '') return undefined;
+  if (typeof namespace !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(namespace)) {
+    throw new SagaUsageError(
+      `--namespace must be 1-64 letters, digits, "_" or "-", starting with a letter or digit, got ${JSON.stringify(namespace)}`,
+    );
+  }
+  return namespace;
 }
 
 /** Validates a list of service names (`--services order,inventory`). */

@@ -6,7 +6,7 @@ import { parseBrokerUrl, type RetryPolicy, redactUrl } from '@wharf/core';
 import { SagaUsageError } from './errors.js';
 import { startHost } from './host.js';
 import { createOrderApi } from './http.js';
-import { checkServices, DEFAULT_STATE_DIR } from './options.js';
+import { checkNamespace, checkServices, DEFAULT_STATE_DIR } from './options.js';
 import { fileStores } from './state/file-store.js';
 import { memoryStores } from './state/memory-store.js';
 import { SERVICES, type ServiceName } from './topology.js';
@@ -30,6 +30,13 @@ export interface ServicesOptions {
   /** Honour the saga's `x-wharf-fault` header. Default true. */
   faultInjection?: boolean;
   retry?: RetryPolicy;
+  /**
+   * How long to wait for a broker that does not answer at start before failing. Default: as long
+   * as it takes (a service outlives its broker's restarts, as under an orchestrator).
+   */
+  brokerWaitMs?: number;
+  /** Channel namespace of the run: the same as the coordinator's (see `SagaOptions.namespace`). */
+  namespace?: string;
   /** Accepted for CLI pass-through: the scenario comes from the coordinator's seed. */
   seed?: number | string;
 }
@@ -49,6 +56,7 @@ export async function startServices(options: ServicesOptions): Promise<RunningSe
   const stateDir = options.stateDir === false ? undefined : (options.stateDir ?? DEFAULT_STATE_DIR);
   if (stateDir) mkdirSync(stateDir, { recursive: true });
   const stores = stateDir ? fileStores(stateDir) : memoryStores();
+  const namespace = checkNamespace(options.namespace);
   const host = await startHost({
     url: options.url,
     services,
@@ -56,6 +64,8 @@ export async function startServices(options: ServicesOptions): Promise<RunningSe
     ...(options.replicas ? { replicas: options.replicas } : {}),
     ...(options.retry ? { retry: options.retry } : {}),
     ...(stateDir ? { statsDir: join(stateDir, 'stats') } : {}),
+    ...(namespace ? { namespace } : {}),
+    brokerWaitMs: options.brokerWaitMs ?? Number.MAX_SAFE_INTEGER,
   });
   let server: Server | undefined;
   let orderUrl: string | undefined;

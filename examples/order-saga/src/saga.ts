@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { consoleLogger, createBus, parseBrokerUrl } from '@wharf/core';
+import { untilBrokerAnswers } from './broker-wait.js';
 import { connectOrExplain } from './errors.js';
 import { SAGA_RETRY, type ServiceHost, startHost } from './host.js';
 import { httpPlacer, type Placer } from './http.js';
@@ -12,7 +13,7 @@ import { memoryStores } from './state/memory-store.js';
 import type { Stores } from './state/store.js';
 import { readStats } from './stats.js';
 import { type SagaSummary, summarize } from './summary.js';
-import { consumerGroups } from './topology.js';
+import { channelGroups } from './topology.js';
 
 export type { SagaOptions, SagaProgress } from './options.js';
 
@@ -43,16 +44,29 @@ export async function runSaga(options: SagaOptions): Promise<SagaSummary> {
   const coordinator = createBus({ url: o.url, source: 'urn:wharf:saga-coordinator', logger });
   let host: ServiceHost | undefined;
   try {
-    await connectOrExplain(coordinator);
+    await connectOrExplain(coordinator, { waitMs: o.brokerWaitMs, logger });
     // Every group exists before the first order, so no event is unroutable or missed by a late subscriber.
-    const groups = new Map<string, string[]>();
-    for (const { channel, group } of consumerGroups()) groups.set(channel, [...(groups.get(channel) ?? []), group]);
-    for (const [channel, names] of groups) await coordinator.declare(channel, { groups: names, retry: SAGA_RETRY });
+    for (const [channel, names] of channelGroups(o.namespace)) {
+      await untilBrokerAnswers(
+        `declaring ${channel}`,
+        () => coordinator.declare(channel, { groups: names, retry: SAGA_RETRY }),
+        { waitMs: o.brokerWaitMs, logger },
+      );
+    }
 
     const stores: Stores = o.stateDir ? fileStores(o.stateDir) : memoryStores();
     const statsDir = o.stateDir ? join(o.stateDir, 'stats') : undefined;
     if (o.services.length > 0) {
-      host = await startHost({ url: o.url, services: o.services, stores, replicas: o.replicas, logger, statsDir });
+      host = await startHost({
+        url: o.url,
+        services: o.services,
+        stores,
+        replicas: o.replicas,
+        logger,
+        statsDir,
+        brokerWaitMs: o.brokerWaitMs,
+        ...(o.namespace ? { namespace: o.namespace } : {}),
+      });
     }
     const order = host?.order;
     const place: Placer = order
@@ -61,7 +75,7 @@ export async function runSaga(options: SagaOptions): Promise<SagaSummary> {
 
     const placedAt = performance.now();
     await placeAll(plan, place, (placed) => progress('placing', placed, 0));
-    const observation = await observe(o, plan, stores, coordinator, runId, progress);
+    const observation = await observe(o, plan, stores, coordinator, runId, progress, logger);
     const durationMs = performance.now() - placedAt;
     const dead = new Set(observation.deadLetters.map((d) => d.orderId));
     const settled = plan.filter((p) => {

@@ -44,6 +44,13 @@ export interface SagaSummary {
   readonly eventsPublished: number;
   readonly eventsPublishedTwice: number;
   readonly notificationsSent: number;
+  /**
+   * Events that left the normal path without a settlement the services asked for (a broker
+   * delivery cap reached without a confirmed dead letter, a message removed by retention, a stalled
+   * consumer restarted…): `stats().incidents` summed over every service instance. Each one was
+   * logged as an error naming its channel, group and event id. 0 in a healthy run.
+   */
+  readonly incidents: number;
   readonly invariants: {
     readonly settled: Invariant;
     readonly outcomes: Invariant;
@@ -59,6 +66,11 @@ export interface SagaSummary {
     readonly services: readonly string[];
     /** Duplicate deliveries dropped by consumers: by the bus's dedup store, by the services' own checks. */
     readonly dedup: { readonly bus: number; readonly services: number };
+    /**
+     * Where the time went, per service (summed over its instances): deliveries handled and the time
+     * spent in their handlers (`stats().handlerMs`), for profiling a broker's run.
+     */
+    readonly handlers: Readonly<Record<string, { readonly delivered: number; readonly handlerMs: number }>>;
   };
   readonly timings: {
     readonly durationMs: number;
@@ -74,8 +86,6 @@ export interface Observation {
   readonly deadLetters: readonly { orderId: string; deadLetter: DeadLetter }[];
   readonly stats: readonly InstanceStats[];
 }
-
-const _n = (value: number): string => value.toLocaleString('en-US');
 
 /** The outcome an order reached, as observed. */
 export function observedOutcome(order: OrderRecord | undefined, deadLettered: boolean): Outcome | 'unsettled' {
@@ -143,25 +153,20 @@ export async function summarize(
     eventsPublished: published.length,
     eventsPublishedTwice: published.filter(([, r]) => r.copies > 1).length,
     notificationsSent: notes.filter(([, r]) => r.published).length,
+    incidents: sum((s) => s.bus.incidents ?? 0),
     invariants,
     run: {
       broker: meta.broker,
       runId: meta.runId,
       services: meta.services,
       dedup: { bus: sum((s) => s.bus.duplicates), services: sum((s) => s.serviceDuplicates) },
+      handlers: perService(observation.stats),
     },
     timings: {
       durationMs: Math.round(meta.durationMs),
       ordersPerSecond: seconds > 0 ? Math.round(plan.length / seconds) : 0,
     },
   };
-}
-
-function _ids(orders: readonly PlannedOrder[]): string {
-  return orders
-    .slice(0, 3)
-    .map((p) => p.orderId)
-    .join(', ');
 }
 
 function sorted(record: Record<string, number>): Record<string, number> {
@@ -172,4 +177,14 @@ function sorted(record: Record<string, number>): Record<string, number> {
 export function comparable(summary: SagaSummary): Omit<SagaSummary, 'run' | 'timings'> {
   const { run: _run, timings: _timings, ...rest } = summary;
   return rest;
+}
+
+function perService(stats: readonly InstanceStats[]): Record<string, { delivered: number; handlerMs: number }> {
+  const out: Record<string, { delivered: number; handlerMs: number }> = {};
+  for (const s of stats) {
+    const entry = (out[s.service] ??= { delivered: 0, handlerMs: 0 });
+    entry.delivered += s.bus.delivered;
+    entry.handlerMs += Math.round(s.bus.handlerMs);
+  }
+  return out;
 }

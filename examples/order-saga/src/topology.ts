@@ -35,13 +35,32 @@ export const RECEIVES: Readonly<Record<ServiceName, readonly ReceiveOp[]>> = {
   ],
 };
 
+/**
+ * The broker channel of a contract address in a namespace: `<namespace>.<address>`, or the address
+ * itself without one. A namespace gives a run channels of its own, so saga runs sharing a broker
+ * (tests, several engineers) never consume each other's events.
+ */
+export function namespaced(address: string, namespace: string | undefined): string {
+  return namespace ? `${namespace}.${address}` : address;
+}
+
 /** Every (channel, group) pair the saga consumes: declared before the first order so nothing is unroutable. */
-export function consumerGroups(): { channel: string; group: ServiceName }[] {
+export function consumerGroups(namespace?: string): { channel: string; group: ServiceName }[] {
   const out: { channel: string; group: ServiceName }[] = [];
   for (const service of SERVICES) {
-    for (const operation of RECEIVES[service]) out.push({ channel: OPERATIONS[operation].channel, group: service });
+    for (const operation of RECEIVES[service]) {
+      out.push({ channel: namespaced(OPERATIONS[operation].channel, namespace), group: service });
+    }
   }
   return out;
+}
+
+/** The channels of a namespace with the groups that consume each (what a run declares, and what a test deletes). */
+export function channelGroups(namespace?: string): Map<string, ServiceName[]> {
+  const groups = new Map<string, ServiceName[]>();
+  for (const { channel, group } of consumerGroups(namespace))
+    groups.set(channel, [...(groups.get(channel) ?? []), group]);
+  return groups;
 }
 
 /** The CloudEvents `source` of each service's events. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { comparable } from '../src/index.js';
-import { BROKERS, runSagaProcess, skipOrFail } from './brokers.js';
+import { BROKERS, deleteNamespace, runSagaProcess, skipOrFail, testNamespace } from './brokers.js';
 import { EXPECTED_SUMMARY, ORDERS, SEED } from './expected.js';
 
 // The memory summary (test/saga.test.ts) is the reference: every broker must reach exactly it.
@@ -8,7 +8,9 @@ import { EXPECTED_SUMMARY, ORDERS, SEED } from './expected.js';
 // under CI it fails instead.
 describe.each(BROKERS)('order saga on $name', ({ name, url }) => {
   it('reaches the same summary as on memory, every invariant holding', { timeout: 300_000 }, async (ctx) => {
-    const result = await runSagaProcess([url, String(ORDERS), String(SEED)]);
+    const namespace = testNamespace('brokers');
+    ctx.onTestFinished(() => deleteNamespace(url, namespace));
+    const result = await runSagaProcess([url, String(ORDERS), String(SEED)], { WHARF_SAGA_NAMESPACE: namespace });
     if (result.unavailable !== undefined) return skipOrFail(ctx, `the saga on ${name}`, result.unavailable);
     const { summary } = result;
     expect(summary.run.broker).toBe(name);

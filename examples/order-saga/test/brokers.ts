@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import type { SagaSummary } from '../src/index.js';
+import { channelGroups, type SagaSummary } from '../src/index.js';
 
 /** The real brokers the saga must behave identically on, with their local default URLs. */
 export const BROKERS = [
@@ -16,10 +17,14 @@ const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${na
  * Starts a fixture in its own Node process on the TypeScript sources, as `wharf` would run the
  * saga: adapters load by URL like in production, outside the test runner's module graph.
  */
-export function spawnFixture(name: string, args: readonly string[]): ChildProcess {
+export function spawnFixture(
+  name: string,
+  args: readonly string[],
+  env: Readonly<Record<string, string>> = {},
+): ChildProcess {
   return spawn(process.execPath, ['--conditions=wharf-source', '--import', 'tsx', fixture(name), ...args], {
     cwd: ROOT,
-    env: { ...process.env },
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }
@@ -45,8 +50,9 @@ export function skipOrFail(ctx: { skip(note?: string): void }, what: string, rea
 /** Runs the saga in a child process: the summary, or why the broker cannot be used. */
 export async function runSagaProcess(
   args: readonly string[],
+  env: Readonly<Record<string, string>> = {},
 ): Promise<{ summary: SagaSummary; unavailable?: undefined } | { unavailable: string; summary?: undefined }> {
-  const child = spawnFixture('saga.ts', args);
+  const child = spawnFixture('saga.ts', args, env);
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (chunk) => {
@@ -75,4 +81,28 @@ export async function probeBroker(url: string): Promise<string | undefined> {
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   if (code === 0) return undefined;
   return stdout.trim() || `the probe exited with ${code}`;
+}
+
+/** A channel namespace of its own for one test, so saga runs sharing a broker never see each other's events. */
+export function testNamespace(label: string): string {
+  return `t${label}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Deletes everything a saga run declared in `namespace` (channel queues/topics/streams, retry tiers,
+ * dead letters), through the adapter's own harness. Never throws: a broker that is gone has nothing left.
+ */
+export async function deleteNamespace(url: string, namespace: string): Promise<void> {
+  const scheme = url.slice(0, url.indexOf(':'));
+  const pkg = { amqp: '@wharf/rabbitmq', amqps: '@wharf/rabbitmq', kafka: '@wharf/kafka', nats: '@wharf/nats' }[scheme];
+  if (!pkg) return;
+  const { conformanceHarness } = (await import(pkg)) as {
+    conformanceHarness(url: string): { cleanup(channel: string, groups: readonly string[]): Promise<void> };
+  };
+  const harness = conformanceHarness(url);
+  for (const [channel, groups] of channelGroups(namespace)) {
+    await harness.cleanup(channel, groups).catch((error: unknown) => {
+      console.warn(`[saga] could not delete ${channel} on ${url}: ${String(error)}`);
+    });
+  }
 }

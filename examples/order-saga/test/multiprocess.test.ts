@@ -3,7 +3,15 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BROKERS, probeBroker, runSagaProcess, skipOrFail, spawnFixture } from './brokers.js';
+import {
+  BROKERS,
+  deleteNamespace,
+  probeBroker,
+  runSagaProcess,
+  skipOrFail,
+  spawnFixture,
+  testNamespace,
+} from './brokers.js';
 
 // One process per service, two competing inventory processes, a coordinator that only places
 // orders over HTTP and checks: the services share nothing but the broker and a state directory.
@@ -17,8 +25,8 @@ interface Running {
   output: string;
 }
 
-function start(url: string, services: string, stateDir: string): Running {
-  const child = spawnFixture('services.ts', [url, services, stateDir]);
+function start(url: string, services: string, stateDir: string, namespace: string): Running {
+  const child = spawnFixture('services.ts', [url, services, stateDir], { WHARF_SAGA_NAMESPACE: namespace });
   const running: Running = {
     child,
     output: '',
@@ -56,10 +64,17 @@ describe.each(BROKERS)('order saga as separate processes on $name', ({ name, url
     const unavailable = await probeBroker(url);
     if (unavailable !== undefined) return skipOrFail(ctx, `the multi-process saga on ${name}`, unavailable);
 
-    processes = LAYOUT.map((service) => start(url, service, stateDir));
+    const namespace = testNamespace('multi');
+    // The processes stop before their channels are deleted.
+    ctx.onTestFinished(async () => {
+      for (const p of processes) if (p.child.exitCode === null) p.child.kill('SIGTERM');
+      await Promise.all(processes.map((p) => p.exited));
+      await deleteNamespace(url, namespace);
+    });
+    processes = LAYOUT.map((service) => start(url, service, stateDir, namespace));
     await Promise.all(processes.map((p) => p.ready));
 
-    const result = await runSagaProcess([url, String(ORDERS), '7', stateDir, '']);
+    const result = await runSagaProcess([url, String(ORDERS), '7', stateDir, ''], { WHARF_SAGA_NAMESPACE: namespace });
     const summary = result.summary!;
     for (const [key, invariant] of Object.entries(summary.invariants)) {
       expect({ key, ...invariant }).toMatchObject({ key, ok: true });

@@ -27,7 +27,7 @@ describe('order saga on memory', () => {
   it('prints the summary for humans', () => {
     const summary = {
       ...EXPECTED_SUMMARY,
-      run: { broker: 'rabbitmq', runId: 'cafe0001', services: [], dedup: { bus: 40, services: 16 } },
+      run: { broker: 'rabbitmq', runId: 'cafe0001', services: [], dedup: { bus: 40, services: 16 }, handlers: {} },
       timings: { durationMs: 2500, ordersPerSecond: 60 },
     } as SagaSummary;
     expect(formatSummary(summary)).toBe(
@@ -41,6 +41,7 @@ describe('order saga on memory', () => {
         '  duplicates suppressed       31  (consumers dropped 40 by dedup store, 16 by own state)',
         '  events published           735  (31 deliberately twice)',
         '  notifications sent         145',
+        '  incidents                    0',
         '  throughput                  60 orders/s  (2.50 s)',
         '',
         'Invariants',
@@ -99,7 +100,10 @@ describe('order saga on memory', () => {
     expect(summary.ok).toBe(false);
     expect(summary.unsettled).toBeGreaterThan(0);
     expect(summary.invariants.settled).toMatchObject({ ok: false });
-    expect(summary.invariants.settled.detail).toMatch(/orders neither terminal nor dead-lettered, e\.g\. ord_/);
+    // It names the stuck orders, their scenario kind and the state the order service has them in.
+    expect(summary.invariants.settled.detail).toMatch(
+      /orders neither terminal nor dead-lettered, e\.g\. ord_\w+-\d+ \((ok|flaky|declined|out-of-stock|poison), placed\)/,
+    );
     const text = formatSummary(summary);
     expect(text).toContain('✗ every order terminal or dead-lettered with a reason');
     expect(text).toContain('Some invariants FAILED.');

@@ -1,4 +1,5 @@
 import type { CloudEvent, Logger, RetryPolicy } from '@wharf/core';
+import { untilBrokerAnswers } from '../broker-wait.js';
 import type { PayloadOf, SagaBus, SendOp } from '../contract.js';
 import { KeyedLock } from '../lock.js';
 import { eventKey, type Stores } from '../state/store.js';
@@ -7,6 +8,9 @@ import { OPERATIONS, type ServiceName } from '../topology.js';
 /** CloudEvents extension the scenario sets on events a producer must publish twice (and propagate). */
 export const FAULT_EXTENSION = 'wharffault';
 export const PUBLISH_TWICE = 'publish-twice';
+
+/** How long a service keeps publishing an event through a broker outage before its handler fails. */
+const PUBLISH_WAIT_MS = 60_000;
 
 /** Counters a service keeps besides its bus's stats. */
 export interface ServiceCounters {
@@ -62,12 +66,28 @@ export function createContext(options: {
         ...(cause ? { causationid: cause.id } : {}),
         ...(twice ? { extensions: { [FAULT_EXTENSION]: PUBLISH_TWICE } } : {}),
       };
-      const event = await bus.send(operation as SendOp, payload as never, attributes);
-      if (twice) await bus.send(operation as SendOp, payload as never, { ...attributes, time: event.time });
-      await stores.published.update(eventKey(orderId, event.source, event.id), (current) => ({
-        value: { type, channel, orderId, copies: (current?.copies ?? 0) + (twice ? 2 : 1) },
-        result: undefined,
-      }));
+      // The id is fixed, so publishing again after a broker error is a duplicate every consumer drops:
+      // a broker outage delays the order instead of spending its handler's attempts.
+      const send = (extra: { time?: string } = {}) =>
+        untilBrokerAnswers(
+          `publishing ${type} of ${orderId}`,
+          () => bus.send(operation as SendOp, payload as never, { ...attributes, ...extra }),
+          {
+            waitMs: PUBLISH_WAIT_MS,
+            logger: options.logger,
+          },
+        );
+      const event = await send();
+      if (twice) await send({ time: event.time as string });
+      // The ledger records how many copies the scenario asked for, not how often this line ran: a
+      // replica killed after this write but before its handler finished makes the next replica emit
+      // again, and that re-emission (same id, dropped by every consumer) must not count as a copy.
+      const copies = twice ? 2 : 1;
+      await stores.published.update(eventKey(orderId, event.source, event.id), (current) =>
+        current && current.copies >= copies
+          ? { result: undefined }
+          : { value: { type, channel, orderId, copies }, result: undefined },
+      );
     },
   };
 }

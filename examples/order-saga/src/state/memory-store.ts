@@ -14,6 +14,12 @@ export class MemoryStore<T> implements Store<T> {
     return result;
   }
 
+  async keys(prefix = ''): Promise<string[]> {
+    const out: string[] = [];
+    for (const key of this.#records.keys()) if (key.startsWith(prefix)) out.push(key);
+    return out;
+  }
+
   async list(prefix = ''): Promise<[string, T][]> {
     const out: [string, T][] = [];
     for (const entry of this.#records) if (entry[0].startsWith(prefix)) out.push(entry);

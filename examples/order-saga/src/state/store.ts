@@ -12,6 +12,8 @@ export interface Store<T> {
   update<R>(key: string, change: (current: T | undefined) => { value?: T; result: R }): Promise<R>;
   /** Every record whose key starts with `prefix`. */
   list(prefix?: string): Promise<[string, T][]>;
+  /** The keys starting with `prefix`, without reading their records (cheap for counting). */
+  keys(prefix?: string): Promise<string[]>;
 }
 
 /** The stores of the saga's services. */

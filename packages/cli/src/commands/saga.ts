@@ -4,12 +4,13 @@ import { pathToFileURL } from 'node:url';
 import { brokerUrl, parse, UsageError } from '../args.js';
 import { json, type Output } from '../output.js';
 
-export const sagaUsage = `wharf saga [--broker <url>] [--orders N] [--seed S] [--services order,inventory,…] [--json]
+export const sagaUsage = `wharf saga [--broker <url>] [--orders N] [--seed S] [--services order,inventory,…] [--namespace NS] [--json]
 wharf demo
 
 Runs the order saga (order, inventory, payment, notification and audit services) on a broker and
 prints the outcome summary and invariants; the same seed gives the same summary on every broker.
---services runs only those services (for separate processes). demo = saga on memory://.`;
+--services runs only those services (for separate processes); every process of one run gives the
+same --namespace to have channels of its own (<NS>.<address>) on a shared broker. demo = saga on memory://.`;
 
 interface SagaModule {
   runSaga(options: Record<string, unknown>): Promise<unknown>;
@@ -45,6 +46,7 @@ export async function saga(argv: string[], output: Output, demo = false): Promis
     seed: { type: 'string' },
     services: { type: 'string' },
     replicas: { type: 'string' },
+    namespace: { type: 'string' },
     json: { type: 'boolean' },
   });
   const url = demo ? 'memory://' : brokerUrl(values.broker);
@@ -54,7 +56,12 @@ export async function saga(argv: string[], output: Output, demo = false): Promis
   const seed = values.seed ?? '42';
   const mod = await loadSaga();
   if (values.services) {
-    await mod.runServices({ url, seed, services: values.services.split(',').map((s) => s.trim()) });
+    await mod.runServices({
+      url,
+      seed,
+      services: values.services.split(',').map((s) => s.trim()),
+      ...(values.namespace ? { namespace: values.namespace } : {}),
+    });
     return 0;
   }
   const summary = await mod.runSaga({
@@ -62,6 +69,7 @@ export async function saga(argv: string[], output: Output, demo = false): Promis
     orders,
     seed,
     ...(values.replicas ? { replicas: Number(values.replicas) } : {}),
+    ...(values.namespace ? { namespace: values.namespace } : {}),
     onProgress: values.json ? undefined : (progress: { message: string }) => output.err(progress.message),
   });
   if (values.json) json(output, summary);

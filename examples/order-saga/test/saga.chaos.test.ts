@@ -1,0 +1,220 @@
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { comparable, runSaga, type SagaSummary } from '../src/index.js';
+import { spawnFixture, testNamespace } from './brokers.js';
+import { type PrivateBroker, privateBroker } from './private-broker.js';
+
+// Issue 13 for the saga: faults during a 2,000-order run must not change its outcome. Every fault
+// hits a private broker on its own ports (test/private-broker.ts), never the shared ones.
+//   (a) kill -9 of one of two payment replicas mid-run (one process per service, state shared
+//       through a directory), measured against an undisturbed run with the same processes;
+//   (b) kill -9 of the broker mid-run, and at start-up, with every service in the saga's process.
+// The outcome is the summary minus what a fault may legitimately change: timings, the run's
+// identity, retries (a killed replica's counters die with it) and incidents (reported, not compared).
+const ORDERS = 2_000;
+const SEED = 7;
+const SETTLE_TIMEOUT_MS = 150_000;
+
+type Outcome = Omit<ReturnType<typeof comparable>, 'retries' | 'incidents'>;
+const outcome = (summary: SagaSummary): Outcome => {
+  const { retries: _retries, incidents: _incidents, ...rest } = comparable(summary);
+  return rest;
+};
+
+interface SagaChild {
+  readonly child: ChildProcess;
+  /** Resolves with the summary when the run ends; rejects when the process fails. */
+  readonly summary: Promise<SagaSummary>;
+  /** Resolves once the run reported at least `settled` settled orders. */
+  settled(settled: number): Promise<void>;
+  /** Resolves once the process reported it is starting. */
+  readonly starting: Promise<void>;
+  output(): string;
+}
+
+/** The saga in its own process (as `wharf saga` runs it), reporting progress. */
+function startSaga(url: string, args: readonly string[], env: Record<string, string>): SagaChild {
+  const child = spawnFixture('saga.ts', [url, String(ORDERS), String(SEED), ...args], {
+    WHARF_SAGA_PROGRESS: '1',
+    WHARF_SAGA_TIMEOUT_MS: String(SETTLE_TIMEOUT_MS),
+    WHARF_SAGA_BROKER_WAIT_MS: '120000',
+    ...env,
+  });
+  let stdout = '';
+  let stderr = '';
+  let settledCount = 0;
+  const waiters: { count: number; resolve: () => void }[] = [];
+  let onStarting: () => void = () => {};
+  const starting = new Promise<void>((resolve) => {
+    onStarting = resolve;
+  });
+  child.stdout?.on('data', (chunk) => {
+    stdout += chunk;
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk;
+    for (const line of chunk.toString().split('\n')) {
+      if (line.startsWith('progress starting')) onStarting();
+      const match = /^progress (?:settling|checking|done): ([\d,]+)\//.exec(line);
+      if (match) settledCount = Math.max(settledCount, Number(match[1]!.replaceAll(',', '')));
+    }
+    for (const waiter of waiters.filter((w) => settledCount >= w.count)) {
+      waiters.splice(waiters.indexOf(waiter), 1);
+      waiter.resolve();
+    }
+  });
+  const summary = new Promise<SagaSummary>((resolve, reject) => {
+    child.on('exit', (code) => {
+      const last = stdout.trim().split('\n').pop() ?? '';
+      if (code === 0) resolve(JSON.parse(last) as SagaSummary);
+      else reject(new Error(`the saga process exited with ${code}:\n${stderr.slice(-6000)}`));
+    });
+  });
+  summary.catch(() => {});
+  return {
+    child,
+    summary,
+    starting,
+    settled: (count) =>
+      settledCount >= count ? Promise.resolve() : new Promise((resolve) => waiters.push({ count, resolve })),
+    output: () => stderr,
+  };
+}
+
+interface ServiceProcess {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly ready: Promise<void>;
+  readonly exited: Promise<number | null>;
+  output: string;
+}
+
+function startServices(url: string, service: string, stateDir: string, namespace: string): ServiceProcess {
+  const child = spawnFixture('services.ts', [url, service, stateDir], { WHARF_SAGA_NAMESPACE: namespace });
+  const p: ServiceProcess = {
+    name: service,
+    child,
+    output: '',
+    ready: new Promise((resolve, reject) => {
+      child.stdout?.on('data', (chunk) => {
+        p.output += chunk;
+        if (p.output.includes('ready ')) resolve();
+      });
+      child.stderr?.on('data', (chunk) => {
+        p.output += chunk;
+      });
+      child.on('exit', (code) => reject(new Error(`${service} exited with ${code} before it was ready:\n${p.output}`)));
+    }),
+    exited: new Promise((resolve) => child.on('exit', resolve)),
+  };
+  p.ready.catch(() => {});
+  return p;
+}
+
+let reference: Outcome;
+
+beforeAll(async () => {
+  // The undisturbed outcome, on the in-process broker: every broker and every fault must reach it.
+  reference = outcome(await runSaga({ url: 'memory://saga-chaos-reference', orders: ORDERS, seed: SEED }));
+}, 120_000);
+
+describe.each(['rabbitmq', 'kafka', 'nats'] as const)('the saga under faults on %s', (kind) => {
+  let broker: PrivateBroker;
+
+  beforeAll(async () => {
+    broker = await privateBroker(kind);
+    await broker.start();
+  }, 240_000);
+
+  afterAll(async () => {
+    await broker?.stop();
+  }, 60_000);
+
+  it('kill -9 of one of two payment replicas mid-run ends as an undisturbed run', { timeout: 600_000 }, async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'wharf-saga-chaos-'));
+    const namespace = testNamespace('kill');
+    const layout = ['order', 'inventory', 'payment', 'payment', 'notification', 'audit'];
+    const processes = layout.map((service) => startServices(broker.url, service, stateDir, namespace));
+    try {
+      await Promise.all(processes.map((p) => p.ready));
+      const env = { WHARF_SAGA_NAMESPACE: namespace };
+
+      const calm = startSaga(broker.url, [stateDir, ''], env);
+      const undisturbed = await calm.summary;
+
+      const stormy = startSaga(broker.url, [stateDir, ''], env);
+      await stormy.settled(ORDERS / 4);
+      const victim = processes.filter((p) => p.name === 'payment')[0]!;
+      const killedAt = Date.now();
+      victim.child.kill('SIGKILL');
+      const disturbed = await stormy.summary;
+      console.info(
+        `[saga chaos] ${kind}: payment replica killed at ${ORDERS / 4} settled orders; ` +
+          `undisturbed ${undisturbed.timings.durationMs} ms, with the kill ${disturbed.timings.durationMs} ms ` +
+          `(${Date.now() - killedAt} ms after the kill); unsettled ${disturbed.unsettled}, incidents ${disturbed.incidents}` +
+          (disturbed.unsettled > 0 ? `; ${disturbed.invariants.settled.detail}` : ''),
+      );
+      expect(outcome(undisturbed)).toEqual(reference);
+      expect(outcome(disturbed)).toEqual(reference);
+      // The surviving replica takes over the killed one's unacknowledged events within the broker's
+      // redelivery time, not after a stall: bounded against the undisturbed run.
+      expect(disturbed.timings.durationMs).toBeLessThan(undisturbed.timings.durationMs + 30_000);
+    } finally {
+      for (const p of processes) if (p.child.exitCode === null) p.child.kill('SIGTERM');
+      await Promise.all(processes.map((p) => p.exited));
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+
+  it('kill -9 of the broker mid-run: the services wait for it and the run ends as undisturbed', {
+    timeout: 600_000,
+  }, async () => {
+    const saga = startSaga(broker.url, [], { WHARF_SAGA_NAMESPACE: testNamespace('midrun') });
+    try {
+      await saga.settled(ORDERS / 4);
+      await broker.kill9();
+      const killedAt = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      await broker.start();
+      const backAt = Date.now();
+      const summary = await saga.summary;
+      console.info(
+        `[saga chaos] ${kind}: broker killed at ${ORDERS / 4} settled orders, back after ${backAt - killedAt} ms; ` +
+          `run ${summary.timings.durationMs} ms, ended ${Date.now() - backAt} ms after the broker was back; ` +
+          `unsettled ${summary.unsettled}, incidents ${summary.incidents}` +
+          (summary.unsettled > 0 ? `; ${summary.invariants.settled.detail}` : ''),
+      );
+      expect(outcome(summary)).toEqual(reference);
+    } finally {
+      if (saga.child.exitCode === null) saga.child.kill('SIGKILL');
+      await broker.start();
+    }
+  });
+
+  it('kill -9 of the broker at start-up: the saga waits for it and ends as undisturbed', {
+    timeout: 600_000,
+  }, async () => {
+    const saga = startSaga(broker.url, [], { WHARF_SAGA_NAMESPACE: testNamespace('startup') });
+    try {
+      await saga.starting;
+      await broker.kill9();
+      const killedAt = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      await broker.start();
+      const backAt = Date.now();
+      const summary = await saga.summary;
+      console.info(
+        `[saga chaos] ${kind}: broker killed at start-up, back after ${backAt - killedAt} ms; ` +
+          `run ${summary.timings.durationMs} ms; unsettled ${summary.unsettled}, incidents ${summary.incidents}` +
+          (summary.unsettled > 0 ? `; ${summary.invariants.settled.detail}` : ''),
+      );
+      expect(outcome(summary)).toEqual(reference);
+    } finally {
+      if (saga.child.exitCode === null) saga.child.kill('SIGKILL');
+      await broker.start();
+    }
+  });
+});
