@@ -116,6 +116,8 @@ export class RabbitSubscription implements AdapterSubscription {
   readonly publisher: Publisher;
   readonly #ctx: SubscriptionContext;
   #consumer: Consumer | undefined;
+  #consumerModel: ChannelModel | undefined;
+  #starting: Promise<void> = Promise.resolve();
   #active = 0;
   #backlog: { consumer: Consumer; message: ConsumeMessage }[] = [];
   #stopped = false;
@@ -135,9 +137,20 @@ export class RabbitSubscription implements AdapterSubscription {
     return this.#stopped;
   }
 
-  /** Declares the group's queues and starts consuming (also after every reconnection). */
-  async start(model: ChannelModel): Promise<void> {
+  /**
+   * Declares the group's queues and starts consuming (also after every reconnection). Calls are
+   * serialised and a call for a connection that already has a live consumer does nothing, because
+   * `subscribe`'s own retry and the reconnection hook may both start it on the same new connection.
+   */
+  start(model: ChannelModel): Promise<void> {
+    const run = this.#starting.catch(() => undefined).then(() => this.#start(model));
+    this.#starting = run;
+    return run;
+  }
+
+  async #start(model: ChannelModel): Promise<void> {
     if (this.#stopped) return;
+    if (this.#consumer?.open && this.#consumerModel === model) return;
     const { request, options } = this.#ctx;
     const topology = await this.#ctx.topology.get(model);
     await declareGroup(topology, this.names, request.policy, options.deliveryLimit);
@@ -156,6 +169,7 @@ export class RabbitSubscription implements AdapterSubscription {
     });
     await channel.prefetch(request.concurrency, false);
     this.#consumer = consumer;
+    this.#consumerModel = model;
     const reply = await channel.consume(this.names.queue, (message) => this.#onMessage(consumer, message), {
       noAck: false,
     });
