@@ -3,7 +3,7 @@ import { type DeadLetterReason, deadLetterInfo } from './dead-letter.js';
 import type { DedupStore } from './dedup.js';
 import { type CloudEvent, decodeEvent, type EventInput } from './envelope.js';
 import { ContractViolationError, describeError, NonRetryableError, UndecodableMessageError } from './errors.js';
-import type { Incident, IncidentSink } from './incident.js';
+import type { Incident, IncidentKind, IncidentSink } from './incident.js';
 import type { Logger } from './logger.js';
 import { type NormalizedRetryPolicy, retryDelay } from './policy.js';
 import type { Stats } from './stats.js';
@@ -161,6 +161,16 @@ function note(setup: ConsumerSetup, outcome: SettleOutcome, trace: Trace): void 
   }
 }
 
+function reportIncident(
+  setup: ConsumerSetup,
+  kind: IncidentKind,
+  eventId: string | undefined,
+  message: string,
+  error: unknown,
+): void {
+  setup.incident({ kind, component: 'core', channel: setup.channel, group: setup.group, eventId, message, error });
+}
+
 /** Records a handled event in the dedup store; a store failure is an incident, the event is still acked. */
 async function remember(setup: ConsumerSetup, dedupKey: string, eventId: string): Promise<void> {
   try {
@@ -168,15 +178,13 @@ async function remember(setup: ConsumerSetup, dedupKey: string, eventId: string)
     if (added !== undefined) await added;
   } catch (error) {
     // The effect happened: ack it. Only a later redelivery of this event would run it again.
-    setup.incident({
-      kind: 'other',
-      component: 'core',
-      channel: setup.channel,
-      group: setup.group,
+    reportIncident(
+      setup,
+      'other',
       eventId,
-      message: 'the dedup store could not record the handled event; it is acked, and a redelivery would run it again',
-      error: describeError(error).message,
-    });
+      'the dedup store could not record the handled event; it is acked, and a redelivery would run it again',
+      describeError(error).message,
+    );
   }
 }
 
@@ -209,15 +217,13 @@ async function giveBack(
   eventId: string,
   trace: Trace,
 ): Promise<void> {
-  setup.incident({
-    kind: 'settle-failed',
-    component: 'core',
-    channel: setup.channel,
-    group: setup.group,
+  reportIncident(
+    setup,
+    'settle-failed',
     eventId,
-    message: `${what}; the event is released for redelivery`,
-    error: describeError(error).message,
-  });
+    `${what}; the event is released for redelivery`,
+    describeError(error).message,
+  );
   await safely(delivery, 'release', setup, eventId);
   note(setup, 'released', trace);
 }
@@ -335,15 +341,13 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
     await delivery.retry(instruction);
     note(setup, 'retried', trace);
   } catch (retryError) {
-    setup.incident({
-      kind: 'settle-failed',
-      component: 'core',
-      channel,
-      group,
-      eventId: id,
-      message: `could not schedule retry ${instruction.attempt}; the event is released for redelivery`,
-      error: describeError(retryError).message,
-    });
+    reportIncident(
+      setup,
+      'settle-failed',
+      id,
+      `could not schedule retry ${instruction.attempt}; the event is released for redelivery`,
+      describeError(retryError).message,
+    );
     await safely(delivery, 'release', setup, id);
     note(setup, 'released', trace);
   }
@@ -378,15 +382,13 @@ async function deadLetter(
   } catch (writeError) {
     // The original stays unsettled: losing it would be worse than handling it again.
     stats.deadLetterFailures++;
-    setup.incident({
-      kind: 'dead-letter-failed',
-      component: 'core',
-      channel,
-      group,
+    reportIncident(
+      setup,
+      'dead-letter-failed',
       eventId,
-      message: `the dead-letter write (${reason}) failed; the event is released for redelivery`,
-      error: describeError(writeError).message,
-    });
+      `the dead-letter write (${reason}) failed; the event is released for redelivery`,
+      describeError(writeError).message,
+    );
     await safely(delivery, 'release', setup, eventId);
     note(setup, 'released', trace);
   }
@@ -412,15 +414,13 @@ function settleFailed(
   eventId: string | undefined,
 ): void {
   // A failed settlement leaves the message with the broker, which redelivers it: at-least-once holds.
-  setup.incident({
-    kind: 'settle-failed',
-    component: 'core',
-    channel: setup.channel,
-    group: setup.group,
+  reportIncident(
+    setup,
+    'settle-failed',
     eventId,
-    message: `${what} failed; the broker will redeliver the event`,
-    error: describeError(error).message,
-  });
+    `${what} failed; the broker will redeliver the event`,
+    describeError(error).message,
+  );
 }
 
 /**
