@@ -7,7 +7,8 @@ import { defineConfig } from 'vitest/config';
 // stale dist is never tested: every workspace package name is aliased to its src/index.ts. (An
 // export condition would do the same, but in vitest's SSR environment it also changes how third-party
 // packages resolve.) Broker suites are separate projects so one can be filtered with `--project`;
-// tests that stop or restart a broker run alone, after everything else.
+// fault tests (`*.chaos.test.ts`) run
+// after everything else, side by side: each starts private brokers on free ports of its own.
 const root = dirname(fileURLToPath(import.meta.url));
 const workspace = ['packages', 'adapters', 'examples'].flatMap((dir) =>
   readdirSync(join(root, dir))
@@ -56,7 +57,6 @@ export default defineConfig({
           name: 'chaos',
           include: ['**/test/**/*.chaos.test.ts'],
           exclude: ['**/node_modules/**'],
-          fileParallelism: false,
           sequence: { groupOrder: 1 },
           testTimeout: 180_000,
         },

@@ -49,34 +49,59 @@ if (built.status !== 0) {
 }
 
 mkdirSync(join(root, '.wharf'), { recursive: true });
-const report = join(root, '.wharf', 'test-results.json');
-const vitest = run(
-  'npx',
-  ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile=${report}`, ...args],
-  {
-    env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' },
-  },
-);
 
-let passed = 0;
-let failed = 0;
-let skipped = 0;
-try {
-  const results = JSON.parse(readFileSync(report, 'utf8'));
-  passed = results.numPassedTests;
-  failed = results.numFailedTests;
-  skipped = results.numPendingTests + results.numTodoTests;
-  // A file that failed to load has no test results of its own; count it so it cannot pass silently.
-  failed += results.testResults.filter((file) => file.status === 'failed' && file.assertionResults.length === 0).length;
-} catch {
-  failed = Math.max(failed, 1);
-  console.error('[wharf] [test] vitest wrote no JSON report');
+/**
+ * Runs vitest and reads its JSON report. Each run writes its own report, so the summary line can
+ * total every suite.
+ */
+function vitestRun(name, vitestArgs) {
+  const report = join(root, '.wharf', `test-results-${name}.json`);
+  const result = run(
+    'npx',
+    ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile=${report}`, ...vitestArgs],
+    {
+      env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' },
+    },
+  );
+  const counts = { passed: 0, failed: 0, skipped: 0 };
+  try {
+    const results = JSON.parse(readFileSync(report, 'utf8'));
+    counts.passed = results.numPassedTests;
+    counts.failed = results.numFailedTests;
+    counts.skipped = results.numPendingTests + results.numTodoTests;
+    // A file that failed to load has no test results of its own; count it so it cannot pass silently.
+    counts.failed += results.testResults.filter(
+      (file) => file.status === 'failed' && file.assertionResults.length === 0,
+    ).length;
+  } catch {
+    counts.failed = Math.max(counts.failed, 1);
+    console.error(`[wharf] [test] vitest (${name}) wrote no JSON report`);
+  }
+  // Vitest fails a run on an unhandled error (an exception thrown from a timer, say) that no test owns;
+  // its JSON report then shows no failure. Count it, so the summary line never says "0 failed" on a red run.
+  if (counts.failed === 0 && result.status !== 0) {
+    counts.failed = 1;
+    console.error(
+      `[wharf] [test] vitest (${name}) failed outside any test (unhandled error; see above): counted as 1 failed`,
+    );
+  }
+  return { ...counts, status: result.status };
 }
-// Vitest fails a run on an unhandled error (an exception thrown from a timer, say) that no test owns;
-// its JSON report then shows no failure. Count it, so the summary line never says "0 failed" on a red run.
-if (failed === 0 && vitest.status !== 0) {
-  failed = 1;
-  console.error('[wharf] [test] vitest failed outside any test (unhandled error; see above): counted as 1 failed');
+
+// The fault tests (project `chaos`) run after everything else. Each starts its own private brokers
+// on free ports (none stops a shared one), so their files run side by side: most of their time is
+// spent waiting out faults, and one after another they took ~25 minutes.
+const runs = [];
+if (args.length > 0) {
+  runs.push(vitestRun('selected', args));
+} else {
+  runs.push(
+    vitestRun('main', ['--project', 'unit', '--project', 'rabbitmq', '--project', 'kafka', '--project', 'nats']),
+  );
+  runs.push(vitestRun('chaos', ['--project', 'chaos', '--maxWorkers', process.env.WHARF_CHAOS_WORKERS ?? '3']));
 }
+const passed = runs.reduce((sum, r) => sum + r.passed, 0);
+const failed = runs.reduce((sum, r) => sum + r.failed, 0);
+const skipped = runs.reduce((sum, r) => sum + r.skipped, 0);
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
-process.exit(failed > 0 || vitest.status !== 0 ? 1 : 0);
+process.exit(failed > 0 || runs.some((r) => r.status !== 0) ? 1 : 0);
