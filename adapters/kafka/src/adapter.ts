@@ -31,6 +31,9 @@ interface Connected {
  * Wharf on Apache Kafka (through kafkajs, behind `client.ts`). See README.md for the mapping of
  * channels and groups onto topics and consumer groups, and for the retry and dead-letter mechanics.
  */
+/** Bound on one request to a broker (see createClient below). */
+const REQUEST_TIMEOUT_MS = 5_000;
+
 export class KafkaAdapter implements Adapter {
   readonly name = ADAPTER_NAME;
   readonly capabilities: Capabilities;
@@ -60,7 +63,11 @@ export class KafkaAdapter implements Adapter {
       ...(o.ssl !== undefined ? { ssl: o.ssl } : {}),
       ...(o.sasl !== undefined ? { sasl: o.sasl } : {}),
       connectionTimeoutMs: Math.min(3_000, o.connectTimeoutMs),
-      requestTimeoutMs: 30_000,
+      // A request whose bytes a broken link swallowed is answered by nobody: it fails only at this
+      // bound, and the client waits on it (proxy black hole of 5 s: publishes and fetches came back
+      // ~26 s after the link healed with kafkajs' 30 s). Joins, fetches and produce requests that
+      // wait on purpose get their own longer bounds from kafkajs (rebalance timeout, long-poll).
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
       retries: 5,
       maxRetryTimeMs: 2_000,
       logger: init.logger,
@@ -99,7 +106,7 @@ export class KafkaAdapter implements Adapter {
                 acks: -1,
                 retries,
                 maxRetryTimeMs: 2_000,
-                requestTimeoutMs: Math.min(30_000, o.publishTimeoutMs),
+                requestTimeoutMs: Math.min(REQUEST_TIMEOUT_MS, o.publishTimeoutMs),
               }),
             o.connectTimeoutMs,
           );

@@ -217,40 +217,119 @@ export function createClient(config: ClientConfig): KafkaClient {
       return wrapAdmin(admin);
     },
     async producer(settings) {
-      // A producer gets its own client so its bounded retries and single in-flight request do not
-      // apply to admin or consumer requests.
-      const own = new Kafka({
-        ...base,
-        retry: { retries: settings.retries, initialRetryTime: 100, maxRetryTime: settings.maxRetryTimeMs },
-        requestTimeout: settings.requestTimeoutMs,
-      });
-      const producer = own.producer({
-        createPartitioner: Partitioners.DefaultPartitioner,
-        allowAutoTopicCreation: false,
-        idempotent: settings.idempotent,
-        // The idempotent producer keeps ordering only with one request in flight per connection.
-        ...(settings.idempotent ? { maxInFlightRequests: 1 } : {}),
-        retry: { retries: settings.retries, initialRetryTime: 100, maxRetryTime: settings.maxRetryTimeMs },
-      });
-      await producer.connect();
-      return {
-        async send(batch) {
-          await producer.sendBatch({
-            acks: settings.acks,
-            timeout: settings.requestTimeoutMs,
-            // Our records are kafkajs messages already; kafkajs 2.2.4 reads them and never mutates
-            // them, so they are passed as they are rather than copied per record.
-            topicMessages: batch.map(({ topic, records }) => ({
-              topic,
-              messages: records as kafkajs.Message[],
-            })),
-          });
-        },
-        disconnect: () => producer.disconnect(),
-      };
+      return safeProducer(base, settings);
     },
     consumer(settings) {
       return wrapConsumer(kafka, settings);
+    },
+  };
+}
+
+/**
+ * Keyless records get their partition once, from kafkajs' round robin, and keep it on every retry.
+ * kafkajs runs the partitioner again on each retry of a send, so a retried keyless record moves to
+ * another partition, while the idempotent producer's sequence number of the first partition was
+ * rolled back (see safeProducer): the next record sent there reuses a sequence number the broker may
+ * have stored already, and the broker answers such a batch as a duplicate, without writing it.
+ */
+function stickyPartitioner(): kafkajs.ICustomPartitioner {
+  return () => {
+    const roundRobin = Partitioners.DefaultPartitioner();
+    const chosen = new WeakMap<object, number>();
+    return (args) => {
+      if (args.message.key !== null && args.message.key !== undefined) return roundRobin(args);
+      const known = chosen.get(args.message);
+      if (known !== undefined && args.partitionMetadata.some((p) => p.partitionId === known)) return known;
+      const partition = roundRobin(args);
+      chosen.set(args.message, partition);
+      return partition;
+    };
+  };
+}
+
+/**
+ * The idempotent producer, replaced by a new one (a new producer id, sequence numbers from 0) after
+ * any send that failed or is still running when the next one starts (a publish that timed out).
+ *
+ * kafkajs gives a partition's sequence numbers back when a produce request fails, including when
+ * the outcome is unknown: a request that timed out, or whose connection closed (a broker shutting
+ * down), may have been stored. The next batch for that partition then carries the same sequence
+ * number and the broker acknowledges it as a duplicate of the stored one without writing it: the
+ * publish resolves and its event is lost (a clean broker restart lost `tick-11` that way). A new
+ * producer id cannot collide with what the old one wrote; a late write of the old one is at most a
+ * duplicate of an event whose publish was reported as failed (consumers deduplicate by id).
+ */
+async function safeProducer(base: kafkajs.KafkaConfig, settings: ProducerSettings): Promise<ClientProducer> {
+  // A producer gets its own client so its bounded retries and single in-flight request do not
+  // apply to admin or consumer requests.
+  const own = new Kafka({
+    ...base,
+    retry: { retries: settings.retries, initialRetryTime: 100, maxRetryTime: settings.maxRetryTimeMs },
+    requestTimeout: settings.requestTimeoutMs,
+  });
+  const create = async (): Promise<kafkajs.Producer> => {
+    const producer = own.producer({
+      createPartitioner: stickyPartitioner(),
+      allowAutoTopicCreation: false,
+      idempotent: settings.idempotent,
+      // The idempotent producer keeps ordering only with one request in flight per connection.
+      ...(settings.idempotent ? { maxInFlightRequests: 1 } : {}),
+      retry: { retries: settings.retries, initialRetryTime: 100, maxRetryTime: settings.maxRetryTimeMs },
+    });
+    await producer.connect();
+    return producer;
+  };
+  let current: Promise<kafkajs.Producer> = create();
+  await current;
+  /** Sends of the current producer not answered yet. */
+  let running = 0;
+  /** The current producer failed a send: the next send uses a new one. */
+  let spoiled = false;
+  /** Replaced producers whose disconnect may not have finished (their abandoned sends may reconnect). */
+  const retired = new Set<Promise<kafkajs.Producer>>();
+  const renew = (): void => {
+    const old = current;
+    spoiled = false;
+    running = 0;
+    current = create();
+    retired.add(old);
+    // Its abandoned sends stop with it (at worst a late write: a duplicate of a failed publish).
+    void old
+      .then((p) => p.disconnect())
+      .catch(() => undefined)
+      .finally(() => retired.delete(old));
+    // A failed connect is retried by the next send.
+    current.catch(() => {
+      spoiled = true;
+    });
+  };
+  return {
+    async send(batch) {
+      if (settings.idempotent && (spoiled || running > 0)) renew();
+      const mine = current;
+      const producer = await mine;
+      running++;
+      try {
+        await producer.sendBatch({
+          acks: settings.acks,
+          timeout: settings.requestTimeoutMs,
+          // Our records are kafkajs messages already; kafkajs 2.2.4 reads them and never mutates
+          // them, so they are passed as they are rather than copied per record.
+          topicMessages: batch.map(({ topic, records }) => ({
+            topic,
+            messages: records as kafkajs.Message[],
+          })),
+        });
+      } catch (error) {
+        if (mine === current) spoiled = true;
+        throw error;
+      } finally {
+        if (mine === current) running--;
+      }
+    },
+    disconnect: async () => {
+      const others = [...retired].map((p) => p.then((producer) => producer.disconnect()).catch(() => undefined));
+      await Promise.all([(await current).disconnect(), ...others]);
     },
   };
 }
@@ -367,7 +446,10 @@ function wrapAdmin(admin: kafkajs.Admin): ClientAdmin {
 
 /** Delays before restarting a crashed consumer: doubling from the first, reset by a join. */
 const RESTART_FIRST_MS = 500;
-const RESTART_MAX_MS = 10_000;
+// The next attempt after the broker is back waits up to this: with 10 s, a broker restart of
+// ~25 s cost 9.5-13 s more before the consumer joined again (chaos broker-restart / broker-kill).
+// An attempt while the broker is away is a refused connection: cheap.
+const RESTART_MAX_MS = 2_000;
 
 /**
  * Every crashed consumer is restarted here, as a new kafkajs consumer, never by kafkajs itself:

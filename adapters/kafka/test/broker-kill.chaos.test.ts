@@ -2,8 +2,11 @@ import { strict as assert } from 'node:assert';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { Bus, silentLogger } from '@wharf/core';
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { conformanceHarness } from '../src/index.js';
+import { createClient } from '../src/client.js';
+import createKafkaAdapter, { conformanceHarness, Names } from '../src/index.js';
+import { FAST } from './helpers.js';
 import { PrivateBroker } from './private-broker.js';
 
 const child = fileURLToPath(new URL('./fixtures/load-child.ts', import.meta.url));
@@ -110,4 +113,101 @@ describe('kafka: broker kill -9 (private broker)', () => {
     await broker.up();
     await outcome(s, 180_000);
   });
+
+  it('a produce request that timed out on a frozen broker: every publish that resolved is stored', {
+    timeout: 120_000,
+  }, async () => {
+    // A request that times out may still be written once the broker runs again. kafkajs gives its
+    // sequence number back and sends the retry of a keyless record to another partition, so the
+    // next record of the first partition reused a stored sequence number: the broker answered it
+    // as a duplicate without writing it, and its publish resolved (before the fix: `b-1` lost,
+    // `stalled` stored twice, on partitions 0 and 1).
+    const channel = `kc-frozen-${randomBytes(4).toString('hex')}`;
+    channels.push(channel);
+    const options = { url: broker.url, logger: silentLogger, ...FAST, publishTimeoutMs: 3_000 };
+    const bus = new Bus({ logger: silentLogger, publishTimeoutMs: 3_000, adapter: createKafkaAdapter(options) });
+    const resolved: string[] = [];
+    const publish = async (id: string): Promise<void> => {
+      try {
+        await bus.publish(channel, { type: 'Tick', id });
+        resolved.push(id);
+      } catch {
+        // reported as failed: may or may not be stored
+      }
+    };
+    try {
+      for (let i = 0; i < 6; i++) await publish(`a-${i}`);
+      await broker.pause();
+      const stalled = publish('stalled');
+      await new Promise((resolve) => setTimeout(resolve, 4_500));
+      await broker.resume();
+      await stalled;
+      for (let i = 0; i < 30; i++) await publish(`b-${i}`);
+    } finally {
+      await broker.resume();
+      await bus.close();
+    }
+    assert.ok(resolved.length >= 30, `too few publishes succeeded: ${resolved.join(', ')}`);
+    const stored = await storedIds(broker.url, new Names('wharf').channel(channel));
+    const lost = resolved.filter((id) => !stored.has(id));
+    assert.deepEqual(lost, [], `publishes resolved but not stored: ${lost.join(', ')}`);
+  });
 });
+
+/** The `ce_id` of every record of `topic`, read with a raw consumer of a throw-away group. */
+async function storedIds(url: string, topic: string): Promise<Set<string>> {
+  const client = createClient({
+    brokers: [url.replace('kafka://', '')],
+    clientId: 'wharf-kafka-tests',
+    connectionTimeoutMs: 3_000,
+    requestTimeoutMs: 10_000,
+    retries: 5,
+    maxRetryTimeMs: 1_000,
+    logger: silentLogger,
+  });
+  const admin = await client.admin();
+  const groupId = `kc-reader-${randomBytes(4).toString('hex')}`;
+  const consumer = client.consumer({
+    groupId,
+    sessionTimeoutMs: 6_000,
+    rebalanceTimeoutMs: 10_000,
+    heartbeatIntervalMs: 1_000,
+    maxWaitTimeMs: 100,
+    partitionsConcurrently: 1,
+  });
+  try {
+    const ends = await admin.ends(topic);
+    const left = new Map(ends.map((e) => [e.partition, BigInt(e.high)]));
+    const ids = new Set<string>();
+    let done: () => void = () => {};
+    const all = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    const check = (): void => {
+      if ([...left.values()].every((high) => high <= 0n)) done();
+    };
+    check();
+    await consumer.run([topic], async (batch) => {
+      for (const record of batch.records) {
+        const id = record.headers.ce_id;
+        if (id !== undefined) ids.add(String(id));
+        batch.resolve(record.offset);
+        if (BigInt(record.offset) + 1n >= (left.get(batch.partition) ?? 0n)) left.set(batch.partition, 0n);
+      }
+      check();
+    });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      all,
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, 30_000);
+      }),
+    ]);
+    clearTimeout(timer);
+    return ids;
+  } finally {
+    await consumer.disconnect().catch(() => undefined);
+    await admin.deleteGroups([groupId]).catch(() => undefined);
+    await admin.disconnect().catch(() => undefined);
+  }
+}

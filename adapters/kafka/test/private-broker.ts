@@ -64,10 +64,25 @@ export class PrivateBroker {
     return this.#script('restart');
   }
 
-  /** `kill -9` of the broker process (the pid the script recorded). */
-  async kill9(): Promise<void> {
+  async #pid(): Promise<number> {
     const pid = Number((await readFile(join(this.dataDir, 'kafka.pid'), 'utf8')).trim());
     if (!Number.isInteger(pid) || pid <= 1) throw new Error(`no broker pid in ${this.dataDir}`);
+    return pid;
+  }
+
+  /** Freezes the broker (SIGSTOP): connections stay open, requests get no answer until `resume()`. */
+  async pause(): Promise<void> {
+    process.kill(await this.#pid(), 'SIGSTOP');
+  }
+
+  /** Lets a paused broker run again (SIGCONT); it then handles the requests that waited. */
+  async resume(): Promise<void> {
+    process.kill(await this.#pid(), 'SIGCONT');
+  }
+
+  /** `kill -9` of the broker process (the pid the script recorded). */
+  async kill9(): Promise<void> {
+    const pid = await this.#pid();
     process.kill(pid, 'SIGKILL');
     // The port is free once the process is gone.
     for (let i = 0; i < 100; i++) {
@@ -83,6 +98,7 @@ export class PrivateBroker {
   /** Stops the broker and deletes its data; safe to call whatever state it is in. */
   async stop(): Promise<void> {
     try {
+      await this.resume().catch(() => undefined);
       await this.#script('down');
     } finally {
       await rm(this.dataDir, { recursive: true, force: true });
