@@ -7,6 +7,7 @@ import {
   type Delivery,
   deadLetterHeaders,
   FIRST_FAILURE_HEADER,
+  incidentSink,
   type Logger,
   PublishError,
   type RetryInstruction,
@@ -17,6 +18,7 @@ import {
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { decodeMessage, headerString, republishProperties } from './codec.js';
 import type { ChannelSlot, Link } from './connection.js';
+import { reportAtDeliveryLimit } from './delivery-limit.js';
 import { COMPONENT, scrub } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import type { Publisher } from './publisher.js';
@@ -87,8 +89,9 @@ class RabbitDelivery implements Delivery {
   }
 
   async release(): Promise<void> {
-    // On a closed channel the broker has already taken the message back.
-    if (this.#consumer.open) this.#consumer.channel.reject(this.#message, true);
+    // On a closed channel the broker has already taken the message back; say so (the core reports it).
+    if (!this.#consumer.open) throw gone();
+    this.#consumer.channel.reject(this.#message, true);
   }
 }
 
@@ -198,6 +201,8 @@ export class RabbitSubscription implements AdapterSubscription {
 
   #dispatch(consumer: Consumer, message: ConsumeMessage): void {
     this.#active++;
+    const { request, options, logger } = this.#ctx;
+    reportAtDeliveryLimit(incidentSink(request, logger), request, this.names, options.deliveryLimit, message);
     let work: Promise<void>;
     try {
       work = this.#ctx.onDelivery(new RabbitDelivery(this, consumer, message));
