@@ -69,7 +69,7 @@ class RabbitDelivery implements Delivery {
     // The tier queue holds the copy until its TTL expires, then dead-letters it to this group's queue only.
     if (target !== names.queue) properties.expiration = String(instruction.delayMs);
     await this.#sub.publisher.sendToQueue(target, this.#message.content, properties);
-    await this.ack();
+    await this.#ackAfter(`its retry copy was stored in "${target}"`);
   }
 
   async deadLetter(info: DeadLetterInfo): Promise<void> {
@@ -85,7 +85,16 @@ class RabbitDelivery implements Delivery {
         { cause },
       );
     }
-    await this.ack();
+    await this.#ackAfter(`its dead letter was stored in "${queue}"`);
+  }
+
+  /** Acks the original after its copy is stored; if the channel closed meanwhile, says the event now exists twice. */
+  async #ackAfter(stored: string): Promise<void> {
+    if (this.#consumer.open) return this.ack();
+    throw new PublishError(
+      COMPONENT,
+      `${stored}, but the channel that delivered the original closed before it could be acked: the broker redelivers the original, so the event is handled again (consumers dedup by id)`,
+    );
   }
 
   async release(): Promise<void> {
