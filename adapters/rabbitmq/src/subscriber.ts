@@ -7,6 +7,7 @@ import {
   type Delivery,
   deadLetterHeaders,
   FIRST_FAILURE_HEADER,
+  incidentSink,
   type Logger,
   PublishError,
   type RetryInstruction,
@@ -17,6 +18,7 @@ import {
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { decodeMessage, headerString, republishProperties } from './codec.js';
 import type { ChannelSlot, Link } from './connection.js';
+import { reportAtDeliveryLimit } from './delivery-limit.js';
 import { COMPONENT, scrub } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import type { Publisher } from './publisher.js';
@@ -67,7 +69,7 @@ class RabbitDelivery implements Delivery {
     // The tier queue holds the copy until its TTL expires, then dead-letters it to this group's queue only.
     if (target !== names.queue) properties.expiration = String(instruction.delayMs);
     await this.#sub.publisher.sendToQueue(target, this.#message.content, properties);
-    await this.ack();
+    await this.#ackAfter(`its retry copy was stored in "${target}"`);
   }
 
   async deadLetter(info: DeadLetterInfo): Promise<void> {
@@ -83,12 +85,22 @@ class RabbitDelivery implements Delivery {
         { cause },
       );
     }
-    await this.ack();
+    await this.#ackAfter(`its dead letter was stored in "${queue}"`);
+  }
+
+  /** Acks the original after its copy is stored; if the channel closed meanwhile, says the event now exists twice. */
+  async #ackAfter(stored: string): Promise<void> {
+    if (this.#consumer.open) return this.ack();
+    throw new PublishError(
+      COMPONENT,
+      `${stored}, but the channel that delivered the original closed before it could be acked: the broker redelivers the original, so the event is handled again (consumers dedup by id)`,
+    );
   }
 
   async release(): Promise<void> {
-    // On a closed channel the broker has already taken the message back.
-    if (this.#consumer.open) this.#consumer.channel.reject(this.#message, true);
+    // On a closed channel the broker has already taken the message back; say so (the core reports it).
+    if (!this.#consumer.open) throw gone();
+    this.#consumer.channel.reject(this.#message, true);
   }
 }
 
@@ -198,6 +210,8 @@ export class RabbitSubscription implements AdapterSubscription {
 
   #dispatch(consumer: Consumer, message: ConsumeMessage): void {
     this.#active++;
+    const { request, options, logger } = this.#ctx;
+    reportAtDeliveryLimit(incidentSink(request, logger), request, this.names, options.deliveryLimit, message);
     let work: Promise<void>;
     try {
       work = this.#ctx.onDelivery(new RabbitDelivery(this, consumer, message));

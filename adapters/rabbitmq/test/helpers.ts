@@ -1,12 +1,8 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promisify } from 'node:util';
 import type { ForeignMessage } from '@wharf/conformance';
 import { probeBroker } from '@wharf/conformance';
 import * as amqp from 'amqplib';
 import { conformanceHarness } from '../src/index.js';
-
-const run = promisify(execFile);
 
 export const host = process.env.WHARF_RABBITMQ_HOST ?? '127.0.0.1';
 export const port = Number(process.env.WHARF_RABBITMQ_PORT ?? 5672);
@@ -41,25 +37,3 @@ export const publishForeign: (channel: string, message: ForeignMessage) => Promi
 
 /** Deletes every queue this process declared for the channel, the groups' queues and the exchange. */
 export const cleanup: (channel: string, groups: readonly string[]) => Promise<void> = harness.cleanup;
-
-/** Stops and starts the real broker's application; always tries to leave it running. */
-export async function restartBroker(downMs = 1_000): Promise<void> {
-  try {
-    await run('rabbitmqctl', ['stop_app'], { timeout: 60_000 });
-    await new Promise((resolve) => setTimeout(resolve, downMs));
-  } finally {
-    await ensureBrokerRunning();
-  }
-}
-
-/** Starts the broker's application if it is stopped, and waits until it accepts connections. */
-export async function ensureBrokerRunning(): Promise<void> {
-  await run('rabbitmqctl', ['start_app'], { timeout: 120_000 }).catch(async () => {
-    await run('rabbitmq-server', ['-detached']).catch(() => undefined);
-  });
-  await run('rabbitmqctl', ['await_startup'], { timeout: 120_000 }).catch(() => undefined);
-  for (let i = 0; i < 120; i++) {
-    if ((await probeBroker('RabbitMQ', host, port, 1_000)) === undefined) return;
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-}

@@ -187,6 +187,15 @@ export class PrivateNode {
     }
   }
 
+  /** A clean restart (stop, stay down `downMs`, boot on the same data); resolves with the outage in ms. */
+  async restart(downMs = 1_000): Promise<number> {
+    const started = Date.now();
+    await this.stop();
+    await sleep(downMs);
+    await this.boot();
+    return Date.now() - started;
+  }
+
   /** SIGSTOP: the node keeps its sockets open but answers nothing (a GC pause, a frozen VM). */
   pause(): void {
     this.#signal('SIGSTOP');
