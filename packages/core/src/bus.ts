@@ -50,7 +50,9 @@ export interface BusOptions {
   shutdownTimeoutMs?: number;
   /**
    * Every publish settles within this bound: resolved once the broker confirmed, otherwise rejected
-   * with `PublishTimeoutError` (or the broker's own error). Default 30 s.
+   * with `PublishTimeoutError` (or the broker's own error). Default 60 s, longer than the
+   * adapters' own waits for a reconnect (RabbitMQ `publishWaitMs` 30 s, Kafka `connectTimeoutMs` 60 s),
+   * so their more specific errors come first.
    */
   publishTimeoutMs?: number;
   /**
@@ -127,7 +129,7 @@ export class Bus {
     if (timeout !== undefined && !(Number.isFinite(timeout) && timeout >= 0)) {
       throw new ConfigError('core', `shutdownTimeoutMs must be a number of milliseconds >= 0, got ${String(timeout)}`);
     }
-    const publishTimeout = options.publishTimeoutMs ?? 30_000;
+    const publishTimeout = options.publishTimeoutMs ?? 60_000;
     if (!(Number.isFinite(publishTimeout) && publishTimeout > 0)) {
       throw new ConfigError(
         'core',
