@@ -13,6 +13,7 @@ import {
 import { nanos } from '@nats-io/transport-node';
 import { ConfigError, type NormalizedRetryPolicy, TopologyError } from '@wharf/core';
 import { ADAPTER_NAME, type ResolvedNatsOptions } from './options.js';
+import { DECLARE_BACKOFF_MS, retrying } from './transient.js';
 
 /**
  * What the adapter declares, per channel:
@@ -160,8 +161,10 @@ export async function ensureChannel(
   const names = channelNames(options, channel);
   let retention: RetentionPolicy | undefined;
   try {
-    retention = await ensureStream(jsm, streamConfig(options, names));
-    await ensureStream(jsm, dlqConfig(options, names));
+    // Tried again on a timeout: several processes declaring at once on a loaded machine can keep the JetStream API
+    // busy past one request's timeout (issue 13). Creating an existing stream is harmless.
+    retention = await retrying(() => ensureStream(jsm, streamConfig(options, names)), DECLARE_BACKOFF_MS);
+    await retrying(() => ensureStream(jsm, dlqConfig(options, names)), DECLARE_BACKOFF_MS);
   } catch (error) {
     throw new TopologyError(
       ADAPTER_NAME,
@@ -198,7 +201,9 @@ export async function ensureConsumer(
     // Leave the consumer's retries to the core: no server-side BackOff (it would only apply to ack timeouts).
   };
   try {
-    await jsm.consumers.add(names.stream, config);
+    // Tried again on a timeout, like the streams; a consumer created by a try that timed out is found (or updated
+    // to the same config) by the next one.
+    await retrying(() => jsm.consumers.add(names.stream, config), DECLARE_BACKOFF_MS);
     return durable;
   } catch (error) {
     const code = error instanceof JetStreamApiError ? error.code : 0;
@@ -211,7 +216,7 @@ export async function ensureConsumer(
     }
   }
   try {
-    const info = await jsm.consumers.info(names.stream, durable);
+    const info = await retrying(() => jsm.consumers.info(names.stream, durable), DECLARE_BACKOFF_MS);
     const current = info.config;
     const wanted = { ack_wait: config.ack_wait, max_deliver: config.max_deliver, max_ack_pending: maxAckPending };
     // A consumer made by an older version has no filter subject: add it, or the retention purge must skip the
@@ -223,11 +228,12 @@ export async function ensureConsumer(
       (current.max_ack_pending ?? 0) < maxAckPending ||
       !current.filter_subject
     ) {
-      await jsm.consumers.update(names.stream, durable, {
+      const update = {
         ...wanted,
         ...filter,
         max_ack_pending: Math.max(current.max_ack_pending ?? 0, maxAckPending),
-      });
+      };
+      await retrying(() => jsm.consumers.update(names.stream, durable, update), DECLARE_BACKOFF_MS);
     }
   } catch (error) {
     throw new TopologyError(
