@@ -12,6 +12,7 @@ import {
 } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import { ConfigError, type NormalizedRetryPolicy, TopologyError } from '@wharf/core';
+import { isStreamNotFound } from './errors.js';
 import { ADAPTER_NAME, type ResolvedNatsOptions } from './options.js';
 import { DECLARE_BACKOFF_MS, retrying } from './transient.js';
 
@@ -123,6 +124,7 @@ function dlqConfig(options: ResolvedNatsOptions, names: ChannelNames): Partial<S
 }
 
 const STREAM_NAME_IN_USE = 10058;
+const SUBJECTS_OVERLAP = 10065;
 const CONSUMER_EXISTS = 10148;
 const CONSUMER_NAME_EXISTS = 10013;
 
@@ -138,6 +140,22 @@ async function ensureStream(
     // An existing stream is kept as it is: an operator may have tuned it on purpose.
     if (error instanceof JetStreamApiError && error.code === STREAM_NAME_IN_USE) {
       return (await jsm.streams.info(config.name)).config.retention;
+    }
+    // Seen once in the start-up race test under load (six processes creating the same stream): "subjects overlap
+    // with an existing stream" for a subject only this stream claims. If a stream of our own name holds the
+    // subject, it is ours, made by another process meanwhile; otherwise the overlap is real.
+    if (error instanceof JetStreamApiError && error.code === SUBJECTS_OVERLAP) {
+      for (const wait of [100, 250, 500, 1_000]) {
+        await new Promise((r) => setTimeout(r, wait));
+        try {
+          const info = await jsm.streams.info(config.name);
+          if (config.subjects?.every((subject) => info.config.subjects?.includes(subject)))
+            return info.config.retention;
+          break;
+        } catch (lookup) {
+          if (!isStreamNotFound(lookup)) throw lookup;
+        }
+      }
     }
     throw error;
   }

@@ -21,7 +21,7 @@ const ROUNDS = 20;
 const ANSWER_MS = 30_000;
 /**
  * Start-up is not what this test is about: six processes loading TypeScript through tsx at once take 7-8 s of
- * wall time at load 11 (5.8 s of CPU between them, 1.2 s for one alone) and 17-26 s at load 50; under 30 s
+ * wall time at load 11 (5.8 s of CPU between them, 1.2 s for one alone) and 17-40 s at load 45-55; under 30 s
  * they ran out the first answer's bound (the likely cause of a failure after 40 s in a full run). They get
  * their own bound to say "ready".
  */
