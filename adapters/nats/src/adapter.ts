@@ -18,7 +18,7 @@ import {
   TopologyError,
   type WireMessage,
 } from '@wharf/core';
-import { readDeadLetters, retrying, writeDeadLetter } from './dead-letters.js';
+import { readDeadLetters, writeDeadLetter } from './dead-letters.js';
 import { connectError, isNoResponders, isStreamNotFound } from './errors.js';
 import {
   ADAPTER_NAME,
@@ -32,6 +32,7 @@ import { Requests } from './requests.js';
 import { type RemovedUnsettled, Retention } from './retention.js';
 import { crashLoop, eventIdOf, Subscriber } from './subscriber.js';
 import { channelNames, dlqSubject, ensureConsumer } from './topology.js';
+import { retrying } from './transient.js';
 
 /** NATS's default `max_payload` (1 MiB), used until the server tells us its own. */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;

@@ -2,8 +2,9 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { type MsgHdrs, headers as natsHeaders } from '@nats-io/transport-node';
 import { type DeadLetterInfo, DeadLetterWriteError, deadLetterHeaders, type StoredDeadLetter } from '@wharf/core';
 import { decodeMessage, headerRecord } from './codec.js';
-import { isTransient, publishError } from './errors.js';
+import { publishError } from './errors.js';
 import { ADAPTER_NAME } from './options.js';
+import { retrying } from './transient.js';
 
 const DL_PREFIX = 'wharf-dl-';
 
@@ -80,23 +81,4 @@ function withoutDeadLetterHeaders(h: MsgHdrs | undefined): MsgHdrs | undefined {
     for (const value of h.values(key)) out.append(key, value);
   }
   return out;
-}
-
-/** Delays between tries of a dead-letter read: about 5 s in all, enough for a server restart to finish. */
-const READ_BACKOFF_MS = [250, 500, 1_000, 1_500, 2_000];
-
-/**
- * One request of a dead-letter read, tried again on a transient failure (issue 13: a saga's dead-letter listing
- * aborted with "timeout" while the server restarted). Reads and deletes by sequence are idempotent.
- */
-export async function retrying<T>(request: () => Promise<T>): Promise<T> {
-  for (let n = 0; ; n++) {
-    try {
-      return await request();
-    } catch (error) {
-      const wait = READ_BACKOFF_MS[n];
-      if (wait === undefined || !isTransient(error)) throw error;
-      await new Promise((r) => setTimeout(r, wait));
-    }
-  }
 }

@@ -4,6 +4,13 @@ import { ConfigError, parseBrokerUrl } from '@wharf/core';
 
 export const ADAPTER_NAME = 'nats';
 
+/**
+ * Default consumer `ack_wait`. It was 30 s: a consumer killed with `kill -9` left its in-flight deliveries
+ * waiting that long. 4 s keeps the kill → redelivery time under issue 13's 5 s; live subscribers send `+WPI`
+ * every second (a quarter of it), so a timer may run 3 s late before a slow handler's delivery is redelivered.
+ */
+export const DEFAULT_ACK_WAIT_MS = 4_000;
+
 /** TLS material: file paths or PEM contents (contents win when both are given). */
 export interface NatsTlsOptions {
   caFile?: string;
@@ -31,7 +38,12 @@ export interface NatsAdapterOptions {
   connectTimeoutMs?: number;
   /** How long a publish waits for its PubAck (also settlement confirmations), ms. Default 10000. */
   publishTimeoutMs?: number;
-  /** Consumer `ack_wait`: a delivery not settled nor marked working within it is redelivered, ms. Default 30000. */
+  /**
+   * Consumer `ack_wait`: a delivery not settled nor marked working within it is redelivered, ms. Default 4000.
+   * It bounds how long the deliveries of a killed or frozen process wait before another member of the group gets
+   * them (issue 13: recovery under 5 s). Handlers may run longer: a live subscriber marks each of its in-flight
+   * deliveries working every `ackWaitMs / 4`. Raise it if handlers block the event loop for seconds at a time.
+   */
   ackWaitMs?: number;
   /**
    * Consumer `max_ack_pending`: the server-side cap on unsettled deliveries of a group, messages waiting
@@ -154,7 +166,7 @@ export function resolveOptions(url: string, options: NatsAdapterOptions): Resolv
       `streamPrefix ${JSON.stringify(streamPrefix)} is not valid: use 1-32 letters, digits or "_"`,
     );
   }
-  const ackWaitMs = positiveInt(options.ackWaitMs, 'ackWaitMs', 30_000, 1_000);
+  const ackWaitMs = positiveInt(options.ackWaitMs, 'ackWaitMs', DEFAULT_ACK_WAIT_MS, 1_000);
   const maxAckPending =
     options.maxAckPending === undefined ? undefined : positiveInt(options.maxAckPending, 'maxAckPending', 1);
   return {

@@ -340,6 +340,10 @@ export class Subscriber implements AdapterSubscription {
       return;
     }
     if (this.#requested > 0) this.#requested--;
+    // The last message of our requests: slots that were too few to ask for while a request was open (fewer than
+    // the threshold) must be asked for now, or they stay idle until a handler settles — with long handlers, for
+    // their whole run (concurrency 6: five running, the sixth slot never used).
+    if (this.#requested === 0) queueMicrotask(() => this.#pull());
     const meta = parseAckSubject(reply);
     if (!meta) return;
     if (this.#stopped) {

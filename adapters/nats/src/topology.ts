@@ -12,7 +12,9 @@ import {
 } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import { ConfigError, type NormalizedRetryPolicy, TopologyError } from '@wharf/core';
+import { isStreamNotFound } from './errors.js';
 import { ADAPTER_NAME, type ResolvedNatsOptions } from './options.js';
+import { DECLARE_BACKOFF_MS, retrying } from './transient.js';
 
 /**
  * What the adapter declares, per channel:
@@ -122,6 +124,7 @@ function dlqConfig(options: ResolvedNatsOptions, names: ChannelNames): Partial<S
 }
 
 const STREAM_NAME_IN_USE = 10058;
+const SUBJECTS_OVERLAP = 10065;
 const CONSUMER_EXISTS = 10148;
 const CONSUMER_NAME_EXISTS = 10013;
 
@@ -137,6 +140,22 @@ async function ensureStream(
     // An existing stream is kept as it is: an operator may have tuned it on purpose.
     if (error instanceof JetStreamApiError && error.code === STREAM_NAME_IN_USE) {
       return (await jsm.streams.info(config.name)).config.retention;
+    }
+    // Seen once in the start-up race test under load (six processes creating the same stream): "subjects overlap
+    // with an existing stream" for a subject only this stream claims. If a stream of our own name holds the
+    // subject, it is ours, made by another process meanwhile; otherwise the overlap is real.
+    if (error instanceof JetStreamApiError && error.code === SUBJECTS_OVERLAP) {
+      for (const wait of [100, 250, 500, 1_000]) {
+        await new Promise((r) => setTimeout(r, wait));
+        try {
+          const info = await jsm.streams.info(config.name);
+          if (config.subjects?.every((subject) => info.config.subjects?.includes(subject)))
+            return info.config.retention;
+          break;
+        } catch (lookup) {
+          if (!isStreamNotFound(lookup)) throw lookup;
+        }
+      }
     }
     throw error;
   }
@@ -160,8 +179,10 @@ export async function ensureChannel(
   const names = channelNames(options, channel);
   let retention: RetentionPolicy | undefined;
   try {
-    retention = await ensureStream(jsm, streamConfig(options, names));
-    await ensureStream(jsm, dlqConfig(options, names));
+    // Tried again on a timeout: several processes declaring at once on a loaded machine can keep the JetStream API
+    // busy past one request's timeout (issue 13). Creating an existing stream is harmless.
+    retention = await retrying(() => ensureStream(jsm, streamConfig(options, names)), DECLARE_BACKOFF_MS);
+    await retrying(() => ensureStream(jsm, dlqConfig(options, names)), DECLARE_BACKOFF_MS);
   } catch (error) {
     throw new TopologyError(
       ADAPTER_NAME,
@@ -198,7 +219,9 @@ export async function ensureConsumer(
     // Leave the consumer's retries to the core: no server-side BackOff (it would only apply to ack timeouts).
   };
   try {
-    await jsm.consumers.add(names.stream, config);
+    // Tried again on a timeout, like the streams; a consumer created by a try that timed out is found (or updated
+    // to the same config) by the next one.
+    await retrying(() => jsm.consumers.add(names.stream, config), DECLARE_BACKOFF_MS);
     return durable;
   } catch (error) {
     const code = error instanceof JetStreamApiError ? error.code : 0;
@@ -211,7 +234,7 @@ export async function ensureConsumer(
     }
   }
   try {
-    const info = await jsm.consumers.info(names.stream, durable);
+    const info = await retrying(() => jsm.consumers.info(names.stream, durable), DECLARE_BACKOFF_MS);
     const current = info.config;
     const wanted = { ack_wait: config.ack_wait, max_deliver: config.max_deliver, max_ack_pending: maxAckPending };
     // A consumer made by an older version has no filter subject: add it, or the retention purge must skip the
@@ -223,11 +246,12 @@ export async function ensureConsumer(
       (current.max_ack_pending ?? 0) < maxAckPending ||
       !current.filter_subject
     ) {
-      await jsm.consumers.update(names.stream, durable, {
+      const update = {
         ...wanted,
         ...filter,
         max_ack_pending: Math.max(current.max_ack_pending ?? 0, maxAckPending),
-      });
+      };
+      await retrying(() => jsm.consumers.update(names.stream, durable, update), DECLARE_BACKOFF_MS);
     }
   } catch (error) {
     throw new TopologyError(

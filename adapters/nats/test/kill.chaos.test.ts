@@ -102,7 +102,7 @@ describe.skipIf(unavailable !== undefined)('nats adapter across a server kill -9
 
       const poison = sent.filter((e) => e.type === 'Poison').map((e) => e.id);
       const good = sent.filter((e) => e.type !== 'Poison').map((e) => e.id);
-      // A delivery whose ack the kill lost comes back after ack_wait (30 s): the bound covers it.
+      // A delivery whose ack the kill lost comes back after ack_wait (4 s): the bound covers it.
       await until(
         () => good.every((id) => succeeded.has(id)) && sent.every((e) => audited.has(e.id)),
         'every event handled by both groups',

@@ -176,6 +176,69 @@ describe.skipIf(unavailable !== undefined)('nats adapter (JetStream specifics)',
     await bus.close();
   });
 
+  it('updates a consumer made by an older version (ack_wait 30 s, no filter) on declare, keeping its position', async () => {
+    const c = channel('upgrade');
+    const a = track(adapter());
+    const bus = createBus({ adapter: a, logger: silentLogger });
+    await bus.declare(c, { groups: [] });
+    // The consumer as @wharf/nats made it before: ack_wait 30 s, no filter subject; one event waits for it.
+    await withConnection(async (nc) => {
+      const jsm = await jetstreamManager(nc);
+      await jsm.consumers.add(names(c).stream, {
+        durable_name: 'g',
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.New,
+        ack_wait: 30_000_000_000,
+        max_deliver: 7,
+        max_ack_pending: 1001,
+      });
+    });
+    await bus.publish(c, { type: 'Before', id: 'before-1' });
+    await bus.declare(c, { groups: ['g'] });
+    const info = await withConnection(async (nc) => (await jetstreamManager(nc)).consumers.info(names(c).stream, 'g'));
+    expect(info.config.ack_wait).toBe(4_000_000_000);
+    expect(info.config.filter_subject).toBe(names(c).subject);
+    const seen: string[] = [];
+    await bus.subscribe(c, { group: 'g' }, async (event) => {
+      seen.push(event.id);
+    });
+    await until(() => seen.includes('before-1'), 'the event published before the upgrade');
+    await bus.close();
+  });
+
+  it('uses every concurrency slot: six long handlers run at once on a concurrency-6 subscription', async () => {
+    // A pull loop that asked only for "enough" free slots (a threshold) while a request was open left the last
+    // slot idle once that request was used up, until a handler settled: five long handlers ran, not six.
+    const c = channel('slots');
+    const bus = createBus({ adapter: track(adapter()), logger: silentLogger });
+    await bus.declare(c, { groups: ['g'] });
+    let running = 0;
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    await bus.subscribe(c, { group: 'g', concurrency: 6 }, async (event) => {
+      if (event.type !== 'Long') return;
+      running++;
+      await gate;
+    });
+    await bus.publishBatch(
+      c,
+      Array.from({ length: 10 }, () => ({ type: 'Quick' })),
+    );
+    await sleep(500);
+    await bus.publishBatch(
+      c,
+      Array.from({ length: 6 }, () => ({ type: 'Long' })),
+    );
+    try {
+      await until(() => running === 6, 'six long handlers running at once', 5_000);
+    } finally {
+      release();
+    }
+    await bus.close();
+  });
+
   it('ends a crash loop dead-lettered: deliveries that are never settled stop at MaxDeliver with a dead letter', async () => {
     const c = channel('crash');
     const p = policy(2);

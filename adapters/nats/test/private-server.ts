@@ -65,6 +65,16 @@ export class PrivateNatsServer {
     await exited;
   }
 
+  /** SIGSTOP: the server keeps its connections but answers nothing until `resume()` (an overloaded server). */
+  pause(): void {
+    this.#process?.kill('SIGSTOP');
+  }
+
+  /** SIGCONT after `pause()`. */
+  resume(): void {
+    this.#process?.kill('SIGCONT');
+  }
+
   /** Stops it (`signal`), waits `downMs`, starts it again on the same port and store. */
   async restart(downMs = 0, signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<void> {
     await this.kill(signal);
