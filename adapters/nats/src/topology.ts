@@ -189,6 +189,9 @@ export async function ensureConsumer(
     ack_wait: nanos(options.ackWaitMs),
     max_deliver: maxDeliver(policy, options),
     max_ack_pending: maxAckPending,
+    // The channel's own (only) subject: it filters nothing, but it spares the consumer's pending state when
+    // the adapter purges settled events (nats-server < 2.9.15 resets it otherwise; see retention.ts).
+    filter_subject: names.subject,
     // Leave the consumer's retries to the core: no server-side BackOff (it would only apply to ack timeouts).
   };
   try {
@@ -208,13 +211,18 @@ export async function ensureConsumer(
     const info = await jsm.consumers.info(names.stream, durable);
     const current = info.config;
     const wanted = { ack_wait: config.ack_wait, max_deliver: config.max_deliver, max_ack_pending: maxAckPending };
+    // A consumer made by an older version has no filter subject: add it, or the retention purge must skip the
+    // channel on nats-server < 2.9.15 (retention.ts). An operator's own filter is left as it is.
+    const filter = current.filter_subject ? {} : { filter_subject: names.subject };
     if (
       current.ack_wait !== wanted.ack_wait ||
       current.max_deliver !== wanted.max_deliver ||
-      (current.max_ack_pending ?? 0) < maxAckPending
+      (current.max_ack_pending ?? 0) < maxAckPending ||
+      !current.filter_subject
     ) {
       await jsm.consumers.update(names.stream, durable, {
         ...wanted,
+        ...filter,
         max_ack_pending: Math.max(current.max_ack_pending ?? 0, maxAckPending),
       });
     }
