@@ -42,6 +42,13 @@ export interface RabbitMqAdapterOptions {
    * Ms; 0 turns it off. Default 5000.
    */
   consumerWatchdogMs?: number;
+  /**
+   * Publisher confirm watchdog: with publishes outstanding, no confirm for this long on a connection
+   * the broker has not blocked means the link is silently losing data; the publish connection is
+   * dropped so they are re-sent on a new one (a silent gap would otherwise let the broker's confirms
+   * settle the wrong publishes). Ms; 0 turns it off. Default 4000.
+   */
+  confirmStallMs?: number;
   /** First delay between reconnection attempts, ms; doubles up to `reconnectMaxDelayMs`. Default 100. */
   reconnectInitialDelayMs?: number;
   /** Largest delay between reconnection attempts, ms. Default 5000. */
@@ -90,6 +97,7 @@ export interface ResolvedOptions {
   readonly connectTimeoutMs: number;
   readonly heartbeatSeconds: number;
   readonly consumerWatchdogMs: number;
+  readonly confirmStallMs: number;
   readonly reconnectInitialDelayMs: number;
   readonly reconnectMaxDelayMs: number;
   readonly publishWaitMs: number;
@@ -159,6 +167,7 @@ export function resolveOptions(url: string, options: RabbitMqAdapterOptions): Re
     connectTimeoutMs: integer(options.connectTimeoutMs, 'connectTimeoutMs', 100, 600_000, 5_000),
     heartbeatSeconds: integer(options.heartbeatSeconds, 'heartbeatSeconds', 0, 3600, 10),
     consumerWatchdogMs: integer(options.consumerWatchdogMs, 'consumerWatchdogMs', 0, 3_600_000, 5_000),
+    confirmStallMs: integer(options.confirmStallMs, 'confirmStallMs', 0, 3_600_000, 4_000),
     reconnectInitialDelayMs,
     reconnectMaxDelayMs: integer(
       options.reconnectMaxDelayMs,

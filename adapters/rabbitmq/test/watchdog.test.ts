@@ -13,7 +13,8 @@ import { cleanup, PREFIX, port, unavailable, unique, url, withChannel } from './
 const toClose: { close(): Promise<void> }[] = [];
 const created: [string, string[]][] = [];
 afterEach(async () => {
-  await Promise.allSettled(toClose.splice(0).map((b) => b.close()));
+  // One after the other: buses before the proxy they talk through.
+  for (const b of toClose.splice(0)) await b.close().catch(() => undefined);
   for (const [c, g] of created.splice(0)) await cleanup(c, g).catch(() => undefined);
 });
 
@@ -24,7 +25,6 @@ async function setup(consumerWatchdogMs: number) {
   const group = unique('g');
   created.push([channel, [group]]);
   const proxy: FaultProxy = await startProxy({ target: port });
-  toClose.push(proxy);
   const incidents: Incident[] = [];
   const consumer = createBus({
     adapter: createRabbitMqAdapter({
@@ -37,7 +37,7 @@ async function setup(consumerWatchdogMs: number) {
     observer: { onIncident: (incident) => incidents.push(incident) },
   });
   const producer = createBus({ adapter: createRabbitMqAdapter({ url, logger: silentLogger }), logger: silentLogger });
-  toClose.unshift(consumer, producer);
+  toClose.push(consumer, producer, proxy);
   const rec = new Recorder();
   await consumer.subscribe(channel, { group, concurrency: PREFETCH }, async (e, c) => {
     rec.record(e, c.attempt);
