@@ -9,8 +9,11 @@ import type { Link } from './connection.js';
  * the frame stream parseable) makes the two counts drift: once data flows again, the broker's
  * confirms settle the publishes it never received ("confirmed" yet lost) and the later, stored ones
  * wait forever. Nothing on the wire tells the client which is which, so the only safe answer is to
- * act while the link is still silent: when publishes are outstanding and no confirm has arrived for
- * `stallMs` (and the broker has not said it blocked the connection), drop the connection. amqplib
+ * act while the link is still silent: when publishes are outstanding and nothing at all (no confirm,
+ * no heartbeat) has arrived for `stallMs` (and the broker has not said it blocked the connection),
+ * drop the connection. A live broker sends a heartbeat every half heartbeat timeout when it has
+ * nothing else to send, so the default, 3/4 of the heartbeat, never fires on a slow but live broker
+ * (a 10k-message burst can take seconds to earn its first confirm). amqplib
  * then fails every outstanding confirm, and the publisher re-sends them on the new connection —
  * duplicates at worst, which consumers' dedup absorbs, never a false confirm.
  *
@@ -38,6 +41,12 @@ export class ConfirmWatchdog {
       this.#model = model;
       this.#blocked = false;
       this.#progressAt = Date.now();
+      // Any byte from the broker (a heartbeat too) proves the link carries data. amqplib reads on
+      // 'readable' itself; one more listener only notes the time and consumes nothing.
+      const stream = (model.connection as unknown as { stream?: NodeJS.EventEmitter }).stream;
+      stream?.on('readable', () => {
+        this.#progressAt = Date.now();
+      });
       model.on('blocked', () => {
         if (this.#model === model) this.#blocked = true;
       });
@@ -73,7 +82,7 @@ export class ConfirmWatchdog {
     if (silentMs < this.#stallMs) return;
     this.#model = undefined;
     this.#logger.warn(
-      `[wharf] [rabbitmq] ${this.#outstanding()} publishes outstanding and no confirm for ${silentMs} ms on a connection that is not blocked: the link is silently losing data; dropping the publish connection so they are re-sent on a new one`,
+      `[wharf] [rabbitmq] ${this.#outstanding()} publishes outstanding and nothing received (no confirm, no heartbeat) for ${silentMs} ms on a connection that is not blocked: the link is silently losing data; dropping the publish connection so they are re-sent on a new one`,
     );
     // Destroy the socket rather than close(): a close handshake would wait on the same silent link,
     // and no byte that arrives from now on may be read as a confirm.

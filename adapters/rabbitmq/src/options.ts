@@ -43,10 +43,12 @@ export interface RabbitMqAdapterOptions {
    */
   consumerWatchdogMs?: number;
   /**
-   * Publisher confirm watchdog: with publishes outstanding, no confirm for this long on a connection
-   * the broker has not blocked means the link is silently losing data; the publish connection is
-   * dropped so they are re-sent on a new one (a silent gap would otherwise let the broker's confirms
-   * settle the wrong publishes). Ms; 0 turns it off. Default 4000.
+   * Publisher confirm watchdog: with publishes outstanding, nothing received (no confirm, no
+   * heartbeat) for this long on a connection the broker has not blocked means the link is silently
+   * losing data; the publish connection is dropped so they are re-sent on a new one (a silent gap
+   * would otherwise let the broker's confirms settle the wrong publishes). Ms; 0 turns it off.
+   * Default 3/4 of the heartbeat (7500 ms with the default 10 s heartbeat; off without heartbeats):
+   * the broker sends a heartbeat every half timeout when idle, so a live broker never trips it.
    */
   confirmStallMs?: number;
   /** First delay between reconnection attempts, ms; doubles up to `reconnectMaxDelayMs`. Default 100. */
@@ -154,6 +156,7 @@ export function resolveOptions(url: string, options: RabbitMqAdapterOptions): Re
   if (typeof username !== 'string' || typeof password !== 'string') {
     throw new ConfigError(COMPONENT, 'options username and password must be strings');
   }
+  const heartbeatSeconds = integer(options.heartbeatSeconds, 'heartbeatSeconds', 0, 3600, 10);
   const reconnectInitialDelayMs = integer(options.reconnectInitialDelayMs, 'reconnectInitialDelayMs', 1, 60_000, 100);
   return {
     tls,
@@ -165,9 +168,9 @@ export function resolveOptions(url: string, options: RabbitMqAdapterOptions): Re
     tlsOptions: options.tls ?? {},
     connectAttempts: integer(options.connectAttempts, 'connectAttempts', 1, 1000, 5),
     connectTimeoutMs: integer(options.connectTimeoutMs, 'connectTimeoutMs', 100, 600_000, 5_000),
-    heartbeatSeconds: integer(options.heartbeatSeconds, 'heartbeatSeconds', 0, 3600, 10),
+    heartbeatSeconds,
     consumerWatchdogMs: integer(options.consumerWatchdogMs, 'consumerWatchdogMs', 0, 3_600_000, 5_000),
-    confirmStallMs: integer(options.confirmStallMs, 'confirmStallMs', 0, 3_600_000, 4_000),
+    confirmStallMs: integer(options.confirmStallMs, 'confirmStallMs', 0, 3_600_000, heartbeatSeconds * 750),
     reconnectInitialDelayMs,
     reconnectMaxDelayMs: integer(
       options.reconnectMaxDelayMs,
