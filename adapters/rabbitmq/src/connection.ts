@@ -122,7 +122,20 @@ export class Link {
     this.#wake();
     const model = this.#model;
     this.#model = undefined;
-    if (model) await model.close().catch(() => undefined);
+    if (!model) return;
+    // A close handshake on a link that stopped answering would wait forever: bound it, then drop the socket.
+    let timer: NodeJS.Timeout | undefined;
+    const closed = await Promise.race([
+      model.close().then(
+        () => true,
+        () => true,
+      ),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), Math.max(1_000, this.#options.closeTimeoutMs));
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!closed) (model.connection as unknown as { stream?: { destroy?: () => void } }).stream?.destroy?.();
   }
 
   #credentials(): { vhost: string; username: string; password: string } {

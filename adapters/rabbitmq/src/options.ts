@@ -29,8 +29,28 @@ export interface RabbitMqAdapterOptions {
   connectAttempts?: number;
   /** Bound on one connection attempt (TCP + TLS + AMQP handshake), ms. Default 5000. */
   connectTimeoutMs?: number;
-  /** AMQP heartbeat, seconds (0 turns it off). Default 30. */
+  /**
+   * AMQP heartbeat, seconds (0 turns it off). Both sides declare the connection dead after about
+   * two missed beats, so this bounds how long a silently dead link goes unnoticed. Default 10.
+   */
   heartbeatSeconds?: number;
+  /**
+   * Consumer watchdog: a consumer with free prefetch slots that has received nothing for this long
+   * gets a passive check of its queue; if messages are ready there, the broker is waiting for acks
+   * of deliveries this client never received (lost on a link that did not fail), so the consumer's
+   * channel is closed (the broker requeues them), consumed again, and a `stalled` incident reported.
+   * Ms; 0 turns it off. Default 5000.
+   */
+  consumerWatchdogMs?: number;
+  /**
+   * Publisher confirm watchdog: with publishes outstanding, nothing received (no confirm, no
+   * heartbeat) for this long on a connection the broker has not blocked means the link is silently
+   * losing data; the publish connection is dropped so they are re-sent on a new one (a silent gap
+   * would otherwise let the broker's confirms settle the wrong publishes). Ms; 0 turns it off.
+   * Default 3/4 of the heartbeat (7500 ms with the default 10 s heartbeat; off without heartbeats):
+   * the broker sends a heartbeat every half timeout when idle, so a live broker never trips it.
+   */
+  confirmStallMs?: number;
   /** First delay between reconnection attempts, ms; doubles up to `reconnectMaxDelayMs`. Default 100. */
   reconnectInitialDelayMs?: number;
   /** Largest delay between reconnection attempts, ms. Default 5000. */
@@ -78,6 +98,8 @@ export interface ResolvedOptions {
   readonly connectAttempts: number;
   readonly connectTimeoutMs: number;
   readonly heartbeatSeconds: number;
+  readonly consumerWatchdogMs: number;
+  readonly confirmStallMs: number;
   readonly reconnectInitialDelayMs: number;
   readonly reconnectMaxDelayMs: number;
   readonly publishWaitMs: number;
@@ -134,6 +156,7 @@ export function resolveOptions(url: string, options: RabbitMqAdapterOptions): Re
   if (typeof username !== 'string' || typeof password !== 'string') {
     throw new ConfigError(COMPONENT, 'options username and password must be strings');
   }
+  const heartbeatSeconds = integer(options.heartbeatSeconds, 'heartbeatSeconds', 0, 3600, 10);
   const reconnectInitialDelayMs = integer(options.reconnectInitialDelayMs, 'reconnectInitialDelayMs', 1, 60_000, 100);
   return {
     tls,
@@ -145,7 +168,9 @@ export function resolveOptions(url: string, options: RabbitMqAdapterOptions): Re
     tlsOptions: options.tls ?? {},
     connectAttempts: integer(options.connectAttempts, 'connectAttempts', 1, 1000, 5),
     connectTimeoutMs: integer(options.connectTimeoutMs, 'connectTimeoutMs', 100, 600_000, 5_000),
-    heartbeatSeconds: integer(options.heartbeatSeconds, 'heartbeatSeconds', 0, 3600, 30),
+    heartbeatSeconds,
+    consumerWatchdogMs: integer(options.consumerWatchdogMs, 'consumerWatchdogMs', 0, 3_600_000, 5_000),
+    confirmStallMs: integer(options.confirmStallMs, 'confirmStallMs', 0, 3_600_000, heartbeatSeconds * 750),
     reconnectInitialDelayMs,
     reconnectMaxDelayMs: integer(
       options.reconnectMaxDelayMs,

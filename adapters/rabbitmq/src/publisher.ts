@@ -1,5 +1,6 @@
 import { ClosedError, type Logger, PublishError, UnroutableError } from '@wharf/core';
 import type { ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
+import { ConfirmWatchdog } from './confirm-watchdog.js';
 import type { ChannelSlot, Link } from './connection.js';
 import { COMPONENT, scrub, topologyError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
@@ -80,12 +81,14 @@ export class Publisher {
   #sweeper: NodeJS.Timeout | undefined;
   #lastLoss = 'connection lost';
   #closed = false;
+  readonly #confirmWatch: ConfirmWatchdog;
 
   constructor(link: Link, topology: ChannelSlot, options: ResolvedOptions, logger: Logger) {
     this.#link = link;
     this.#topology = topology;
     this.#options = options;
     this.#logger = logger;
+    this.#confirmWatch = new ConfirmWatchdog(link, options.confirmStallMs, () => this.#inflight, logger);
     link.onUp((model) => this.#open(model));
     link.onDown((error) => {
       this.#lastLoss = scrub(error.message, options.password);
@@ -150,12 +153,14 @@ export class Publisher {
       return;
     }
     this.#inflight++;
+    this.#confirmWatch.sent();
     if (!ok) this.#writable = false;
   }
 
   /** amqplib's confirm callback: success, a nack, or the channel closing with the message unconfirmed. */
   confirmed(p: Pending, error: unknown): void {
     this.#inflight--;
+    this.#confirmWatch.confirmed();
     if (!error) {
       if (this.#returned.length > 0 && this.#takeReturn(p)) {
         p.batch.done(
@@ -379,6 +384,7 @@ export class Publisher {
   /** After close(): everything still waiting fails with `ClosedError`. */
   close(): void {
     this.#closed = true;
+    this.#confirmWatch.stop();
     clearInterval(this.#sweeper);
     this.#sweeper = undefined;
     const error = new ClosedError(COMPONENT, 'publish');

@@ -23,9 +23,10 @@ import { COMPONENT, scrub } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import type { Publisher } from './publisher.js';
 import { declareGroup, type GroupNames, retryTarget } from './topology.js';
+import { bounded, ConsumerWatchdog, noteDelivery, noteSettled, type StallEvidence, type Watched } from './watchdog.js';
 
 /** One consumer channel; deliveries remember theirs, because a delivery tag means nothing on another channel. */
-interface Consumer {
+interface Consumer extends Watched {
   readonly channel: Channel;
   open: boolean;
   tag: string | undefined;
@@ -45,6 +46,7 @@ class RabbitDelivery implements Delivery {
   readonly #sub: RabbitSubscription;
   readonly #consumer: Consumer;
   readonly #message: ConsumeMessage;
+  #settledOnChannel = false;
 
   constructor(sub: RabbitSubscription, consumer: Consumer, message: ConsumeMessage) {
     this.#sub = sub;
@@ -59,6 +61,7 @@ class RabbitDelivery implements Delivery {
   async ack(): Promise<void> {
     if (!this.#consumer.open) throw gone();
     this.#consumer.channel.ack(this.#message);
+    this.#noteSettled();
   }
 
   async retry(instruction: RetryInstruction): Promise<void> {
@@ -99,8 +102,15 @@ class RabbitDelivery implements Delivery {
 
   async release(): Promise<void> {
     // On a closed channel the broker has already taken the message back; say so (the core reports it).
+    this.#noteSettled();
     if (!this.#consumer.open) throw gone();
     this.#consumer.channel.reject(this.#message, true);
+  }
+
+  #noteSettled(): void {
+    if (this.#settledOnChannel) return;
+    this.#settledOnChannel = true;
+    noteSettled(this.#consumer);
   }
 }
 
@@ -134,11 +144,23 @@ export class RabbitSubscription implements AdapterSubscription {
   #backlog: { consumer: Consumer; message: ConsumeMessage }[] = [];
   #stopped = false;
   #stopping: Promise<void> | undefined;
+  readonly #watchdog: ConsumerWatchdog;
 
   constructor(ctx: SubscriptionContext) {
     this.#ctx = ctx;
     this.names = ctx.names;
     this.publisher = ctx.publisher;
+    this.#watchdog = new ConsumerWatchdog(
+      ctx.link,
+      {
+        queue: ctx.names.queue,
+        prefetch: ctx.request.concurrency,
+        current: () => (this.#consumer?.open && this.#consumer.tag !== undefined ? this.#consumer : undefined),
+        recycle: (watched, evidence) => this.#recycle(watched, evidence),
+      },
+      ctx.options.consumerWatchdogMs,
+      ctx.logger,
+    );
   }
 
   describe(): string {
@@ -167,7 +189,7 @@ export class RabbitSubscription implements AdapterSubscription {
     const topology = await this.#ctx.topology.get(model);
     await declareGroup(topology, this.names, request.policy, options.deliveryLimit);
     const channel = await model.createChannel();
-    const consumer: Consumer = { channel, open: true, tag: undefined };
+    const consumer: Consumer = { channel, open: true, tag: undefined, unsettled: 0, lastDeliveryAt: Date.now() };
     channel.on('error', (error: Error) => {
       this.#ctx.logger.warn(
         `[wharf] [rabbitmq] consumer channel error on ${request.channel}/${request.group}: ${scrub(error.message, options.password)}`,
@@ -187,6 +209,7 @@ export class RabbitSubscription implements AdapterSubscription {
     });
     consumer.tag = reply.consumerTag;
     if (this.#stopped) await this.#cancel(consumer);
+    else this.#watchdog.start();
   }
 
   #onMessage(consumer: Consumer, message: ConsumeMessage | null): void {
@@ -197,6 +220,7 @@ export class RabbitSubscription implements AdapterSubscription {
       );
       return;
     }
+    noteDelivery(consumer);
     if (this.#stopped || this.#ctx.closing()) {
       if (consumer.open) consumer.channel.reject(message, true);
       return;
@@ -260,10 +284,47 @@ export class RabbitSubscription implements AdapterSubscription {
     await consumer.channel.close().catch(() => undefined);
   }
 
+  /**
+   * The consumer watchdog's remedy (see watchdog.ts): closes the stalled channel, so the broker
+   * requeues what it delivered there, and consumes again on a fresh one. Handlers still running on
+   * deliveries of the old channel find it closed when they settle (the core reports that, and the
+   * redelivered copy waits for the running handler).
+   */
+  async #recycle(watched: Watched, evidence: StallEvidence): Promise<void> {
+    const consumer = this.#consumer;
+    const model = await this.#ctx.link.ready(0);
+    if (consumer !== watched || !consumer.open || this.#stopped || !model) return;
+    const { request, logger } = this.#ctx;
+    consumer.open = false;
+    this.#consumer = undefined;
+    this.#backlog = this.#backlog.filter((b) => b.consumer !== consumer);
+    incidentSink(
+      request,
+      logger,
+    )({
+      kind: 'stalled',
+      component: COMPONENT,
+      channel: request.channel,
+      group: request.group,
+      message: `the consumer of queue "${evidence.queue}" received nothing for ${evidence.idleMs} ms with ${evidence.unsettled} of ${evidence.prefetch} prefetch slots in use while the queue held ${evidence.ready} ready messages: the broker is waiting for acks of deliveries this client never received; closing its channel (the broker requeues them) and consuming again`,
+      details: { ...evidence, consumerTag: consumer.tag },
+    });
+    try {
+      await bounded(consumer.channel.close(), this.#ctx.options.consumerWatchdogMs, 'closing the stalled channel');
+    } catch (error) {
+      // No close-ok: the link itself is not answering; a new connection settles it for every consumer.
+      logger.warn(`[wharf] [rabbitmq] ${(error as Error).message}; reconnecting the consume connection`);
+      await model.close().catch(() => undefined);
+      return;
+    }
+    if (!this.#stopped && this.#ctx.link.model === model) await this.start(model);
+  }
+
   /** Stops taking messages: cancels the consumer, returns undelivered ones; the channel closes once all handed-over ones are settled. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       this.#stopped = true;
+      this.#watchdog.stop();
       const consumer = this.#consumer;
       if (consumer) await this.#cancel(consumer);
       const backlog = this.#backlog;
