@@ -10,6 +10,7 @@ import {
   type Delivery,
   deadLetterInfo,
   describeError,
+  incidentSink,
   type Logger,
   type NormalizedRetryPolicy,
   type StoredDeadLetter,
@@ -17,7 +18,7 @@ import {
   TopologyError,
   type WireMessage,
 } from '@wharf/core';
-import { readDeadLetters, writeDeadLetter } from './dead-letters.js';
+import { readDeadLetters, retrying, writeDeadLetter } from './dead-letters.js';
 import { connectError, isNoResponders, isStreamNotFound } from './errors.js';
 import {
   ADAPTER_NAME,
@@ -28,8 +29,8 @@ import {
 } from './options.js';
 import { Publisher } from './publisher.js';
 import { Requests } from './requests.js';
-import { Retention } from './retention.js';
-import { crashLoop, Subscriber } from './subscriber.js';
+import { type RemovedUnsettled, Retention } from './retention.js';
+import { crashLoop, eventIdOf, Subscriber } from './subscriber.js';
 import { channelNames, dlqSubject, ensureConsumer } from './topology.js';
 
 /** NATS's default `max_payload` (1 MiB), used until the server tells us its own. */
@@ -115,7 +116,9 @@ export class NatsAdapter implements Adapter {
       const jsm = await jetstreamManager(nc, { timeout: o.connectTimeoutMs });
       const js = jetstream(nc, { timeout: o.publishTimeoutMs });
       const requests = new Requests(nc);
-      const retention = new Retention(jsm, this.#logger, o.purgeIntervalMs);
+      const retention = new Retention(jsm, this.#logger, o.purgeIntervalMs, nc.info?.version, (removed) =>
+        this.#reportRemoved(removed),
+      );
       const publisher = new Publisher(requests, jsm, o, (declared) => {
         if (declared.purgeSettled) retention.track(declared.stream);
         else this.#warnRetention(declared.stream);
@@ -134,6 +137,23 @@ export class NatsAdapter implements Adapter {
 
   readonly #warned = new Set<string>();
 
+  /** An unsettled event removed from a channel stream: an incident on the group's subscription in this process. */
+  #reportRemoved(removed: RemovedUnsettled): void {
+    const subscriber = [...this.#subscribers].find(
+      (s) => s.stream === removed.stream && s.durable === removed.consumer,
+    );
+    const report = incidentSink(subscriber?.request ?? {}, this.#logger);
+    const count = removed.toSeq - removed.fromSeq + 1;
+    report({
+      kind: 'removed',
+      component: ADAPTER_NAME,
+      channel: subscriber?.request.channel ?? removed.stream,
+      group: subscriber?.request.group ?? removed.consumer,
+      message: `${count} event(s) the group had not settled were removed from stream ${removed.stream} (sequences ${removed.fromSeq}-${removed.toSeq}) by its limits (max_age, max_msgs, max_bytes) or by hand; they will not be delivered`,
+      details: { stream: removed.stream, consumer: removed.consumer, fromSeq: removed.fromSeq, toSeq: removed.toSeq },
+    });
+  }
+
   /** A channel stream kept from an older version (interest retention) has the server's restart problem. */
   #warnRetention(stream: string): void {
     if (this.#warned.has(stream)) return;
@@ -148,6 +168,7 @@ export class NatsAdapter implements Adapter {
       for await (const status of nc.status()) {
         if (status.type === 'disconnect') {
           this.#logger.warn(`[wharf] [nats] disconnected from ${this.#options.display}; reconnecting`);
+          for (const subscriber of this.#subscribers) subscriber.disconnected();
         } else if (status.type === 'reconnect') {
           this.#logger.info(`[wharf] [nats] reconnected to ${this.#options.display}`);
           // Publishes still waiting for their PubAck will not get one on this connection: send them again.
@@ -242,36 +263,70 @@ export class NatsAdapter implements Adapter {
     subject: string,
     request: SubscribeRequest,
   ): Subscription {
+    const report = incidentSink(request, this.#logger);
     const sub = nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${durable}`, {
       callback: (error, msg) => {
         if (error) return;
+        let advisory: { stream_seq: number; deliveries: number };
+        try {
+          advisory = msg.json<{ stream_seq: number; deliveries: number }>();
+        } catch {
+          return;
+        }
+        const incident = (eventId: string | undefined, message: string, cause?: unknown): void =>
+          report({
+            kind: 'max-deliveries',
+            component: ADAPTER_NAME,
+            channel: request.channel,
+            group: request.group,
+            eventId,
+            message,
+            details: { stream, streamSequence: advisory.stream_seq, deliveries: advisory.deliveries },
+            ...(cause === undefined ? {} : { error: describeError(cause).message }),
+          });
+        let eventId: string | undefined;
         (async () => {
-          const advisory = msg.json<{ stream_seq: number; deliveries: number }>();
           const stored = await jsm.streams.getMessage(stream, { seq: advisory.stream_seq });
           if (!stored) {
-            // Removed before it could be copied (the retention purge runs every purgeIntervalMs):
-            // say so, since the server will not deliver it again.
+            // Removed before it could be copied: the server will not deliver it again.
             throw new Error(`stream ${stream} no longer holds sequence ${advisory.stream_seq}`);
           }
-          await writeDeadLetter(js, {
-            subject,
-            stream: dlqStream,
-            headers: stored.header,
-            body: stored.data,
-            info: deadLetterInfo({
-              reason: 'retries-exhausted',
-              error: crashLoop(advisory.deliveries),
-              channel: request.channel,
-              group: request.group,
-              attempts: advisory.deliveries,
-            }),
-            msgId: `${durable} ${advisory.stream_seq}`,
-            timeoutMs: this.#options.publishTimeoutMs,
-          });
+          eventId = eventIdOf(stored.header);
+          const write = () =>
+            writeDeadLetter(js, {
+              subject,
+              stream: dlqStream,
+              headers: stored.header,
+              body: stored.data,
+              info: deadLetterInfo({
+                reason: 'retries-exhausted',
+                error: crashLoop(advisory.deliveries),
+                channel: request.channel,
+                group: request.group,
+                attempts: advisory.deliveries,
+              }),
+              msgId: `${durable} ${advisory.stream_seq}`,
+              timeoutMs: this.#options.publishTimeoutMs,
+            });
+          // Bounded: a few tries a second apart (the same msgId keeps one copy), then the incident says it is stuck.
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await write();
+              break;
+            } catch (writeError) {
+              if (attempt >= 3 || this.#closing) throw writeError;
+              await new Promise((r) => setTimeout(r, 1_000));
+            }
+          }
+          incident(
+            eventId,
+            `reached MaxDeliver (${advisory.deliveries} deliveries) without a confirmed dead letter; copied to the dead-letter stream from the server's advisory`,
+          );
         })().catch((cause: unknown) => {
-          this.#logger.error(
-            `[wharf] [nats] an event on ${request.channel}/${request.group} reached MaxDeliver and could not be copied to the dead-letter stream`,
-            { error: describeError(cause).message },
+          incident(
+            eventId,
+            `reached MaxDeliver (${advisory.deliveries} deliveries) and could not be copied to the dead-letter stream: the server will not deliver it again (stream ${stream}, sequence ${advisory.stream_seq})`,
+            cause,
           );
         });
       },
@@ -291,10 +346,12 @@ export class NatsAdapter implements Adapter {
     try {
       await readDeadLetters(jsm, names.dlqStream, dlqSubject(this.#options, channel, group), options.limit, visit);
     } catch (error) {
-      if (isStreamNotFound(error) || isNoResponders(error)) return;
+      if (isStreamNotFound(error)) return;
+      // Direct gets have no responders when the stream does not exist (or JetStream is still starting): ask.
+      if (isNoResponders(error) && (await streamMissing(jsm, names.dlqStream))) return;
       throw new TopologyError(
         ADAPTER_NAME,
-        `cannot read dead letters of ${channel}/${group} from stream ${names.dlqStream}: ${(error as Error).message}`,
+        `cannot read dead letters of ${channel}/${group} from stream ${names.dlqStream}: ${(error as Error).message} — tried again for about 5 s; check that nats-server is running with JetStream, then list again`,
         { cause: error },
       );
     }
@@ -321,6 +378,16 @@ export class NatsAdapter implements Adapter {
   /** The native `NatsConnection` (build `jetstream(nc)` on it for what Wharf does not cover). */
   raw(): NatsConnection | undefined {
     return this.#connected?.nc;
+  }
+}
+
+/** True when the server says the stream does not exist (not when it cannot be asked). */
+async function streamMissing(jsm: JetStreamManager, stream: string): Promise<boolean> {
+  try {
+    await retrying(() => jsm.streams.info(stream));
+    return false;
+  } catch (error) {
+    return isStreamNotFound(error);
   }
 }
 

@@ -2,7 +2,7 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { type MsgHdrs, headers as natsHeaders } from '@nats-io/transport-node';
 import { type DeadLetterInfo, DeadLetterWriteError, deadLetterHeaders, type StoredDeadLetter } from '@wharf/core';
 import { decodeMessage, headerRecord } from './codec.js';
-import { publishError } from './errors.js';
+import { isTransient, publishError } from './errors.js';
 import { ADAPTER_NAME } from './options.js';
 
 const DL_PREFIX = 'wharf-dl-';
@@ -57,7 +57,8 @@ export async function readDeadLetters(
 ): Promise<void> {
   let seq = 1;
   for (let seen = 0; seen < limit; seen++) {
-    const stored = await jsm.direct.getMessage(stream, { seq, next_by_subj: subject });
+    const from = seq;
+    const stored = await retrying(() => jsm.direct.getMessage(stream, { seq: from, next_by_subj: subject }));
     if (!stored) return;
     const all = headerRecord(stored.header);
     const dl: Record<string, string> = {};
@@ -66,7 +67,7 @@ export async function readDeadLetters(
       decoded: decodeMessage(withoutDeadLetterHeaders(stored.header), stored.data),
       headers: dl,
     });
-    if (remove) await jsm.streams.deleteMessage(stream, stored.seq, false);
+    if (remove) await retrying(() => jsm.streams.deleteMessage(stream, stored.seq, false));
     seq = stored.seq + 1;
   }
 }
@@ -79,4 +80,23 @@ function withoutDeadLetterHeaders(h: MsgHdrs | undefined): MsgHdrs | undefined {
     for (const value of h.values(key)) out.append(key, value);
   }
   return out;
+}
+
+/** Delays between tries of a dead-letter read: about 5 s in all, enough for a server restart to finish. */
+const READ_BACKOFF_MS = [250, 500, 1_000, 1_500, 2_000];
+
+/**
+ * One request of a dead-letter read, tried again on a transient failure (issue 13: a saga's dead-letter listing
+ * aborted with "timeout" while the server restarted). Reads and deletes by sequence are idempotent.
+ */
+export async function retrying<T>(request: () => Promise<T>): Promise<T> {
+  for (let n = 0; ; n++) {
+    try {
+      return await request();
+    } catch (error) {
+      const wait = READ_BACKOFF_MS[n];
+      if (wait === undefined || !isTransient(error)) throw error;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
 }

@@ -101,3 +101,16 @@ export function isNoResponders(error: unknown): boolean {
 export function isStreamNotFound(error: unknown): boolean {
   return error instanceof JetStreamApiError && error.code === 10059;
 }
+
+/**
+ * A failure a retry may cure: no answer in time (server restarting, overloaded), no responders (JetStream not
+ * ready yet after a restart), the connection dropped mid-request.
+ */
+export function isTransient(error: unknown): boolean {
+  return (
+    has(error, TimeoutError) ||
+    has(error, ReplyTimeoutError) ||
+    isNoResponders(error) ||
+    /timeout|disconnect|connection (closed|lost)|temporarily unavailable/i.test(text(error))
+  );
+}

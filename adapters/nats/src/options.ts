@@ -191,7 +191,9 @@ export function connectionOptions(o: ResolvedNatsOptions): ConnectionOptions {
     timeout: o.connectTimeoutMs,
     // The client's default gives up after 10 attempts; a service must outlive a broker restart.
     maxReconnectAttempts: -1,
-    reconnectTimeWait: 1_000,
+    // A restarted local server is back within a second or two; half a second between attempts keeps recovery
+    // under the 5 s the design promises without a storm of connection attempts.
+    reconnectTimeWait: 500,
     noAsyncTraces: true,
     waitOnFirstConnect: false,
   };

@@ -15,6 +15,8 @@ import {
   type Delivery,
   deadLetterInfo,
   describeError,
+  type IncidentSink,
+  incidentSink,
   type Logger,
   type RetryInstruction,
   type SubscribeRequest,
@@ -33,6 +35,13 @@ const encoder = new TextEncoder();
 
 /** How long one pull request waits on the server for messages. */
 const PULL_EXPIRES_MS = 15_000;
+/** The server's idle heartbeat on a waiting pull request (nats-server 2.9 supports `idle_heartbeat`). */
+const PULL_HEARTBEAT_MS = 1_000;
+/**
+ * Silence on the inbox, with a pull request outstanding, after which the consumer counts as stalled and is
+ * declared again and pulled anew: a server restarted without our client noticing, a consumer lost with it.
+ */
+const STALL_MS = 5 * PULL_HEARTBEAT_MS;
 
 /** Delivery metadata from a JetStream ack subject. */
 export interface DeliveryMeta {
@@ -154,11 +163,18 @@ export class Subscriber implements AdapterSubscription {
   readonly #inflight = new Set<NatsDelivery>();
   readonly #threshold: number;
   readonly #maxDeliver: number;
+  readonly #incident: IncidentSink;
   #sub: Subscription | undefined;
   #requested = 0;
   #unsettled = 0;
   #seq = 0;
   #lastPullAt = 0;
+  /** Last time anything (message, status, heartbeat) arrived on the pull inbox. */
+  #lastSign = 0;
+  #stallTimer: NodeJS.Timeout | undefined;
+  #lastStallCheck = 0;
+  /** Between the connection's disconnect and reconnect: silence is expected then, not a stall. */
+  #offline = false;
   #stopped = false;
   #retryTimer: NodeJS.Timeout | undefined;
   #workingTimer: NodeJS.Timeout | undefined;
@@ -182,6 +198,7 @@ export class Subscriber implements AdapterSubscription {
     // A pull is one small message; one per ten deliveries costs well under a microsecond each.
     this.#threshold = Math.min(request.concurrency, Math.max(4, Math.floor(request.concurrency / 10)));
     this.#maxDeliver = maxDeliver(request.policy, deps.options);
+    this.#incident = incidentSink(request, deps.logger);
   }
 
   start(): void {
@@ -204,6 +221,8 @@ export class Subscriber implements AdapterSubscription {
       this.#checkStale();
     }, every);
     this.#workingTimer.unref();
+    this.#stallTimer = setInterval(() => this.#checkStalled(), PULL_HEARTBEAT_MS);
+    this.#stallTimer.unref();
     this.#pull();
   }
 
@@ -211,9 +230,16 @@ export class Subscriber implements AdapterSubscription {
     return `${this.#request.channel}/${this.#request.group}`;
   }
 
+  /** The connection dropped: no heartbeat can arrive until it is back. */
+  disconnected(): void {
+    this.#offline = true;
+  }
+
   /** After a reconnect the server has forgotten our pull requests: start over. */
   reset(): void {
+    this.#offline = false;
     this.#requested = 0;
+    this.#lastSign = Date.now();
     this.#pull();
   }
 
@@ -228,10 +254,13 @@ export class Subscriber implements AdapterSubscription {
     if (free <= 0 || (this.#requested > 0 && free < this.#threshold)) return;
     this.#requested += free;
     this.#lastPullAt = Date.now();
+    if (this.#lastSign < this.#lastPullAt - PULL_HEARTBEAT_MS) this.#lastSign = this.#lastPullAt;
     try {
       this.#deps.nc.publish(
         this.#nextSubject,
-        Buffer.from(JSON.stringify({ batch: free, expires: nanos(PULL_EXPIRES_MS) })),
+        Buffer.from(
+          JSON.stringify({ batch: free, expires: nanos(PULL_EXPIRES_MS), idle_heartbeat: nanos(PULL_HEARTBEAT_MS) }),
+        ),
         { reply: `${this.#inbox}.${++this.#seq}` },
       );
     } catch (error) {
@@ -251,6 +280,39 @@ export class Subscriber implements AdapterSubscription {
     }
   }
 
+  /**
+   * A waiting pull request hears from the server at least every PULL_HEARTBEAT_MS. Silence past STALL_MS while
+   * one is outstanding (and the connection is up) means the server no longer holds it: declare the consumer
+   * again (the server may have lost it) and pull anew, and say so, since deliveries may have waited meanwhile.
+   */
+  #checkStalled(): void {
+    if (this.#stopped || this.#offline || this.#requested === 0 || this.#retryTimer) return;
+    const nc = this.#deps.nc;
+    if (nc.isClosed() || nc.isDraining()) return;
+    const now = Date.now();
+    // A check that runs late means the event loop was blocked: what arrived meanwhile is still unread, and
+    // silence measured across it says nothing about the server. Start the measure again.
+    const late = now - this.#lastStallCheck > 2 * PULL_HEARTBEAT_MS;
+    this.#lastStallCheck = now;
+    if (late) {
+      this.#lastSign = Math.max(this.#lastSign, now - PULL_HEARTBEAT_MS);
+      return;
+    }
+    const silentMs = now - this.#lastSign;
+    if (silentMs < STALL_MS) return;
+    this.#incident({
+      kind: 'stalled',
+      component: 'nats',
+      channel: this.#request.channel,
+      group: this.#request.group,
+      message: `no message nor heartbeat for ${silentMs} ms on an outstanding pull request of consumer ${this.#deps.durable}; declaring it again and pulling anew`,
+      details: { stream: this.#deps.names.stream, consumer: this.#deps.durable },
+    });
+    this.#requested = 0;
+    this.#lastSign = Date.now();
+    this.#later(0, true);
+  }
+
   #later(ms: number, redeclare: boolean): void {
     if (this.#retryTimer || this.#stopped) return;
     this.#retryTimer = setTimeout(() => {
@@ -263,7 +325,7 @@ export class Subscriber implements AdapterSubscription {
           this.#deps.logger.warn(`[wharf] [nats] cannot declare the consumer of ${this.#label()} again; retrying`, {
             error: describeError(error).message,
           });
-          this.#later(2_000, true);
+          this.#later(1_000, true);
         },
       );
     }, ms);
@@ -271,6 +333,7 @@ export class Subscriber implements AdapterSubscription {
   }
 
   #onMessage(msg: Msg): void {
+    this.#lastSign = Date.now();
     const reply = msg.reply;
     if (!reply?.startsWith('$JS.ACK.')) {
       this.#onStatus(msg);
@@ -302,8 +365,22 @@ export class Subscriber implements AdapterSubscription {
     // 503: no responders (consumer or stream gone); 409: consumer deleted, max waiting, leadership change…
     const gone = code === 503 || /deleted|not found/i.test(description);
     if (code === 503) this.#requested = 0;
-    this.#deps.logger.warn(`[wharf] [nats] pull on ${this.#label()} ended with ${code} ${description}`);
-    this.#later(gone ? 1_000 : 250, gone);
+    // A 409 saying the consumer was deleted or is unknown is the server losing our group; a 503 (no responders)
+    // is also what every pull gets while JetStream starts after a restart: a warning, and ask again soon.
+    if (gone && code !== 503) {
+      this.#incident({
+        kind: 'stalled',
+        component: 'nats',
+        channel: this.#request.channel,
+        group: this.#request.group,
+        message: `pull on consumer ${this.#deps.durable} ended with ${code} ${description}: the consumer or its stream is gone (deleted, or lost by a server restart); declaring it again`,
+        details: { stream: this.#deps.names.stream, consumer: this.#deps.durable, code },
+      });
+    } else {
+      this.#deps.logger.warn(`[wharf] [nats] pull on ${this.#label()} ended with ${code} ${description}`);
+    }
+    // 503 right after a restart: JetStream is still loading its streams; ask again soon.
+    this.#later(code === 503 ? 250 : gone ? 1_000 : 250, gone);
   }
 
   #heartbeat(): void {
@@ -350,10 +427,17 @@ export class Subscriber implements AdapterSubscription {
       delivery.deadLetter(info).then(
         () => deps.logger.warn(`[wharf] [nats] dead-lettered an event on ${this.#label()}: crash loop`),
         (error: unknown) => {
-          deps.logger.error(
-            `[wharf] [nats] crash-loop dead-letter write failed on ${this.#label()}; the max-deliveries advisory copies it`,
-            { error: describeError(error).message },
-          );
+          // The server makes no further delivery (MaxDeliver): only the advisory's copy can still save it.
+          this.#incident({
+            kind: 'max-deliveries',
+            component: 'nats',
+            channel: this.#request.channel,
+            group: this.#request.group,
+            eventId: eventIdOf(msg.headers),
+            message: `delivered ${meta.deliveryCount} times without a settlement and the crash-loop dead-letter write failed on the last delivery the server makes; the max-deliveries advisory will try to copy it to the dead-letter stream`,
+            details: { stream: meta.stream, streamSequence: meta.streamSequence, deliveries: meta.deliveryCount },
+            error: describeError(error).message,
+          });
           delivery.release().catch(() => {});
         },
       );
@@ -399,6 +483,7 @@ export class Subscriber implements AdapterSubscription {
     if (this.#stopped) return;
     this.#stopped = true;
     clearTimeout(this.#retryTimer);
+    clearInterval(this.#stallTimer);
     this.#requested = 0;
     this.onStopped();
     const linger = setTimeout(() => this.dispose(), PULL_EXPIRES_MS + 5_000);
@@ -410,11 +495,27 @@ export class Subscriber implements AdapterSubscription {
   /** Called when the connection closes: nothing more can arrive. */
   dispose(): void {
     clearInterval(this.#workingTimer);
+    clearInterval(this.#stallTimer);
     try {
       this.#sub?.unsubscribe();
     } catch {
       // already closed with the connection
     }
+  }
+
+  /** The channel stream this subscription pulls from. */
+  get stream(): string {
+    return this.#deps.names.stream;
+  }
+
+  /** The group's durable consumer. */
+  get durable(): string {
+    return this.#deps.durable;
+  }
+
+  /** The subscription request (channel, group, incident sink). */
+  get request(): SubscribeRequest {
+    return this.#request;
   }
 
   /** Unsettled deliveries (for tests). */
@@ -474,6 +575,12 @@ class NatsDelivery implements Delivery {
     book.release(this.meta);
     return this.#settle(NAK, false);
   }
+}
+
+/** The CloudEvent id in a binary-mode message's headers, for incidents (undefined when absent). */
+export function eventIdOf(headers: MsgHdrs | undefined): string | undefined {
+  const id = headers?.get('ce-id');
+  return id ? id : undefined;
 }
 
 /** The dead-letter cause for a message the server delivered `deliveries` times without a settlement. */

@@ -100,7 +100,10 @@ function streamConfig(options: ResolvedNatsOptions, names: ChannelNames): Partia
     max_bytes: options.maxStreamBytes,
     max_msgs: options.maxStreamMessages,
     max_age: nanos(options.maxAgeMs),
-    duplicate_window: nanos(options.duplicateWindowMs),
+    // The server refuses a duplicate window longer than max_age.
+    duplicate_window: nanos(
+      options.maxAgeMs > 0 ? Math.min(options.duplicateWindowMs, options.maxAgeMs) : options.duplicateWindowMs,
+    ),
     num_replicas: options.replicas,
   };
 }
@@ -189,6 +192,9 @@ export async function ensureConsumer(
     ack_wait: nanos(options.ackWaitMs),
     max_deliver: maxDeliver(policy, options),
     max_ack_pending: maxAckPending,
+    // The channel's own (only) subject: it filters nothing, but it spares the consumer's pending state when
+    // the adapter purges settled events (nats-server < 2.9.15 resets it otherwise; see retention.ts).
+    filter_subject: names.subject,
     // Leave the consumer's retries to the core: no server-side BackOff (it would only apply to ack timeouts).
   };
   try {
@@ -208,13 +214,18 @@ export async function ensureConsumer(
     const info = await jsm.consumers.info(names.stream, durable);
     const current = info.config;
     const wanted = { ack_wait: config.ack_wait, max_deliver: config.max_deliver, max_ack_pending: maxAckPending };
+    // A consumer made by an older version has no filter subject: add it, or the retention purge must skip the
+    // channel on nats-server < 2.9.15 (retention.ts). An operator's own filter is left as it is.
+    const filter = current.filter_subject ? {} : { filter_subject: names.subject };
     if (
       current.ack_wait !== wanted.ack_wait ||
       current.max_deliver !== wanted.max_deliver ||
-      (current.max_ack_pending ?? 0) < maxAckPending
+      (current.max_ack_pending ?? 0) < maxAckPending ||
+      !current.filter_subject
     ) {
       await jsm.consumers.update(names.stream, durable, {
         ...wanted,
+        ...filter,
         max_ack_pending: Math.max(current.max_ack_pending ?? 0, maxAckPending),
       });
     }

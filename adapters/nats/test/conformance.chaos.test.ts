@@ -1,21 +1,33 @@
 import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { runConformance, sleep, untilAccepted } from '@wharf/conformance';
 import { createBus, silentLogger } from '@wharf/core';
-import { describe, expect, it } from 'vitest';
-import { channelNames } from '../src/index.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import createNatsAdapter, { channelNames, conformanceHarness, type NatsAdapterOptions } from '../src/index.js';
 import { resolveOptions } from '../src/options.js';
-import {
-  adapter,
-  cleanup,
-  publishForeign,
-  restartServer,
-  unavailable,
-  unique,
-  url,
-  withConnection,
-} from './helpers.js';
+import { unavailable, unique } from './helpers.js';
+import { PrivateNatsServer } from './private-server.js';
 
-// Real nats-server restarts (SIGTERM, 1.5 s down, start). These run sequentially, after everything else.
+// Real nats-server restarts (SIGTERM, 1.5 s down, start), on a server of this file's own: the shared one on
+// 4222 is never stopped. These run sequentially, after everything else.
+const server = unavailable === undefined ? await PrivateNatsServer.start() : undefined;
+afterAll(async () => {
+  await server?.stop();
+});
+const url = server?.url ?? 'nats://127.0.0.1:1';
+const harness = conformanceHarness(url);
+const { publishForeign, cleanup } = harness;
+const adapter = (options: NatsAdapterOptions = {}) => createNatsAdapter({ url, logger: silentLogger, ...options });
+const restartServer = (downMs: number) => server?.restart(downMs, 'SIGTERM') ?? Promise.resolve();
+async function withConnection<T>(work: (nc: NatsConnection) => Promise<T>): Promise<T> {
+  const nc = await connect({ servers: url.replace('nats://', ''), noAsyncTraces: true });
+  try {
+    return await work(nc);
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
+}
+
 // The restart case lost an event published during the restart while channel streams had interest retention
 // (nats-server 2.9 acknowledged it without storing it); the streams have limits retention now. README,
 // "Broker restarts".
@@ -23,8 +35,8 @@ runConformance({
   name: 'nats (restart)',
   create: () => adapter(),
   ...(unavailable !== undefined ? { unavailable } : {}),
-  publishForeign,
-  cleanup,
+  publishForeign: (channel, message) => publishForeign(channel, message),
+  cleanup: (channel, groups) => cleanup(channel, groups),
   restartBroker: () => restartServer(1_500),
   only: ['broker-restart'],
 });

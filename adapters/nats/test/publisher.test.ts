@@ -2,7 +2,7 @@ import { JetStreamApiError } from '@nats-io/jetstream';
 import { MsgHdrsImpl, NoRespondersError } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { pubAckCheck } from '../src/publisher.js';
-import { neededFrom } from '../src/retention.js';
+import { neededFrom, purgeResetsPending, sparedByPurge } from '../src/retention.js';
 
 const reply = (text: string, headers?: MsgHdrsImpl) => ({ data: Buffer.from(text), headers });
 
@@ -46,5 +46,17 @@ describe('nats retention: what a group still needs', () => {
     expect(neededFrom(info(15, 15, 0))).toBe(16);
     // A new group (deliver policy new) on a stream at sequence 5: its floor is 0, its start is 6.
     expect(neededFrom(info(0, 5, 0))).toBe(6);
+  });
+
+  it('purges only where the server keeps the pending state of every consumer (nats-server < 2.9.15 resets it)', () => {
+    expect(purgeResetsPending('2.9.10')).toBe(true);
+    expect(purgeResetsPending('2.9.14')).toBe(true);
+    expect(purgeResetsPending(undefined)).toBe(true);
+    expect(purgeResetsPending('2.9.15')).toBe(false);
+    expect(purgeResetsPending('2.10.4')).toBe(false);
+    expect(purgeResetsPending('v2.11.0-beta')).toBe(false);
+    expect(sparedByPurge({ config: { filter_subject: 'wharf.orders_2Eplaced' } })).toBe(true);
+    expect(sparedByPurge({ config: {} })).toBe(false);
+    expect(sparedByPurge({ config: { filter_subject: '>' } })).toBe(false);
   });
 });
