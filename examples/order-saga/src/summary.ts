@@ -182,7 +182,8 @@ export function comparable(summary: SagaSummary): Omit<SagaSummary, 'run' | 'tim
 function perService(stats: readonly InstanceStats[]): Record<string, { delivered: number; handlerMs: number }> {
   const out: Record<string, { delivered: number; handlerMs: number }> = {};
   for (const s of stats) {
-    const entry = (out[s.service] ??= { delivered: 0, handlerMs: 0 });
+    const entry = out[s.service] ?? { delivered: 0, handlerMs: 0 };
+    out[s.service] = entry;
     entry.delivered += s.bus.delivered;
     entry.handlerMs += Math.round(s.bus.handlerMs);
   }
