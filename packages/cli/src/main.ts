@@ -2,6 +2,7 @@ import { WharfError } from '@wharf/core';
 import { UsageError } from './args.js';
 import { bench, benchUsage } from './commands/bench.js';
 import { brokers, brokersUsage } from './commands/brokers.js';
+import { chaos, chaosUsage } from './commands/chaos.js';
 import { codegen, codegenUsage } from './commands/codegen.js';
 import { conformance, conformanceUsage } from './commands/conformance.js';
 import { dlq, dlqUsage } from './commands/dlq.js';
@@ -26,6 +27,7 @@ const COMMANDS: Record<string, Command> = {
   dlq: { run: dlq, usage: dlqUsage, summary: 'list or replay dead letters' },
   bench: { run: bench, usage: benchUsage, summary: 'measure the bus against the raw client' },
   brokers: { run: brokers, usage: brokersUsage, summary: 'start, stop or check local brokers' },
+  chaos: { run: chaos, usage: chaosUsage, summary: 'inject broker faults and check nothing is lost' },
 };
 
 export const usage = `wharf — contract-first, broker-agnostic event bus

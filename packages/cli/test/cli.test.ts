@@ -25,6 +25,16 @@ function wharf(...args: string[]): Promise<{ code: number; stdout: string; stder
 }
 
 describe('wharf', () => {
+  it('chaos refuses a broker it cannot run privately and an unknown scenario, with usage', async () => {
+    const memory = await wharf('chaos', '--broker', 'memory://', '--scenario', 'all');
+    expect(memory.code).toBe(2);
+    expect(memory.stderr).toContain('not a broker chaos can run privately');
+    const unknown = await wharf('chaos', '--broker', 'nats', '--scenario', 'nope');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown scenario "nope"');
+    expect(memory.stdout).toBe('');
+  });
+
   it('prints usage and fails on unknown commands', async () => {
     const help = await wharf('--help');
     expect(help.code).toBe(0);

@@ -1,0 +1,100 @@
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BrokerControlError } from '../errors.js';
+import { amqpServes } from './handshake.js';
+import type { BrokerDriver } from './process.js';
+
+/** The real scripts, not Debian's /usr/sbin wrappers (which `su` to the rabbitmq user and the shared node's files). */
+function rabbitBinary(name: 'rabbitmq-server' | 'rabbitmqctl'): string {
+  const override = process.env[name === 'rabbitmqctl' ? 'WHARF_RABBITMQCTL' : 'WHARF_RABBITMQ_SERVER'];
+  if (override) return override;
+  const lib = `/usr/lib/rabbitmq/bin/${name}`;
+  return existsSync(lib) ? lib : name;
+}
+
+/**
+ * A second RabbitMQ node on its own ports, node name, data, logs, config and Erlang cookie (HOME is
+ * the data dir), so `rabbitmqctl -n` reaches it and never the shared `rabbit@localhost`. The
+ * system's rabbitmq.conf (which binds 5672) and rabbitmq-env.conf are replaced by our own files.
+ */
+export function rabbitmqDriver(
+  port: number,
+  distPort: number,
+  dataDir: string,
+): BrokerDriver & { ctl(...args: string[]): Promise<string>; readonly node: string } {
+  const node = `wharf-chaos-${port}@localhost`;
+  const pidFile = join(dataDir, 'rabbit.pid');
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    HOME: dataDir,
+    RABBITMQ_NODENAME: node,
+    RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
+    RABBITMQ_NODE_PORT: String(port),
+    RABBITMQ_DIST_PORT: String(distPort),
+    RABBITMQ_MNESIA_BASE: join(dataDir, 'mnesia'),
+    RABBITMQ_LOG_BASE: join(dataDir, 'log'),
+    RABBITMQ_PID_FILE: pidFile,
+    RABBITMQ_CONFIG_FILE: join(dataDir, 'rabbitmq.conf'),
+    RABBITMQ_CONF_ENV_FILE: join(dataDir, 'rabbitmq-env.conf'),
+    RABBITMQ_ENABLED_PLUGINS_FILE: join(dataDir, 'enabled_plugins'),
+    ERL_EPMD_ADDRESS: '127.0.0.1',
+  };
+  let wrapper: number | undefined;
+  const ctl = (...args: string[]): Promise<string> =>
+    new Promise((resolve, reject) => {
+      execFile(
+        rabbitBinary('rabbitmqctl'),
+        ['-n', node, ...args],
+        { env, timeout: 60_000 },
+        (error, stdout, stderr) => {
+          if (error)
+            reject(
+              new BrokerControlError(
+                `rabbitmqctl -n ${node} ${args.join(' ')} failed: ${stderr.trim() || error.message}`,
+                { cause: error },
+              ),
+            );
+          else resolve(stdout);
+        },
+      );
+    });
+  return {
+    kind: 'rabbitmq',
+    node,
+    url: `amqp://guest:guest@127.0.0.1:${port}`,
+    port,
+    proxyTarget: port,
+    dataDir,
+    startTimeoutMs: 120_000,
+    ctl,
+    async launch() {
+      writeFileSync(
+        env.RABBITMQ_CONFIG_FILE as string,
+        `listeners.tcp.local = 127.0.0.1:${port}\nloopback_users = none\n`,
+      );
+      writeFileSync(env.RABBITMQ_CONF_ENV_FILE as string, '# private node: see @wharf/chaos\n');
+      writeFileSync(env.RABBITMQ_ENABLED_PLUGINS_FILE as string, '[].\n');
+      const log = openSync(join(dataDir, 'rabbitmq-server.out'), 'a');
+      const child = spawn(rabbitBinary('rabbitmq-server'), [], {
+        detached: true,
+        stdio: ['ignore', log, log],
+        env,
+        cwd: dataDir,
+      });
+      child.on('error', () => undefined);
+      child.unref();
+      wrapper = child.pid;
+    },
+    pid() {
+      try {
+        const pid = Number.parseInt(readFileSync(pidFile, 'utf8').trim(), 10);
+        return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    companions: () => (wrapper === undefined ? [] : [wrapper]),
+    serves: () => amqpServes(port),
+  };
+}

@@ -1,0 +1,25 @@
+export { amqpServes, kafkaServes, natsJetStreamServes } from './brokers/handshake.js';
+export {
+  BROKER_KINDS,
+  type BrokerKind,
+  type ManagedBroker,
+  type ManagedRabbitMq,
+  type StartBrokerOptions,
+  startBroker,
+} from './brokers/index.js';
+export { freePort } from './brokers/ports.js';
+export {
+  type BrokerWitness,
+  type CheckInput,
+  type CheckResult,
+  check,
+  type DeliveryRecord,
+  eventKey,
+  type PublishOutcome,
+  type PublishRecord,
+} from './checker/checker.js';
+export * from './errors.js';
+export type { DataFault, Direction, Fault } from './proxy/fault.js';
+export { type FaultProxy, type ProxyOptions, type ProxyStats, startProxy } from './proxy/proxy.js';
+export { type ChaosOptions, type ChaosReport, runChaos, selectScenarios } from './suite.js';
+export * from './workload/index.js';
