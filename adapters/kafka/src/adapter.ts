@@ -6,6 +6,7 @@ import {
   ClosedError,
   DEFAULT_CAPABILITIES,
   type Delivery,
+  describeError,
   type Logger,
   type NormalizedRetryPolicy,
   type StoredDeadLetter,
@@ -14,7 +15,7 @@ import {
 } from '@wharf/core';
 import { type ClientAdmin, type ClientProducer, createClient, type KafkaClient } from './client.js';
 import { readDeadLetters } from './dead-letters.js';
-import { toWharfError, unreachable, within } from './errors.js';
+import { toWharfError, unreachable, whileUnreachable, within } from './errors.js';
 import { ADAPTER_NAME, type KafkaAdapterOptions, type ResolvedKafkaOptions, resolveOptions } from './options.js';
 import { Publisher } from './publisher.js';
 import { Subscriber } from './subscriber.js';
@@ -78,16 +79,30 @@ export class KafkaAdapter implements Adapter {
       const work = (async (): Promise<Connected> => {
         let admin: ClientAdmin | undefined;
         try {
-          admin = await this.#client.admin();
+          // During a broker outage (a restart, a kill -9) the first attempts are refused: wait for
+          // the broker, up to connectTimeoutMs, rather than fail the service's start.
+          admin = await whileUnreachable(
+            () => this.#client.admin(),
+            o.connectTimeoutMs,
+            (error, delayMs) =>
+              this.#logger.warn(
+                `[wharf] [kafka] brokers ${o.where} not reachable yet (${describeError(error).message}); trying again in ${delayMs} ms`,
+              ),
+            () => this.#closing !== undefined,
+          );
           // The idempotent producer is capped by time, not by count: kafkajs' default retries forever.
           const retries = 5 + Math.ceil(Math.max(0, o.publishTimeoutMs - 3_100) / 2_000);
-          const producer = await this.#client.producer({
-            idempotent: o.idempotent,
-            acks: -1,
-            retries,
-            maxRetryTimeMs: 2_000,
-            requestTimeoutMs: Math.min(30_000, o.publishTimeoutMs),
-          });
+          const producer = await whileUnreachable(
+            () =>
+              this.#client.producer({
+                idempotent: o.idempotent,
+                acks: -1,
+                retries,
+                maxRetryTimeMs: 2_000,
+                requestTimeoutMs: Math.min(30_000, o.publishTimeoutMs),
+              }),
+            o.connectTimeoutMs,
+          );
           const publisher = new Publisher(o, producer, () => this.#admin(), this.#topology, this.#logger);
           return { admin, producer, publisher };
         } catch (error) {
@@ -199,7 +214,11 @@ export class KafkaAdapter implements Adapter {
       this.#subscribers.clear();
       const connected = await this.#connecting?.catch(() => undefined);
       if (connected) {
-        await Promise.allSettled([connected.producer.disconnect(), connected.admin.disconnect()]);
+        // Bounded: with the broker gone, kafkajs' disconnect can wait for requests that never end,
+        // and a service that cannot close never exits (seen: >9 min after a broker kill -9).
+        const bound = (work: Promise<void>): Promise<void> =>
+          within(work, 10_000, () => new Error('disconnect timeout')).catch(() => undefined);
+        await Promise.all([bound(connected.producer.disconnect()), bound(connected.admin.disconnect())]);
       }
     })();
     return this.#closing;

@@ -78,6 +78,11 @@ export interface ClientAdmin {
   /** Creates the topics that do not exist yet; resolves once they have leaders. */
   createTopics(specs: readonly TopicSpec[]): Promise<void>;
   listTopics(): Promise<string[]>;
+  /**
+   * Waits (with backoff, up to `timeoutMs`) until every partition of each topic has a leader in the
+   * broker's metadata; resolves with the topics that still have none at the deadline (empty: all ready).
+   */
+  awaitLeaders(topics: readonly string[], timeoutMs: number): Promise<string[]>;
   deleteTopics(topics: readonly string[]): Promise<void>;
   deleteGroups(groups: readonly string[]): Promise<void>;
   committed(groupId: string, topic: string): Promise<CommittedOffset[]>;
@@ -212,40 +217,112 @@ export function createClient(config: ClientConfig): KafkaClient {
       return wrapAdmin(admin);
     },
     async producer(settings) {
-      // A producer gets its own client so its bounded retries and single in-flight request do not
-      // apply to admin or consumer requests.
-      const own = new Kafka({
-        ...base,
-        retry: { retries: settings.retries, initialRetryTime: 100, maxRetryTime: settings.maxRetryTimeMs },
-        requestTimeout: settings.requestTimeoutMs,
-      });
-      const producer = own.producer({
-        createPartitioner: Partitioners.DefaultPartitioner,
-        allowAutoTopicCreation: false,
-        idempotent: settings.idempotent,
-        // The idempotent producer keeps ordering only with one request in flight per connection.
-        ...(settings.idempotent ? { maxInFlightRequests: 1 } : {}),
-        retry: { retries: settings.retries, initialRetryTime: 100, maxRetryTime: settings.maxRetryTimeMs },
-      });
-      await producer.connect();
-      return {
-        async send(batch) {
-          await producer.sendBatch({
-            acks: settings.acks,
-            timeout: settings.requestTimeoutMs,
-            // Our records are kafkajs messages already; kafkajs 2.2.4 reads them and never mutates
-            // them, so they are passed as they are rather than copied per record.
-            topicMessages: batch.map(({ topic, records }) => ({
-              topic,
-              messages: records as kafkajs.Message[],
-            })),
-          });
-        },
-        disconnect: () => producer.disconnect(),
-      };
+      return safeProducer(base, settings);
     },
     consumer(settings) {
       return wrapConsumer(kafka, settings);
+    },
+  };
+}
+
+/**
+ * Keyless records get their partition once, from kafkajs' round robin, and keep it on every retry.
+ * kafkajs runs the partitioner again on each retry of a send, so a retried keyless record moves to
+ * another partition, while the idempotent producer's sequence number of the first partition was
+ * rolled back (see safeProducer): the next record sent there reuses a sequence number the broker may
+ * have stored already, and the broker answers such a batch as a duplicate, without writing it.
+ */
+function stickyPartitioner(): kafkajs.ICustomPartitioner {
+  return () => {
+    const roundRobin = Partitioners.DefaultPartitioner();
+    const chosen = new WeakMap<object, number>();
+    return (args) => {
+      if (args.message.key !== null && args.message.key !== undefined) return roundRobin(args);
+      const known = chosen.get(args.message);
+      if (known !== undefined && args.partitionMetadata.some((p) => p.partitionId === known)) return known;
+      const partition = roundRobin(args);
+      chosen.set(args.message, partition);
+      return partition;
+    };
+  };
+}
+
+/**
+ * The idempotent producer, replaced by a new one (a new producer id, sequence numbers from 0) after
+ * any send that failed or is still running when the next one starts (a publish that timed out).
+ *
+ * kafkajs gives a partition's sequence numbers back when a produce request fails, including when
+ * the outcome is unknown: a request that timed out, or whose connection closed (a broker shutting
+ * down), may have been stored. The next batch for that partition then carries the same sequence
+ * number and the broker acknowledges it as a duplicate of the stored one without writing it: the
+ * publish resolves and its event is lost (a clean broker restart lost `tick-11` that way). A new
+ * producer id cannot collide with what the old one wrote; a late write of the old one is at most a
+ * duplicate of an event whose publish was reported as failed (consumers deduplicate by id).
+ */
+async function safeProducer(base: kafkajs.KafkaConfig, settings: ProducerSettings): Promise<ClientProducer> {
+  // A producer gets its own client so its bounded retries and single in-flight request do not
+  // apply to admin or consumer requests.
+  const own = new Kafka({
+    ...base,
+    retry: { retries: settings.retries, initialRetryTime: 100, maxRetryTime: settings.maxRetryTimeMs },
+    requestTimeout: settings.requestTimeoutMs,
+  });
+  const create = async (): Promise<kafkajs.Producer> => {
+    const producer = own.producer({
+      createPartitioner: stickyPartitioner(),
+      allowAutoTopicCreation: false,
+      idempotent: settings.idempotent,
+      // The idempotent producer keeps ordering only with one request in flight per connection.
+      ...(settings.idempotent ? { maxInFlightRequests: 1 } : {}),
+      retry: { retries: settings.retries, initialRetryTime: 100, maxRetryTime: settings.maxRetryTimeMs },
+    });
+    await producer.connect();
+    return producer;
+  };
+  let current: Promise<kafkajs.Producer> = create();
+  await current;
+  /** Sends of the current producer not answered yet. */
+  let running = 0;
+  /** The current producer failed a send: the next send uses a new one. */
+  let spoiled = false;
+  const renew = (): void => {
+    const old = current;
+    spoiled = false;
+    running = 0;
+    current = create();
+    // Its abandoned sends stop with it; bounded so a dead broker cannot hold anything.
+    void old.then((p) => p.disconnect()).catch(() => undefined);
+    // A failed connect is retried by the next send.
+    current.catch(() => {
+      spoiled = true;
+    });
+  };
+  return {
+    async send(batch) {
+      if (settings.idempotent && (spoiled || running > 0)) renew();
+      const mine = current;
+      const producer = await mine;
+      running++;
+      try {
+        await producer.sendBatch({
+          acks: settings.acks,
+          timeout: settings.requestTimeoutMs,
+          // Our records are kafkajs messages already; kafkajs 2.2.4 reads them and never mutates
+          // them, so they are passed as they are rather than copied per record.
+          topicMessages: batch.map(({ topic, records }) => ({
+            topic,
+            messages: records as kafkajs.Message[],
+          })),
+        });
+      } catch (error) {
+        if (mine === current) spoiled = true;
+        throw error;
+      } finally {
+        if (mine === current) running--;
+      }
+    },
+    disconnect: async () => {
+      await (await current).disconnect();
     },
   };
 }
@@ -263,12 +340,50 @@ async function retrying<T>(work: () => Promise<T>): Promise<T> {
       const retriable =
         (error as { retriable?: boolean }).retriable === true || classifyError(error) === 'unknown-topic';
       if (!retriable || attempt >= 8 || classifyError(error) === 'unreachable') throw error;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 50 * 2 ** attempt)));
+      await sleep(Math.min(1_000, 50 * 2 ** attempt));
     }
   }
 }
 
+async function awaitLeaders(admin: kafkajs.Admin, topics: readonly string[], timeoutMs: number): Promise<string[]> {
+  // A topic another process created a moment ago is listed before a KRaft broker's metadata has
+  // leaders for its partitions; meanwhile it answers UNKNOWN_TOPIC_OR_PARTITION, which kafkajs'
+  // consumer does not retry when it subscribes (issue 13: "This server does not host this
+  // topic-partition"). So declaring waits here until the metadata is complete.
+  const deadline = Date.now() + timeoutMs;
+  let lacking = [...topics];
+  for (let attempt = 0; lacking.length > 0; attempt++) {
+    try {
+      const { topics: found } = await admin.fetchTopicMetadata({ topics: lacking });
+      lacking = lacking.filter((topic) => {
+        const partitions = found.find((t) => t.name === topic)?.partitions ?? [];
+        return partitions.length === 0 || partitions.some((p) => p.leader < 0 || p.partitionErrorCode !== 0);
+      });
+    } catch (error) {
+      const retriable =
+        classifyError(error) === 'unknown-topic' || (error as { retriable?: boolean }).retriable === true;
+      if (!retriable || classifyError(error) === 'unreachable') throw error;
+    }
+    if (lacking.length === 0 || Date.now() >= deadline) break;
+    await sleep(Math.min(1_000, 25 * 2 ** attempt, Math.max(0, deadline - Date.now())));
+  }
+  return lacking;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
 function wrapAdmin(admin: kafkajs.Admin): ClientAdmin {
+  // kafkajs keeps one metadata cache per client, and a refresh replaces it with the answer for the
+  // topics that refresh asked about: two calls at once (ends() of two topics) can leave one of them
+  // out, and fetchTopicOffsets then fails with "Cannot destructure property 'partitions' of
+  // 'low.pop(...)'" (seen with 6 processes declaring 5 channels each). Calls that read or refresh
+  // the cache run one at a time.
+  let chain: Promise<unknown> = Promise.resolve();
+  const serial = <T>(work: () => Promise<T>): Promise<T> => {
+    const run = chain.then(work, work);
+    chain = run.catch(() => undefined);
+    return run;
+  };
   return {
     async createTopics(specs) {
       if (specs.length === 0) return;
@@ -291,6 +406,7 @@ function wrapAdmin(admin: kafkajs.Admin): ClientAdmin {
       }
     },
     listTopics: () => retrying(() => admin.listTopics()),
+    awaitLeaders: (topics, timeoutMs) => serial(() => awaitLeaders(admin, topics, timeoutMs)),
     async deleteTopics(topics) {
       if (topics.length > 0) await admin.deleteTopics({ topics: [...topics] });
     },
@@ -306,7 +422,7 @@ function wrapAdmin(admin: kafkajs.Admin): ClientAdmin {
       }));
     },
     async ends(topic) {
-      const list = await retrying(() => admin.fetchTopicOffsets(topic));
+      const list = await serial(() => retrying(() => admin.fetchTopicOffsets(topic)));
       return list.map((p) => ({ partition: p.partition, low: p.low, high: p.high }));
     },
     async maxMessageBytes(topic) {
@@ -321,75 +437,113 @@ function wrapAdmin(admin: kafkajs.Admin): ClientAdmin {
   };
 }
 
-/** Delays before restarting a consumer that kafkajs gave up on: doubling from the first, reset by a join. */
+/** Delays before restarting a crashed consumer: doubling from the first, reset by a join. */
 const RESTART_FIRST_MS = 500;
 const RESTART_MAX_MS = 10_000;
 
 /**
- * kafkajs restarts a crashed consumer only when the crash is "retriable"; some crashes caused by a
- * broker restart are not (`KafkaJSNonRetriableError: Failed to find group coordinator` when a
- * rebalance notice arrives while the broker shuts down, tulios/kafkajs#1630, #1445), and the
- * consumer then stays stopped for good, silently. Such a consumer is restarted here (with a
- * growing delay), unless it was disconnected on purpose or the brokers refused our credentials.
+ * Every crashed consumer is restarted here, as a new kafkajs consumer, never by kafkajs itself:
+ * - kafkajs restarts a crash only when it deems it "retriable", and one a broker restart causes is
+ *   not (`KafkaJSNonRetriableError: Failed to find group coordinator` when a rebalance notice
+ *   arrives while the broker shuts down, tulios/kafkajs#1630, #1445): that consumer stays stopped
+ *   for good, silently;
+ * - kafkajs' own restart runs from a timer whose promise nobody awaits (`setTimeout(() =>
+ *   start(onCrash))` in consumer/index.js): a failure there is an unhandled rejection that takes
+ *   the process down (a KafkaJSConnectionError after a broker kill -9).
+ * So `restartOnFailure` says no, and the wrapper starts a fresh consumer (a growing delay, reset by
+ * a join) unless it was disconnected on purpose or the brokers refused our credentials.
  *
  * Exported for tests (with a fake kafkajs); the adapter gets it through `createClient`.
  */
 export function wrapConsumer(kafka: Pick<kafkajs.Kafka, 'consumer'>, settings: ConsumerSettings): ClientConsumer {
-  const consumer = kafka.consumer({
-    groupId: settings.groupId,
-    sessionTimeout: settings.sessionTimeoutMs,
-    rebalanceTimeout: settings.rebalanceTimeoutMs,
-    heartbeatInterval: settings.heartbeatIntervalMs,
-    maxWaitTimeInMs: settings.maxWaitTimeMs,
-    allowAutoTopicCreation: false,
-    // Retriable failures (broker gone, coordinator moved) restart the consumer: it rejoins by itself.
-    // The others are restarted below.
-    retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5_000, restartOnFailure: async () => true },
-  });
-  const { CRASH, GROUP_JOIN, COMMIT_OFFSETS } = consumer.events;
+  const create = (): kafkajs.Consumer =>
+    kafka.consumer({
+      groupId: settings.groupId,
+      sessionTimeout: settings.sessionTimeoutMs,
+      rebalanceTimeout: settings.rebalanceTimeoutMs,
+      heartbeatInterval: settings.heartbeatIntervalMs,
+      maxWaitTimeInMs: settings.maxWaitTimeMs,
+      allowAutoTopicCreation: false,
+      retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5_000, restartOnFailure: async () => false },
+    });
+  let consumer = create();
+  let topicList: readonly string[] = [];
   let config: kafkajs.ConsumerRunConfig | undefined;
   let disconnecting = false;
   let restartTimer: NodeJS.Timeout | undefined;
   let restartDelay = RESTART_FIRST_MS;
   const crashListeners: ((error: Error, restarting: boolean) => void)[] = [];
+  const assignedListeners: ((assignment: readonly TopicPartitions[]) => void)[] = [];
   // Commits the broker acknowledged, by topic|partition|offset, until their caller looked. kafkajs
   // resolves a commit without sending it (or after a failed attempt) once its runner stopped (crash,
   // disconnect): such a commit must not count as done.
   const acknowledged = new Map<string, number>();
 
+  const start = async (): Promise<void> => {
+    await consumer.connect();
+    // Metadata for a topic created a moment ago (by another process) may still lack a partition:
+    // kafkajs does not retry UNKNOWN_TOPIC_OR_PARTITION here, so this does, briefly.
+    await retrying(() => consumer.subscribe({ topics: [...topicList], fromBeginning: true }));
+    await consumer.run(config);
+  };
+
   const restart = (): void => {
     const delay = restartDelay;
     restartDelay = Math.min(restartDelay * 2, RESTART_MAX_MS);
+    clearTimeout(restartTimer);
     restartTimer = setTimeout(() => {
       restartTimer = undefined;
       if (disconnecting || config === undefined) return;
-      // run() catches start-up failures itself (they are crashes again); a rejection is unexpected.
-      consumer.run(config).catch(() => restart());
+      const old = consumer;
+      consumer = create();
+      attach(consumer);
+      // The crashed one disconnected itself already; this only makes sure (kafkajs shares the call).
+      void old.disconnect().catch(() => undefined);
+      start().catch((error: unknown) => {
+        // A failed start (the broker still away) is a crash of the new consumer too: try again later.
+        for (const listener of crashListeners) listener(error as Error, true);
+        restart();
+      });
     }, delay);
   };
 
-  consumer.on(GROUP_JOIN, () => {
-    restartDelay = RESTART_FIRST_MS;
-    // A restart that was already starting when disconnect() ran: leave again.
-    if (disconnecting) void consumer.disconnect().catch(() => undefined);
-  });
-  consumer.on(CRASH, (event) => {
-    const { error, restart: restartedByKafkajs } = event.payload;
-    let restarting = restartedByKafkajs;
-    if (!restartedByKafkajs && !disconnecting && config !== undefined && classifyError(error) !== 'auth') {
-      restarting = true;
-      restart();
-    }
-    for (const listener of crashListeners) listener(error, restarting);
-  });
-  consumer.on(COMMIT_OFFSETS, (event) => {
-    for (const { topic, partitions } of event.payload.topics) {
-      for (const { partition, offset } of partitions) {
-        const key = `${topic}|${partition}|${String(offset)}`;
-        acknowledged.set(key, (acknowledged.get(key) ?? 0) + 1);
+  const attach = (c: kafkajs.Consumer): void => {
+    const { CRASH, GROUP_JOIN, COMMIT_OFFSETS } = c.events;
+    c.on(GROUP_JOIN, (event) => {
+      if (c !== consumer) return;
+      restartDelay = RESTART_FIRST_MS;
+      // A restart that was already starting when disconnect() ran: leave again.
+      if (disconnecting) {
+        void c.disconnect().catch(() => undefined);
+        return;
       }
-    }
-  });
+      const assignment = Object.entries(event.payload.memberAssignment).map(([topic, partitions]) => ({
+        topic,
+        partitions,
+      }));
+      for (const listener of assignedListeners) listener(assignment);
+    });
+    c.on(CRASH, (event) => {
+      if (c !== consumer) return;
+      const { error, restart: restartedByKafkajs } = event.payload;
+      let restarting = restartedByKafkajs;
+      if (!restartedByKafkajs && !disconnecting && config !== undefined && classifyError(error) !== 'auth') {
+        restarting = true;
+        restart();
+      }
+      for (const listener of crashListeners) listener(error, restarting);
+    });
+    c.on(COMMIT_OFFSETS, (event) => {
+      for (const { topic, partitions } of event.payload.topics) {
+        for (const { partition, offset } of partitions) {
+          const key = `${topic}|${partition}|${String(offset)}`;
+          acknowledged.set(key, (acknowledged.get(key) ?? 0) + 1);
+        }
+      }
+    });
+  };
+  attach(consumer);
+
   /** Whether the broker acknowledged a commit of this offset since the caller sent it (consumes one acknowledgement). */
   const wasAcknowledged = (o: OffsetCommit): boolean => {
     const key = `${o.topic}|${o.partition}|${o.offset}`;
@@ -410,6 +564,7 @@ export function wrapConsumer(kafka: Pick<kafkajs.Kafka, 'consumer'>, settings: C
 
   return {
     async run(topics, onBatch) {
+      topicList = topics;
       config = {
         autoCommit: false,
         eachBatchAutoResolve: false,
@@ -433,14 +588,10 @@ export function wrapConsumer(kafka: Pick<kafkajs.Kafka, 'consumer'>, settings: C
           });
         },
       };
-      await consumer.connect();
-      await consumer.subscribe({ topics: [...topics], fromBeginning: true });
-      await consumer.run(config);
+      await start();
     },
     onAssigned(listener) {
-      consumer.on(GROUP_JOIN, (event) => {
-        listener(Object.entries(event.payload.memberAssignment).map(([topic, partitions]) => ({ topic, partitions })));
-      });
+      assignedListeners.push(listener);
     },
     onCrash(listener) {
       crashListeners.push(listener);
@@ -497,6 +648,10 @@ export function classifyError(error: unknown): ErrorKind {
     if (e.type === 'NON_EMPTY_GROUP') return 'group-not-empty';
     if (e.name === 'KafkaJSSASLAuthenticationError' || e.type === 'SASL_AUTHENTICATION_FAILED') return 'auth';
     if (
+      // A broker that is starting (or just restarted) has no group coordinator yet: not ready, as unreachable.
+      e.name === 'KafkaJSGroupCoordinatorNotFound' ||
+      e.type === 'COORDINATOR_NOT_AVAILABLE' ||
+      e.type === 'COORDINATOR_LOAD_IN_PROGRESS' ||
       e.name === 'KafkaJSConnectionError' ||
       e.name === 'KafkaJSBrokerNotFound' ||
       e.name === 'KafkaJSNoBrokerAvailableError' ||

@@ -75,3 +75,35 @@ export async function within<T>(work: Promise<T>, ms: number, make: () => Error)
     clearTimeout(timer);
   }
 }
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Whether an error means the brokers could not be reached (typed already, or from the client). */
+export function isUnreachable(error: unknown): boolean {
+  return error instanceof BrokerUnreachableError || classifyError(error) === 'unreachable';
+}
+
+/**
+ * Runs `work` again while it fails because the brokers cannot be reached (backoff from 250 ms,
+ * doubling up to 5 s), until `timeoutMs` has passed: a service started during a broker outage or
+ * restart waits for the broker instead of exiting with ECONNREFUSED. Any other error, and the last
+ * unreachable one at the deadline, is thrown (`stop()` true also ends the wait: closing).
+ */
+export async function whileUnreachable<T>(
+  work: () => Promise<T>,
+  timeoutMs: number,
+  onWait?: (error: unknown, delayMs: number) => void,
+  stop?: () => boolean,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      const delay = Math.min(5_000, 250 * 2 ** attempt);
+      if (!isUnreachable(error) || Date.now() + delay >= deadline || stop?.()) throw error;
+      onWait?.(error, delay);
+      await sleep(delay);
+    }
+  }
+}

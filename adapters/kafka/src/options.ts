@@ -19,14 +19,23 @@ export interface KafkaAdapterOptions {
   requireTopics?: boolean;
   /** Largest event body accepted; created topics get `max.message.bytes` with room for headers. Default 8 MiB. */
   maxMessageBytes?: number;
-  /** Bound on `connect()`: after it, `BrokerUnreachableError`. Default 10 s. */
+  /**
+   * How long `connect()`, declaring and subscribing wait for unreachable brokers (retrying with
+   * backoff: a service started during a broker restart waits for it); after it, `BrokerUnreachableError`.
+   * Default 60 s.
+   */
   connectTimeoutMs?: number;
   /** Bound on one publish, client retries included (e.g. while a broker restarts). Default 30 s. */
   publishTimeoutMs?: number;
-  /** Consumer group session timeout (broker default minimum 6 s). Default 30 s. */
+  /**
+   * Consumer group session timeout: a member that stops heartbeating (killed, frozen) keeps its
+   * partitions this long before the others get them. Default 6 s, the broker's default
+   * `group.min.session.timeout.ms` (a lower value needs a broker configured lower).
+   */
   sessionTimeoutMs?: number;
   /** How long a rebalance waits for running handlers before the member is dropped. Default 60 s. */
   rebalanceTimeoutMs?: number;
+  /** How often a member heartbeats; at most a third of `sessionTimeoutMs`. Default 1 s. */
   heartbeatIntervalMs?: number;
   /** Longest fetch long-poll; also bounds how late a due retry is picked up. Default 250. */
   maxWaitTimeMs?: number;
@@ -112,7 +121,7 @@ export function resolveOptions(url: string, options: KafkaAdapterOptions): Resol
         }
       : undefined;
   const heartbeatIntervalMs = integer(options.heartbeatIntervalMs, 'heartbeatIntervalMs', 50, 60_000, 1_000);
-  const sessionTimeoutMs = integer(options.sessionTimeoutMs, 'sessionTimeoutMs', 1_000, 3_600_000, 30_000);
+  const sessionTimeoutMs = integer(options.sessionTimeoutMs, 'sessionTimeoutMs', 1_000, 3_600_000, 6_000);
   if (heartbeatIntervalMs * 3 > sessionTimeoutMs) {
     throw new ConfigError(
       ADAPTER_NAME,
@@ -129,7 +138,7 @@ export function resolveOptions(url: string, options: KafkaAdapterOptions): Resol
     replicationFactor: integer(options.replicationFactor, 'replicationFactor', -1, 100, -1),
     requireTopics: options.requireTopics ?? param('requireTopics') === 'true',
     maxMessageBytes: integer(options.maxMessageBytes, 'maxMessageBytes', 1_024, 512 * 1024 * 1024, 8 * 1024 * 1024),
-    connectTimeoutMs: integer(options.connectTimeoutMs, 'connectTimeoutMs', 100, 600_000, 10_000),
+    connectTimeoutMs: integer(options.connectTimeoutMs, 'connectTimeoutMs', 100, 600_000, 60_000),
     publishTimeoutMs: integer(options.publishTimeoutMs, 'publishTimeoutMs', 100, 3_600_000, 30_000),
     sessionTimeoutMs,
     rebalanceTimeoutMs: integer(options.rebalanceTimeoutMs, 'rebalanceTimeoutMs', 1_000, 3_600_000, 60_000),

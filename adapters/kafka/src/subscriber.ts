@@ -1,18 +1,12 @@
 import {
   type AdapterSubscription,
-  ATTEMPT_HEADER,
-  CrashLoopError,
   type DeadLetterInfo,
   DeadLetterWriteError,
-  type Decoded,
   type Delivery,
   deadLetterHeaders,
-  deadLetterInfo,
   describeError,
-  FIRST_FAILURE_HEADER,
   type Logger,
   type RetryInstruction,
-  readAttempt,
   retryHeaders,
   type SubscribeRequest,
 } from '@wharf/core';
@@ -24,148 +18,20 @@ import type {
   IncomingRecord,
   KafkaClient,
 } from './client.js';
-import { copyHeaders, DUE_HEADER, decode, headerText, ORIGIN_HEADER } from './codec.js';
-import { within } from './errors.js';
+import { copyHeaders, DUE_HEADER, ORIGIN_HEADER } from './codec.js';
+import { OffsetCommits } from './commits.js';
+import { countDelivery, crashLoopInfo, type ProbeContext, uncountDelivery } from './crash-loop.js';
+import { attemptOf, commitTarget, Item, type RecordWriter, Slots } from './delivery.js';
+import { whileUnreachable, within } from './errors.js';
+import { type Reporter, reporter } from './incidents.js';
 import { ADAPTER_NAME, type ResolvedKafkaOptions } from './options.js';
+import { dueOf, PartitionPauses } from './pauses.js';
 import type { Publisher } from './publisher.js';
 import { startsFromNow, type Topology } from './topology.js';
-
-type ItemState = 'queued' | 'running' | 'done' | 'released' | 'skipped';
-
-/** Where a settled record is written when it is not simply acknowledged. */
-interface RecordWriter {
-  retry(record: IncomingRecord, instruction: RetryInstruction): Promise<void>;
-  deadLetter(record: IncomingRecord, info: DeadLetterInfo): Promise<void>;
-}
-
-/** What ack and release return: they settle at once, so one resolved promise serves them all. */
-const SETTLED: Promise<void> = Promise.resolve();
-
-const UNREAD: Decoded = { ok: false, error: new Error('[wharf] [kafka] the record was not read yet') };
-
-/**
- * One record of a batch on its way through the handler, and the core's handle to settle it: one
- * object per record with its methods on the prototype, not a set of closures per delivery.
- */
-class Item implements Delivery {
-  state: ItemState = 'queued';
-  decoded: Decoded = UNREAD;
-  attempt = 1;
-  firstFailureAt: string | undefined;
-
-  constructor(
-    readonly record: IncomingRecord,
-    readonly writer: RecordWriter,
-  ) {}
-
-  /** The record's offset, a decimal string (parsed only where a commit needs the number). */
-  get offset(): string {
-    return this.record.offset;
-  }
-
-  /** Reads the record as it is handed over; `extraAttempts` counts deliveries a crashed consumer made. */
-  open(extraAttempts: number): this {
-    const { record } = this;
-    this.state = 'running';
-    this.decoded = decode(record);
-    this.attempt = attemptOf(record, extraAttempts);
-    this.firstFailureAt = safeHeader(record, FIRST_FAILURE_HEADER);
-    return this;
-  }
-
-  ack(): Promise<void> {
-    const refused = this.#refused('ack');
-    if (refused) return refused;
-    this.state = 'done';
-    return SETTLED;
-  }
-
-  async retry(instruction: RetryInstruction): Promise<void> {
-    const refused = this.#refused('retry');
-    if (refused) return refused;
-    await this.writer.retry(this.record, instruction);
-    this.state = 'done';
-  }
-
-  async deadLetter(info: DeadLetterInfo): Promise<void> {
-    const refused = this.#refused('dead-letter');
-    if (refused) return refused;
-    await this.writer.deadLetter(this.record, info);
-    this.state = 'done';
-  }
-
-  release(): Promise<void> {
-    const refused = this.#refused('release');
-    if (refused) return refused;
-    this.state = 'released';
-    return SETTLED;
-  }
-
-  /** A rejection when this delivery is settled already (the core settles each once). */
-  #refused(what: string): Promise<never> | undefined {
-    if (this.state === 'running') return undefined;
-    return Promise.reject(
-      new Error(`[wharf] [kafka] cannot ${what}: this delivery was already settled (${this.state})`),
-    );
-  }
-}
 
 /** Why a batch stopped early. */
 interface BatchControl {
   interrupted: boolean;
-}
-
-/** Commits of one assignment: the newest target per partition, and whether a request is in flight. */
-interface CommitQueue {
-  readonly pending: Map<string, { topic: string; partition: number; target: bigint }>;
-  sending: boolean;
-  /** Settles once the request that takes the pending targets was answered (or given up). */
-  answered: Promise<void> | undefined;
-  answer: () => void;
-}
-
-function commitQueue(): CommitQueue {
-  return { pending: new Map(), sending: false, answered: undefined, answer: () => {} };
-}
-
-const MARKER = /^wharf:offset=(\d+);deliveries=(\d+)$/;
-
-/** Offset-commit metadata that counts deliveries of the record at the committed offset. */
-export function deliveryMarker(offset: bigint, deliveries: number): string | null {
-  return deliveries > 0 ? `wharf:offset=${offset};deliveries=${deliveries}` : null;
-}
-
-/** Deliveries of the record at `offset` so far, from a commit's metadata. */
-export function parseDeliveryMarker(metadata: string | null | undefined, offset: bigint): number {
-  const m = metadata ? MARKER.exec(metadata) : null;
-  return m && BigInt(m[1] as string) === offset ? Number(m[2]) : 0;
-}
-
-/** A counting semaphore whose waiters can be cancelled (on stop). */
-class Slots {
-  #free: number;
-  readonly #waiters: ((ok: boolean) => void)[] = [];
-  constructor(size: number) {
-    this.#free = size;
-  }
-  /** Takes a slot if one is free (no promise, no microtask hop on the hot path). */
-  tryAcquire(): boolean {
-    if (this.#free === 0) return false;
-    this.#free--;
-    return true;
-  }
-  acquire(): Promise<boolean> {
-    if (this.tryAcquire()) return Promise.resolve(true);
-    return new Promise((resolve) => this.#waiters.push(resolve));
-  }
-  release(): void {
-    const next = this.#waiters.shift();
-    if (next) next(true);
-    else this.#free++;
-  }
-  cancel(): void {
-    for (const waiter of this.#waiters.splice(0)) waiter(false);
-  }
 }
 
 export interface SubscriberDeps {
@@ -190,26 +56,23 @@ export class Subscriber implements AdapterSubscription {
   readonly #onDelivery: (delivery: Delivery) => Promise<void>;
   readonly #slots: Slots;
   readonly #groupId: string;
+  readonly #report: Reporter;
   readonly #retryTopics = new Map<number, string>();
   readonly #retryTopicSet = new Set<string>();
   readonly #dlt: string;
   readonly #batches = new Set<Promise<void>>();
-  /** Offset commits not awaited by their batch; leaving the group waits for them. */
-  readonly #commits = new Set<Promise<void>>();
-  readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #commits: OffsetCommits;
+  readonly #pauses: PartitionPauses;
   readonly #writer: RecordWriter = {
     retry: (record, instruction) => this.#writeRetry(record, instruction),
     deadLetter: (record, info) => this.#writeDeadLetter(record, info),
   };
   #consumer: ClientConsumer | undefined;
   #topics: string[] = [];
-  // Per assignment (reset on every rebalance): generation, committed offsets, probed partitions.
+  // Per assignment (reset on every rebalance): generation, probed partitions, committed offsets read.
   #generation = 0;
-  #committed = new Map<string, bigint>();
   #probed = new Set<string>();
   #committedInfo = new Map<string, Promise<CommittedOffset[]>>();
-  /** Commits of this assignment waiting to be sent (see #commitQueued). */
-  #commitQueue: CommitQueue = commitQueue();
   /** Where this subscriber started reading partitions that had no committed offset (kept across assignments). */
   readonly #starts = new Map<string, bigint>();
   /**
@@ -219,6 +82,8 @@ export class Subscriber implements AdapterSubscription {
    */
   #initialised: Promise<Map<string, bigint>> = Promise.resolve(new Map());
   #stopping = false;
+  /** A crash was reported and the consumer has not joined since. */
+  #stalled = false;
   #closed: Promise<void> | undefined;
   /** Set when close gave up waiting for handlers: batches stop waiting for them. */
   #abandoned = false;
@@ -232,6 +97,18 @@ export class Subscriber implements AdapterSubscription {
     this.#slots = new Slots(request.concurrency);
     const names = deps.topology.names;
     this.#groupId = names.group(request.channel, request.group);
+    this.#report = reporter(request, deps.logger, this.#groupId);
+    const consumer = (): ClientConsumer => this.#consumer as ClientConsumer;
+    // Not fatal: the events after the last committed offset are delivered again (deduplicated by id).
+    this.#commits = new OffsetCommits(consumer, (offsets, error) => {
+      const list = offsets.map((o) => `${o.topic}/${o.partition}@${o.target}`);
+      this.#report(
+        'settle-failed',
+        `settled events could not be committed (${list.join(', ')}); the events after the last committed offsets are delivered again`,
+        { error, details: { offsets: list } },
+      );
+    });
+    this.#pauses = new PartitionPauses(consumer);
     const { retries, dlt } = names.groupTopics(request.channel, request.group, request.policy);
     for (const [tier, topic] of retries) {
       this.#retryTopics.set(tier, topic);
@@ -260,11 +137,10 @@ export class Subscriber implements AdapterSubscription {
     });
     consumer.onAssigned((assignment) => {
       this.#generation++;
-      this.#committed = new Map();
+      this.#stalled = false;
+      this.#commits.reset();
       this.#probed = new Set();
       this.#committedInfo = new Map();
-      this.#answerAll(this.#commitQueue);
-      this.#commitQueue = commitQueue();
       logger.debug(`[wharf] [kafka] ${this.#groupId} assigned`, { assignment });
       // A new group starts from "now": commit the end offsets where nothing is committed yet,
       // without a separate join. The partitions are not paused meanwhile (kafkajs sleeps a whole
@@ -283,11 +159,32 @@ export class Subscriber implements AdapterSubscription {
         .finally(joined);
     });
     consumer.onCrash((error, restarting) => {
-      const message = `[wharf] [kafka] the consumer of ${channel}/${group} lost the brokers ${options.where}: ${describeError(error).message}`;
-      if (restarting) logger.warn(`${message}; it reconnects by itself`);
-      else logger.error(`${message}; it stopped — subscribe again`);
+      // One incident per outage: while the brokers stay away every restart attempt crashes again
+      // (every 0.5-10 s per subscription); those are warnings until the consumer joined again.
+      if (this.#stalled && restarting) {
+        logger.warn(
+          `[wharf] [kafka] the consumer of ${this.#groupId} could not start again yet (${describeError(error).message}); retrying`,
+        );
+        return;
+      }
+      this.#stalled = true;
+      // Its unsettled records come again from the last committed offsets once it is back.
+      this.#report(
+        'stalled',
+        `the consumer stopped (${describeError(error).message}) on brokers ${options.where}; ${
+          restarting
+            ? 'it is restarted and resumes from the committed offsets'
+            : 'it stopped for good — subscribe again'
+        }`,
+        { error, details: { restarting } },
+      );
     });
-    await consumer.run(this.#topics, (batch) => this.#track(this.#onBatch(batch)));
+    await whileUnreachable(
+      () => consumer.run(this.#topics, (batch) => this.#track(this.#onBatch(batch))),
+      options.connectTimeoutMs,
+      undefined,
+      () => this.#stopping,
+    );
     try {
       await within(firstJoin, options.sessionTimeoutMs + options.connectTimeoutMs, () => new Error('join timeout'));
     } catch {
@@ -361,7 +258,7 @@ export class Subscriber implements AdapterSubscription {
         lastCommitAt = Date.now();
         const target = commitTarget(items);
         if (target !== undefined && generation === this.#generation) {
-          void this.#commitQueued(fetched.topic, fetched.partition, target);
+          void this.#commits.queued(fetched.topic, fetched.partition, target);
         }
       }
     }, this.#deps.options.heartbeatIntervalMs);
@@ -388,7 +285,7 @@ export class Subscriber implements AdapterSubscription {
           const item = new Item(first, this.#writer);
           items.push(item);
           start = 1;
-          await this.#probe(batch, first, item, control, generation);
+          await this.#probe(first, item, control, generation);
           if (item.state !== 'done') start = batch.records.length;
         }
       }
@@ -423,40 +320,20 @@ export class Subscriber implements AdapterSubscription {
   }
 
   /**
-   * The first record of a partition after an assignment may be one a previous consumer died on.
-   * Before handing it over, count this delivery in the offset commit's metadata (persisted by the
-   * broker, read back by whoever gets the partition next), so a record that crashes its consumer
-   * every time still reaches the dead-letter topic after `maxAttempts` deliveries.
+   * The first record of a partition after an assignment may be one a previous consumer died on:
+   * count this delivery first (see crash-loop.ts), and dead-letter it without running the handler
+   * once the count exceeds the policy's attempts.
    */
-  async #probe(
-    batch: FetchedBatch,
-    record: IncomingRecord,
-    item: Item,
-    control: BatchControl,
-    generation: number,
-  ): Promise<void> {
-    const consumer = this.#consumer as ClientConsumer;
-    const offset = BigInt(record.offset);
-    let deliveries = 1;
-    try {
-      const committed = (await this.#committedOf(batch.topic)).find((c) => c.partition === batch.partition);
-      if (committed && BigInt(committed.offset) === offset) {
-        deliveries = parseDeliveryMarker(committed.metadata, offset) + 1;
-      }
-      await consumer.commit([
-        {
-          topic: batch.topic,
-          partition: batch.partition,
-          offset: record.offset,
-          metadata: deliveryMarker(offset, deliveries),
-        },
-      ]);
-      this.#committed.set(`${batch.topic}|${batch.partition}`, offset);
-    } catch (error) {
-      this.#deps.logger.debug(`[wharf] [kafka] could not record a delivery count on ${this.#groupId}`, {
-        error: describeError(error).message,
-      });
-    }
+  async #probe(record: IncomingRecord, item: Item, control: BatchControl, generation: number): Promise<void> {
+    const ctx: ProbeContext = {
+      consumer: this.#consumer as ClientConsumer,
+      commits: this.#commits,
+      committedOf: (topic) => this.#committedOf(topic),
+      report: this.#report,
+      logger: this.#deps.logger,
+      groupId: this.#groupId,
+    };
+    const deliveries = await countDelivery(ctx, record);
     const attempt = attemptOf(record, deliveries - 1);
     if (attempt > this.#request.policy.maxAttempts) {
       await this.#crashLoop(record, item, attempt);
@@ -464,37 +341,16 @@ export class Subscriber implements AdapterSubscription {
       await this.#run(item, undefined, control, generation, deliveries - 1);
     }
     if (item.state === 'done') {
-      await this.#commit(batch.topic, batch.partition, offset + 1n);
+      await this.#commits.now(record.topic, record.partition, BigInt(record.offset) + 1n);
     } else if (item.state === 'released' || item.state === 'skipped') {
-      // Given back (shutdown) or never handed over: not an attempt, so the count goes back.
-      await consumer
-        .commit([
-          {
-            topic: batch.topic,
-            partition: batch.partition,
-            offset: record.offset,
-            metadata: deliveryMarker(offset, deliveries - 1),
-          },
-        ])
-        .catch(() => undefined);
+      await uncountDelivery(ctx, record, deliveries);
     }
   }
 
   async #crashLoop(record: IncomingRecord, item: Item, attempt: number): Promise<void> {
     const { channel, group } = this.#request;
-    const error = new CrashLoopError(
-      `the consumer stopped ${attempt - 1} times while handling this event (crash loop); dead-lettered without another attempt`,
-    );
-    const info = deadLetterInfo({
-      reason: 'retries-exhausted',
-      error,
-      channel,
-      group,
-      attempts: attempt - 1,
-      firstFailureAt: safeHeader(record, FIRST_FAILURE_HEADER),
-    });
     try {
-      await this.#writeDeadLetter(record, info);
+      await this.#writeDeadLetter(record, crashLoopInfo(record, attempt, channel, group));
       item.state = 'done';
       this.#deps.logger.warn(`[wharf] [kafka] dead-lettered an event on ${channel}/${group}: crash loop`, {
         offset: record.offset,
@@ -502,9 +358,11 @@ export class Subscriber implements AdapterSubscription {
       });
     } catch (writeError) {
       item.state = 'released';
-      this.#deps.logger.error(`[wharf] [kafka] dead-letter write failed on ${channel}/${group}`, {
-        error: describeError(writeError).message,
-      });
+      this.#report(
+        'dead-letter-failed',
+        `a crash-looping event could not be dead-lettered to ${this.#dlt}; it is released and comes again`,
+        { record, error: writeError },
+      );
     }
   }
 
@@ -556,9 +414,7 @@ export class Subscriber implements AdapterSubscription {
   }
 
   readonly #unexpected = (error: unknown): void => {
-    this.#deps.logger.error(`[wharf] [kafka] a delivery on ${this.#groupId} failed unexpectedly`, {
-      error: describeError(error).message,
-    });
+    this.#report('other', `a delivery failed unexpectedly on consumer group ${this.#groupId}`, { error });
   };
 
   #retryTopic(tierMs: number): string {
@@ -619,9 +475,9 @@ export class Subscriber implements AdapterSubscription {
     // later: meanwhile more records arrive and the next fetch brings them together. Returning at
     // once made a tight fetch loop of small fetches, which cost ~8 µs of client CPU per event (raw
     // kafkajs too) for ~3 ms less latency. Batches of one fetch share the commit request (see
-    // #commitQueued), and the records are settled already: only the next fetch waits.
+    // OffsetCommits.queued), and the records are settled already: only the next fetch waits.
     const target = commitTarget(items);
-    const committing = target === undefined ? undefined : this.#commitQueued(batch.topic, batch.partition, target);
+    const committing = target === undefined ? undefined : this.#commits.queued(batch.topic, batch.partition, target);
     const undone = items.find((i) => i.state !== 'done');
     const partition = [{ topic: batch.topic, partitions: [batch.partition] }];
     if (undone) {
@@ -629,128 +485,20 @@ export class Subscriber implements AdapterSubscription {
       consumer.seek(batch.topic, batch.partition, undone.offset);
       const backoff = this.#deps.options.releaseBackoffMs;
       if (undone.state === 'released' && backoff > 0 && !this.#stopping)
-        this.#pauseUntil(partition, Date.now() + backoff);
+        this.#pauses.until(partition, Date.now() + backoff);
       return;
     }
     const last = items[items.length - 1];
     if (last) batch.resolve(last.offset);
-    if (dueAt !== undefined && !this.#stopping) this.#pauseUntil(partition, dueAt);
+    if (dueAt !== undefined && !this.#stopping) this.#pauses.until(partition, dueAt);
     if (committing) await this.#unlessAbandoned(committing);
-  }
-
-  /** Pauses a partition until `at` (a retry record's due time): the broker holds it, no handler sleeps. */
-  #pauseUntil(partition: { topic: string; partitions: number[] }[], at: number): void {
-    const consumer = this.#consumer as ClientConsumer;
-    consumer.pause(partition);
-    const timer = setTimeout(
-      () => {
-        this.#timers.delete(timer);
-        if (!this.#stopping) consumer.resume(partition);
-      },
-      Math.max(0, at - Date.now()),
-    );
-    this.#timers.add(timer);
-  }
-
-  /**
-   * Queues a commit; the promise settles (never rejects: a failure is logged) once the request that
-   * carries it was answered, or at once when nothing moves forward. One commit request is in flight
-   * per subscription; the targets that arrive meanwhile (the newest per partition) go together in
-   * the next one. So a partition's commits land in order (never a lower offset after a higher one),
-   * and a busy subscription sends one commit per round trip for all its partitions, not one per batch.
-   */
-  #commitQueued(topic: string, partition: number, target: bigint): Promise<void> | undefined {
-    const key = `${topic}|${partition}`;
-    if (!this.#beyondCommitted(key, target)) return undefined;
-    const queue = this.#commitQueue;
-    const pending = queue.pending.get(key);
-    if (pending === undefined || pending.target < target) queue.pending.set(key, { topic, partition, target });
-    queue.answered ??= new Promise<void>((resolve) => {
-      queue.answer = resolve;
-    });
-    const answered = queue.answered;
-    if (!queue.sending) {
-      queue.sending = true;
-      const work = this.#sendCommits(queue);
-      this.#commits.add(work);
-      void work.finally(() => this.#commits.delete(work));
-    }
-    return answered;
-  }
-
-  async #sendCommits(queue: CommitQueue): Promise<void> {
-    try {
-      // Stops when the assignment changed: the partitions may belong to other members now.
-      while (queue.pending.size > 0 && queue === this.#commitQueue) {
-        // One turn later, so the batches of one fetch, which settle over a few ticks, share the
-        // request: sent at the first of them, the others waited for a second round trip.
-        await new Promise((resolve) => setImmediate(resolve));
-        if (queue !== this.#commitQueue) break;
-        const offsets: { topic: string; partition: number; target: bigint }[] = [];
-        for (const [key, commit] of queue.pending) {
-          if (this.#claim(key, commit.target)) offsets.push(commit);
-        }
-        queue.pending.clear();
-        const answer = queue.answer;
-        queue.answered = undefined;
-        if (offsets.length > 0) await this.#sendOffsets(offsets);
-        answer();
-      }
-    } finally {
-      queue.sending = false;
-      this.#answerAll(queue);
-    }
-  }
-
-  /** Wakes whoever waits for a queue's commits once it is dropped (a new assignment) or stopped sending. */
-  #answerAll(queue: CommitQueue): void {
-    if (queue.sending) return;
-    queue.answered = undefined;
-    queue.answer();
-  }
-
-  async #commit(topic: string, partition: number, target: bigint): Promise<void> {
-    if (this.#claim(`${topic}|${partition}`, target)) await this.#sendOffsets([{ topic, partition, target }]);
-  }
-
-  /** Whether `target` moves the partition's committed offset forward (never back). */
-  #beyondCommitted(key: string, target: bigint): boolean {
-    const last = this.#committed.get(key);
-    return last === undefined || target > last;
-  }
-
-  /** Records `target` as the partition's committed offset when it moves it forward; false when it would not. */
-  #claim(key: string, target: bigint): boolean {
-    if (!this.#beyondCommitted(key, target)) return false;
-    this.#committed.set(key, target);
-    return true;
-  }
-
-  /** Commits offsets already recorded in `#committed`; a failure forgets them again and is only logged. */
-  async #sendOffsets(offsets: readonly { topic: string; partition: number; target: bigint }[]): Promise<void> {
-    try {
-      await (this.#consumer as ClientConsumer).commit(
-        offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: String(o.target) })),
-      );
-    } catch (error) {
-      for (const o of offsets) {
-        const key = `${o.topic}|${o.partition}`;
-        if (this.#committed.get(key) === o.target) this.#committed.delete(key);
-      }
-      // Not fatal: the events after the last committed offset are delivered again (deduplicated by id).
-      this.#deps.logger.warn(
-        `[wharf] [kafka] could not commit ${offsets.map((o) => `${o.topic}/${o.partition}@${o.target}`).join(', ')} for ${this.#groupId}; those events may be delivered again`,
-        { error: describeError(error).message },
-      );
-    }
   }
 
   stop(): Promise<void> {
     if (this.#stopping) return Promise.resolve();
     this.#stopping = true;
     this.#slots.cancel();
-    for (const timer of this.#timers) clearTimeout(timer);
-    this.#timers.clear();
+    this.#pauses.stop();
     const consumer = this.#consumer;
     try {
       consumer?.pause(this.#topics.map((topic) => ({ topic })));
@@ -761,7 +509,7 @@ export class Subscriber implements AdapterSubscription {
     // their offsets committed first; stop() itself returns at once (the core waits for handlers).
     this.#closed = (async () => {
       await Promise.allSettled([...this.#batches]);
-      await Promise.allSettled([...this.#commits]);
+      await Promise.allSettled(this.#commits.inFlight());
       await consumer?.disconnect().catch(() => undefined);
     })();
     return Promise.resolve();
@@ -785,36 +533,6 @@ export class Subscriber implements AdapterSubscription {
         () => new Error('disconnect timeout'),
       ).catch(() => undefined);
     }
-  }
-}
-
-/** The offset after the leading run of settled records, or undefined when the first is not settled. */
-function commitTarget(items: readonly Item[]): bigint | undefined {
-  let settled = 0;
-  while (settled < items.length && (items[settled] as Item).state === 'done') settled++;
-  return settled === 0 ? undefined : BigInt((items[settled - 1] as Item).offset) + 1n;
-}
-
-function dueOf(record: IncomingRecord): number {
-  const value = Number(safeHeader(record, DUE_HEADER));
-  return Number.isFinite(value) ? value : 0;
-}
-
-/**
- * The attempt a delivery of `record` is: its attempt header (written with a retry) plus deliveries a
- * crashed consumer made. Read the same way for the first record of a partition (crash-loop check)
- * and for the delivery itself.
- */
-function attemptOf(record: IncomingRecord, extraAttempts: number): number {
-  return readAttempt(safeHeader(record, ATTEMPT_HEADER)) + extraAttempts;
-}
-
-/** A bookkeeping header, or undefined when it is absent or malformed (a foreign record's, say). */
-function safeHeader(record: IncomingRecord, name: string): string | undefined {
-  try {
-    return headerText(record.headers, name);
-  } catch {
-    return undefined;
   }
 }
 

@@ -19,8 +19,8 @@ import {
   retryTiers,
   TopologyError,
 } from '@wharf/core';
-import type { ClientAdmin, CommittedOffset, KafkaClient, TopicSpec } from './client.js';
-import { missingTopics, toWharfError, within } from './errors.js';
+import { type ClientAdmin, type CommittedOffset, classifyError, type KafkaClient, type TopicSpec } from './client.js';
+import { missingTopics, toWharfError, whileUnreachable, within } from './errors.js';
 import { ADAPTER_NAME, type ResolvedKafkaOptions } from './options.js';
 
 /** Kafka's limit on a topic name (and, for symmetry, on the consumer groups we name). */
@@ -216,7 +216,10 @@ export class Topology {
     const key = missing.map((s) => s.topic).join('\n');
     let work = this.#pending.get(key);
     if (!work) {
-      work = this.#ensure(missing).finally(() => this.#pending.delete(key));
+      // A broker restarting while a service starts: wait for it (bounded) rather than fail.
+      work = whileUnreachable(() => this.#ensure(missing), this.options.connectTimeoutMs).finally(() =>
+        this.#pending.delete(key),
+      );
       this.#pending.set(key, work);
     }
     await work;
@@ -232,6 +235,19 @@ export class Topology {
         if (this.options.requireTopics) throw missingTopics(absent.map((s) => s.topic));
         await admin.createTopics(absent);
         this.logger.debug(`[wharf] [kafka] created topics ${absent.map((s) => s.topic).join(', ')}`);
+      }
+      // Listed is not ready: right after its creation (here or in another process) a topic's
+      // partitions may have no leader in the metadata yet, and subscribing then fails.
+      const timeoutMs = this.options.connectTimeoutMs;
+      const leaderless = await admin.awaitLeaders(
+        specs.map((s) => s.topic),
+        timeoutMs,
+      );
+      if (leaderless.length > 0) {
+        throw new TopologyError(
+          ADAPTER_NAME,
+          `${doing}: ${leaderless.join(', ')} still had a partition without a leader after ${timeoutMs} ms (connectTimeoutMs) — check the brokers' health (kafka-topics.sh --describe)`,
+        );
       }
     } catch (error) {
       if (error instanceof TopologyError) throw error;
@@ -271,7 +287,7 @@ export class Topology {
     const key = `${groupId}\n${topics.join('\n')}`;
     // A subscriber initialises offsets itself when it joins (see Subscriber), saving a join here.
     if (options.initialiseOffsets && !this.#initialised.has(key)) {
-      await this.#startFromNow(groupId, topics);
+      await whileUnreachable(() => this.#startFromNow(groupId, topics), this.options.connectTimeoutMs);
       this.#initialised.add(key);
     }
     return topics;
@@ -280,38 +296,59 @@ export class Topology {
   async #startFromNow(groupId: string, topics: readonly string[]): Promise<void> {
     const admin = await this.admin();
     const doing = `initialising the offsets of consumer group ${groupId}`;
+    const deadline = Date.now() + this.options.connectTimeoutMs * 3;
     try {
-      const missing = await this.#uncommitted(admin, groupId, topics);
-      if (missing.length === 0) return;
-      // Kafka stores offsets only for a group member (or through a group with no members, which
-      // kafkajs' admin does with a slow fetch cycle): join briefly, commit the end offsets, leave.
-      const consumer = this.client.consumer({
-        groupId,
-        sessionTimeoutMs: this.options.sessionTimeoutMs,
-        rebalanceTimeoutMs: this.options.rebalanceTimeoutMs,
-        heartbeatIntervalMs: this.options.heartbeatIntervalMs,
-        maxWaitTimeMs: this.options.maxWaitTimeMs,
-        partitionsConcurrently: 1,
-      });
-      try {
-        const joined = new Promise<void>((resolve) => consumer.onAssigned(() => resolve()));
-        const topicList = [...new Set(missing.map((m) => m.topic))];
-        // Nothing is consumed: batches are left unresolved and the group is left at once.
-        await consumer.run(topicList, async () => {});
-        await within(joined, this.options.connectTimeoutMs * 3, () => new Error(`joining ${groupId} timed out`));
-        consumer.pause(topicList.map((topic) => ({ topic })));
-        // End offsets read after joining: anything published once declare() resolves is kept.
-        const commits = await startsFromNow(
-          admin,
-          (topic) => admin.committed(groupId, topic),
-          topics.map((topic) => ({ topic })),
-        );
-        if (commits.length > 0) await consumer.commit(commits);
-      } finally {
-        await consumer.disconnect().catch(() => undefined);
+      for (let attempt = 0; ; attempt++) {
+        const missing = await this.#uncommitted(admin, groupId, topics);
+        if (missing.length === 0) return;
+        try {
+          await this.#commitStarts(admin, groupId, topics, missing);
+          return;
+        } catch (error) {
+          // Replicas declaring together join the same group: another member's join makes our short
+          // membership's commit stale (ILLEGAL_GENERATION). Look again: the other one may have
+          // initialised the offsets already; otherwise join again.
+          if (classifyError(error) !== 'rebalancing' || Date.now() >= deadline) throw error;
+          await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 100 * 2 ** attempt)));
+        }
       }
     } catch (error) {
       throw toWharfError(error, { where: this.options.where, doing });
+    }
+  }
+
+  async #commitStarts(
+    admin: ClientAdmin,
+    groupId: string,
+    topics: readonly string[],
+    missing: readonly { topic: string }[],
+  ): Promise<void> {
+    // Kafka stores offsets only for a group member (or through a group with no members, which
+    // kafkajs' admin does with a slow fetch cycle): join briefly, commit the end offsets, leave.
+    const consumer = this.client.consumer({
+      groupId,
+      sessionTimeoutMs: this.options.sessionTimeoutMs,
+      rebalanceTimeoutMs: this.options.rebalanceTimeoutMs,
+      heartbeatIntervalMs: this.options.heartbeatIntervalMs,
+      maxWaitTimeMs: this.options.maxWaitTimeMs,
+      partitionsConcurrently: 1,
+    });
+    try {
+      const joined = new Promise<void>((resolve) => consumer.onAssigned(() => resolve()));
+      const topicList = [...new Set(missing.map((m) => m.topic))];
+      // Nothing is consumed: batches are left unresolved and the group is left at once.
+      await consumer.run(topicList, async () => {});
+      await within(joined, this.options.connectTimeoutMs * 3, () => new Error(`joining ${groupId} timed out`));
+      consumer.pause(topicList.map((topic) => ({ topic })));
+      // End offsets read after joining: anything published once declare() resolves is kept.
+      const commits = await startsFromNow(
+        admin,
+        (topic) => admin.committed(groupId, topic),
+        topics.map((topic) => ({ topic })),
+      );
+      if (commits.length > 0) await consumer.commit(commits);
+    } finally {
+      await consumer.disconnect().catch(() => undefined);
     }
   }
 

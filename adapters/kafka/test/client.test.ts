@@ -73,10 +73,17 @@ class FakeConsumer {
   }
 }
 
-function wrapped(): { fake: FakeConsumer; consumer: ClientConsumer; crashes: [string, boolean][] } {
-  const fake = new FakeConsumer();
-  const kafka = { consumer: () => fake } as unknown as Pick<kafkajs.Kafka, 'consumer'>;
-  const consumer = wrapConsumer(kafka, {
+/** The wrapper over a fake kafkajs that makes a new consumer per call, as kafkajs does. */
+function wrapped() {
+  const fakes: FakeConsumer[] = [];
+  const kafka = {
+    consumer: () => {
+      const fake = new FakeConsumer();
+      fakes.push(fake);
+      return fake;
+    },
+  } as unknown as Pick<kafkajs.Kafka, 'consumer'>;
+  const consumer: ClientConsumer = wrapConsumer(kafka, {
     groupId: 'g',
     sessionTimeoutMs: 6_000,
     rebalanceTimeoutMs: 10_000,
@@ -86,7 +93,15 @@ function wrapped(): { fake: FakeConsumer; consumer: ClientConsumer; crashes: [st
   });
   const crashes: [string, boolean][] = [];
   consumer.onCrash((error, restarting) => crashes.push([error.message, restarting]));
-  return { fake, consumer, crashes };
+  return {
+    consumer,
+    crashes,
+    /** The kafkajs consumer in use now. */
+    fake: () => fakes[fakes.length - 1] as FakeConsumer,
+    /** Consumers created, and runs over all of them. */
+    created: () => fakes.length,
+    runs: () => fakes.reduce((sum, f) => sum + f.runs, 0),
+  };
 }
 
 /** What kafkajs' joinAndSync throws when the coordinator lookup fails (it bails, wrapping the cause). */
@@ -100,65 +115,82 @@ describe('kafka client: a consumer kafkajs does not restart', () => {
     vi.useRealTimers();
   });
 
-  it('is restarted after a non-retriable crash (broker restart during a rebalance), with a growing delay', async () => {
+  it('is recreated after a non-retriable crash (broker restart during a rebalance), with a growing delay', async () => {
     vi.useFakeTimers();
-    const { fake, consumer, crashes } = wrapped();
+    const { fake, runs, created, consumer, crashes } = wrapped();
     await consumer.run(['t'], async () => {});
-    assert.equal(fake.runs, 1);
+    assert.equal(runs(), 1);
 
-    fake.crash(coordinatorLost(), false);
+    fake().crash(coordinatorLost(), false);
     assert.deepEqual(crashes, [['Failed to find group coordinator', true]], 'reported as restarting');
     await vi.advanceTimersByTimeAsync(499);
-    assert.equal(fake.runs, 1);
+    assert.equal(runs(), 1);
     await vi.advanceTimersByTimeAsync(1);
-    assert.equal(fake.runs, 2, 'restarted after 500 ms');
+    assert.equal(runs(), 2, 'restarted after 500 ms');
+    assert.equal(created(), 2, 'as a new kafkajs consumer');
 
     // Still no coordinator: the next attempt waits twice as long.
-    fake.crash(coordinatorLost(), false);
+    fake().crash(coordinatorLost(), false);
     await vi.advanceTimersByTimeAsync(999);
-    assert.equal(fake.runs, 2);
+    assert.equal(runs(), 2);
     await vi.advanceTimersByTimeAsync(1);
-    assert.equal(fake.runs, 3);
+    assert.equal(runs(), 3);
 
     // A join resets the delay.
-    fake.join();
-    fake.crash(coordinatorLost(), false);
+    fake().join();
+    fake().crash(coordinatorLost(), false);
     await vi.advanceTimersByTimeAsync(500);
-    assert.equal(fake.runs, 4);
+    assert.equal(runs(), 4);
   });
 
-  it('leaves restarts kafkajs does itself to kafkajs', async () => {
+  it('restarts a crash kafkajs would have restarted itself (its restart timer leaks rejections)', async () => {
     vi.useFakeTimers();
-    const { fake, consumer, crashes } = wrapped();
+    const { fake, runs, consumer, crashes } = wrapped();
     await consumer.run(['t'], async () => {});
-    fake.crash(
-      new kafkajs.KafkaJSNumberOfRetriesExceeded(new Error('connect ECONNREFUSED'), {
-        retryCount: 8,
-        retryTime: 5_000,
-      }),
-      true,
+    // kafkajs is told not to restart (restartOnFailure answers false), so it reports restart: false.
+    fake().crash(
+      new kafkajs.KafkaJSNumberOfRetriesExceeded(new Error('read ECONNRESET'), { retryCount: 8, retryTime: 5_000 }),
+      false,
     );
-    await vi.advanceTimersByTimeAsync(20_000);
-    assert.equal(fake.runs, 1);
-    assert.deepEqual(crashes, [['connect ECONNREFUSED', true]]);
+    await vi.advanceTimersByTimeAsync(500);
+    assert.equal(runs(), 2);
+    assert.deepEqual(crashes, [['read ECONNRESET', true]]);
+    await consumer.disconnect();
+  });
+
+  it('crashes again, and retries, when the new consumer cannot start (the broker still away)', async () => {
+    vi.useFakeTimers();
+    const { fake, runs, created, consumer, crashes } = wrapped();
+    await consumer.run(['t'], async () => {});
+    const refuse = vi.spyOn(FakeConsumer.prototype, 'connect').mockRejectedValue(new Error('connect ECONNREFUSED'));
+    fake().crash(coordinatorLost(), false);
+    await vi.advanceTimersByTimeAsync(500);
+    assert.equal(created(), 2);
+    assert.equal(runs(), 1, 'the second consumer never ran');
+    assert.deepEqual(crashes.at(-1), ['connect ECONNREFUSED', true]);
+    refuse.mockRestore();
+    await vi.advanceTimersByTimeAsync(1_000);
+    assert.equal(created(), 3);
+    assert.equal(runs(), 2, 'the third one did');
+    await consumer.disconnect();
   });
 
   it('is not restarted after disconnect(), nor when the brokers refuse the credentials', async () => {
     vi.useFakeTimers();
     const a = wrapped();
     await a.consumer.run(['t'], async () => {});
-    a.fake.crash(coordinatorLost(), false);
+    a.fake().crash(coordinatorLost(), false);
     await a.consumer.disconnect();
     await vi.advanceTimersByTimeAsync(20_000);
-    assert.equal(a.fake.runs, 1, 'a pending restart is cancelled by disconnect()');
+    assert.equal(a.runs(), 1, 'a pending restart is cancelled by disconnect()');
 
     const b = wrapped();
     await b.consumer.run(['t'], async () => {});
     const auth = new kafkajs.KafkaJSProtocolError('SASL authentication failed');
     (auth as { type?: string }).type = 'SASL_AUTHENTICATION_FAILED';
-    b.fake.crash(auth, false);
+    b.fake().crash(auth, false);
     await vi.advanceTimersByTimeAsync(20_000);
-    assert.equal(b.fake.runs, 1);
+    assert.equal(b.runs(), 1);
     assert.deepEqual(b.crashes, [['SASL authentication failed', false]], 'reported as stopped');
   });
 
@@ -166,15 +198,15 @@ describe('kafka client: a consumer kafkajs does not restart', () => {
     const { fake, consumer } = wrapped();
     await consumer.run(['t'], async () => {});
     await consumer.disconnect();
-    fake.join();
+    fake().join();
     await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(fake.disconnects, 2);
+    assert.equal(fake().disconnects, 2);
   });
 
   it('ignores pause, resume and seek between a crash and the restart (the restart reads committed offsets)', async () => {
     const { fake, consumer } = wrapped();
     await consumer.run(['t'], async () => {});
-    fake.crash(coordinatorLost(), false);
+    fake().crash(coordinatorLost(), false);
     consumer.pause([{ topic: 't', partitions: [0] }]);
     consumer.resume([{ topic: 't', partitions: [0] }]);
     consumer.seek('t', 0, '5');
@@ -185,12 +217,12 @@ describe('kafka client: a consumer kafkajs does not restart', () => {
     const { fake, consumer } = wrapped();
     await consumer.run(['t'], async () => {});
     await consumer.commit([{ topic: 't', partition: 0, offset: '7' }]);
-    fake.commitMode = 'silently-skip';
+    fake().commitMode = 'silently-skip';
     await assert.rejects(consumer.commit([{ topic: 't', partition: 0, offset: '8' }]), /was not sent/);
     // An acknowledgement is used once: a later skipped commit of the same offset still fails.
-    fake.commitMode = 'acknowledge';
+    fake().commitMode = 'acknowledge';
     await consumer.commit([{ topic: 't', partition: 0, offset: '9' }]);
-    fake.commitMode = 'silently-skip';
+    fake().commitMode = 'silently-skip';
     await assert.rejects(consumer.commit([{ topic: 't', partition: 0, offset: '9' }]), /was not sent/);
     await consumer.disconnect();
   });

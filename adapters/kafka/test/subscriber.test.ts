@@ -1,5 +1,14 @@
 import { strict as assert } from 'node:assert';
-import { createEvent, type Delivery, encodeEvent, type Logger, normalizeRetryPolicy, silentLogger } from '@wharf/core';
+import {
+  createEvent,
+  type Delivery,
+  encodeEvent,
+  type Incident,
+  type IncidentSink,
+  type Logger,
+  normalizeRetryPolicy,
+  silentLogger,
+} from '@wharf/core';
 import { describe, it } from 'vitest';
 import type {
   ClientAdmin,
@@ -23,20 +32,31 @@ import { Topology } from '../src/topology.js';
 function harness(
   ends: { high: number },
   partitions = 1,
-  custom: { concurrency?: number; onDelivery?: (delivery: Delivery) => Promise<void>; logger?: Logger } = {},
+  custom: {
+    concurrency?: number;
+    onDelivery?: (delivery: Delivery) => Promise<void>;
+    logger?: Logger;
+    incident?: IncidentSink;
+    committed?: { offset: string; metadata: string | null };
+  } = {},
 ) {
   const commits: OffsetCommit[][] = [];
   /** Commits wait for this when set: the test decides when the broker answers. */
-  const gate: { answer: Promise<void> | undefined } = { answer: undefined };
+  const gate: { answer: Promise<void> | undefined; refuse?: Error } = { answer: undefined };
   const seeks: [string, number, string][] = [];
   let onBatch: ((batch: FetchedBatch) => Promise<void>) | undefined;
   let assign: ((assignment: readonly TopicPartitions[]) => void) | undefined;
   const admin = {
     createTopics: async () => {},
+    awaitLeaders: async () => [],
     listTopics: async () => [],
     // Nothing is ever committed for the group: as if every initialisation commit were lost.
     committed: async () =>
-      Array.from({ length: partitions }, (_, partition) => ({ partition, offset: '-1', metadata: null })),
+      Array.from({ length: partitions }, (_, partition) => ({
+        partition,
+        offset: custom.committed?.offset ?? '-1',
+        metadata: custom.committed?.metadata ?? null,
+      })),
     ends: async () =>
       Array.from({ length: partitions }, (_, partition) => ({ partition, low: '0', high: String(ends.high) })),
   } as unknown as ClientAdmin;
@@ -56,6 +76,7 @@ function harness(
     async commit(offsets) {
       commits.push([...offsets]);
       await gate.answer;
+      if (gate.refuse) throw gate.refuse;
     },
     async disconnect() {},
   };
@@ -77,6 +98,7 @@ function harness(
       group: 'g',
       concurrency: custom.concurrency ?? 4,
       policy: normalizeRetryPolicy({ maxAttempts: 1 }),
+      ...(custom.incident ? { incident: custom.incident } : {}),
     },
     custom.onDelivery ??
       (async (delivery: Delivery) => {
@@ -234,6 +256,37 @@ describe('kafka subscriber: slots', () => {
     await settle();
     assert.equal(errors.length, 1, 'the failed settlement was logged');
     assert.match(errors[0] as string, /failed unexpectedly/);
+    await h.subscriber.closed(1_000);
+  });
+});
+
+describe('kafka subscriber: never silent', () => {
+  it('reports a commit the broker refused, naming the offsets, and records removed before they were settled', async () => {
+    const incidents: Incident[] = [];
+    // The group's committed position is 2, but the partition's first record still stored is 5.
+    const h = harness({ high: 0 }, 1, {
+      incident: (i) => incidents.push(i),
+      committed: { offset: '2', metadata: null },
+    });
+    const starting = h.subscriber.start();
+    await settle();
+    h.assign([{ topic: h.topic, partitions: [0] }]);
+    await starting;
+    await h.deliver(h.batch(5, 6));
+    const removed = incidents.find((i) => i.kind === 'removed');
+    assert.ok(removed, `no removed incident: ${JSON.stringify(incidents)}`);
+    assert.deepEqual(
+      [removed.channel, removed.group, removed.details?.from, removed.details?.to],
+      ['c', 'g', '2', '4'],
+    );
+
+    h.gate.refuse = new Error('The coordinator is not aware of this member');
+    await h.deliver(h.batch(6, 8));
+    const failed = incidents.find((i) => i.kind === 'settle-failed');
+    assert.ok(failed, `no settle-failed incident: ${JSON.stringify(incidents)}`);
+    assert.deepEqual(failed.details?.offsets, [`${h.topic}/0@8`]);
+    assert.match(String((failed.error as Error).message), /not aware/);
+    h.gate.refuse = undefined;
     await h.subscriber.closed(1_000);
   });
 });
