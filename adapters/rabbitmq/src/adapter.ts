@@ -19,7 +19,7 @@ import type { ChannelModel, Options } from 'amqplib';
 import { encodeProperties, toBuffer } from './codec.js';
 import { ChannelSlot, Link } from './connection.js';
 import { readDeadLetters } from './dead-letters.js';
-import { COMPONENT } from './errors.js';
+import { COMPONENT, replyCode } from './errors.js';
 import { type RabbitMqAdapterOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { Publisher } from './publisher.js';
 import { RabbitSubscription } from './subscriber.js';
@@ -136,9 +136,46 @@ export class RabbitMqAdapter implements Adapter {
 
   async declare(channel: string, groups: readonly string[], policy: NormalizedRetryPolicy): Promise<void> {
     if (this.#closing) throw new ClosedError(COMPONENT, 'declare');
-    const ch = await this.#topologyChannel(this.#publishLink, this.#publishTopology);
-    for (const group of groups) {
-      await declareGroup(ch, groupNames(this.#options.prefix, channel, group), policy, this.#options.deliveryLimit);
+    await this.#declaring(`declare ${channel}`, this.#publishLink, async (model) => {
+      const ch = await this.#publishTopology.get(model);
+      for (const group of groups) {
+        await declareGroup(ch, groupNames(this.#options.prefix, channel, group), policy, this.#options.deliveryLimit);
+      }
+    });
+  }
+
+  /**
+   * Runs a declaration, again after a transient failure. Replicas that start together declare the
+   * same quorum queues at once, and RabbitMQ 3.10 then sometimes closes a declaring *connection*
+   * with 541 INTERNAL_ERROR (seen in startup.chaos.test.ts); a connection or channel lost meanwhile
+   * is the same case. Declarations are idempotent, so they are retried on the reconnected link with
+   * backoff, for at most `publishWaitMs`. A refusal that would recur (406 other arguments, 403 no
+   * permission) fails at once.
+   */
+  async #declaring(
+    what: string,
+    link: Link,
+    work: (model: ChannelModel) => Promise<void>,
+    first?: ChannelModel,
+  ): Promise<void> {
+    const deadline = Date.now() + this.#options.publishWaitMs;
+    let delay = this.#options.reconnectInitialDelayMs;
+    let model = first;
+    for (let attempt = 1; ; attempt++) {
+      model ??= await link.ready(Math.max(0, deadline - Date.now()));
+      if (!model) throw this.#notConnected(what);
+      try {
+        await work(model);
+        return;
+      } catch (error) {
+        if (this.#closing || !transientDeclareFailure(error) || Date.now() + delay > deadline) throw error;
+        this.#logger.debug(
+          `[wharf] [rabbitmq] ${what}: attempt ${attempt} failed (${(error as Error).message}); retrying in ${delay} ms`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay * (0.8 + Math.random() * 0.4)));
+      delay = Math.min(delay * 2, this.#options.reconnectMaxDelayMs);
+      model = undefined;
     }
   }
 
@@ -163,7 +200,7 @@ export class RabbitMqAdapter implements Adapter {
     });
     this.#subscriptions.add(sub);
     try {
-      await sub.start(model);
+      await this.#declaring(`subscribe ${sub.describe()}`, this.#consumeLink, (m) => sub.start(m), model);
     } catch (error) {
       this.#subscriptions.delete(sub);
       await sub.stop().catch(() => undefined);
@@ -206,18 +243,19 @@ export class RabbitMqAdapter implements Adapter {
     return { publishing: this.#publishLink.model, consuming: this.#consumeLink.model };
   }
 
-  async #topologyChannel(link: Link, slot: ChannelSlot) {
-    const model = await link.ready(this.#options.publishWaitMs);
-    if (!model) throw this.#notConnected('declare');
-    return slot.get(model);
-  }
-
   #notConnected(what: string): TopologyError {
     return new TopologyError(
       COMPONENT,
       `cannot ${what}: not connected to RabbitMQ (reconnecting for more than ${this.#options.publishWaitMs} ms) — check that the broker is running`,
     );
   }
+}
+
+/** A declaration failure that another attempt may not meet: anything but a refusal that would recur. */
+function transientDeclareFailure(error: unknown): boolean {
+  const cause = error instanceof TopologyError ? (error as { cause?: unknown }).cause : error;
+  const code = replyCode(cause);
+  return code !== 406 && code !== 403 && !(error instanceof ClosedError);
 }
 
 function attributeBytes(message: WireMessage): number {

@@ -7,6 +7,7 @@ import {
   type Delivery,
   deadLetterHeaders,
   FIRST_FAILURE_HEADER,
+  incidentSink,
   type Logger,
   PublishError,
   type RetryInstruction,
@@ -17,6 +18,7 @@ import {
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { decodeMessage, headerString, republishProperties } from './codec.js';
 import type { ChannelSlot, Link } from './connection.js';
+import { reportAtDeliveryLimit } from './delivery-limit.js';
 import { COMPONENT, scrub } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import type { Publisher } from './publisher.js';
@@ -87,8 +89,9 @@ class RabbitDelivery implements Delivery {
   }
 
   async release(): Promise<void> {
-    // On a closed channel the broker has already taken the message back.
-    if (this.#consumer.open) this.#consumer.channel.reject(this.#message, true);
+    // On a closed channel the broker has already taken the message back; say so (the core reports it).
+    if (!this.#consumer.open) throw gone();
+    this.#consumer.channel.reject(this.#message, true);
   }
 }
 
@@ -116,6 +119,8 @@ export class RabbitSubscription implements AdapterSubscription {
   readonly publisher: Publisher;
   readonly #ctx: SubscriptionContext;
   #consumer: Consumer | undefined;
+  #consumerModel: ChannelModel | undefined;
+  #starting: Promise<void> = Promise.resolve();
   #active = 0;
   #backlog: { consumer: Consumer; message: ConsumeMessage }[] = [];
   #stopped = false;
@@ -135,9 +140,20 @@ export class RabbitSubscription implements AdapterSubscription {
     return this.#stopped;
   }
 
-  /** Declares the group's queues and starts consuming (also after every reconnection). */
-  async start(model: ChannelModel): Promise<void> {
+  /**
+   * Declares the group's queues and starts consuming (also after every reconnection). Calls are
+   * serialised and a call for a connection that already has a live consumer does nothing, because
+   * `subscribe`'s own retry and the reconnection hook may both start it on the same new connection.
+   */
+  start(model: ChannelModel): Promise<void> {
+    const run = this.#starting.catch(() => undefined).then(() => this.#start(model));
+    this.#starting = run;
+    return run;
+  }
+
+  async #start(model: ChannelModel): Promise<void> {
     if (this.#stopped) return;
+    if (this.#consumer?.open && this.#consumerModel === model) return;
     const { request, options } = this.#ctx;
     const topology = await this.#ctx.topology.get(model);
     await declareGroup(topology, this.names, request.policy, options.deliveryLimit);
@@ -156,6 +172,7 @@ export class RabbitSubscription implements AdapterSubscription {
     });
     await channel.prefetch(request.concurrency, false);
     this.#consumer = consumer;
+    this.#consumerModel = model;
     const reply = await channel.consume(this.names.queue, (message) => this.#onMessage(consumer, message), {
       noAck: false,
     });
@@ -184,6 +201,8 @@ export class RabbitSubscription implements AdapterSubscription {
 
   #dispatch(consumer: Consumer, message: ConsumeMessage): void {
     this.#active++;
+    const { request, options, logger } = this.#ctx;
+    reportAtDeliveryLimit(incidentSink(request, logger), request, this.names, options.deliveryLimit, message);
     let work: Promise<void>;
     try {
       work = this.#ctx.onDelivery(new RabbitDelivery(this, consumer, message));
