@@ -85,7 +85,7 @@ export async function httpPlacer(orderUrl: string | undefined, stateDir: string 
   const base = orderUrl ?? (stateDir ? await waitForFile(join(stateDir, 'order-url'), 15_000) : undefined);
   if (!base) throw new Error('[wharf] [saga] no order service: run it here, pass orderUrl, or start it with stateDir');
   return async (order) => {
-    const response = await fetch(new URL('/orders', base), {
+    const response = await postOrder(new URL('/orders', base), {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
@@ -102,6 +102,31 @@ export async function httpPlacer(orderUrl: string | undefined, stateDir: string 
       issues: body.issues ?? [],
     };
   };
+}
+
+/** How long a placement keeps retrying a connection the order service reset or refused. */
+const PLACE_RETRY_MS = 30_000;
+
+/**
+ * POSTs an order, again after a network failure: a keep-alive connection the server closed just
+ * as it was reused ends in ECONNRESET (seen at a load average of 30). The order carries its own
+ * id, so a repeat of an order that did arrive is answered 202 and published once.
+ */
+async function postOrder(url: URL, init: RequestInit): Promise<Response> {
+  const deadline = Date.now() + PLACE_RETRY_MS;
+  for (let wait = 50; ; wait = Math.min(wait * 2, 1_000)) {
+    try {
+      return await fetch(url, init);
+    } catch (error) {
+      if (Date.now() + wait > deadline) {
+        throw new Error(
+          `[wharf] [saga] could not place an order at ${url.href} for ${PLACE_RETRY_MS / 1_000} s — is the order service running?`,
+          { cause: error },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
 }
 
 async function waitForFile(file: string, timeoutMs: number): Promise<string> {

@@ -1,7 +1,7 @@
 import type { DeadLetter } from '@wharf/core';
 import { initialStock } from './catalog.js';
 import { EXPECTED, type Outcome, type PlannedOrder } from './scenario.js';
-import { stockScope } from './services/inventory.js';
+import { reservationOf, stockScope } from './services/inventory.js';
 import type { OrderRecord } from './services/order.js';
 import type { Stores } from './state/store.js';
 import type { Invariant } from './summary.js';
@@ -68,7 +68,7 @@ export function outcomesInvariant(run: RunView): Invariant {
 export async function stockInvariant(run: RunView): Promise<Invariant> {
   const { plan, orders, confirmed, dead, stores } = run;
   const initial = initialStock();
-  const ledger = plan.length > 0 ? await stores.inventory.get(stockScope(plan[0]!.orderId)) : undefined;
+  const ledger = plan.length > 0 ? await stores.stock.get(stockScope(plan[0]!.orderId)) : undefined;
   const final = ledger?.stock ?? initial;
   const expected: Record<string, number> = { ...initial };
   const take = (p: PlannedOrder): number => {
@@ -80,7 +80,8 @@ export async function stockInvariant(run: RunView): Promise<Invariant> {
     return items;
   };
   const confirmedItems = confirmed.reduce((sum, p) => sum + take(p), 0);
-  const holding = dead.filter((p) => ledger?.reservations[p.orderId]?.status === 'reserved');
+  const holding: PlannedOrder[] = [];
+  for (const p of dead) if ((await reservationOf(stores, p.orderId))?.status === 'reserved') holding.push(p);
   const heldItems = holding.reduce((sum, p) => sum + take(p), 0);
   const skus = Object.keys({ ...initial, ...final });
   const off = skus.filter((sku) => final[sku] !== expected[sku]);

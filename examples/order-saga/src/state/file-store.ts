@@ -12,7 +12,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { FileStoreLockError } from '../errors.js';
-import type { PublishedRecord, Store, Stores } from './store.js';
+import type { Change, PublishedRecord, Store, Stores } from './store.js';
 
 /** A lock file still empty after this long was left by a process killed between creating and writing it. */
 const EMPTY_LOCK_MS = 1_000;
@@ -43,12 +43,12 @@ export class FileStore<T> implements Store<T> {
     return read<T>(this.#file(key));
   }
 
-  async update<R>(key: string, change: (current: T | undefined) => { value?: T; result: R }): Promise<R> {
+  async update<R>(key: string, change: (current: T | undefined) => Change<T, R> | Promise<Change<T, R>>): Promise<R> {
     const file = this.#file(key);
     const lock = `${file}.lock`;
     await acquire(lock);
     try {
-      const { value, result } = change(read<T>(file));
+      const { value, result } = await change(read<T>(file));
       if (value !== undefined) {
         const temp = `${file}.${process.pid}.tmp`;
         writeFileSync(temp, JSON.stringify(value));
@@ -154,7 +154,8 @@ function alive(pid: number): boolean {
 export function fileStores(dir: string): Stores {
   return {
     orders: new FileStore(join(dir, 'orders')),
-    inventory: new FileStore(join(dir, 'inventory')),
+    stock: new FileStore(join(dir, 'stock')),
+    reservations: new FileStore(join(dir, 'reservations')),
     payments: new FileStore(join(dir, 'payments')),
     notifications: new FileStore(join(dir, 'notifications')),
     audit: new FileStore(join(dir, 'audit')),

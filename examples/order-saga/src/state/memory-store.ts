@@ -1,17 +1,22 @@
-import type { PublishedRecord, Store, Stores } from './store.js';
+import { KeyedLock } from '../lock.js';
+import type { Change, PublishedRecord, Store, Stores } from './store.js';
 
 /** A store in this process's memory. */
 export class MemoryStore<T> implements Store<T> {
   readonly #records = new Map<string, T>();
+  /** `change` may await: updates of one key run one after the other. */
+  readonly #lock = new KeyedLock();
 
   async get(key: string): Promise<T | undefined> {
     return this.#records.get(key);
   }
 
-  async update<R>(key: string, change: (current: T | undefined) => { value?: T; result: R }): Promise<R> {
-    const { value, result } = change(this.#records.get(key));
-    if (value !== undefined) this.#records.set(key, value);
-    return result;
+  async update<R>(key: string, change: (current: T | undefined) => Change<T, R> | Promise<Change<T, R>>): Promise<R> {
+    return this.#lock.run(key, async () => {
+      const { value, result } = await change(this.#records.get(key));
+      if (value !== undefined) this.#records.set(key, value);
+      return result;
+    });
   }
 
   async keys(prefix = ''): Promise<string[]> {
@@ -30,7 +35,8 @@ export class MemoryStore<T> implements Store<T> {
 export function memoryStores(): Stores {
   return {
     orders: new MemoryStore(),
-    inventory: new MemoryStore(),
+    stock: new MemoryStore(),
+    reservations: new MemoryStore(),
     payments: new MemoryStore(),
     notifications: new MemoryStore(),
     audit: new MemoryStore(),

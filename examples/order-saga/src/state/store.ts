@@ -7,19 +7,30 @@ export interface Store<T> {
   get(key: string): Promise<T | undefined>;
   /**
    * Reads the record, lets `change` decide, writes what it returns as `value` (nothing when
-   * `value` is undefined) — atomically, also against other processes. `change` must be synchronous.
+   * `value` is undefined) — atomically, also against other processes: the record stays locked
+   * until `change` has settled, so `change` may read (or update) records of other stores, always
+   * in the same order to avoid deadlocks (the inventory takes its stock record, then a reservation).
    */
-  update<R>(key: string, change: (current: T | undefined) => { value?: T; result: R }): Promise<R>;
+  update<R>(key: string, change: (current: T | undefined) => Change<T, R> | Promise<Change<T, R>>): Promise<R>;
   /** Every record whose key starts with `prefix`. */
   list(prefix?: string): Promise<[string, T][]>;
   /** The keys starting with `prefix`, without reading their records (cheap for counting). */
   keys(prefix?: string): Promise<string[]>;
 }
 
+/** What an {@link Store.update} writes (`value`, if any) and returns (`result`). */
+export interface Change<T, R> {
+  value?: T;
+  result: R;
+}
+
 /** The stores of the saga's services. */
 export interface Stores {
   readonly orders: Store<import('../services/order.js').OrderRecord>;
-  readonly inventory: Store<import('../services/inventory.js').InventoryRecord>;
+  /** One small record per run (stock scope): the stock the inventory replicas share. */
+  readonly stock: Store<import('../services/inventory.js').StockRecord>;
+  /** One record per order: its reservation (or rejection) and the events published for it. */
+  readonly reservations: Store<import('../services/inventory.js').Reservation>;
   readonly payments: Store<import('../services/payment.js').PaymentRecord>;
   readonly notifications: Store<import('../services/notification.js').NotificationRecord>;
   readonly audit: Store<import('../services/audit.js').AuditRecord>;

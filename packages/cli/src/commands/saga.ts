@@ -4,13 +4,15 @@ import { pathToFileURL } from 'node:url';
 import { brokerUrl, parse, UsageError } from '../args.js';
 import { json, type Output } from '../output.js';
 
-export const sagaUsage = `wharf saga [--broker <url>] [--orders N] [--seed S] [--services order,inventory,…] [--namespace NS] [--json]
+export const sagaUsage = `wharf saga [--broker <url>] [--orders N] [--seed S] [--services order,inventory,…] [--namespace NS] [--broker-wait SECONDS] [--json]
 wharf demo
 
 Runs the order saga (order, inventory, payment, notification and audit services) on a broker and
 prints the outcome summary and invariants; the same seed gives the same summary on every broker.
 --services runs only those services (for separate processes); every process of one run gives the
-same --namespace to have channels of its own (<NS>.<address>) on a shared broker. demo = saga on memory://.`;
+same --namespace to have channels of its own (<NS>.<address>) on a shared broker. --broker-wait bounds
+how long to wait for a broker that does not answer at start (default: forever with --services, 15 s
+otherwise), then exits with status 1. demo = saga on memory://.`;
 
 interface SagaModule {
   runSaga(options: Record<string, unknown>): Promise<unknown>;
@@ -47,6 +49,7 @@ export async function saga(argv: string[], output: Output, demo = false): Promis
     services: { type: 'string' },
     replicas: { type: 'string' },
     namespace: { type: 'string' },
+    'broker-wait': { type: 'string' },
     json: { type: 'boolean' },
   });
   const url = demo ? 'memory://' : brokerUrl(values.broker);
@@ -54,6 +57,10 @@ export async function saga(argv: string[], output: Output, demo = false): Promis
   if (!Number.isInteger(orders) || orders < 1)
     throw new UsageError(`--orders must be a positive integer, got "${values.orders}"`);
   const seed = values.seed ?? '42';
+  const brokerWait = values['broker-wait'] === undefined ? undefined : Number(values['broker-wait']);
+  if (brokerWait !== undefined && !(Number.isFinite(brokerWait) && brokerWait >= 0))
+    throw new UsageError(`--broker-wait must be a number of seconds (0 or more), got "${values['broker-wait']}"`);
+  const brokerWaitMs = brokerWait === undefined ? {} : { brokerWaitMs: brokerWait * 1_000 };
   const mod = await loadSaga();
   if (values.services) {
     await mod.runServices({
@@ -61,6 +68,7 @@ export async function saga(argv: string[], output: Output, demo = false): Promis
       seed,
       services: values.services.split(',').map((s) => s.trim()),
       ...(values.namespace ? { namespace: values.namespace } : {}),
+      ...brokerWaitMs,
     });
     return 0;
   }
@@ -70,6 +78,7 @@ export async function saga(argv: string[], output: Output, demo = false): Promis
     seed,
     ...(values.replicas ? { replicas: Number(values.replicas) } : {}),
     ...(values.namespace ? { namespace: values.namespace } : {}),
+    ...brokerWaitMs,
     onProgress: values.json ? undefined : (progress: { message: string }) => output.err(progress.message),
   });
   if (values.json) json(output, summary);
