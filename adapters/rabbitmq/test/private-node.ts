@@ -160,6 +160,9 @@ export class PrivateNode {
   async kill9(): Promise<void> {
     const child = this.#child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    // RabbitMQ 3.10 loses a quorum queue declared since its Ra registry was last flushed (see
+    // beforeKill in @wharf/chaos's rabbitmq driver and this adapter's README, "Known broker limit"): flush it, then kill.
+    if (!this.#paused) await this.ctl(['eval', 'dets:sync(ra_directory_reverse).'], 5_000).catch(() => undefined);
     this.#signal('SIGKILL');
     // The server script exits once its VM is gone.
     await this.#exited;

@@ -40,6 +40,11 @@ export interface BrokerDriver {
   serves(): Promise<boolean>;
   /** Extra processes to SIGKILL with the broker (wrappers). */
   companions?(): number[];
+  /**
+   * Runs just before a SIGKILL, bounded; its failure does not stop the kill. Only for a broker bug
+   * that would otherwise make the kill test the broker instead of the client (see rabbitmq.ts).
+   */
+  beforeKill?(): Promise<void>;
 }
 
 const live = new Set<ProcessBroker>();
@@ -108,6 +113,7 @@ export class ProcessBroker implements ManagedBroker {
   }
 
   async kill(): Promise<void> {
+    if (this.pid() !== undefined) await this.driver.beforeKill?.().catch(() => undefined);
     const pids = this.#pids();
     for (const pid of pids) signal(pid, 'SIGKILL');
     await this.#waitGone(pids, 15_000);
