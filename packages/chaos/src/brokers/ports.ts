@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ChaosTimeoutError } from '../errors.js';
@@ -5,8 +6,50 @@ import { ChaosTimeoutError } from '../errors.js';
 /** Loopback only: every fault and private broker stays on this machine. */
 export const HOST = '127.0.0.1';
 
-/** Asks the kernel for a free loopback port (a listen on port 0, closed again at once). */
-export function freePort(): Promise<number> {
+/** The kernel's range for outgoing connections' source ports (Linux), or the usual default. */
+function ephemeralRange(): [number, number] {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low !== undefined && high !== undefined && Number.isInteger(low) && Number.isInteger(high)) return [low, high];
+  } catch {
+    // not Linux: fall through
+  }
+  return [32768, 60999];
+}
+
+const handedOut = new Set<number>();
+
+function listensOn(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, HOST, () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A free loopback port for a broker to listen on, chosen below the kernel's ephemeral range.
+ * A port from `listen(0)` is an ephemeral one: between our check and the broker's bind (seconds for
+ * a JVM) any outgoing connection on the machine may take it as its source port, and the broker then
+ * dies at start-up on "address already in use" — seen as a private Kafka exiting during start-up
+ * while other tests ran. Below the range only another listener can take it.
+ */
+export async function freePort(): Promise<number> {
+  const [low] = ephemeralRange();
+  const floor = 10_000;
+  if (low - floor > 1_000) {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const candidate = floor + Math.floor(Math.random() * (low - floor));
+      if (handedOut.has(candidate) || !(await listensOn(candidate))) continue;
+      handedOut.add(candidate);
+      return candidate;
+    }
+  }
+  return kernelPort();
+}
+
+function kernelPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
