@@ -28,7 +28,7 @@ export interface SagaSummary {
   readonly cancelledByReason: Readonly<Record<string, number>>;
   /** Orders whose saga stopped at a dead-lettered event. */
   readonly deadLettered: number;
-  /** Dead letters (events) by the reason core recorded. */
+  /** Dead-lettered events by the reason core recorded, each counted once (a fault can store one twice). */
   readonly deadLettersByReason: Readonly<Record<string, number>>;
   /** Orders that reached none of the above before the timeout (0 in a good run). */
   readonly unsettled: number;
@@ -115,11 +115,17 @@ export async function summarize(
       cancelledByReason[reason] = (cancelledByReason[reason] ?? 0) + 1;
     }
   }
+  // One per dead-lettered event: dead-lettering is at-least-once, so a fault between storing a dead
+  // letter and acking the original (a closed channel) stores the event's dead letter twice.
   const deadLettersByReason: Record<string, number> = {};
-  for (const { deadLetter } of observation.deadLetters) {
+  const counted = new Set<string>();
+  observation.deadLetters.forEach(({ deadLetter }, index) => {
+    const key = deadLetter.event?.id ?? `undecodable-${index}`;
+    if (counted.has(key)) return;
+    counted.add(key);
     const reason = deadLetter.info?.reason ?? 'unknown';
     deadLettersByReason[reason] = (deadLettersByReason[reason] ?? 0) + 1;
-  }
+  });
   const confirmed = plan.filter((p) => outcome.get(p.orderId) === 'confirmed');
   const cancelled = plan.filter((p) => outcome.get(p.orderId)?.startsWith('cancelled:'));
   const dead = plan.filter((p) => outcome.get(p.orderId) === 'dead-lettered');
