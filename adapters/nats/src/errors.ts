@@ -2,7 +2,7 @@ import { JetStreamApiError } from '@nats-io/jetstream';
 import { AuthorizationError, NoRespondersError, RequestError, TimeoutError } from '@nats-io/transport-node';
 import { AuthenticationError, BrokerUnreachableError, PublishError, TopologyError, type WharfError } from '@wharf/core';
 import { ADAPTER_NAME } from './options.js';
-import { ReplyTimeoutError } from './requests.js';
+import { ReplyTimeoutError, ServerNotReadingError } from './requests.js';
 
 function causeChain(error: unknown): unknown[] {
   const out: unknown[] = [];
@@ -110,6 +110,7 @@ export function isTransient(error: unknown): boolean {
   return (
     has(error, TimeoutError) ||
     has(error, ReplyTimeoutError) ||
+    has(error, ServerNotReadingError) ||
     isNoResponders(error) ||
     /timeout|disconnect|connection (closed|lost)|temporarily unavailable/i.test(text(error))
   );

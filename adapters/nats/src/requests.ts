@@ -33,6 +33,21 @@ export class ReplyTimeoutError extends Error {
   override readonly name = 'ReplyTimeoutError';
 }
 
+/** The server left a PING unanswered past {@link NOT_READING_MS}: a request was refused, not written. */
+export class ServerNotReadingError extends Error {
+  override readonly name = 'ServerNotReadingError';
+}
+
+/**
+ * A server that has not answered a PING for this long is not reading this connection (paused, or a
+ * black-holed link that nats.js notices only through its own PINGs, every 2 minutes by default). A
+ * request written then would only wait in the socket's buffer, which grew ~2 MB/s at 1,000 publishes/s
+ * through a long pause (packages/chaos/scripts/outage-memory.ts); it is refused instead.
+ */
+const NOT_READING_MS = 5_000;
+/** At most one probing PING per interval while requests are being written. */
+const PROBE_EVERY_MS = 1_000;
+
 /**
  * Request/reply on one wildcard inbox, for the hot path: PubAcks and ack/nak/term confirmations.
  * nats.js's `request()` builds an Error (a stack trace) and a timer for every call even when it succeeds;
@@ -53,6 +68,9 @@ export class Requests {
   /** Turns whose PING is out, oldest first. */
   readonly #confirming = new Set<Turn>();
   #scheduled = false;
+  /** When each probing PING in flight was sent, oldest first. */
+  #probes: number[] = [];
+  #probedAt = 0;
 
   constructor(nc: NatsConnection) {
     this.#nc = nc;
@@ -168,7 +186,16 @@ export class Requests {
     const nc = this.#nc;
     const requests = this.#requests;
     this.#requests = [];
-    for (const item of requests) {
+    if (requests.length > 0) this.#probeServer();
+    const silentMs = this.#probes.length > 0 ? Date.now() - (this.#probes[0] as number) : 0;
+    const refused = silentMs > NOT_READING_MS;
+    if (refused) {
+      const error = new ServerNotReadingError(
+        `the server has not answered a PING for ${silentMs} ms: it is not reading this connection (paused, or the link is cut) and the request was not sent`,
+      );
+      for (const item of requests) if (this.#pending.delete(item.id)) item.reject(error);
+    }
+    for (const item of refused ? [] : requests) {
       try {
         nc.publish(
           item.subject,
@@ -196,6 +223,23 @@ export class Requests {
     else turn.reject(failure as Error);
   };
 
+  /**
+   * Sends a PING at most every PROBE_EVERY_MS while requests come (also while they are refused, so the
+   * first PONG ends the refusal). PONGs come in PING order: one answers every older probe too, which
+   * also covers a PING nats.js lost without settling it.
+   */
+  #probeServer(): void {
+    const now = Date.now();
+    if (now - this.#probedAt < PROBE_EVERY_MS) return;
+    this.#probedAt = now;
+    this.#probes.push(now);
+    const done = (): void => {
+      const at = this.#probes.indexOf(now);
+      if (at >= 0) this.#probes = this.#probes.slice(at + 1);
+    };
+    this.#nc.flush().then(done, done);
+  }
+
   /** One PING after the turn's writes; its PONG says the server has read them all. */
   #confirm(turn: Turn): void {
     turn.deadline += Date.now();
@@ -217,6 +261,8 @@ export class Requests {
    * a `Nats-Msg-Id`, so a copy the server did store is answered as a duplicate; the first reply wins.
    */
   resend(): void {
+    // A PING of the old connection may never be answered (nor rejected): it says nothing about this one.
+    this.#probes = [];
     if (this.#pending.size === 0) return;
     const queued = new Set(this.#requests);
     for (const pending of this.#pending.values()) if (!queued.has(pending)) this.#requests.push(pending);
