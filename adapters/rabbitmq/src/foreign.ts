@@ -18,7 +18,11 @@ export function conformanceHarness(
   prefix = 'wharf',
 ): {
   publishForeign: (channel: string, message: ForeignAmqpMessage) => Promise<void>;
-  cleanup: (channel: string, groups: readonly string[]) => Promise<void>;
+  /**
+   * Deletes the channel's exchange and its groups' queues. Retry tier queues are known only to the
+   * process that declared them; pass the policy's delays when another process (a child) did.
+   */
+  cleanup: (channel: string, groups: readonly string[], retryDelaysMs?: readonly number[]) => Promise<void>;
 } {
   const withConnection = async <T>(work: (connection: amqp.ChannelModel) => Promise<T>): Promise<T> => {
     const connection = await amqp.connect(url, { noDelay: true });
@@ -47,13 +51,14 @@ export function conformanceHarness(
           );
         });
       }),
-    cleanup: (channel, groups) =>
+    cleanup: (channel, groups, retryDelaysMs = []) =>
       withConnection(async (connection) => {
         const names = new Set(declaredQueueNames(prefix, channel));
         for (const group of groups) {
           const g = groupNames(prefix, channel, group);
           names.add(g.queue);
           names.add(g.deadLetters);
+          for (const delay of retryDelaysMs) if (delay > 0) names.add(g.tier(delay));
         }
         // A fresh channel per delete: a failed delete closes its channel.
         const each = async (work: (ch: amqp.Channel) => Promise<unknown>): Promise<void> => {

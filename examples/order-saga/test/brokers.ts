@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { SAGA_RETRY } from '../src/host.js';
 import { channelGroups, type SagaSummary } from '../src/index.js';
 
 /** The real brokers the saga must behave identically on, with their local default URLs. */
@@ -97,11 +98,15 @@ export async function deleteNamespace(url: string, namespace: string): Promise<v
   const pkg = { amqp: '@wharf/rabbitmq', amqps: '@wharf/rabbitmq', kafka: '@wharf/kafka', nats: '@wharf/nats' }[scheme];
   if (!pkg) return;
   const { conformanceHarness } = (await import(pkg)) as {
-    conformanceHarness(url: string): { cleanup(channel: string, groups: readonly string[]): Promise<void> };
+    conformanceHarness(url: string): {
+      cleanup(channel: string, groups: readonly string[], retryDelaysMs?: readonly number[]): Promise<void>;
+    };
   };
   const harness = conformanceHarness(url);
+  // The saga's child process declared the retry tiers: name them, or their queues outlive the test
+  // (153 RabbitMQ quorum queues per CI run piled up on the shared node until it wedged).
   for (const [channel, groups] of channelGroups(namespace)) {
-    await harness.cleanup(channel, groups).catch((error: unknown) => {
+    await harness.cleanup(channel, groups, SAGA_RETRY.delays ?? []).catch((error: unknown) => {
       console.warn(`[saga] could not delete ${channel} on ${url}: ${String(error)}`);
     });
   }
