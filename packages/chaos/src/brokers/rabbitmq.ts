@@ -98,8 +98,11 @@ export function rabbitmqDriver(
     // to it are nacked. Seen here as lost retry copies in the saga's broker-kill run (adapters/rabbitmq
     // README, "Known broker limit"). Flushing it first keeps the kill a test of the
     // client: in-flight traffic is still cut, unflushed WAL and all; only the registry is on disk.
+    // Flush and kill in one step inside the node: a queue declared between a separate flush and the
+    // SIGKILL (the saga declares while it starts) was still lost. The eval never answers (the node is
+    // gone), so its failure is expected; the caller's SIGKILL follows for a node the eval did not reach.
     async beforeKill() {
-      await ctlWithin(5_000, ['eval', 'dets:sync(ra_directory_reverse).']);
+      await ctlWithin(5_000, ['eval', 'dets:sync(ra_directory_reverse), os:cmd("kill -9 " ++ os:getpid()).']);
     },
   };
 }
