@@ -1,8 +1,8 @@
 import { type Bus, createBus, silentLogger } from '@wharf/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import createNatsAdapter from '../src/index.js';
 import { unavailable } from './helpers.js';
-import { PrivateNatsServer } from './private-server.js';
+import { privateServerPerFile } from './private-server.js';
 
 // Issue 13, item 1: replicas declaring at once on a loaded machine can keep the JetStream API from answering
 // within one request's timeout (5 s). Declaring and subscribing must wait for it, bounded, not fail the service's
@@ -10,19 +10,13 @@ import { PrivateNatsServer } from './private-server.js';
 // subscribe to the same five channels; before the declarations retried, every one failed with a TopologyError
 // "… timeout". The shared server is never paused.
 
-let server: PrivateNatsServer;
-beforeAll(async () => {
-  if (unavailable === undefined) server = await PrivateNatsServer.start();
-});
-afterAll(async () => {
-  server?.resume();
-  await server?.stop();
-});
+const privateServer = privateServerPerFile(unavailable === undefined);
 
 describe.skipIf(unavailable !== undefined)(
   'nats adapter: declaring while JetStream does not answer (private server)',
   () => {
     it('six buses declare and subscribe to five channels through a 7 s pause of the server, none fails', async () => {
+      const server = privateServer();
       const buses: Bus[] = Array.from({ length: 6 }, () =>
         createBus({ adapter: createNatsAdapter({ url: server.url, logger: silentLogger }), logger: silentLogger }),
       );

@@ -1,8 +1,8 @@
 import { type Bus, createBus, PublishError, silentLogger } from '@wharf/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import createNatsAdapter from '../src/index.js';
 import { unavailable } from './helpers.js';
-import { PrivateNatsServer } from './private-server.js';
+import { privateServerPerFile } from './private-server.js';
 
 // Issue 13, item 3: an outage must not make the bus buffer without bound. A paused server (SIGSTOP: the
 // socket stays open, nothing is read) took every publish into the socket's write buffer until nats.js's own
@@ -10,19 +10,13 @@ import { PrivateNatsServer } from './private-server.js';
 // while it publishes and, once one is unanswered for 5 s, refuses publishes with a typed error instead of
 // writing them; the first PONG after the pause ends it. The shared server is never paused.
 
-let server: PrivateNatsServer;
-beforeAll(async () => {
-  if (unavailable === undefined) server = await PrivateNatsServer.start();
-});
-afterAll(async () => {
-  server?.resume();
-  await server?.stop();
-});
+const privateServer = privateServerPerFile(unavailable === undefined);
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe.skipIf(unavailable !== undefined)('nats adapter: publishing to a paused server (private server)', () => {
   it('refuses publishes once a PING is unanswered for 5 s, and publishes again after the pause', async () => {
+    const server = privateServer();
     const bus: Bus = createBus({
       adapter: createNatsAdapter({ url: server.url, logger: silentLogger, publishTimeoutMs: 30_000 }),
       logger: silentLogger,

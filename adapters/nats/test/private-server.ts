@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '@wharf/chaos';
 import { probeBroker } from '@wharf/conformance';
+import { afterAll, beforeAll } from 'vitest';
 
 /**
  * A nats-server of the test's own (JetStream, file storage in a temporary directory, loopback, a free port), for
@@ -72,4 +73,23 @@ export class PrivateNatsServer {
     await this.kill();
     rmSync(this.#dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * One private server for a test file: started before its tests when NATS is installed (`enabled`), resumed
+ * (in case a test paused it) and stopped after them. Returns a getter for the running server.
+ */
+export function privateServerPerFile(enabled: boolean): () => PrivateNatsServer {
+  let server: PrivateNatsServer | undefined;
+  beforeAll(async () => {
+    if (enabled) server = await PrivateNatsServer.start();
+  });
+  afterAll(async () => {
+    server?.resume();
+    await server?.stop();
+  });
+  return () => {
+    if (!server) throw new Error('the private NATS server is not running');
+    return server;
+  };
 }
