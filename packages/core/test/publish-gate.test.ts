@@ -69,4 +69,35 @@ describe('PublishGate', () => {
     const gate = new PublishGate('core', 1000, 2, 'fail');
     await expect(gate.run(5, async () => {})).resolves.toBeUndefined();
   });
+
+  it('admits thousands of waiters in order and expires the rest, across the queue compaction', async () => {
+    const gate = new PublishGate('core', 5_000, 2, 'wait');
+    const answers: (() => void)[] = [];
+    const slow = (): Promise<void> => new Promise((resolve) => answers.push(resolve));
+    const sent: number[] = [];
+    const outcomes = Array.from({ length: 5_000 }, (_, i) =>
+      gate
+        .run(1, () => {
+          sent.push(i);
+          return slow();
+        })
+        .then(
+          () => 'ok',
+          (e: unknown) => (e instanceof PublishTimeoutError ? 'timeout' : 'other'),
+        ),
+    );
+    // Answer publishes as they are sent, until 3,000 went through two slots (past 1,024 admitted).
+    const until = Date.now() + 4_000;
+    while (sent.length < 3_000 && Date.now() < until) {
+      await new Promise((resolve) => setImmediate(resolve));
+      answers.splice(0).forEach((answer) => {
+        answer();
+      });
+    }
+    const results = await Promise.all(outcomes);
+    expect(sent.slice(0, 3_000)).toEqual(Array.from({ length: 3_000 }, (_, i) => i));
+    expect(results.slice(0, 3_000).every((r) => r === 'ok')).toBe(true);
+    expect(results.filter((r) => r === 'other')).toEqual([]);
+    expect(results.slice(3_002).every((r) => r === 'timeout')).toBe(true);
+  });
 });
