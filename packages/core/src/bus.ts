@@ -215,7 +215,8 @@ export class Bus {
       return event;
     }
     try {
-      await this.#send(channel, [this.#encode(channel, event)]);
+      const send = () => this.#send(channel, [this.#encode(channel, event)]);
+      await (scope.run === undefined ? send() : scope.run(send));
     } catch (error) {
       scope.end(error);
       throw error;
@@ -257,10 +258,12 @@ export class Bus {
     const events = inputs.map((input) => createEvent<T>(input, this.#source));
     const scope = this.#instrumentPublish(channel, events, true, undefined);
     try {
-      await this.#send(
-        channel,
-        events.map((event) => this.#encode(channel, event)),
-      );
+      const send = () =>
+        this.#send(
+          channel,
+          events.map((event) => this.#encode(channel, event)),
+        );
+      await (scope?.run === undefined ? send() : scope.run(send));
     } catch (error) {
       scope?.end(error);
       throw error;

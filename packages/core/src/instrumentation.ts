@@ -10,7 +10,7 @@ import type { Logger } from './logger.js';
  * `@wharf/otel`) see the bus without the core importing either. Give one or several to
  * `createBus({ instrumentation })`. Every member is optional; the core calls them in this order:
  *
- *   publish:  publish(op) ─► op.setTraceContext(…)? ─► encode + send ─► scope.end(error?)
+ *   publish:  publish(op) ─► op.setTraceContext(…)? ─► scope.run(encode + send) ─► scope.end(error?)
  *   consume:  [decode, validate, dedup] ─► handle(op) ─► scope.run(handler) ─► scope.handled(…)
  *             ─► settlement (ack / retry / dead letter / release) ─► scope.end(settlement)
  *             ─► settled(settlement)             (settled runs for every delivery, handled or not)
@@ -40,6 +40,12 @@ export interface PublishOperation {
 
 /** What an instrumentation follows of one publish. */
 export interface PublishScope {
+  /**
+   * Calls `send` (encoding, the adapter's publish and the wait for the broker) and returns what it
+   * returns, e.g. inside the send span's context, so that a broker client's own instrumentation (and
+   * an in-process broker's delivery) sees it as the ambient span. Same rules as {@link HandleScope.run}.
+   */
+  run?<R>(send: () => R): R;
   /**
    * The broker accepted every event (`error` undefined), or the publish failed before or during
    * the send. Called exactly once.
@@ -181,6 +187,7 @@ export function combineInstrumentations(
       }
       if (scopes.length === 0) return undefined;
       return {
+        run: nest(scopes),
         end(error) {
           for (const scope of scopes) guard('publish end', () => scope.end(error));
         },
@@ -195,15 +202,7 @@ export function combineInstrumentations(
       }
       if (scopes.length === 0) return undefined;
       return {
-        run<R>(handler: () => R): R {
-          let call = handler;
-          for (let i = scopes.length - 1; i >= 0; i--) {
-            const scope = scopes[i];
-            const inner = call;
-            if (scope?.run !== undefined) call = () => (scope.run as <X>(h: () => X) => X)(inner);
-          }
-          return call();
-        },
+        run: nest(scopes),
         handled(result) {
           for (const scope of scopes) if (scope.handled) guard('handled', () => scope.handled?.(result));
         },
@@ -215,5 +214,22 @@ export function combineInstrumentations(
     settled(settlement) {
       for (const member of members) if (member.settled) guard('settled', () => member.settled?.(settlement));
     },
+  };
+}
+
+/** One `run` that calls each scope's `run` around the next, the first outermost. */
+function nest(scopes: readonly { run?<R>(work: () => R): R }[]): <R>(work: () => R) => R {
+  return <R>(work: () => R): R => {
+    let call = work;
+    for (let i = scopes.length - 1; i >= 0; i--) {
+      const scope = scopes[i];
+      const inner = call;
+      // Called on the scope: a scope's `run` may use `this`.
+      if (scope?.run !== undefined) {
+        const wrapper = scope as { run<X>(work: () => X): X };
+        call = () => wrapper.run(inner);
+      }
+    }
+    return call();
   };
 }
