@@ -188,7 +188,7 @@ export function combineInstrumentations(
       if (scopes.length === 0) return undefined;
       return {
         run: nest(scopes),
-        end(error) {
+        end(error: unknown) {
           for (const scope of scopes) guard('publish end', () => scope.end(error));
         },
       };
@@ -218,7 +218,9 @@ export function combineInstrumentations(
 }
 
 /** One `run` that calls each scope's `run` around the next, the first outermost. */
-function nest(scopes: readonly { run?<R>(work: () => R): R }[]): <R>(work: () => R) => R {
+function nest(scopes: readonly { run?<R>(work: () => R): R }[]): (<R>(work: () => R) => R) | undefined {
+  // Without any `run`, the core calls the handler directly: no wrapper closures per event.
+  if (!scopes.some((scope) => scope.run !== undefined)) return undefined;
   return <R>(work: () => R): R => {
     let call = work;
     for (let i = scopes.length - 1; i >= 0; i--) {

@@ -9,11 +9,10 @@ import type {
 } from '@wharf/core';
 import { Gauge, type Registry } from 'prom-client';
 import { BacklogReader } from './backlog.js';
-import { errorType, LabelCap, OTHER } from './labels.js';
+import { LabelCap, OTHER } from './labels.js';
 import { defineMetrics, type WharfMetricSet } from './metrics.js';
 import { type PrometheusOptions, resolveOptions } from './options.js';
-
-type ConsumeLabels = { messaging_system: string; destination: string; consumer_group: string };
+import { SeriesIndex } from './series.js';
 
 /**
  * Wharf's metrics on a prom-client registry, fed by the bus's instrumentation hook. Give it to
@@ -23,17 +22,17 @@ export class PrometheusMetrics implements Instrumentation {
   /** The registry holding the metrics: the one given in the options, or a new one. */
   readonly registry: Registry;
   readonly #metrics: WharfMetricSet;
-  readonly #cap: LabelCap;
+  readonly #series: SeriesIndex;
 
   constructor(options: PrometheusOptions = {}) {
     const resolved = resolveOptions(options);
     this.registry = resolved.registry;
-    this.#cap = new LabelCap(resolved.maxLabelValues);
-    this.#metrics = defineMetrics(this.registry);
+    const cap = new LabelCap(resolved.maxLabelValues);
+    this.#series = new SeriesIndex(cap);
+    this.#metrics = defineMetrics(this.registry, this.#series);
     const source = resolved.backlog;
     if (source !== undefined) {
       const reader = new BacklogReader(source, resolved.backlogCacheMs, resolved.logger);
-      const cap = this.#cap;
       const gauge: Gauge<'destination' | 'consumer_group' | 'state'> = new Gauge({
         name: 'wharf_consumer_backlog_messages',
         help: 'Events of a consumer group by state (ready, in_flight, delayed, dead_letter), read from the broker on scrape',
@@ -47,61 +46,43 @@ export class PrometheusMetrics implements Instrumentation {
   publish(operation: PublishOperation): PublishScope {
     const started = performance.now();
     const count = operation.events.length;
-    const system = operation.system;
-    const destination = this.#cap.cap('destination', operation.channel);
-    const { sent, publishDuration } = this.#metrics;
+    const series = this.#series.publish(operation.system, operation.channel);
+    const duration = this.#metrics.publishDuration;
     return {
       end: (error?: unknown) => {
-        const labels = {
-          messaging_system: system,
-          destination,
-          error_type: error === undefined ? '' : this.#cap.cap('error_type', errorType(error)),
-        };
-        sent.inc(labels, count);
-        publishDuration.observe(labels, (performance.now() - started) / 1000);
+        const type = error === undefined ? '' : this.#series.errorType(error);
+        series.sent.set(type, (series.sent.get(type) ?? 0) + count);
+        duration.observe(series.labels(type), (performance.now() - started) / 1000);
       },
     };
   }
 
   handle(operation: HandleOperation): HandleScope {
-    const labels = this.#consumeLabels(operation);
-    const { inFlight, endToEnd, processDuration } = this.#metrics;
-    inFlight.inc(labels);
+    const series = this.#series.consume(operation.system, operation.channel, operation.group);
+    series.inFlight++;
     const time = operation.event.time;
     if (time !== undefined) {
       const sent = Date.parse(time);
-      if (Number.isFinite(sent)) endToEnd.observe(labels, Math.max(0, Date.now() - sent) / 1000);
+      if (Number.isFinite(sent)) {
+        this.#metrics.endToEnd.observe(series.labels, Math.max(0, Date.now() - sent) / 1000);
+      }
     }
+    const duration = this.#metrics.processDuration;
     return {
       handled: (result: HandlerResult) => {
-        inFlight.dec(labels);
+        series.inFlight--;
         const failed = result.error !== undefined || result.aborted;
-        const type = failed ? this.#cap.cap('error_type', result.aborted ? OTHER : errorType(result.error)) : '';
-        processDuration.observe({ ...labels, error_type: type }, result.durationMs / 1000);
+        const type = failed ? (result.aborted ? OTHER : series.errorType(result.error)) : '';
+        duration.observe(series.withError(type), result.durationMs / 1000);
       },
     };
   }
 
   settled(settlement: Settlement): void {
-    const labels = this.#consumeLabels(settlement);
-    this.#metrics.consumed.inc(labels);
-    if (settlement.outcome === 'retried') {
-      this.#metrics.retries.inc({ ...labels, error_type: this.#cap.cap('error_type', errorType(settlement.error)) });
-    } else if (settlement.outcome === 'dead-lettered') {
-      this.#metrics.deadLettered.inc({
-        ...labels,
-        reason: this.#cap.cap('reason', settlement.reason ?? OTHER),
-        error_type: this.#cap.cap('error_type', errorType(settlement.error)),
-      });
-    }
-  }
-
-  #consumeLabels(operation: { system: string; channel: string; group: string }): ConsumeLabels {
-    return {
-      messaging_system: operation.system,
-      destination: this.#cap.cap('destination', operation.channel),
-      consumer_group: this.#cap.cap('consumer_group', operation.group),
-    };
+    const series = this.#series.consume(settlement.system, settlement.channel, settlement.group);
+    series.consumed++;
+    if (settlement.outcome === 'retried') series.retried(settlement.error);
+    else if (settlement.outcome === 'dead-lettered') series.deadLetter(settlement.reason, settlement.error);
   }
 }
 

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { SeriesIndex } from './series.js';
 
 /** The OpenTelemetry semantic conventions' duration buckets for messaging, 5 ms to 10 s. */
 export const DURATION_BUCKETS: readonly number[] = Object.freeze([
@@ -20,8 +21,12 @@ export const END_TO_END_BUCKETS: readonly number[] = Object.freeze([
 const PUBLISH = ['messaging_system', 'destination', 'error_type'] as const;
 const CONSUME = ['messaging_system', 'destination', 'consumer_group'] as const;
 
-/** Every metric this package registers, by name. */
-export function defineMetrics(registry: Registry) {
+/**
+ * Every metric this package registers. Counters and the in-flight gauge are kept as plain numbers
+ * in `index` and written here when the registry is scraped (`collect`); histograms are observed as
+ * events happen.
+ */
+export function defineMetrics(registry: Registry, index: SeriesIndex) {
   const registers = [registry];
   return {
     sent: new Counter({
@@ -29,6 +34,12 @@ export function defineMetrics(registry: Registry) {
       help: 'Events the bus published, confirmed by the broker or failed (error_type set)',
       labelNames: PUBLISH,
       registers,
+      collect() {
+        this.reset();
+        for (const series of index.publishSeries) {
+          for (const [type, count] of series.sent) this.inc(series.labels(type), count);
+        }
+      },
     }),
     publishDuration: new Histogram({
       name: 'messaging_client_operation_duration_seconds',
@@ -42,6 +53,10 @@ export function defineMetrics(registry: Registry) {
       help: 'Deliveries the bus settled (acked, retried, dead-lettered, released, duplicate or discarded)',
       labelNames: CONSUME,
       registers,
+      collect() {
+        this.reset();
+        for (const series of index.consumeSeries) this.inc(series.labels, series.consumed);
+      },
     }),
     processDuration: new Histogram({
       name: 'messaging_process_duration_seconds',
@@ -55,18 +70,36 @@ export function defineMetrics(registry: Registry) {
       help: 'Failed handler calls whose event was scheduled for another attempt',
       labelNames: [...CONSUME, 'error_type'],
       registers,
+      collect() {
+        this.reset();
+        for (const series of index.consumeSeries) {
+          for (const [type, count] of series.retries) this.inc(series.withError(type), count);
+        }
+      },
     }),
     deadLettered: new Counter({
       name: 'wharf_dead_lettered_total',
       help: 'Events written to a dead-letter destination, by reason',
       labelNames: [...CONSUME, 'reason', 'error_type'],
       registers,
+      collect() {
+        this.reset();
+        for (const series of index.consumeSeries) {
+          for (const [reason, byType] of series.deadLettered) {
+            for (const [type, count] of byType) this.inc({ ...series.withError(type), reason }, count);
+          }
+        }
+      },
     }),
     inFlight: new Gauge({
       name: 'wharf_handler_in_flight',
       help: 'Handler calls running now',
       labelNames: CONSUME,
       registers,
+      collect() {
+        this.reset();
+        for (const series of index.consumeSeries) this.set(series.labels, series.inFlight);
+      },
     }),
     endToEnd: new Histogram({
       name: 'wharf_end_to_end_latency_seconds',
