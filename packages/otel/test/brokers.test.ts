@@ -7,14 +7,29 @@ import { expectSagaTraces, runMiniSaga, SAGA_CHANNELS, SAGA_RETRY } from './saga
 
 const BROKERS = [
   { name: 'rabbitmq', url: process.env.WHARF_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672', port: 5672 },
+  { name: 'kafka', url: process.env.WHARF_KAFKA_URL ?? 'kafka://127.0.0.1:9092', port: 9092 },
   { name: 'nats', url: process.env.WHARF_NATS_URL ?? 'nats://127.0.0.1:4222', port: 4222 },
 ] as const;
+
+/** Short Kafka session and polls, as the Kafka suite uses, so groups join and retries run in seconds. */
+const ADAPTER_OPTIONS: Record<string, Record<string, unknown>> = {
+  kafka: {
+    sessionTimeoutMs: 6_000,
+    heartbeatIntervalMs: 300,
+    rebalanceTimeoutMs: 10_000,
+    maxWaitTimeMs: 100,
+    commitIntervalMs: 200,
+    releaseBackoffMs: 100,
+    connectTimeoutMs: 10_000,
+  },
+};
+const PACKAGES: Record<string, string> = { amqp: '@wharf/rabbitmq', kafka: '@wharf/kafka', nats: '@wharf/nats' };
 
 beforeAll(enableContextManager);
 
 /** Deletes the saga's queues/streams and retry tiers through the adapter's own harness. */
 async function cleanup(url: string, prefix: string): Promise<void> {
-  const pkg = parseBrokerUrl(url).scheme === 'nats' ? '@wharf/nats' : '@wharf/rabbitmq';
+  const pkg = PACKAGES[parseBrokerUrl(url).scheme] ?? '@wharf/rabbitmq';
   const { conformanceHarness } = (await import(pkg)) as {
     conformanceHarness(url: string): {
       cleanup(channel: string, groups: readonly string[], retryDelaysMs?: readonly number[]): Promise<void>;
@@ -36,7 +51,12 @@ describe('@wharf/otel on real brokers', () => {
       }
       const prefix = `otel-${randomBytes(4).toString('hex')}`;
       const { tracing, spans } = tracingHarness();
-      const bus = createBus({ url: broker.url, logger: silentLogger, instrumentation: tracing });
+      const bus = createBus({
+        url: broker.url,
+        logger: silentLogger,
+        instrumentation: tracing,
+        adapterOptions: ADAPTER_OPTIONS[broker.name] ?? {},
+      });
       try {
         await runMiniSaga(bus, prefix, ['o-1', 'o-2', 'o-3']);
         await spansNamed(spans, new RegExp(`^process ${prefix}.outcomes`), 3, 30_000);
