@@ -12,7 +12,14 @@ import { describe, expect, it } from 'vitest';
 
 let n = 0;
 const fresh = () => `memory://instrumentation-test-${++n}`;
-const settleTime = () => new Promise((resolve) => setTimeout(resolve, 100));
+/** Waits until `done()` holds (polling, so a loaded machine only makes it slower). */
+async function until(done: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for the bus');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
 
 /** Records every hook call as a line, in order. */
 function recorder(name: string, lines: string[]): Instrumentation {
@@ -53,9 +60,9 @@ describe('instrumentation hook', () => {
       throw new Error('always');
     });
     await bus.publish('c', { type: 'Bad' });
-    await settleTime();
+    await until(() => bus.stats().deadLettered === 1);
     await bus.publishBatch('c', [{ type: 'Flaky' }]);
-    await settleTime();
+    await until(() => bus.stats().deadLettered === 2);
     await bus.close();
 
     // When a publish resolves relative to its delivery is the broker's business: checked apart.
@@ -94,7 +101,7 @@ describe('instrumentation hook', () => {
     await bus.subscribe('c', { group: 'g' }, () => undefined);
     const first = await bus.publish('c', { type: 'Ok' });
     await bus.publish('c', { type: 'Ok', id: first.id, source: first.source });
-    await settleTime();
+    await until(() => bus.stats().acked + bus.stats().duplicates === 2);
     await bus.close();
     expect(lines.filter((line) => line.includes('settled'))).toEqual(['a settled acked', 'a settled duplicate']);
     expect(lines.filter((line) => line.includes('handle '))).toHaveLength(1);
@@ -125,7 +132,7 @@ describe('instrumentation hook', () => {
     });
     const published = await bus.publish('c', { type: 'First' });
     expect(published.traceparent).toBe(`00-${'a'.repeat(32)}-${'b'.repeat(16)}-01`);
-    await settleTime();
+    await until(() => seen.length === 3);
     await bus.close();
     const trace = `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01`;
     expect(seen).toEqual([
@@ -175,7 +182,7 @@ describe('instrumentation hook', () => {
       inside = store.getStore();
     });
     await bus.publish('c', { type: 'Ok' });
-    await settleTime();
+    await until(() => inside !== undefined);
     await bus.close();
     expect(inside).toEqual(['outer', 'inner']);
   });
@@ -217,7 +224,7 @@ describe('instrumentation hook', () => {
     });
     await bus.subscribe('c', { group: 'g' }, (event) => void handled.push(event));
     await bus.publish('c', { type: 'Ok' });
-    await settleTime();
+    await until(() => bus.stats().acked === 1);
     await bus.close();
     expect(handled).toHaveLength(1);
     expect(bus.stats()).toMatchObject({ acked: 1, incidents: 0 });
