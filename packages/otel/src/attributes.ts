@@ -28,14 +28,12 @@ export const EVENT = {
   deadLetter: 'wharf.dead_letter',
 } as const;
 
-/** The attributes every span about `event` carries. Never the payload. */
-export function eventAttributes(event: CloudEvent): Attributes {
-  const attributes: Attributes = {
-    [ATTR.messageId]: event.id,
-    [ATTR.eventId]: event.id,
-    [ATTR.eventType]: event.type,
-    [ATTR.eventSource]: event.source,
-  };
+/** Adds the attributes every span about `event` carries to `attributes` (never the payload). */
+export function withEventAttributes(attributes: Attributes, event: CloudEvent): Attributes {
+  attributes[ATTR.messageId] = event.id;
+  attributes[ATTR.eventId] = event.id;
+  attributes[ATTR.eventType] = event.type;
+  attributes[ATTR.eventSource] = event.source;
   if (event.subject !== undefined) attributes[ATTR.eventSubject] = event.subject;
   return attributes;
 }

@@ -1,4 +1,5 @@
 import {
+  type Attributes,
   type Context,
   context,
   type Link,
@@ -19,7 +20,7 @@ import type {
   PublishScope,
   Settlement,
 } from '@wharf/core';
-import { ATTR, EVENT, errorType, eventAttributes } from './attributes.js';
+import { ATTR, EVENT, errorType, withEventAttributes } from './attributes.js';
 import { resolveTracer, type TracingOptions } from './options.js';
 import { formatTraceContext, parseTraceContext } from './trace-context.js';
 
@@ -46,19 +47,13 @@ export class OpenTelemetryTracing implements Instrumentation {
 
   publish(operation: PublishOperation): PublishScope {
     const { channel, events, system } = operation;
-    const common = { [ATTR.system]: system, [ATTR.destination]: channel };
     if (!operation.batch) {
       const event = events[0] as CloudEvent;
       const span = this.#tracer.startSpan(
         `send ${channel}`,
         {
           kind: SpanKind.PRODUCER,
-          attributes: {
-            ...common,
-            [ATTR.operationName]: 'send',
-            [ATTR.operationType]: 'send',
-            ...eventAttributes(event),
-          },
+          attributes: withEventAttributes(publishAttributes(system, channel, 'send'), event),
         },
         this.#parentForPublish(operation, event),
       );
@@ -71,12 +66,7 @@ export class OpenTelemetryTracing implements Instrumentation {
       `send ${channel}`,
       {
         kind: SpanKind.CLIENT,
-        attributes: {
-          ...common,
-          [ATTR.operationName]: 'send',
-          [ATTR.operationType]: 'send',
-          [ATTR.batchCount]: events.length,
-        },
+        attributes: { ...publishAttributes(system, channel, 'send'), [ATTR.batchCount]: events.length },
       },
       this.#parentForPublish(operation, undefined),
     );
@@ -88,12 +78,7 @@ export class OpenTelemetryTracing implements Instrumentation {
         `create ${channel}`,
         {
           kind: SpanKind.PRODUCER,
-          attributes: {
-            ...common,
-            [ATTR.operationName]: 'create',
-            [ATTR.operationType]: 'create',
-            ...eventAttributes(event),
-          },
+          attributes: withEventAttributes(publishAttributes(system, channel, 'create'), event),
         },
         trace.getSpan(parent) === undefined ? sendContext : parent,
       );
@@ -129,16 +114,18 @@ export class OpenTelemetryTracing implements Instrumentation {
       {
         kind: SpanKind.CONSUMER,
         links: creation === undefined ? [] : [{ context: creation }],
-        attributes: {
-          [ATTR.system]: operation.system,
-          [ATTR.destination]: channel,
-          [ATTR.group]: group,
-          [ATTR.operationName]: 'process',
-          [ATTR.operationType]: 'process',
-          [ATTR.attempt]: operation.attempt,
-          [ATTR.maxAttempts]: operation.maxAttempts,
-          ...eventAttributes(event),
-        },
+        attributes: withEventAttributes(
+          {
+            [ATTR.system]: operation.system,
+            [ATTR.destination]: channel,
+            [ATTR.group]: group,
+            [ATTR.operationName]: 'process',
+            [ATTR.operationType]: 'process',
+            [ATTR.attempt]: operation.attempt,
+            [ATTR.maxAttempts]: operation.maxAttempts,
+          },
+          event,
+        ),
       },
       parent,
     );
@@ -183,13 +170,13 @@ export class OpenTelemetryTracing implements Instrumentation {
           [ATTR.operationName]: 'process',
           [ATTR.operationType]: 'process',
           [ATTR.attempt]: settlement.attempt,
-          ...(event === undefined ? {} : eventAttributes(event)),
         },
       },
       trace.getSpan(active)?.isRecording() === true || creation === undefined
         ? active
         : trace.setSpanContext(active, creation),
     );
+    if (event !== undefined) span.setAttributes(withEventAttributes({}, event));
     span.setAttribute(ATTR.errorType, errorType(settlement.error));
     span.setStatus({ code: SpanStatusCode.ERROR, message: messageOf(settlement.error) });
     recordSettlement(span, settlement);
@@ -214,6 +201,15 @@ export class OpenTelemetryTracing implements Instrumentation {
     const { traceparent, tracestate } = formatTraceContext(span.spanContext());
     operation.setTraceContext(index, traceparent, tracestate);
   }
+}
+
+function publishAttributes(system: string, channel: string, operation: 'send' | 'create'): Attributes {
+  return {
+    [ATTR.system]: system,
+    [ATTR.destination]: channel,
+    [ATTR.operationName]: operation,
+    [ATTR.operationType]: operation,
+  };
 }
 
 function finish(span: Span, error: unknown): void {
