@@ -22,12 +22,18 @@ import {
 } from './envelope.js';
 import { ClosedError, ConfigError, InvalidEventError, MessageTooLargeError, TimeoutError } from './errors.js';
 import { type Incident, logIncident } from './incident.js';
+import {
+  combineInstrumentations,
+  type Instrumentation,
+  type PublishScope,
+  publishOperation,
+} from './instrumentation.js';
 import { loadAdapter } from './load.js';
 import { consoleLogger, type Logger } from './logger.js';
 import { type NormalizedRetryPolicy, normalizeRetryPolicy, type RetryPolicy } from './policy.js';
 import { type BackpressureMode, PublishGate } from './publish-gate.js';
 import { createStats, type Stats } from './stats.js';
-import { parseBrokerUrl } from './url.js';
+import { ADAPTER_PACKAGES, parseBrokerUrl } from './url.js';
 
 /** Options of {@link createBus}. */
 export interface BusOptions {
@@ -44,8 +50,13 @@ export interface BusOptions {
   dedup?: DedupStore;
   /** Contract checks on publish and consume (see `@wharf/asyncapi`). */
   validator?: EventValidator;
-  /** Receives every settlement and publish, for metrics and tracing. */
+  /** Receives every settlement and publish, for simple counters (see `instrumentation` for metrics and tracing). */
   observer?: BusObserver;
+  /**
+   * Metrics and tracing hooks (`@wharf/prometheus`, `@wharf/otel`, or your own
+   * {@link Instrumentation}); several are called in array order.
+   */
+  instrumentation?: Instrumentation | readonly Instrumentation[];
   /** How long `close()` waits for running handlers before aborting them. Default 10 s. */
   shutdownTimeoutMs?: number;
   /**
@@ -118,6 +129,7 @@ export class Bus {
   #ready: Promise<Adapter> | undefined;
   #closing: Promise<void> | undefined;
   readonly #gate: PublishGate;
+  readonly #instrumentation: Instrumentation | undefined;
 
   constructor(options: BusOptions = {}) {
     this.#options = options;
@@ -125,6 +137,13 @@ export class Bus {
     this.#logger = options.logger ?? consoleLogger(process.env.WHARF_LOG === 'debug' ? 'debug' : 'warn');
     this.#dedup = options.dedup ?? new MemoryDedupStore();
     if (!options.adapter) parseBrokerUrl(this.url);
+    const instrumentation = options.instrumentation;
+    if (instrumentation !== undefined) {
+      const list: readonly Instrumentation[] = Array.isArray(instrumentation)
+        ? instrumentation
+        : [instrumentation as Instrumentation];
+      if (list.length > 0) this.#instrumentation = combineInstrumentations(list, this.#logger);
+    }
     const timeout = options.shutdownTimeoutMs;
     if (timeout !== undefined && !(Number.isFinite(timeout) && timeout >= 0)) {
       throw new ConfigError('core', `shutdownTimeoutMs must be a number of milliseconds >= 0, got ${String(timeout)}`);
@@ -181,12 +200,51 @@ export class Bus {
    * Publishes one event; resolves with the complete CloudEvent once the broker durably accepted it.
    * Throws `InvalidEventError`, `ContractViolationError` (nothing sent), `ClosedError` or a broker error.
    */
-  async publish<T>(channel: string, input: EventInput<T>): Promise<CloudEvent<T>> {
+  publish<T>(channel: string, input: EventInput<T>): Promise<CloudEvent<T>> {
+    return this.#publishOne(channel, input, undefined);
+  }
+
+  /** `publish`, and `ctx.publish` with the event being handled as `cause` (for tracing). */
+  async #publishOne<T>(channel: string, input: EventInput<T>, cause: CloudEvent | undefined): Promise<CloudEvent<T>> {
     if (this.#closing) throw new ClosedError('core', 'publish');
     checkChannel(channel);
     const event = createEvent<T>(input, this.#source);
-    await this.#send(channel, [this.#encode(channel, event)]);
+    const scope = this.#instrumentPublish(channel, [event], false, cause);
+    if (scope === undefined) {
+      await this.#send(channel, [this.#encode(channel, event)]);
+      return event;
+    }
+    try {
+      const send = () => this.#send(channel, [this.#encode(channel, event)]);
+      await (scope.run === undefined ? send() : scope.run(send));
+    } catch (error) {
+      scope.end(error);
+      throw error;
+    }
+    scope.end();
     return event;
+  }
+
+  /** Lets instrumentation see (and set trace context on) events before they are encoded. */
+  #instrumentPublish(
+    channel: string,
+    events: readonly CloudEvent<unknown>[],
+    batch: boolean,
+    cause: CloudEvent | undefined,
+  ): PublishScope | undefined {
+    if (this.#instrumentation?.publish === undefined) return undefined;
+    const operation = publishOperation(this.#system, channel, events as CloudEvent[], batch, cause);
+    const scope = this.#instrumentation.publish(operation);
+    operation.seal();
+    return scope;
+  }
+
+  /** The adapter's name (`messaging.system`), known from the URL before the adapter is loaded. */
+  get #system(): string {
+    const adapter = this.#adapter ?? this.#options.adapter;
+    if (adapter !== undefined) return adapter.name;
+    const pkg = ADAPTER_PACKAGES[parseBrokerUrl(this.url).scheme] ?? 'unknown';
+    return pkg.replace('@wharf/', '');
   }
 
   /**
@@ -198,10 +256,19 @@ export class Bus {
     checkChannel(channel);
     if (!Array.isArray(inputs)) throw new InvalidEventError('publishBatch takes an array of events');
     const events = inputs.map((input) => createEvent<T>(input, this.#source));
-    await this.#send(
-      channel,
-      events.map((event) => this.#encode(channel, event)),
-    );
+    const scope = this.#instrumentPublish(channel, events, true, undefined);
+    try {
+      const send = () =>
+        this.#send(
+          channel,
+          events.map((event) => this.#encode(channel, event)),
+        );
+      await (scope?.run === undefined ? send() : scope.run(send));
+    } catch (error) {
+      scope?.end(error);
+      throw error;
+    }
+    scope?.end();
     return events;
   }
 
@@ -275,8 +342,11 @@ export class Bus {
       logger: this.#logger,
       stats: this.#stats,
       shutdown: active.shutdown,
-      publish: <E>(target: string, input: EventInput<E>) => this.publish<E>(target, input),
+      publish: <E>(target: string, input: EventInput<E>, cause: CloudEvent) =>
+        this.#publishOne<E>(target, input, cause),
       observer: this.#options.observer,
+      instrumentation: this.#instrumentation,
+      system: adapter.name,
       incident: this.#incident,
     };
     active.native = await adapter.subscribe(

@@ -1,9 +1,10 @@
-import type { Delivery } from './adapter.js';
+import type { Delivery, RetryInstruction } from './adapter.js';
 import { type DeadLetterReason, deadLetterInfo } from './dead-letter.js';
 import type { DedupStore } from './dedup.js';
 import { type CloudEvent, decodeEvent, type EventInput } from './envelope.js';
 import { ContractViolationError, describeError, NonRetryableError, UndecodableMessageError } from './errors.js';
 import type { Incident, IncidentKind, IncidentSink } from './incident.js';
+import type { HandleScope, Instrumentation, Settlement } from './instrumentation.js';
 import type { Logger } from './logger.js';
 import { type NormalizedRetryPolicy, retryDelay } from './policy.js';
 import type { Stats } from './stats.js';
@@ -79,8 +80,13 @@ export interface ConsumerSetup {
   readonly validator: EventValidator | undefined;
   readonly logger: Logger;
   readonly stats: Stats;
-  readonly publish: <T>(channel: string, input: EventInput<T>) => Promise<CloudEvent<T>>;
+  /** Publishes an event `cause` caused (`ctx.publish`). */
+  readonly publish: <T>(channel: string, input: EventInput<T>, cause: CloudEvent) => Promise<CloudEvent<T>>;
   readonly observer: BusObserver | undefined;
+  /** Metrics and tracing hooks, combined into one; undefined costs nothing per event. */
+  readonly instrumentation?: Instrumentation | undefined;
+  /** The adapter's name, for instrumentation (`messaging.system`). */
+  readonly system?: string | undefined;
   readonly incident: IncidentSink;
   /** This group's events being handled in this process; set when dedup is on. */
   readonly inflight?: InFlight | undefined;
@@ -128,15 +134,20 @@ class DeliveryContext implements HandlerContext {
   get publish(): <T>(channel: string, input: EventInput<T>) => Promise<CloudEvent<T>> {
     const setup = this.#setup;
     const event = this.#event;
-    return (channel, input) => setup.publish(channel, caused(event, input));
+    return (channel, input) => setup.publish(channel, caused(event, input), event);
   }
 }
 
-/** What settlement knows about a delivery, for stats and the observer. */
+/** What settlement knows about a delivery, for stats, the observer and instrumentation. */
 interface Trace {
   type: string | undefined;
   attempt: number;
   handlerMs: number;
+  event: CloudEvent | undefined;
+  reason: DeadLetterReason | undefined;
+  error: unknown;
+  retry: RetryInstruction | undefined;
+  scope: HandleScope | undefined;
 }
 
 const COUNTERS: Record<SettleOutcome, 'acked' | 'retried' | 'deadLettered' | 'released' | 'duplicates' | 'discarded'> =
@@ -151,14 +162,39 @@ const COUNTERS: Record<SettleOutcome, 'acked' | 'retried' | 'deadLettered' | 're
 
 function note(setup: ConsumerSetup, outcome: SettleOutcome, trace: Trace): void {
   setup.stats[COUNTERS[outcome]]++;
+  if (setup.instrumentation !== undefined) instrumentSettlement(setup, setup.instrumentation, outcome, trace);
   if (setup.observer?.onSettled === undefined) return;
   try {
-    setup.observer.onSettled(outcome, { channel: setup.channel, group: setup.group, ...trace });
+    const { type, attempt, handlerMs } = trace;
+    setup.observer.onSettled(outcome, { channel: setup.channel, group: setup.group, type, attempt, handlerMs });
   } catch (error) {
     setup.logger.error(`[wharf] [core] the observer threw on ${setup.channel}/${setup.group}`, {
       error: describeError(error).message,
     });
   }
+}
+
+/** Hands a settlement to the handler's scope, then to `settled` (both guarded by `combineInstrumentations`). */
+function instrumentSettlement(
+  setup: ConsumerSetup,
+  instrumentation: Instrumentation,
+  outcome: SettleOutcome,
+  trace: Trace,
+): void {
+  const settlement: Settlement = {
+    system: setup.system ?? 'unknown',
+    channel: setup.channel,
+    group: setup.group,
+    outcome,
+    attempt: trace.attempt,
+    event: trace.event,
+    handlerMs: trace.handlerMs,
+    reason: trace.reason,
+    error: trace.error,
+    retry: trace.retry,
+  };
+  trace.scope?.end?.(settlement);
+  instrumentation.settled?.(settlement);
 }
 
 function reportIncident(
@@ -231,7 +267,16 @@ async function giveBack(
 /** The one place where a handler's outcome becomes ack, retry, dead letter or release. */
 export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<void> {
   const { stats, logger, channel, group } = setup;
-  const trace: Trace = { type: undefined, attempt: delivery.attempt, handlerMs: 0 };
+  const trace: Trace = {
+    type: undefined,
+    attempt: delivery.attempt,
+    handlerMs: 0,
+    event: undefined,
+    reason: undefined,
+    error: undefined,
+    retry: undefined,
+    scope: undefined,
+  };
   stats.delivered++;
   if (setup.shutdown.aborted) {
     await safely(delivery, 'release', setup, undefined);
@@ -250,6 +295,7 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
     return deadLetter(setup, delivery, 'undecodable', cause, 0, trace, undefined);
   }
   trace.type = event.type;
+  trace.event = event;
 
   try {
     setup.validator?.validate('consume', channel, event);
@@ -287,11 +333,28 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
   let outcome: Outcome;
   try {
     const context = new DeliveryContext(setup, event, delivery.attempt);
+    const scope = setup.instrumentation?.handle?.({
+      system: setup.system ?? 'unknown',
+      channel,
+      group,
+      event,
+      attempt: delivery.attempt,
+      maxAttempts: setup.policy.maxAttempts,
+    });
+    trace.scope = scope;
     const started = performance.now();
-    const raced = raceShutdown(setup.shutdown, setup.handler, event, context);
+    const raced =
+      scope?.run === undefined
+        ? raceShutdown(setup.shutdown, setup.handler, event, context)
+        : scope.run(() => raceShutdown(setup.shutdown, setup.handler, event, context));
     outcome = raced instanceof Promise ? await raced : raced;
     trace.handlerMs = performance.now() - started;
     stats.handlerMs += trace.handlerMs;
+    scope?.handled?.({
+      error: 'ok' in outcome && !outcome.ok ? outcome.error : undefined,
+      aborted: 'aborted' in outcome,
+      durationMs: trace.handlerMs,
+    });
     if ('ok' in outcome && outcome.ok) await remember(setup, dedupKey, event.id);
   } finally {
     if (inflight !== undefined) finished(inflight, dedupKey);
@@ -313,6 +376,7 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
   }
 
   const { error } = outcome;
+  trace.error = error;
   stats.failures++;
   const attempts = delivery.attempt;
   const id = event.id;
@@ -339,6 +403,7 @@ export async function settle(setup: ConsumerSetup, delivery: Delivery): Promise<
   );
   try {
     await delivery.retry(instruction);
+    trace.retry = instruction;
     note(setup, 'retried', trace);
   } catch (retryError) {
     reportIncident(
@@ -363,6 +428,8 @@ async function deadLetter(
   eventId: string | undefined,
 ): Promise<void> {
   const { channel, group, logger, stats } = setup;
+  trace.reason = reason;
+  trace.error = error;
   if (!setup.deadLetter) {
     logger.error(`[wharf] discarding an event on ${channel}/${group} (${reason}): dead-lettering is turned off`, {
       ...(eventId === undefined ? {} : { eventId }),

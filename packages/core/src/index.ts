@@ -45,6 +45,16 @@ export * from './errors.js';
 export { ATTEMPT_HEADER, FIRST_FAILURE_HEADER, readAttempt, retryHeaders } from './headers.js';
 export type { Incident, IncidentKind, IncidentSink } from './incident.js';
 export { incidentSink, logIncident } from './incident.js';
+export type {
+  HandleOperation,
+  HandlerResult,
+  HandleScope,
+  Instrumentation,
+  PublishOperation,
+  PublishScope,
+  Settlement,
+} from './instrumentation.js';
+export { combineInstrumentations } from './instrumentation.js';
 export { importAdapterModule, loadAdapter } from './load.js';
 export type { Logger } from './logger.js';
 export { consoleLogger, silentLogger } from './logger.js';

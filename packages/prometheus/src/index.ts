@@ -1,0 +1,4 @@
+export { createPrometheusMetrics, PrometheusMetrics } from './instrumentation.js';
+export { errorType, OTHER } from './labels.js';
+export { DURATION_BUCKETS, END_TO_END_BUCKETS } from './metrics.js';
+export type { BacklogEntry, BacklogSource, PrometheusOptions } from './options.js';
