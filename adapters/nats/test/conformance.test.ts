@@ -7,4 +7,11 @@ runConformance({
   ...(unavailable !== undefined ? { unavailable } : {}),
   publishForeign,
   cleanup,
+  skip: [
+    {
+      reason:
+        'JetStream keeps a message nak-ed with a delay ack-pending and has no count of its own for it: it is in inFlight (backlog.test.ts)',
+      tests: ['backlog-delayed'],
+    },
+  ],
 });
