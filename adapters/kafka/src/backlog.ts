@@ -30,7 +30,7 @@ export function lag(
  * - `ready`: lag of the group's consumer group on the channel topic, over all partitions;
  * - `delayed`: lag on the group's retry topics `<group>-retry-<ms>`, every tier found on the broker;
  * - `deadLetters`: records of `<group>-dlt` the dead-letter reader group has not passed;
- * - `consumers`: members of the consumer group;
+ * - `consumers`: members of the consumer group; `maxConsumers`: the channel topic's partitions;
  * - `inFlight`: 0 — Kafka has no per-record state: an event handed to a handler is uncommitted,
  *   so it is counted in `ready` (or `delayed`) until its offset is committed.
  */
@@ -55,7 +55,8 @@ export async function readBacklog(
   if (!topics.includes(dlt) && committed.every((c) => BigInt(c.offset) < 0n)) {
     throw new UnknownGroupError(ADAPTER_NAME, channel, group, `consumer group ${groupId} has no offsets`);
   }
-  const ready = lag(await admin.ends(channelTopic), committed, 'end');
+  const ends = await admin.ends(channelTopic);
+  const ready = lag(ends, committed, 'end');
   let delayed = 0;
   for (const topic of retries) {
     delayed += lag(await admin.ends(topic), await admin.committed(groupId, topic), 'start');
@@ -63,5 +64,5 @@ export async function readBacklog(
   const deadLetters = topics.includes(dlt)
     ? lag(await admin.ends(dlt), await admin.committed(names.deadLetterReader(channel, group), dlt), 'start')
     : 0;
-  return { ready, inFlight: 0, delayed, deadLetters, consumers: await admin.members(groupId) };
+  return { ready, inFlight: 0, delayed, deadLetters, consumers: await admin.members(groupId), maxConsumers: ends.length };
 }

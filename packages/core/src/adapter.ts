@@ -104,6 +104,11 @@ export interface GroupBacklog {
   readonly deadLetters: number;
   /** Subscribers attached to the group, where the broker knows them. */
   readonly consumers?: number;
+  /**
+   * The most subscribers of the group that can receive events at once, where the broker limits it
+   * (Kafka: the channel topic's partition count); more replicas than this would idle.
+   */
+  readonly maxConsumers?: number;
 }
 
 /** A message read from a dead-letter destination. */
