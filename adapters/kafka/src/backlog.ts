@@ -64,5 +64,12 @@ export async function readBacklog(
   const deadLetters = topics.includes(dlt)
     ? lag(await admin.ends(dlt), await admin.committed(names.deadLetterReader(channel, group), dlt), 'start')
     : 0;
-  return { ready, inFlight: 0, delayed, deadLetters, consumers: await admin.members(groupId), maxConsumers: ends.length };
+  return {
+    ready,
+    inFlight: 0,
+    delayed,
+    deadLetters,
+    consumers: await admin.members(groupId),
+    maxConsumers: ends.length,
+  };
 }
