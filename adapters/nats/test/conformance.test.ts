@@ -1,4 +1,5 @@
 import { runConformance } from '@wharf/conformance';
+import { CONFORMANCE_SKIPS } from '../src/index.js';
 import { adapter, cleanup, publishForeign, unavailable } from './helpers.js';
 
 runConformance({
@@ -7,11 +8,5 @@ runConformance({
   ...(unavailable !== undefined ? { unavailable } : {}),
   publishForeign,
   cleanup,
-  skip: [
-    {
-      reason:
-        'JetStream keeps a message nak-ed with a delay ack-pending and has no count of its own for it: it is in inFlight (backlog.test.ts)',
-      tests: ['backlog-delayed'],
-    },
-  ],
+  skip: CONFORMANCE_SKIPS,
 });
