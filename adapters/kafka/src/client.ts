@@ -5,6 +5,7 @@
 import type { ConnectionOptions } from 'node:tls';
 import type { Logger } from '@wharf/core';
 import kafkajs from 'kafkajs';
+import { type EvictMember, memberEvictor } from './evict.js';
 
 const { Kafka, Partitioners, logLevel, ConfigResourceTypes } = kafkajs;
 
@@ -222,7 +223,7 @@ export function createClient(config: ClientConfig): KafkaClient {
       return safeProducer(base, settings);
     },
     consumer(settings) {
-      return wrapConsumer(kafka, settings);
+      return wrapConsumer(kafka, settings, memberEvictor(kafka));
     },
   };
 }
@@ -450,6 +451,18 @@ function wrapAdmin(admin: kafkajs.Admin): ClientAdmin {
   };
 }
 
+/** Evicting a crashed member: per attempt, and attempts before joining without it. */
+const EVICT_TIMEOUT_MS = 3_000;
+const EVICT_ATTEMPTS = 8;
+
+function bounded<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** Delays before restarting a crashed consumer: doubling from the first, reset by a join. */
 const RESTART_FIRST_MS = 500;
 // The next attempt after the broker is back waits up to this: with 10 s, a broker restart of
@@ -471,7 +484,11 @@ const RESTART_MAX_MS = 2_000;
  *
  * Exported for tests (with a fake kafkajs); the adapter gets it through `createClient`.
  */
-export function wrapConsumer(kafka: Pick<kafkajs.Kafka, 'consumer'>, settings: ConsumerSettings): ClientConsumer {
+export function wrapConsumer(
+  kafka: Pick<kafkajs.Kafka, 'consumer'>,
+  settings: ConsumerSettings,
+  evict?: EvictMember,
+): ClientConsumer {
   const create = (): kafkajs.Consumer =>
     kafka.consumer({
       groupId: settings.groupId,
@@ -488,6 +505,9 @@ export function wrapConsumer(kafka: Pick<kafkajs.Kafka, 'consumer'>, settings: C
   let disconnecting = false;
   let restartTimer: NodeJS.Timeout | undefined;
   let restartDelay = RESTART_FIRST_MS;
+  // The member id of the last consumer that joined; after it crashed, the one to evict (see evict.ts).
+  let memberId: string | undefined;
+  let stale: string | undefined;
   const crashListeners: ((error: Error, restarting: boolean) => void)[] = [];
   const assignedListeners: ((assignment: readonly TopicPartitions[]) => void)[] = [];
   // Commits the broker acknowledged, by topic|partition|offset, until their caller looked. kafkajs
@@ -515,12 +535,31 @@ export function wrapConsumer(kafka: Pick<kafkajs.Kafka, 'consumer'>, settings: C
       attach(consumer);
       // The crashed one disconnected itself already; this only makes sure (kafkajs shares the call).
       void old.disconnect().catch(() => undefined);
-      start().catch((error: unknown) => {
-        // A failed start (the broker still away) is a crash of the new consumer too: try again later.
-        for (const listener of crashListeners) listener(error as Error, true);
-        restart();
-      });
+      evictStale()
+        .then(start)
+        .catch((error: unknown) => {
+          // A failed start (the broker still away) is a crash of the new consumer too: try again later.
+          for (const listener of crashListeners) listener(error as Error, true);
+          restart();
+        });
     }, delay);
+  };
+
+  // The crashed member leaves before its replacement joins, so the join is not held for its
+  // session. A failed eviction fails this start attempt (the broker is still away, or its
+  // coordinator still loading), so the next attempt tries again; after a few, the replacement joins
+  // anyway and waits the session out. `UNKNOWN_MEMBER_ID`: it left already (or expired).
+  let evictFailures = 0;
+  const evictStale = async (): Promise<void> => {
+    const target = stale;
+    if (evict === undefined || target === undefined) return;
+    try {
+      await bounded(evict(settings.groupId, target), EVICT_TIMEOUT_MS);
+    } catch (error) {
+      if ((error as { type?: unknown }).type !== 'UNKNOWN_MEMBER_ID' && ++evictFailures < EVICT_ATTEMPTS) throw error;
+    }
+    stale = undefined;
+    evictFailures = 0;
   };
 
   const attach = (c: kafkajs.Consumer): void => {
@@ -528,6 +567,7 @@ export function wrapConsumer(kafka: Pick<kafkajs.Kafka, 'consumer'>, settings: C
     c.on(GROUP_JOIN, (event) => {
       if (c !== consumer) return;
       restartDelay = RESTART_FIRST_MS;
+      memberId = event.payload.memberId;
       // A restart that was already starting when disconnect() ran: leave again.
       if (disconnecting) {
         void c.disconnect().catch(() => undefined);
@@ -545,6 +585,8 @@ export function wrapConsumer(kafka: Pick<kafkajs.Kafka, 'consumer'>, settings: C
       let restarting = restartedByKafkajs;
       if (!restartedByKafkajs && !disconnecting && config !== undefined && classifyError(error) !== 'auth') {
         restarting = true;
+        stale = memberId ?? stale;
+        memberId = undefined;
         restart();
       }
       for (const listener of crashListeners) listener(error, restarting);

@@ -44,8 +44,8 @@ class FakeConsumer {
     this.running = false;
     this.emit(this.events.CRASH, { error, groupId: 'g', restart });
   }
-  join(): void {
-    this.emit(this.events.GROUP_JOIN, { memberAssignment: { t: [0] } });
+  join(memberId = 'm-1'): void {
+    this.emit(this.events.GROUP_JOIN, { memberId, memberAssignment: { t: [0] } });
   }
   #notRunning(): void {
     if (!this.running)
@@ -74,7 +74,7 @@ class FakeConsumer {
 }
 
 /** The wrapper over a fake kafkajs that makes a new consumer per call, as kafkajs does. */
-function wrapped() {
+function wrapped(evict?: (groupId: string, memberId: string) => Promise<void>) {
   const fakes: FakeConsumer[] = [];
   const kafka = {
     consumer: () => {
@@ -83,14 +83,18 @@ function wrapped() {
       return fake;
     },
   } as unknown as Pick<kafkajs.Kafka, 'consumer'>;
-  const consumer: ClientConsumer = wrapConsumer(kafka, {
-    groupId: 'g',
-    sessionTimeoutMs: 6_000,
-    rebalanceTimeoutMs: 10_000,
-    heartbeatIntervalMs: 300,
-    maxWaitTimeMs: 100,
-    partitionsConcurrently: 1,
-  });
+  const consumer: ClientConsumer = wrapConsumer(
+    kafka,
+    {
+      groupId: 'g',
+      sessionTimeoutMs: 6_000,
+      rebalanceTimeoutMs: 10_000,
+      heartbeatIntervalMs: 300,
+      maxWaitTimeMs: 100,
+      partitionsConcurrently: 1,
+    },
+    evict,
+  );
   const crashes: [string, boolean][] = [];
   consumer.onCrash((error, restarting) => crashes.push([error.message, restarting]));
   return {
@@ -225,5 +229,54 @@ describe('kafka client: a consumer kafkajs does not restart', () => {
     fake().commitMode = 'silently-skip';
     await assert.rejects(consumer.commit([{ topic: 't', partition: 0, offset: '9' }]), /was not sent/);
     await consumer.disconnect();
+  });
+});
+
+describe('kafka client: the member of a crashed consumer', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('is evicted before its replacement starts, so the join is not held for its session', async () => {
+    vi.useFakeTimers();
+    const evicted: string[] = [];
+    const { fake, runs, consumer } = wrapped(async (groupId, memberId) => {
+      evicted.push(`${groupId}/${memberId}`);
+    });
+    await consumer.run(['t'], async () => {});
+    fake().join('member-a');
+    fake().crash(coordinatorLost(), false);
+    await vi.advanceTimersByTimeAsync(500);
+    assert.deepEqual(evicted, ['g/member-a']);
+    assert.equal(runs(), 2, 'the replacement started after the eviction');
+
+    // The replacement never joined: nothing of it to evict, and member-a is not evicted twice.
+    fake().crash(coordinatorLost(), false);
+    await vi.advanceTimersByTimeAsync(1_000);
+    assert.deepEqual(evicted, ['g/member-a']);
+    assert.equal(runs(), 3);
+  });
+
+  it('retries the eviction while the broker is away, and stops trying once the member is unknown', async () => {
+    vi.useFakeTimers();
+    const answers: (Error | undefined)[] = [
+      new Error('Connection error: connect ECONNREFUSED'),
+      Object.assign(new Error('The coordinator is not aware of this member'), { type: 'UNKNOWN_MEMBER_ID' }),
+    ];
+    let calls = 0;
+    const { fake, runs, consumer, crashes } = wrapped(async () => {
+      calls++;
+      const answer = answers.shift();
+      if (answer) throw answer;
+    });
+    await consumer.run(['t'], async () => {});
+    fake().join('member-a');
+    fake().crash(coordinatorLost(), false);
+    await vi.advanceTimersByTimeAsync(500);
+    assert.equal(runs(), 1, 'no start while the eviction failed');
+    assert.match(crashes.at(-1)?.[0] ?? '', /ECONNREFUSED/, 'reported as a failed restart');
+    await vi.advanceTimersByTimeAsync(1_000);
+    assert.equal(calls, 2);
+    assert.equal(runs(), 2, 'started once the broker said the member is gone');
   });
 });

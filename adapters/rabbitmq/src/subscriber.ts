@@ -16,6 +16,7 @@ import {
   type SubscribeRequest,
 } from '@wharf/core';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import { AckBatcher } from './acks.js';
 import { decodeMessage, headerString, republishProperties } from './codec.js';
 import type { ChannelSlot, Link } from './connection.js';
 import { reportAtDeliveryLimit } from './delivery-limit.js';
@@ -28,6 +29,7 @@ import { bounded, ConsumerWatchdog, noteDelivery, noteSettled, type StallEvidenc
 /** One consumer channel; deliveries remember theirs, because a delivery tag means nothing on another channel. */
 interface Consumer extends Watched {
   readonly channel: Channel;
+  readonly acks: AckBatcher;
   open: boolean;
   tag: string | undefined;
 }
@@ -60,7 +62,7 @@ class RabbitDelivery implements Delivery {
 
   async ack(): Promise<void> {
     if (!this.#consumer.open) throw gone();
-    this.#consumer.channel.ack(this.#message);
+    this.#consumer.acks.ack(this.#message);
     this.#noteSettled();
   }
 
@@ -104,7 +106,7 @@ class RabbitDelivery implements Delivery {
     // On a closed channel the broker has already taken the message back; say so (the core reports it).
     this.#noteSettled();
     if (!this.#consumer.open) throw gone();
-    this.#consumer.channel.reject(this.#message, true);
+    this.#consumer.acks.reject(this.#message, true);
   }
 
   #noteSettled(): void {
@@ -189,7 +191,14 @@ export class RabbitSubscription implements AdapterSubscription {
     const topology = await this.#ctx.topology.get(model);
     await declareGroup(topology, this.names, request.policy, options.deliveryLimit);
     const channel = await model.createChannel();
-    const consumer: Consumer = { channel, open: true, tag: undefined, unsettled: 0, lastDeliveryAt: Date.now() };
+    const consumer: Consumer = {
+      channel,
+      acks: new AckBatcher(channel),
+      open: true,
+      tag: undefined,
+      unsettled: 0,
+      lastDeliveryAt: Date.now(),
+    };
     channel.on('error', (error: Error) => {
       this.#ctx.logger.warn(
         `[wharf] [rabbitmq] consumer channel error on ${request.channel}/${request.group}: ${scrub(error.message, options.password)}`,
@@ -221,8 +230,9 @@ export class RabbitSubscription implements AdapterSubscription {
       return;
     }
     noteDelivery(consumer);
+    consumer.acks.delivered(message);
     if (this.#stopped || this.#ctx.closing()) {
-      if (consumer.open) consumer.channel.reject(message, true);
+      if (consumer.open) consumer.acks.reject(message, true);
       return;
     }
     if (this.#active >= this.#ctx.request.concurrency) {
@@ -260,7 +270,7 @@ export class RabbitSubscription implements AdapterSubscription {
       const next = this.#backlog.shift() as { consumer: Consumer; message: ConsumeMessage };
       if (!next.consumer.open) continue;
       if (this.#stopped || this.#ctx.closing()) {
-        next.consumer.channel.reject(next.message, true);
+        next.consumer.acks.reject(next.message, true);
         continue;
       }
       this.#dispatch(next.consumer, next.message);
@@ -281,6 +291,9 @@ export class RabbitSubscription implements AdapterSubscription {
     const consumer = this.#consumer;
     if (!consumer?.open) return;
     consumer.open = false;
+    // Held acks go out before the close (frames on a channel are processed in order), or the broker
+    // would redeliver what was handled.
+    consumer.acks.flush();
     await consumer.channel.close().catch(() => undefined);
   }
 
@@ -309,6 +322,7 @@ export class RabbitSubscription implements AdapterSubscription {
       message: `the consumer of queue "${evidence.queue}" received nothing for ${evidence.idleMs} ms with ${evidence.unsettled} of ${evidence.prefetch} prefetch slots in use while the queue held ${evidence.ready} ready messages: the broker is waiting for acks of deliveries this client never received; closing its channel (the broker requeues them) and consuming again`,
       details: { ...evidence, consumerTag: consumer.tag },
     });
+    consumer.acks.flush();
     try {
       await bounded(consumer.channel.close(), this.#ctx.options.consumerWatchdogMs, 'closing the stalled channel');
     } catch (error) {
@@ -329,7 +343,7 @@ export class RabbitSubscription implements AdapterSubscription {
       if (consumer) await this.#cancel(consumer);
       const backlog = this.#backlog;
       this.#backlog = [];
-      for (const { consumer: c, message } of backlog) if (c.open) c.channel.reject(message, true);
+      for (const { consumer: c, message } of backlog) if (c.open) c.acks.reject(message, true);
       if (this.#active === 0) await this.#closeChannel();
       this.#ctx.onStopped(this);
     })();

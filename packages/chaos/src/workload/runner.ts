@@ -6,6 +6,7 @@ import { type Bus, createBus, type Logger } from '@wharf/core';
 import type { ManagedBroker } from '../brokers/index.js';
 import type { BrokerWitness } from '../checker/checker.js';
 import { type CheckResult, check, eventKey, type PublishRecord } from '../checker/checker.js';
+import { ChaosTimeoutError } from '../errors.js';
 import { seededRandom } from '../proxy/fault.js';
 import type { FaultProxy } from '../proxy/proxy.js';
 import { ConsumerProcess } from './consumer-process.js';
@@ -123,8 +124,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
       publishTimeoutMs,
       logger: quiet(log, '  [producer]'),
     });
-    await bus.declare(channel, { groups: [group] });
-    await consumer.start();
+    await within('declaring the channel', 60_000, bus.declare(channel, { groups: [group] }));
+    await within('starting the consumer process', 120_000, consumer.start());
     log(`${broker.kind} ${scenario.name}: publishing ${options.events} events`);
     // Two thirds of the events are published around the fault, the rest after it healed, so
     // recovery (fault end → first delivery) is measured on events that exist.
@@ -132,7 +133,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
     const faultRun = (async () => {
       await sleep(options.faultAtMs ?? 1_500);
       log(`${broker.kind} ${scenario.name}: fault — ${scenario.description}`);
-      await scenario.inject(context);
+      await within(`the fault "${scenario.name}"`, 300_000, scenario.inject(context));
       faultEndedAt = Date.now();
       log(`${broker.kind} ${scenario.name}: fault healed`);
     })();
@@ -153,20 +154,28 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
     let missing: number;
     ({ stalled, missing } = await drain(scenario, context, publishes, logFile, options.stallMs ?? 30_000, log));
     if (missing > 0) {
-      witness = await askBroker(broker, channel, group);
+      witness = await within('asking the broker what it holds', 30_000, askBroker(broker, channel, group)).catch(
+        (e: unknown) => ({ foundInBroker: 0, how: `asking the broker failed: ${String(e)}` }),
+      );
       log(`${broker.kind} ${scenario.name}: ${missing} confirmed events unconsumed; the broker says: ${witness.how}`);
     }
   } catch (caught) {
     error = caught instanceof Error ? `${caught.name}: ${caught.message}` : String(caught);
     log(`${broker.kind} ${scenario.name}: run failed: ${error}`);
   } finally {
+    // Every clean-up step is bounded: a client wedged by the fault must not hang the whole run
+    // (the report would never be written); a step that overruns is logged and the next one runs.
     proxy.heal();
-    await scenario.heal?.(context).catch(() => undefined);
-    await broker.resume().catch(() => undefined);
-    if (broker.pid() === undefined)
-      await broker.start().catch((e: unknown) => log(`could not restart the broker: ${String(e)}`));
-    await consumer.stop().catch(() => undefined);
-    await bus?.close().catch(() => undefined);
+    const step = (what: string, ms: number, run: () => Promise<unknown>): Promise<void> =>
+      within(what, ms, run()).then(
+        () => undefined,
+        (e: unknown) => log(`${broker.kind} ${scenario.name}: ${what}: ${e instanceof Error ? e.message : String(e)}`),
+      );
+    await step('healing the fault', 60_000, async () => scenario.heal?.(context));
+    await step('resuming the broker', 30_000, () => broker.resume());
+    if (broker.pid() === undefined) await step('restarting the broker', 120_000, () => broker.start());
+    await step('stopping the consumer', 40_000, () => consumer.stop());
+    await step('closing the producer bus', 30_000, async () => bus?.close());
   }
   const result = check({
     publishes: [...publishes.values()],
@@ -275,4 +284,13 @@ async function drain(
     }
     await sleep(250);
   }
+}
+
+/** Rejects with `ChaosTimeoutError` naming `what` if `work` has not settled within `ms`. */
+function within<T>(what: string, ms: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ChaosTimeoutError(`${what} did not finish within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
