@@ -7,12 +7,15 @@ import {
   DEFAULT_CAPABILITIES,
   type Delivery,
   describeError,
+  type GroupBacklog,
   type Logger,
   type NormalizedRetryPolicy,
   type StoredDeadLetter,
   type SubscribeRequest,
+  UnknownGroupError,
   type WireMessage,
 } from '@wharf/core';
+import { readBacklog } from './backlog.js';
 import { type ClientAdmin, type ClientProducer, createClient, type KafkaClient } from './client.js';
 import { readDeadLetters } from './dead-letters.js';
 import { toWharfError, unreachable, whileUnreachable, within } from './errors.js';
@@ -212,6 +215,18 @@ export class KafkaAdapter implements Adapter {
       options.limit,
       visit,
     );
+  }
+
+  /** Lag from committed offsets and watermarks through the admin client; see backlog.ts. */
+  async backlog(channel: string, group: string, _policy: NormalizedRetryPolicy): Promise<GroupBacklog> {
+    await this.#ready('read a backlog');
+    const admin = await this.#admin();
+    try {
+      return await readBacklog(admin, this.#topology.names, channel, group);
+    } catch (error) {
+      if (error instanceof UnknownGroupError) throw error;
+      throw toWharfError(error, { where: this.options.where, doing: `reading the backlog of ${group} on ${channel}` });
+    }
   }
 
   close(): Promise<void> {

@@ -88,6 +88,8 @@ export interface ClientAdmin {
   deleteGroups(groups: readonly string[]): Promise<void>;
   committed(groupId: string, topic: string): Promise<CommittedOffset[]>;
   ends(topic: string): Promise<PartitionEnd[]>;
+  /** Members of a consumer group right now (0 for a group with none, or unknown to the broker). */
+  members(groupId: string): Promise<number>;
   /** The topic's `max.message.bytes`, or undefined when it cannot be read. */
   maxMessageBytes(topic: string): Promise<number | undefined>;
   disconnect(): Promise<void>;
@@ -432,6 +434,10 @@ function wrapAdmin(admin: kafkajs.Admin): ClientAdmin {
     async ends(topic) {
       const list = await serial(() => retrying(() => admin.fetchTopicOffsets(topic)));
       return list.map((p) => ({ partition: p.partition, low: p.low, high: p.high }));
+    },
+    async members(groupId) {
+      const { groups } = await retrying(() => admin.describeGroups([groupId]));
+      return groups[0]?.members.length ?? 0;
     },
     async maxMessageBytes(topic) {
       const result = await admin.describeConfigs({

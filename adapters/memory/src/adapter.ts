@@ -6,6 +6,7 @@ import {
   ClosedError,
   DEFAULT_CAPABILITIES,
   type Delivery,
+  type GroupBacklog,
   type NormalizedRetryPolicy,
   type StoredDeadLetter,
   type SubscribeRequest,
@@ -86,6 +87,11 @@ export class MemoryAdapter implements Adapter {
     for (const deadLetter of list.slice(0, options.limit)) {
       if (await visit(deadLetter)) list.splice(list.indexOf(deadLetter), 1);
     }
+  }
+
+  /** Counted from the broker's own state: every count is exact, consumers included. */
+  async backlog(channel: string, group: string, _policy: NormalizedRetryPolicy): Promise<GroupBacklog> {
+    return this.#connected('read a backlog').backlog(channel, group);
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,4 @@
-import { type Decoded, UnroutableError, type WireMessage } from '@wharf/core';
+import { type Decoded, type GroupBacklog, UnknownGroupError, UnroutableError, type WireMessage } from '@wharf/core';
 import type { Clock } from './options.js';
 
 /** A stored message: the event as the bus encoded it, or what a foreign producer sent. */
@@ -36,6 +36,8 @@ class Group {
   readonly consumers: Consumer[] = [];
   readonly deadLetters: DeadEntry[] = [];
   readonly keysInFlight = new Map<string, number>();
+  /** Entries waiting out a retry delay. */
+  delayed = 0;
   next = 0;
   scheduled = false;
 }
@@ -120,7 +122,9 @@ export class MemoryBroker {
     if (then === 'release') group.ready.unshift(entry);
     else if (then !== 'done') {
       // The broker, not the consumer, holds the delay; unref so a pending retry alone does not keep the process up.
+      group.delayed++;
       const timer = this.#clock.setTimeout(() => {
+        group.delayed--;
         group.ready.push(entry);
         this.#schedule(group);
       }, then.retryInMs);
@@ -136,6 +140,19 @@ export class MemoryBroker {
 
   deadLetters(channel: string, groupName: string): DeadEntry[] {
     return this.#channels.get(channel)?.get(groupName)?.deadLetters ?? [];
+  }
+
+  /** The group's backlog by state; `UnknownGroupError` for a group never declared. */
+  backlog(channel: string, groupName: string): GroupBacklog {
+    const group = this.#channels.get(channel)?.get(groupName);
+    if (!group) throw new UnknownGroupError('memory', channel, groupName);
+    return {
+      ready: group.ready.length,
+      inFlight: group.leases.size,
+      delayed: group.delayed,
+      deadLetters: group.deadLetters.length,
+      consumers: group.consumers.length,
+    };
   }
 
   /** Takes back every unsettled lease of `consumer` (a dropped connection): the entries are redelivered. */

@@ -11,6 +11,8 @@ import {
   loadAdapter,
   NonRetryableError,
   silentLogger,
+  UnknownGroupError,
+  UnsupportedError,
 } from '@wharf/core';
 import { describe, expect, it } from 'vitest';
 import createMemoryAdapter from '../src/index.js';
@@ -163,6 +165,32 @@ describe('contract validation hooks and handler maps', () => {
     expect(dead?.info?.reason).toBe('no-handler');
     expect(dead?.event?.type).toBe('Stranger');
     await b.close();
+  });
+});
+
+describe('backlog', () => {
+  it('is UnsupportedError on an adapter without the member, and UnknownGroupError for an undeclared group', async () => {
+    const url = fresh();
+    const full = createMemoryAdapter({ url, logger: silentLogger });
+    // The same adapter as one written before the member existed.
+    const without: Adapter = {
+      name: full.name,
+      capabilities: full.capabilities,
+      connect: () => full.connect(),
+      publish: (channel, messages) => full.publish(channel, messages),
+      declare: (channel, groups, policy) => full.declare(channel, groups, policy),
+      subscribe: (request, onDelivery) => full.subscribe(request, onDelivery),
+      readDeadLetters: (channel, group, options, visit) => full.readDeadLetters(channel, group, options, visit),
+      close: () => full.close(),
+      raw: () => full.raw(),
+    };
+    const b = createBus({ adapter: without, logger: silentLogger });
+    await expect(b.backlog('c', 'g')).rejects.toBeInstanceOf(UnsupportedError);
+    await b.close();
+    const c = bus();
+    await expect(c.backlog('c', 'g')).rejects.toBeInstanceOf(UnknownGroupError);
+    await expect(c.backlog('c', 'bad group')).rejects.toBeInstanceOf(ConfigError);
+    await c.close();
   });
 });
 

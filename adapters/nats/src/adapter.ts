@@ -10,6 +10,7 @@ import {
   type Delivery,
   deadLetterInfo,
   describeError,
+  type GroupBacklog,
   incidentSink,
   type Logger,
   type NormalizedRetryPolicy,
@@ -18,6 +19,7 @@ import {
   TopologyError,
   type WireMessage,
 } from '@wharf/core';
+import { readBacklog } from './backlog.js';
 import { readDeadLetters, writeDeadLetter } from './dead-letters.js';
 import { connectError, isNoResponders, isStreamNotFound } from './errors.js';
 import {
@@ -31,7 +33,7 @@ import { Publisher } from './publisher.js';
 import { Requests } from './requests.js';
 import { type RemovedUnsettled, Retention } from './retention.js';
 import { crashLoop, eventIdOf, Subscriber } from './subscriber.js';
-import { channelNames, dlqSubject, ensureConsumer } from './topology.js';
+import { channelNames, dlqSubject, durableName, ensureConsumer } from './topology.js';
 import { retrying } from './transient.js';
 
 /** NATS's default `max_payload` (1 MiB), used until the server tells us its own. */
@@ -356,6 +358,13 @@ export class NatsAdapter implements Adapter {
         { cause: error },
       );
     }
+  }
+
+  /** Consumer info and dead-letter stream info; see backlog.ts. */
+  async backlog(channel: string, group: string, _policy: NormalizedRetryPolicy): Promise<GroupBacklog> {
+    const { jsm } = this.#ready('read a backlog');
+    const names = channelNames(this.#options, channel);
+    return readBacklog(jsm, names, durableName(group), dlqSubject(this.#options, channel, group), channel, group);
   }
 
   close(): Promise<void> {

@@ -1,4 +1,5 @@
 import { runConformance } from '@wharf/conformance';
+import { CONFORMANCE_SKIPS } from '../src/index.js';
 import { adapter, cleanup, publishForeign, unavailable } from './helpers.js';
 
 runConformance({
@@ -7,4 +8,5 @@ runConformance({
   ...(unavailable !== undefined ? { unavailable } : {}),
   publishForeign,
   cleanup,
+  skip: CONFORMANCE_SKIPS,
 });

@@ -6,6 +6,7 @@ import {
   ClosedError,
   DEFAULT_CAPABILITIES,
   type Delivery,
+  type GroupBacklog,
   type Logger,
   MessageTooLargeError,
   type NormalizedRetryPolicy,
@@ -16,6 +17,7 @@ import {
   type WireMessage,
 } from '@wharf/core';
 import type { ChannelModel, Options } from 'amqplib';
+import { readBacklog } from './backlog.js';
 import { encodeProperties, toBuffer } from './codec.js';
 import { ChannelSlot, Link } from './connection.js';
 import { readDeadLetters } from './dead-letters.js';
@@ -226,6 +228,15 @@ export class RabbitMqAdapter implements Adapter {
     } finally {
       await ch.close().catch(() => undefined);
     }
+  }
+
+  /** Passive declares, each on a throwaway channel of the publishing connection; see backlog.ts. */
+  async backlog(channel: string, group: string, policy: NormalizedRetryPolicy): Promise<GroupBacklog> {
+    if (this.#closing) throw new ClosedError(COMPONENT, 'read a backlog');
+    const model = await this.#publishLink.ready(this.#options.publishWaitMs);
+    if (!model) throw this.#notConnected('read a backlog');
+    const prefix = this.#options.prefix;
+    return readBacklog(model, prefix, channel, group, groupNames(prefix, channel, group), policy);
   }
 
   close(): Promise<void> {

@@ -10,15 +10,15 @@ export class UsageError extends WharfError {
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>;
+type Value<T> = T extends { type: 'boolean' } ? boolean : string;
+/** Parsed flags: a flag declared `multiple` is an array. */
+type Values<O extends Options> = { [K in keyof O]?: O[K] extends { multiple: true } ? Value<O[K]>[] : Value<O[K]> };
 
 /** Parses flags strictly, turning node's parse errors into a `UsageError`. */
-export function parse<O extends Options>(
-  argv: string[],
-  options: O,
-): { values: { [K in keyof O]?: O[K]['type'] extends 'boolean' ? boolean : string }; positionals: string[] } {
+export function parse<O extends Options>(argv: string[], options: O): { values: Values<O>; positionals: string[] } {
   try {
     const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-    return { values: values as { [K in keyof O]?: O[K]['type'] extends 'boolean' ? boolean : string }, positionals };
+    return { values: values as Values<O>, positionals };
   } catch (error) {
     throw new UsageError((error as Error).message);
   }

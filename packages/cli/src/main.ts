@@ -7,6 +7,8 @@ import { codegen, codegenUsage } from './commands/codegen.js';
 import { conformance, conformanceUsage } from './commands/conformance.js';
 import { dlq, dlqUsage } from './commands/dlq.js';
 import { saga, sagaUsage } from './commands/saga.js';
+import { scale, scaleUsage } from './commands/scale.js';
+import { status, statusUsage } from './commands/status.js';
 import { type Output, stdio } from './output.js';
 
 type Command = { run: (argv: string[], output: Output) => Promise<number>; usage: string; summary: string };
@@ -25,6 +27,12 @@ const COMMANDS: Record<string, Command> = {
   conformance: { run: conformance, usage: conformanceUsage, summary: 'run the cross-broker conformance suite' },
   codegen: { run: codegen, usage: codegenUsage, summary: 'generate types and validators from an AsyncAPI document' },
   dlq: { run: dlq, usage: dlqUsage, summary: 'list or replay dead letters' },
+  status: { run: status, usage: statusUsage, summary: "show groups' backlog: ready, in flight, delayed, dead letters" },
+  scale: {
+    run: scale,
+    usage: scaleUsage,
+    summary: 'replicas a group needs for its backlog (ceil(backlog × 1.2 / capacity))',
+  },
   bench: { run: bench, usage: benchUsage, summary: 'measure the bus against the raw client' },
   brokers: { run: brokers, usage: brokersUsage, summary: 'start, stop or check local brokers' },
   chaos: { run: chaos, usage: chaosUsage, summary: 'inject broker faults and check nothing is lost' },

@@ -1,5 +1,6 @@
 import { afterAll, describe, it } from 'vitest';
 import { brokersRequired } from './broker.js';
+import { backlogCases } from './cases/backlog.js';
 import { deliveryCases } from './cases/delivery.js';
 import { failureCases } from './cases/failure.js';
 import { lifecycleCases } from './cases/lifecycle.js';
@@ -8,7 +9,12 @@ import { CaseContext } from './harness.js';
 import type { ConformanceOptions } from './options.js';
 
 /** Every case, in the order they run. */
-export const CASES: readonly ConformanceCase[] = [...deliveryCases, ...failureCases, ...lifecycleCases];
+export const CASES: readonly ConformanceCase[] = [
+  ...deliveryCases,
+  ...failureCases,
+  ...backlogCases,
+  ...lifecycleCases,
+];
 
 /** Ids of every case, for skip lists. */
 export const CASE_IDS: readonly string[] = CASES.map((c) => c.id);
@@ -56,7 +62,7 @@ export function runConformance(options: ConformanceOptions): void {
     } else {
       for (const c of cases) {
         const probeContext = new CaseContext(options, probe);
-        const reason = skips.get(c.id) ?? c.requires?.(probeContext.capabilities, options);
+        const reason = skips.get(c.id) ?? c.requires?.(probeContext.capabilities, options, probe);
         if (reason !== undefined) {
           it.skip(`${c.id} — skipped: ${reason}`, () => {});
           printed.push(`${c.id}: ${reason}`);

@@ -89,6 +89,28 @@ export interface AdapterSubscription {
   stop(): Promise<void>;
 }
 
+/**
+ * A group's backlog as the broker counts it, by state. Counts are of events (messages), read from the
+ * broker at the time of the call; each adapter's README says which counts its broker can give and how.
+ */
+export interface GroupBacklog {
+  /** Waiting to be handed to a subscriber of the group. */
+  readonly ready: number;
+  /** Handed to a subscriber and not yet settled (0 where the broker cannot tell them from `ready`, or at all). */
+  readonly inFlight: number;
+  /** Held by the broker for a later retry (TTL retry queues, retry topics, `nak` delays). */
+  readonly delayed: number;
+  /** In the group's dead-letter destination. */
+  readonly deadLetters: number;
+  /** Subscribers attached to the group, where the broker knows them. */
+  readonly consumers?: number;
+  /**
+   * The most subscribers of the group that can receive events at once, where the broker limits it
+   * (Kafka: the channel topic's partition count); more replicas than this would idle.
+   */
+  readonly maxConsumers?: number;
+}
+
 /** A message read from a dead-letter destination. */
 export interface StoredDeadLetter {
   readonly decoded: Decoded;
@@ -144,6 +166,14 @@ export interface Adapter {
     options: { limit: number },
     visit: (deadLetter: StoredDeadLetter) => Promise<boolean>,
   ): Promise<void>;
+  /**
+   * Optional. Reports the group's backlog ({@link GroupBacklog}).
+   * - read-only: never creates a queue, topic, stream, consumer or offset, and never moves one;
+   * - rejects with `UnknownGroupError` when the group was never declared on the channel;
+   * - `policy` is the group's retry policy: where the broker cannot list a group's retry tiers
+   *   (RabbitMQ over AMQP), the tiers it names are the ones counted as `delayed`.
+   */
+  backlog?(channel: string, group: string, policy: NormalizedRetryPolicy): Promise<GroupBacklog>;
   /**
    * - after it resolves no `onDelivery` call starts and connections are closed;
    * - unsettled messages are redelivered by the broker later; idempotent.

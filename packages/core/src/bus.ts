@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { Adapter, AdapterSubscription, Delivery, StoredDeadLetter } from './adapter.js';
+import type { Adapter, AdapterSubscription, Delivery, GroupBacklog, StoredDeadLetter } from './adapter.js';
 import {
   type BusObserver,
   dispatchByType,
@@ -20,7 +20,14 @@ import {
   encodeEvent,
   type WireMessage,
 } from './envelope.js';
-import { ClosedError, ConfigError, InvalidEventError, MessageTooLargeError, TimeoutError } from './errors.js';
+import {
+  ClosedError,
+  ConfigError,
+  InvalidEventError,
+  MessageTooLargeError,
+  TimeoutError,
+  UnsupportedError,
+} from './errors.js';
 import { type Incident, logIncident } from './incident.js';
 import {
   combineInstrumentations,
@@ -389,6 +396,29 @@ export class Bus {
       return true;
     });
     return replayed;
+  }
+
+  /**
+   * Reads a group's backlog from the broker: ready, in flight, delayed (held for a retry) and dead
+   * letters, plus the consumers attached where the broker knows them. Read-only: it creates nothing.
+   * `retry` is the group's retry policy (default: the default policy); on brokers that cannot list a
+   * group's retry tiers its tiers are the ones counted as delayed.
+   * Throws `UnknownGroupError` for a group never declared on the channel, `UnsupportedError` when the
+   * adapter cannot report a backlog.
+   */
+  async backlog(channel: string, group: string, options: { retry?: RetryPolicy } = {}): Promise<GroupBacklog> {
+    if (this.#closing) throw new ClosedError('core', 'read a backlog');
+    checkChannel(channel);
+    checkName(group, 'group');
+    const policy = normalizeRetryPolicy(options.retry);
+    const adapter = await this.connect();
+    if (!adapter.backlog) {
+      throw new UnsupportedError(
+        'core',
+        `the ${adapter.name} adapter cannot report a backlog (it has no backlog member) — upgrade the adapter package`,
+      );
+    }
+    return adapter.backlog(channel, group, policy);
   }
 
   /** Dedup keys being handled per group, shared by this bus's subscriptions of the group. */

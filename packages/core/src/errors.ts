@@ -149,6 +149,31 @@ export class TopologyError extends WharfError {
   }
 }
 
+/** A group that was never declared on a channel was asked about (`bus.backlog`). Nothing was created. */
+export class UnknownGroupError extends WharfError {
+  override readonly name = 'UnknownGroupError';
+  readonly channel: string;
+  readonly group: string;
+  constructor(component: string, channel: string, group: string, detail?: string, options?: { cause?: unknown }) {
+    super(
+      'ERR_WHARF_UNKNOWN_GROUP',
+      component,
+      `group "${group}" is not declared on channel "${channel}"${detail ? ` (${detail})` : ''} — check the names, or subscribe the group or call bus.declare("${channel}", { groups: ["${group}"] }) first`,
+      options,
+    );
+    this.channel = channel;
+    this.group = group;
+  }
+}
+
+/** The adapter does not implement an optional member (for example `backlog`). */
+export class UnsupportedError extends WharfError {
+  override readonly name = 'UnsupportedError';
+  constructor(component: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_WHARF_UNSUPPORTED', component, message, options);
+  }
+}
+
 /** An operation did not finish within its bound. */
 export class TimeoutError extends WharfError {
   override readonly name = 'TimeoutError';

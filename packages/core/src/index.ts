@@ -6,6 +6,7 @@ export type {
   Capabilities,
   Decoded,
   Delivery,
+  GroupBacklog,
   RetryInstruction,
   StoredDeadLetter,
   SubscribeRequest,
