@@ -1,7 +1,7 @@
 import { createBus, silentLogger } from '@wharf/core';
 import { Registry, register } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { type BacklogEntry, createPrometheusMetrics, OTHER } from '../src/index.js';
+import { type BacklogEntry, busBacklog, createPrometheusMetrics, OTHER } from '../src/index.js';
 import { expectedFigures, FIGURES, runWorkload, sample, settled } from './workload.js';
 
 let n = 0;
@@ -184,5 +184,25 @@ describe('wharf_consumer_backlog_messages', () => {
   it('rejects bad options with a ConfigError', () => {
     expect(() => createPrometheusMetrics({ maxLabelValues: 0 })).toThrow(/maxLabelValues/);
     expect(() => createPrometheusMetrics({ backlogCacheMs: -1 })).toThrow(/backlogCacheMs/);
+  });
+});
+
+describe('busBacklog', () => {
+  it("exports the bus's own backlog reads: 5 events waiting for a group with no subscriber", async () => {
+    const bus = createBus({ url: fresh(), logger: silentLogger });
+    try {
+      await bus.declare('orders', { groups: ['billing'] });
+      for (let i = 0; i < 5; i++) await bus.publish('orders', { type: 'OrderPlaced', data: { i } });
+      const metrics = createPrometheusMetrics({ backlog: busBacklog(bus, [{ channel: 'orders', group: 'billing' }]) });
+      const text = await metrics.registry.metrics();
+      expect(text).toContain(
+        'wharf_consumer_backlog_messages{destination="orders",consumer_group="billing",state="ready"} 5',
+      );
+      expect(text).toContain(
+        'wharf_consumer_backlog_messages{destination="orders",consumer_group="billing",state="dead_letter"} 0',
+      );
+    } finally {
+      await bus.close();
+    }
   });
 });
