@@ -331,22 +331,29 @@ export class Relay {
     const tokens = partitions.map((p) => leases.get(p)?.token ?? '-1');
     // FOR SHARE on the lease rows: a relay taking one over waits until this delete commits, and the
     // expiry is checked with the database's clock.
-    const { rowCount } = await this.#pool.query(
+    const { rows } = await this.#pool.query<{ partition: number }>(
       `WITH mine AS (
          SELECT l.partition FROM ${this.#leaseTable} l
          JOIN unnest($2::int[], $3::bigint[]) AS t(partition, token) ON t.partition = l.partition AND t.token = l.token
          WHERE l.owner = $4 AND l.expires_at > clock_timestamp()
          FOR SHARE OF l)
-       DELETE FROM ${this.#outbox} WHERE id = ANY($1::bigint[]) AND partition IN (SELECT partition FROM mine)`,
+       DELETE FROM ${this.#outbox} WHERE id = ANY($1::bigint[]) AND partition IN (SELECT partition FROM mine)
+       RETURNING partition`,
       [sent.map((row) => row.id), partitions, tokens, this.#leases.owner],
     );
-    const deleted = rowCount ?? 0;
-    this.#published += deleted;
-    if (deleted < sent.length) {
-      this.#fenced += sent.length - deleted;
+    this.#published += rows.length;
+    if (rows.length < sent.length) {
+      this.#fenced += sent.length - rows.length;
+      // Forget those leases now: publishing on under a stale token would only send duplicates. The
+      // heartbeat takes a partition again (with a new token) if nobody else holds it.
+      const kept = new Set(rows.map((row) => row.partition));
+      const lost = partitions.filter((partition) => !kept.has(partition));
+      for (const partition of lost) {
+        if (this.#leases.held.get(partition)?.token === leases.get(partition)?.token) this.#leases.held.delete(partition);
+      }
       this.#logger.warn(
         '[wharf] [postgres] relay lost a lease before marking events sent; the new owner publishes them again',
-        { owner: this.#leases.owner, notDeleted: sent.length - deleted },
+        { owner: this.#leases.owner, notDeleted: sent.length - rows.length, partitions: lost },
       );
     }
   }
