@@ -103,9 +103,10 @@ export class Leases {
     await this.#pool.query(`UPDATE ${this.#leases} SET owner = NULL, expires_at = '-infinity' WHERE owner = $1`, [
       this.owner,
     ]);
-    await this.#pool.query(`DELETE FROM ${this.#relays} WHERE owner = $1 OR expires_at < clock_timestamp() - interval '1 hour'`, [
-      this.owner,
-    ]);
+    await this.#pool.query(
+      `DELETE FROM ${this.#relays} WHERE owner = $1 OR expires_at < clock_timestamp() - interval '1 hour'`,
+      [this.owner],
+    );
   }
 
   /** True while the held leases are surely still valid by the local clock. */

@@ -1,5 +1,5 @@
-import { type CloudEvent, createEvent, encodeEvent, type EventInput } from '@wharf/core';
 import { hostname } from 'node:os';
+import { type CloudEvent, createEvent, type EventInput, encodeEvent } from '@wharf/core';
 import type { ClientBase, Pool, PoolClient } from 'pg';
 import { PostgresError } from './errors.js';
 import { intOption, LOCK_KEY, type SchemaOptions, schemaName, table } from './options.js';

@@ -238,7 +238,10 @@ export class Relay {
       } catch (error) {
         // The database is down or the connection broke: back off, then poll at once when it answers.
         dbDelay = Math.min(DB_RETRY_MAX_MS, dbDelay === 0 ? 250 : dbDelay * 2);
-        this.#logger.warn('[wharf] [postgres] relay round failed; retrying', { error: String(error), delayMs: dbDelay });
+        this.#logger.warn('[wharf] [postgres] relay round failed; retrying', {
+          error: String(error),
+          delayMs: dbDelay,
+        });
         await this.#sleep(dbDelay, false);
         continue;
       }
@@ -349,7 +352,8 @@ export class Relay {
       const kept = new Set(rows.map((row) => row.partition));
       const lost = partitions.filter((partition) => !kept.has(partition));
       for (const partition of lost) {
-        if (this.#leases.held.get(partition)?.token === leases.get(partition)?.token) this.#leases.held.delete(partition);
+        if (this.#leases.held.get(partition)?.token === leases.get(partition)?.token)
+          this.#leases.held.delete(partition);
       }
       this.#logger.warn(
         '[wharf] [postgres] relay lost a lease before marking events sent; the new owner publishes them again',

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type CloudEvent, createBus, type Bus, silentLogger } from '@wharf/core';
+import { type Bus, type CloudEvent, createBus, silentLogger } from '@wharf/core';
 import pg from 'pg';
 import { migrate } from '../src/index.js';
 
@@ -52,7 +52,11 @@ export async function recordingBus(
   channel: string,
   options: { url?: string; adapterOptions?: Record<string, unknown> } = {},
 ): Promise<{ bus: Bus; received: CloudEvent[] }> {
-  const bus = createBus({ url: options.url ?? 'memory://', logger: silentLogger, adapterOptions: options.adapterOptions });
+  const bus = createBus({
+    url: options.url ?? 'memory://',
+    logger: silentLogger,
+    adapterOptions: options.adapterOptions,
+  });
   const received: CloudEvent[] = [];
   await bus.subscribe(channel, { group: 'rec', dedup: false }, async (event) => {
     received.push(event);

@@ -11,8 +11,8 @@ describe('postgres: outbox and relay (memory broker)', () => {
   afterEach(async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
-  async function setup(label: string): Promise<TestDb> {
-    const db = await testDb(label);
+  async function setup(label: string, connections = 10): Promise<TestDb> {
+    const db = await testDb(label, connections);
     cleanups.push(() => db.drop());
     return db;
   }
@@ -87,9 +87,9 @@ describe('postgres: outbox and relay (memory broker)', () => {
     const db = await setup('uniq');
     const outbox = createOutbox(db.pool, { schema: db.schema });
     await outbox.transaction((client) => outbox.append(client, 'c', { type: 'A', id: 'same' }));
-    await expect(
-      outbox.transaction((client) => outbox.append(client, 'c', { type: 'A', id: 'same' })),
-    ).rejects.toThrow(/outbox_source_id/);
+    await expect(outbox.transaction((client) => outbox.append(client, 'c', { type: 'A', id: 'same' }))).rejects.toThrow(
+      /outbox_source_id/,
+    );
   });
 
   it('out-of-order commits: a later id committed first is published, the earlier one after its commit', async () => {
@@ -103,7 +103,9 @@ describe('postgres: outbox and relay (memory broker)', () => {
     const t1 = await db.pool.connect();
     await t1.query('BEGIN');
     await outbox.append(t1, ch, { type: 'T1', partitionkey: 'a', data: { seq: 1 } });
-    await outbox.transaction((client) => outbox.append(client, ch, { type: 'T2', partitionkey: 'b', data: { seq: 2 } }));
+    await outbox.transaction((client) =>
+      outbox.append(client, ch, { type: 'T2', partitionkey: 'b', data: { seq: 2 } }),
+    );
     await until(() => received.length >= 1, 10_000, 'T2');
     expect(received.map((e) => e.type)).toEqual(['T2']);
     // The relay polled past T1's id; a relay tracking "last id seen" would now skip it.

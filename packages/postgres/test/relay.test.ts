@@ -11,8 +11,8 @@ describe('postgres: relay failures, parking and several relays', () => {
   afterEach(async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
-  async function setup(label: string): Promise<TestDb> {
-    const db = await testDb(label);
+  async function setup(label: string, connections = 10): Promise<TestDb> {
+    const db = await testDb(label, connections);
     cleanups.push(() => db.drop());
     return db;
   }
@@ -44,7 +44,9 @@ describe('postgres: relay failures, parking and several relays', () => {
     expect(stats).toMatchObject({ parked: 1, unsent: 1 });
     expect(stats.oldestUnsentAgeMs).toBeGreaterThan(0);
     expect(relay.stats().parked).toBe(1);
-    const { rows } = await db.pool.query(`SELECT type, attempts, last_error FROM "${db.schema}".outbox WHERE parked_at IS NOT NULL`);
+    const { rows } = await db.pool.query(
+      `SELECT type, attempts, last_error FROM "${db.schema}".outbox WHERE parked_at IS NOT NULL`,
+    );
     expect(rows[0]).toMatchObject({ type: 'TooBig', attempts: 1 });
     expect(rows[0].last_error).toMatch(/too large|limit/i);
   });
@@ -75,7 +77,8 @@ describe('postgres: relay failures, parking and several relays', () => {
     const down = createBus({ url: 'nats://127.0.0.1:1', logger: silentLogger, publishTimeoutMs: 1_000 });
     cleanups.push(() => down.close());
     await outbox.transaction(async (client) => {
-      for (let seq = 1; seq <= 20; seq++) await outbox.append(client, ch, { type: 'E', partitionkey: `k${seq % 2}`, data: { seq } });
+      for (let seq = 1; seq <= 20; seq++)
+        await outbox.append(client, ch, { type: 'E', partitionkey: `k${seq % 2}`, data: { seq } });
     });
     const failing = outbox.startRelay(down, { ...FAST, backoff: { initialMs: 50, maxMs: 200 } });
     await until(
@@ -130,7 +133,9 @@ describe('postgres: relay failures, parking and several relays', () => {
     // Stopping one hands its partitions to the other at once (released, not left to expire).
     await a.stop();
     await until(() => b.stats().partitions.length === 8, 5_000, 'b to take all partitions');
-    await outbox.transaction((client) => outbox.append(client, ch, { type: 'Last', partitionkey: 'k1', data: { seq: N } }));
+    await outbox.transaction((client) =>
+      outbox.append(client, ch, { type: 'Last', partitionkey: 'k1', data: { seq: N } }),
+    );
     await until(() => received.length >= N + 1, 10_000, 'the event after the stop');
   });
 
