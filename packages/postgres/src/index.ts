@@ -1,3 +1,5 @@
+export type { OutboxBenchOptions } from './bench.js';
+export { benchOutbox } from './bench.js';
 export { LeaseLostError, PostgresError } from './errors.js';
 export type { InboxOptions, InboxOutcome } from './inbox.js';
 export { createInbox, Inbox } from './inbox.js';

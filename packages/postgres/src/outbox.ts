@@ -82,6 +82,10 @@ export class Outbox {
    * event without one is keyed by its id. Resolves with the complete CloudEvent (id, time, source).
    * Throws `InvalidEventError` for a malformed event, `PostgresError` when the insert fails (the
    * transaction is then aborted, as for any failed statement).
+   *
+   * The key stays locked until the transaction ends, so a second append of the same key elsewhere
+   * waits for it. Like row locks: two transactions that append several shared keys in different
+   * orders can deadlock (PostgreSQL aborts one of them); append the keys in a consistent order.
    */
   async append<T>(client: ClientBase, channel: string, input: EventInput<T>): Promise<CloudEvent<T>> {
     const event = createEvent<T>(input, this.#source);
