@@ -32,7 +32,7 @@ const GROUP = 'bench';
 
 /**
  * Measures the outbox from commit to broker confirm: writers append and commit, the relays publish;
- * each event's latency runs from just before its transaction's COMMIT to the confirm of its publish.
+ * writers append a batch per transaction with `appendMany`; each event's latency runs from just before its transaction's COMMIT to the confirm of its publish.
  * Throughput is events over the time from the first commit to the last confirm.
  */
 export async function benchOutbox(options: OutboxBenchOptions): Promise<BenchResult> {
@@ -98,15 +98,11 @@ export async function benchOutbox(options: OutboxBenchOptions): Promise<BenchRes
             if (wait > 0) await new Promise((r) => setTimeout(r, wait));
           }
           await client.query('BEGIN');
-          const ids: string[] = [];
+          const inputs: EventInput<string>[] = [];
           for (let i = 0; i < count; i++) {
-            const event = await outbox.append(client, channel, {
-              type: 'BenchEvent',
-              partitionkey: `w${w}-k${key++ % keysPerWriter}`,
-              data: payload,
-            });
-            ids.push(event.id);
+            inputs.push({ type: 'BenchEvent', partitionkey: `w${w}-k${key++ % keysPerWriter}`, data: payload });
           }
+          const ids = (await outbox.appendMany(client, channel, inputs)).map((event) => event.id);
           const now = performance.now();
           for (const id of ids) committedAt.set(id, now);
           await client.query('COMMIT');

@@ -59,6 +59,7 @@ export class Outbox {
   readonly #notify: boolean;
   readonly #source: string;
   readonly #insert: string;
+  readonly #insertMany: string;
 
   constructor(pool: Pool, options: OutboxOptions = {}) {
     this.#pool = pool;
@@ -74,6 +75,19 @@ export class Outbox {
         (partition, key, channel, event_id, source, type, time, datacontenttype, subject, headers, payload)
       SELECT mod(abs(hashtext($1)::bigint), ${this.partitions}), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
       FROM l${notify}`;
+    // Several rows in one statement: the keys' locks are taken in one sorted order (so two batch
+    // appenders never wait on each other in a cycle), all of them before any row takes its id; the
+    // rows then take ids in the given order.
+    this.#insertMany = `WITH l AS (
+        SELECT pg_advisory_xact_lock(${LOCK_KEY}, h) FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) k) s ORDER BY h),
+      locked AS (SELECT count(*) FROM l)
+      INSERT INTO ${table(this.schema, 'outbox')}
+        (partition, key, channel, event_id, source, type, time, datacontenttype, subject, headers, payload)
+      SELECT mod(abs(hashtext(r.key)::bigint), ${this.partitions}), r.key, $2, r.event_id, r.source, r.type, r.time,
+        r.datacontenttype, r.subject, r.headers, r.payload
+      FROM locked, unnest($1::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::jsonb[], $10::bytea[])
+        WITH ORDINALITY AS r(key, event_id, source, type, time, datacontenttype, subject, headers, payload, n)${notify}
+      ORDER BY r.n`;
   }
 
   /**
@@ -89,28 +103,41 @@ export class Outbox {
    */
   async append<T>(client: ClientBase, channel: string, input: EventInput<T>): Promise<CloudEvent<T>> {
     const event = createEvent<T>(input, this.#source);
-    const wire = encodeEvent(event as CloudEvent);
-    const { id, source, type, time, datacontenttype, subject, specversion: _, ...extensions } = wire.attributes;
-    const key = event.partitionkey ?? event.id;
+    const [key, ...rest] = rowOf(event as CloudEvent);
     try {
-      await client.query(this.#insert, [
-        key,
-        channel,
-        id,
-        source,
-        type,
-        time ?? null,
-        datacontenttype ?? null,
-        subject ?? null,
-        extensions,
-        Buffer.from(wire.body.buffer, wire.body.byteOffset, wire.body.byteLength),
-      ]);
+      await client.query(this.#insert, [key, channel, ...rest]);
     } catch (cause) {
-      throw new PostgresError(`appending ${type} ${id} to the outbox of "${this.schema}" failed: ${String(cause)}`, {
-        cause,
-      });
+      throw new PostgresError(
+        `appending ${event.type} ${event.id} to the outbox of "${this.schema}" failed: ${String(cause)}`,
+        { cause },
+      );
     }
     return event;
+  }
+
+  /**
+   * Appends several events to one channel in one statement (one round trip), in the given order; same
+   * rules as {@link append}. The keys are locked in a fixed order, so concurrent `appendMany` calls
+   * never deadlock on each other.
+   */
+  async appendMany<T>(client: ClientBase, channel: string, inputs: readonly EventInput<T>[]): Promise<CloudEvent<T>[]> {
+    const events = inputs.map((input) => createEvent<T>(input, this.#source));
+    if (events.length === 0) return events;
+    const columns: unknown[][] = [[], [], [], [], [], [], [], [], []];
+    for (const event of events) {
+      const row = rowOf(event as CloudEvent);
+      for (let i = 0; i < row.length; i++) columns[i]?.push(row[i]);
+    }
+    const [keys, ...rest] = columns;
+    try {
+      await client.query(this.#insertMany, [keys, channel, ...rest]);
+    } catch (cause) {
+      throw new PostgresError(
+        `appending ${events.length} events to the outbox of "${this.schema}" failed: ${String(cause)}`,
+        { cause },
+      );
+    }
+    return events;
   }
 
   /**
@@ -180,6 +207,23 @@ export class Outbox {
       deadLettered: Number(row?.dead ?? 0),
     };
   }
+}
+
+/** An event's column values: key, event_id, source, type, time, datacontenttype, subject, headers, payload. */
+function rowOf(event: CloudEvent): unknown[] {
+  const wire = encodeEvent(event);
+  const { id, source, type, time, datacontenttype, subject, specversion: _, ...extensions } = wire.attributes;
+  return [
+    event.partitionkey ?? event.id,
+    id,
+    source,
+    type,
+    time ?? null,
+    datacontenttype ?? null,
+    subject ?? null,
+    extensions,
+    Buffer.from(wire.body.buffer, wire.body.byteOffset, wire.body.byteLength),
+  ];
 }
 
 /** Creates an {@link Outbox} over `pool` (run {@link migrate} on the schema first). */

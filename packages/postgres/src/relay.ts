@@ -57,6 +57,8 @@ export interface RelayStats {
   readonly failures: number;
   /** Rows this relay parked or dead-lettered. */
   readonly parked: number;
+  /** `pg_notify` wake-ups received (with `listen: true`). */
+  readonly notifications: number;
   /** Partitions held now. */
   readonly partitions: readonly number[];
 }
@@ -108,6 +110,7 @@ export class Relay {
   #fenced = 0;
   #failures = 0;
   #parked = 0;
+  #notifications = 0;
   #stopping = false;
   #stopped: Promise<void> | undefined;
   #loop: Promise<void> | undefined;
@@ -196,6 +199,7 @@ export class Relay {
       fenced: this.#fenced,
       failures: this.#failures,
       parked: this.#parked,
+      notifications: this.#notifications,
       partitions: [...this.#leases.held.keys()].sort((a, b) => a - b),
     };
   }
@@ -296,11 +300,21 @@ export class Relay {
     }
     const sent: Row[] = [];
     const queue = [...byKey.values()];
+    let failure: unknown;
+    // Every worker finishes before the round ends, even when one fails (the database went away while
+    // recording a failed attempt): a next round started beside a still-publishing key would reorder it.
     const worker = async (): Promise<void> => {
-      for (let list = queue.shift(); list !== undefined; list = queue.shift()) await this.#publishKey(list, sent);
+      for (let list = queue.shift(); list !== undefined; list = queue.shift()) {
+        try {
+          await this.#publishKey(list, sent);
+        } catch (error) {
+          failure ??= error;
+        }
+      }
     };
     await Promise.all(Array.from({ length: Math.min(this.#concurrency, queue.length) }, worker));
     await this.#deleteSent(sent, leases);
+    if (failure !== undefined) throw failure;
     return true;
   }
 
@@ -410,7 +424,10 @@ export class Relay {
     try {
       const client = await this.#pool.connect();
       this.#listener = client;
-      client.on('notification', () => this.nudge());
+      client.on('notification', () => {
+        this.#notifications++;
+        this.nudge();
+      });
       client.on('error', (error) => {
         this.#logger.warn('[wharf] [postgres] relay LISTEN connection lost; reconnecting', { error: String(error) });
         if (this.#listener === client) this.#listener = undefined;

@@ -184,4 +184,85 @@ describe('postgres: outbox and relay (memory broker)', () => {
       expect(got, `key ${key}`).toEqual(order);
     }
   });
+
+  it('pg_notify wakes a listening relay on commit, with no same-process nudge', async () => {
+    const db = await setup('notify');
+    const ch = channel();
+    const { bus, received } = await recordingBus(ch);
+    cleanups.push(() => bus.close());
+    const relay = track(
+      createOutbox(db.pool, { schema: db.schema }).startRelay(bus, { ...FAST, pollIntervalMs: 1_000, listen: true }),
+    );
+    await until(() => relay.stats().partitions.length > 0, 10_000, 'the leases');
+    await sleep(200);
+    // A plain transaction, not outbox.transaction: nothing in this process nudges the relay.
+    const writer = createOutbox(db.pool, { schema: db.schema, notify: true });
+    const client = await db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await writer.append(client, ch, { type: 'Notified', data: { seq: 1 } });
+      await sleep(100);
+      // NOTIFY is transactional: nothing is sent before the commit.
+      expect(relay.stats().notifications).toBe(0);
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    await until(() => received.length === 1, 10_000, 'the notified event');
+    expect(relay.stats().notifications).toBe(1);
+  });
+
+  it('appendMany writes several events in one statement, in order, with every attribute', async () => {
+    const db = await setup('many');
+    const ch = channel();
+    const { bus, received } = await recordingBus(ch);
+    cleanups.push(() => bus.close());
+    const outbox = createOutbox(db.pool, { schema: db.schema });
+    const bytes = randomBytes(9_000);
+    const appended = await outbox.transaction((client) =>
+      outbox.appendMany<unknown>(client, ch, [
+        { type: 'A', partitionkey: 'k1', data: { seq: 1 }, extensions: { tenant: 'acme' } },
+        { type: 'B', partitionkey: 'k2', data: new Uint8Array(bytes) },
+        { type: 'C', partitionkey: 'k1', data: { seq: 3 }, subject: 's' },
+      ]),
+    );
+    track(outbox.startRelay(bus, FAST));
+    await until(() => received.length >= 3, 10_000, 'three events');
+    await until(async () => (await outbox.stats()).unsent === 0, 5_000, 'the rows deleted');
+    expect(received.filter((e) => e.partitionkey === 'k1').map((e) => e.type)).toEqual(['A', 'C']);
+    expect(received.find((e) => e.type === 'A')).toMatchObject({
+      tenant: 'acme',
+      data: { seq: 1 },
+      id: appended[0]?.id,
+    });
+    expect(received.find((e) => e.type === 'C')).toMatchObject({ subject: 's' });
+    expect(Buffer.from(received.find((e) => e.type === 'B')?.data as Uint8Array).equals(bytes)).toBe(true);
+  });
+
+  it('appendMany takes ids in the given order and keeps per-key order against a concurrent append', async () => {
+    const db = await setup('many_order');
+    const outbox = createOutbox(db.pool, { schema: db.schema });
+    const t1 = await db.pool.connect();
+    await t1.query('BEGIN');
+    await outbox.append(t1, 'c', { type: 'First', partitionkey: 'k' });
+    let batchDone = false;
+    const batch = outbox
+      .transaction((client) =>
+        outbox.appendMany(client, 'c', [
+          { type: 'Second', partitionkey: 'other' },
+          { type: 'Third', partitionkey: 'k' },
+        ]),
+      )
+      .then(() => {
+        batchDone = true;
+      });
+    await sleep(300);
+    // The batch waits for key k's lock before any of its rows takes an id.
+    expect(batchDone).toBe(false);
+    await t1.query('COMMIT');
+    t1.release();
+    await batch;
+    const { rows } = await db.pool.query(`SELECT type FROM "${db.schema}".outbox ORDER BY id`);
+    expect(rows.map((r) => r.type)).toEqual(['First', 'Second', 'Third']);
+  });
 });
