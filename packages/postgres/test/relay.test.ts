@@ -100,7 +100,8 @@ describe('postgres: relay failures, parking and several relays', () => {
       expect(got).toEqual([...got].sort((a, b) => a - b));
       expect(got.length).toBe(10);
     }
-    expect((await outbox.stats()).unsent).toBe(0);
+    // The round deletes its rows after its last confirm.
+    await until(async () => (await outbox.stats()).unsent === 0, 5_000, 'the rows deleted');
   });
 
   it('two relays share the partitions; every event arrives and no key is reordered', async () => {
