@@ -1,3 +1,4 @@
+import { ConfigError } from '@wharf/core';
 import type { Pool } from 'pg';
 import { table } from './options.js';
 
@@ -33,8 +34,21 @@ export class Leases {
     this.#relays = table(schema, 'outbox_relays');
   }
 
-  /** Creates the lease rows for every partition (idempotent). */
+  /**
+   * Creates the lease rows for every partition (idempotent). Throws `ConfigError` when the table
+   * already has another number of partitions: relays (and writers) of one schema must agree, or
+   * rows of partitions no relay leases would never be sent.
+   */
   async init(): Promise<void> {
+    // Checked before inserting: inserting first would add the missing partitions and hide the mismatch.
+    const { rows } = await this.#pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${this.#leases}`);
+    const n = rows[0]?.n ?? 0;
+    if (n !== 0 && n !== this.partitions) {
+      throw new ConfigError(
+        'postgres',
+        `the outbox's lease table has ${n} partitions but this relay was configured with ${this.partitions}; writers and relays of a schema must use the same "partitions"`,
+      );
+    }
     await this.#pool.query(
       `INSERT INTO ${this.#leases} (partition) SELECT generate_series(0, $1::int - 1) ON CONFLICT DO NOTHING`,
       [this.partitions],

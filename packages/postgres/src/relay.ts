@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import {
   type CloudEvent,
+  ConfigError,
   ContractViolationError,
   consoleLogger,
   decodeEvent,
@@ -111,6 +112,7 @@ export class Relay {
   #failures = 0;
   #parked = 0;
   #notifications = 0;
+  #error: Error | undefined;
   #stopping = false;
   #stopped: Promise<void> | undefined;
   #loop: Promise<void> | undefined;
@@ -150,6 +152,11 @@ export class Relay {
     this.#onStop = internal.onStop;
   }
 
+  /** Why the relay could not start (it then leases nothing), e.g. a partition count that differs from the table's. */
+  get error(): Error | undefined {
+    return this.#error;
+  }
+
   /** This relay's name in the lease table. */
   get owner(): string {
     return this.#leases.owner;
@@ -164,14 +171,32 @@ export class Relay {
         if (!this.#stopping) this.#leaseTimer = setTimeout(beat, every);
       });
     };
-    this.#leaseRun = this.#leases
-      .init()
-      .catch((error) => this.#logger.warn('[wharf] [postgres] cannot create the lease rows', { error: String(error) }))
-      .then(() => this.#refreshLeases())
-      .finally(() => {
-        this.#leaseRun = undefined;
-        if (!this.#stopping) this.#leaseTimer = setTimeout(beat, every);
-      });
+    const boot = (): void => {
+      this.#leaseRun = this.#leases
+        .init()
+        .then(
+          async () => {
+            await this.#refreshLeases();
+            if (!this.#stopping) this.#leaseTimer = setTimeout(beat, every);
+          },
+          (error) => {
+            if (error instanceof ConfigError) {
+              // A wrong partition count leases nothing, loudly, rather than relay a part of the outbox.
+              this.#error = error;
+              this.#logger.error('[wharf] [postgres] the relay cannot start; it leases no partition', {
+                error: error.message,
+              });
+              return;
+            }
+            this.#logger.warn('[wharf] [postgres] cannot reach the lease table; retrying', { error: String(error) });
+            if (!this.#stopping) this.#leaseTimer = setTimeout(boot, every);
+          },
+        )
+        .finally(() => {
+          this.#leaseRun = undefined;
+        });
+    };
+    boot();
     if (this.#notifyChannel) void this.#listen();
     this.#loop = this.#run();
   }

@@ -60,11 +60,22 @@ function child(
   schema: string,
   brokerUrl: string,
   ttlMs: number,
+  partitions = 16,
 ): { proc: ChildProcess; waitFor: (prefix: string) => Promise<string> } {
   const script = fileURLToPath(new URL('./fixtures/relay-child.ts', import.meta.url));
   const proc = spawn(
     process.execPath,
-    ['--conditions=wharf-source', '--import', 'tsx', script, PG_URL, schema, brokerUrl, String(ttlMs)],
+    [
+      '--conditions=wharf-source',
+      '--import',
+      'tsx',
+      script,
+      PG_URL,
+      schema,
+      brokerUrl,
+      String(ttlMs),
+      String(partitions),
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const lines: string[] = [];
@@ -131,7 +142,7 @@ describe.each(BROKERS)('postgres: relay killed with kill -9 between publish and 
     );
 
     const TTL = 2_000;
-    const relayChild = child(db.schema, broker.url, TTL);
+    const relayChild = child(db.schema, broker.url, TTL, 4);
     cleanups.push(async () => {
       if (relayChild.proc.exitCode === null) relayChild.proc.kill('SIGKILL');
     });
@@ -157,5 +168,47 @@ describe.each(BROKERS)('postgres: relay killed with kill -9 between publish and 
     expect(outcomes).toEqual(broker.outcomes);
     const { rows } = await db.pool.query(`SELECT event_id FROM "${db.schema}".effects`);
     expect(rows).toEqual([{ event_id: appended.id }]);
+  });
+  it('two relays: one is killed, the other takes its partitions over after the TTL; every event arrives in key order', async () => {
+    const db: TestDb = await testDb('takeover');
+    cleanups.push(() => db.drop());
+    const channel = `pgt-${randomBytes(3).toString('hex')}`;
+    cleanups.push(() => broker.cleanup(channel));
+    const bus = createBus({ url: broker.url, logger: silentLogger });
+    cleanups.push(() => bus.close());
+    const received: { id: string; key: string; seq: number }[] = [];
+    await bus.subscribe(channel, { group: 'g', dedup: false }, async (event) => {
+      received.push({ id: event.id, key: event.partitionkey ?? '', seq: (event.data as { seq: number }).seq });
+    });
+    const TTL = 2_000;
+    const outbox = createOutbox(db.pool, { schema: db.schema, partitions: 4 });
+    const survivor = outbox.startRelay(bus, { leaseTtlMs: TTL, pollIntervalMs: 250, logger: silentLogger });
+    cleanups.push(() => survivor.stop());
+    await until(() => survivor.stats().partitions.length === 4, 10_000, 'the survivor to lease everything');
+    const relayChild = child(db.schema, broker.url, TTL, 4);
+    cleanups.push(async () => {
+      if (relayChild.proc.exitCode === null) relayChild.proc.kill('SIGKILL');
+    });
+    await relayChild.waitFor('leased');
+    await until(() => survivor.stats().partitions.length === 2, 10_000, 'a 2/2 split');
+    const N = 80;
+    await outbox.transaction(async (client) => {
+      for (let seq = 0; seq < N; seq++) {
+        await outbox.append(client, channel, { type: 'E', partitionkey: `k${seq % 8}`, data: { seq } });
+      }
+    });
+    // The child publishes the first row of one of its partitions and stalls before deleting it.
+    await relayChild.waitFor('published ');
+    relayChild.proc.kill('SIGKILL');
+    const killedAt = Date.now();
+    await until(() => survivor.stats().partitions.length === 4, 15_000, 'the takeover');
+    expect(Date.now() - killedAt).toBeGreaterThanOrEqual(TTL - 700);
+    await until(() => new Set(received.map((r) => r.id)).size === N, 20_000, 'every event');
+    await until(async () => (await outbox.stats()).unsent === 0, 5_000, 'an empty outbox');
+    for (let k = 0; k < 8; k++) {
+      const firsts: number[] = [];
+      for (const r of received) if (r.key === `k${k}` && !firsts.includes(r.seq)) firsts.push(r.seq);
+      expect(firsts, `key k${k}`).toEqual([...firsts].sort((a, b) => a - b));
+    }
   });
 });

@@ -176,4 +176,16 @@ describe('postgres: relay failures, parking and several relays', () => {
     expect((await outbox.stats()).unsent).toBe(1);
     expect(received.length).toBe(1);
   });
+
+  it('a relay configured with another partition count than the lease table leases nothing and says why', async () => {
+    const db = await setup('parts');
+    const { bus } = await recordingBus(channel());
+    cleanups.push(() => bus.close());
+    const first = track(createOutbox(db.pool, { schema: db.schema, partitions: 4 }).startRelay(bus, FAST));
+    await until(() => first.stats().partitions.length === 4, 10_000, 'the first relay');
+    const wrong = track(createOutbox(db.pool, { schema: db.schema, partitions: 16 }).startRelay(bus, FAST));
+    await until(() => wrong.error !== undefined, 10_000, 'the refusal');
+    expect(wrong.error?.message).toMatch(/has 4 partitions but this relay was configured with 16/);
+    expect(wrong.stats().partitions).toEqual([]);
+  });
 });
