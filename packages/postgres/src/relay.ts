@@ -60,6 +60,8 @@ export interface RelayStats {
   readonly parked: number;
   /** `pg_notify` wake-ups received (with `listen: true`). */
   readonly notifications: number;
+  /** Rounds that failed on the database (down, connection lost); each is retried after a backoff. */
+  readonly databaseErrors: number;
   /** Partitions held now. */
   readonly partitions: readonly number[];
 }
@@ -112,6 +114,7 @@ export class Relay {
   #failures = 0;
   #parked = 0;
   #notifications = 0;
+  #databaseErrors = 0;
   #error: Error | undefined;
   #stopping = false;
   #stopped: Promise<void> | undefined;
@@ -225,6 +228,7 @@ export class Relay {
       failures: this.#failures,
       parked: this.#parked,
       notifications: this.#notifications,
+      databaseErrors: this.#databaseErrors,
       partitions: [...this.#leases.held.keys()].sort((a, b) => a - b),
     };
   }
@@ -266,6 +270,7 @@ export class Relay {
         dbDelay = 0;
       } catch (error) {
         // The database is down or the connection broke: back off, then poll at once when it answers.
+        this.#databaseErrors++;
         dbDelay = Math.min(DB_RETRY_MAX_MS, dbDelay === 0 ? 250 : dbDelay * 2);
         this.#logger.warn('[wharf] [postgres] relay round failed; retrying', {
           error: String(error),

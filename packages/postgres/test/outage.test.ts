@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { startProxy } from '@wharf/chaos';
 import { brokersRequired, probeBroker } from '@wharf/conformance';
 import { createBus, silentLogger } from '@wharf/core';
 import { conformanceHarness } from '@wharf/rabbitmq';
@@ -59,6 +60,55 @@ describe('postgres: outages', () => {
     await until(() => received.length === 2, 15_000, 'the event after the outage');
     await sleep(300);
     expect(received.map((e) => e.type)).toEqual(['Before', 'After']);
+    await until(async () => (await writer.stats()).unsent === 0, 5_000, 'the rows deleted');
+  });
+
+  it('database down for the relay (a proxy resets every connection): appends through it fail whole, the relay backs off and drains in order after', async () => {
+    const schema = uniqueSchema('proxy');
+    const direct = new pg.Pool({ connectionString: PG_URL, max: 4 });
+    const proxy = await startProxy({ target: Number(new URL(PG_URL).port || 5432) });
+    const viaProxy = `postgres://postgres@127.0.0.1:${proxy.port}/${new URL(PG_URL).pathname.slice(1)}`;
+    const relayPool = new pg.Pool({ connectionString: viaProxy, max: 4, connectionTimeoutMillis: 2_000 });
+    relayPool.on('error', () => undefined);
+    const writerPool = new pg.Pool({ connectionString: viaProxy, max: 2, connectionTimeoutMillis: 2_000 });
+    writerPool.on('error', () => undefined);
+    cleanups.push(async () => {
+      proxy.heal();
+      await direct.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await Promise.all([direct.end(), relayPool.end(), writerPool.end()]);
+      await proxy.close();
+    });
+    await migrate(direct, { schema });
+    const ch = `pgp-${randomBytes(3).toString('hex')}`;
+    const { bus, received } = await recordingBus(ch);
+    cleanups.push(() => bus.close());
+    const writer = createOutbox(direct, { schema });
+    const relay = createOutbox(relayPool, { schema }).startRelay(bus, {
+      leaseTtlMs: 30_000,
+      pollIntervalMs: 250,
+      logger: silentLogger,
+    });
+    cleanups.push(() => relay.stop());
+    await writer.transaction((client) => writer.append(client, ch, { type: 'E', partitionkey: 'k', data: { seq: 0 } }));
+    await until(() => received.length === 1, 10_000, 'the first event');
+
+    proxy.set({ kind: 'reset' });
+    // A writer behind the same outage: its transaction fails and leaves nothing.
+    const proxied = createOutbox(writerPool, { schema });
+    await expect(
+      proxied.transaction((client) => proxied.append(client, ch, { type: 'Lost', partitionkey: 'k' })),
+    ).rejects.toThrow();
+    for (let seq = 1; seq <= 10; seq++) {
+      await writer.transaction((client) => writer.append(client, ch, { type: 'E', partitionkey: 'k', data: { seq } }));
+    }
+    await until(() => relay.stats().databaseErrors >= 2, 15_000, 'failed relay rounds');
+    expect(received.length).toBe(1);
+    expect((await writer.stats()).unsent).toBe(10);
+
+    proxy.heal();
+    await until(() => received.length === 11, 20_000, 'the backlog after the outage');
+    expect(received.map((e) => (e.data as { seq: number }).seq)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(received.some((e) => e.type === 'Lost')).toBe(false);
     await until(async () => (await writer.stats()).unsent === 0, 5_000, 'the rows deleted');
   });
 
