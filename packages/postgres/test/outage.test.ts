@@ -43,6 +43,7 @@ describe('postgres: outages', () => {
     cleanups.push(() => relay.stop());
     await writer.transaction((client) => writer.append(client, ch, { type: 'Before', partitionkey: 'k' }));
     await until(() => received.length === 1, 10_000, 'the first event');
+    await until(async () => (await writer.stats()).unsent === 0, 5_000, 'its row deleted');
 
     // A writer's connection dies mid-transaction: nothing of it is kept.
     const open = await writerPool.connect();
@@ -91,6 +92,7 @@ describe('postgres: outages', () => {
     cleanups.push(() => relay.stop());
     await writer.transaction((client) => writer.append(client, ch, { type: 'E', partitionkey: 'k', data: { seq: 0 } }));
     await until(() => received.length === 1, 10_000, 'the first event');
+    await until(async () => (await writer.stats()).unsent === 0, 5_000, 'its row deleted');
 
     proxy.set({ kind: 'reset' });
     // A writer behind the same outage: its transaction fails and leaves nothing.
