@@ -453,6 +453,11 @@ export class Relay {
     if (this.#stopping || !this.#notifyChannel) return;
     try {
       const client = await this.#pool.connect();
+      if (this.#stopping) {
+        // stop() ran while this connection was being opened: it must not stay checked out.
+        client.release();
+        return;
+      }
       this.#listener = client;
       client.on('notification', () => {
         this.#notifications++;
