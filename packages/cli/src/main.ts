@@ -6,6 +6,7 @@ import { chaos, chaosUsage } from './commands/chaos.js';
 import { codegen, codegenUsage } from './commands/codegen.js';
 import { conformance, conformanceUsage } from './commands/conformance.js';
 import { dlq, dlqUsage } from './commands/dlq.js';
+import { postgres, postgresUsage } from './commands/postgres.js';
 import { saga, sagaUsage } from './commands/saga.js';
 import { scale, scaleUsage } from './commands/scale.js';
 import { status, statusUsage } from './commands/status.js';
@@ -36,6 +37,11 @@ const COMMANDS: Record<string, Command> = {
   bench: { run: bench, usage: benchUsage, summary: 'measure the bus against the raw client' },
   brokers: { run: brokers, usage: brokersUsage, summary: 'start, stop or check local brokers' },
   chaos: { run: chaos, usage: chaosUsage, summary: 'inject broker faults and check nothing is lost' },
+  postgres: {
+    run: (argv, o) => postgres(argv, o),
+    usage: postgresUsage,
+    summary: 'apply the outbox/inbox migrations or run an outbox relay',
+  },
 };
 
 export const usage = `wharf — contract-first, broker-agnostic event bus

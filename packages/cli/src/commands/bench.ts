@@ -17,11 +17,19 @@ import { brokerUrl, parse, positiveInt, UsageError } from '../args.js';
 import { json, type Output } from '../output.js';
 
 export const benchUsage = `wharf bench [--broker <url>] [--events N] [--size BYTES] [--window N] [--rounds N] [--json]
+wharf bench --outbox [--broker <url>] [--postgres-url <url>] [--events N] [--size BYTES] [--writers N]
+            [--batch N] [--keys N] [--rate EVENTS_PER_S] [--json]
 
 Publish -> consume -> ack through the bus and through the broker's raw client with the same bytes,
 durability and publish window, after one unmeasured round of each; rounds alternate bus and raw
 (bus first, then raw first). Prints throughput, end-to-end latency p50/p99 and client CPU per
-event (medians over the rounds), and the bus/raw ratios.`;
+event (medians over the rounds), and the bus/raw ratios.
+
+--outbox measures the PostgreSQL outbox instead: writers append and commit, relays publish; latency
+runs from a transaction's COMMIT to the broker's confirm. It runs once with one relay and once with
+two (--json: { relay: { throughput, p50Ms, p99Ms }, relays2: {…} }). --rate paces the writers
+(0, the default, is as fast as they can); --postgres-url defaults to WHARF_POSTGRES_URL, else the
+local test database.`;
 
 /** The bus bench's consumer group, named so a round's topology can be deleted after it. */
 const BENCH_GROUP = 'bench';
@@ -93,8 +101,15 @@ export async function bench(argv: string[], output: Output): Promise<number> {
     window: { type: 'string' },
     rounds: { type: 'string' },
     json: { type: 'boolean' },
+    outbox: { type: 'boolean' },
+    'postgres-url': { type: 'string' },
+    writers: { type: 'string' },
+    batch: { type: 'string' },
+    keys: { type: 'string' },
+    rate: { type: 'string' },
   });
   const url = brokerUrl(values.broker);
+  if (values.outbox) return benchOutboxCommand(url, values, output);
   const events = positiveInt(values.events, 'events', 10_000);
   const size = positiveInt(values.size, 'size', 1024);
   const window = positiveInt(values.window, 'window', 100);
@@ -166,6 +181,58 @@ export async function bench(argv: string[], output: Output): Promise<number> {
   output.out(
     `ratio bus/raw: throughput ${ratio.throughput} (target >= 0.90), p99 ${result.bus.p99Ms} ms vs target <= ${ratio.p99TargetMs} ms`,
   );
+  return 0;
+}
+
+/** `wharf bench --outbox`: one relay, then two, on a fresh schema each. */
+async function benchOutboxCommand(
+  url: string,
+  values: Partial<Record<'events' | 'size' | 'writers' | 'batch' | 'keys' | 'rate' | 'postgres-url', string>> & {
+    json?: boolean;
+  },
+  output: Output,
+): Promise<number> {
+  const rate = values.rate === undefined ? 0 : Number(values.rate);
+  if (!Number.isFinite(rate) || rate < 0) throw new UsageError(`--rate must be a number >= 0, got "${values.rate}"`);
+  const mod = (await importAdapterModule(url)) as AdapterModule;
+  const base = {
+    postgresUrl: values['postgres-url'] ?? process.env.WHARF_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+    brokerUrl: url,
+    events: positiveInt(values.events, 'events', 20_000),
+    size: positiveInt(values.size, 'size', 256),
+    writers: positiveInt(values.writers, 'writers', 8),
+    batch: positiveInt(values.batch, 'batch', 20),
+    keys: positiveInt(values.keys, 'keys', 256),
+    rate,
+    cleanup: mod.conformanceHarness?.(url).cleanup,
+  };
+  const { benchOutbox } = await import('@wharf/postgres');
+  const figures = (r: BenchResult) => ({
+    throughput: Math.round(r.throughput),
+    p50Ms: round2(r.p50Ms),
+    p99Ms: round2(r.p99Ms),
+  });
+  if (!values.json) output.err('one relay…');
+  const relay = figures(await benchOutbox({ ...base, relays: 1 }));
+  if (!values.json) output.err('two relays…');
+  const relays2 = figures(await benchOutbox({ ...base, relays: 2 }));
+  const result = { broker: redactUrl(url), events: base.events, size: base.size, rate, relay, relays2 };
+  if (values.json) {
+    json(output, result);
+    return 0;
+  }
+  output.out(
+    `wharf bench --outbox on ${result.broker}: ${base.events} events of ${base.size} B, ${base.writers} writers x ${base.batch} per commit, ${base.keys} keys${rate > 0 ? `, paced at ${rate}/s` : ''}`,
+  );
+  output.out('          commit->confirm/s      p50 ms     p99 ms');
+  for (const [label, s] of [
+    ['1 relay', relay],
+    ['2 relays', relays2],
+  ] as const) {
+    output.out(
+      `${label.padEnd(10)}${String(s.throughput).padStart(17)}${String(s.p50Ms).padStart(12)}${String(s.p99Ms).padStart(11)}`,
+    );
+  }
   return 0;
 }
 

@@ -1,0 +1,71 @@
+import { randomBytes } from 'node:crypto';
+import { createBus, silentLogger } from '@wharf/core';
+import { createOutbox } from '@wharf/postgres';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { postgres } from '../src/commands/postgres.js';
+import { main } from '../src/main.js';
+
+const PG_URL = process.env.WHARF_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+function capture() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, output: { out: (t: string) => out.push(t), err: (t: string) => err.push(t) } };
+}
+
+describe('wharf postgres', () => {
+  const schema = `wt_cli_${randomBytes(4).toString('hex')}`;
+  const pool = new pg.Pool({ connectionString: PG_URL, max: 4 });
+  afterAll(async () => {
+    await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await pool.end();
+  });
+
+  it('migrate applies the SQL files once, then reports the schema up to date', async () => {
+    const first = capture();
+    expect(await main(['postgres', 'migrate', '--url', PG_URL, '--schema', schema, '--json'], first.output)).toBe(0);
+    expect(JSON.parse(first.out.join(''))).toMatchObject({ schema, applied: ['001_outbox.sql', '002_inbox.sql'] });
+    const second = capture();
+    expect(await main(['postgres', 'migrate', '--url', PG_URL, '--schema', schema], second.output)).toBe(0);
+    expect(second.out.join('')).toContain('up to date');
+  });
+
+  it('needs an action and a URL', async () => {
+    const none = capture();
+    expect(await main(['postgres', 'migrate'], none.output)).toBe(2);
+    expect(none.err.join('')).toContain('--url');
+    const bad = capture();
+    expect(await main(['postgres', 'nope', '--url', PG_URL], bad.output)).toBe(2);
+    expect(bad.err.join('')).toContain('migrate or relay');
+  });
+
+  it('relay publishes the outbox to the broker until stopped', async () => {
+    // memory:// lives in one process: the relay's bus and this test's subscriber must share it,
+    // so the relay publishes to NATS and the test reads from NATS.
+    const url = 'nats://127.0.0.1:4222';
+    const channel = `pgcli-${randomBytes(3).toString('hex')}`;
+    const bus = createBus({ url, logger: silentLogger });
+    const received: string[] = [];
+    await bus.subscribe(channel, { group: 'g' }, async (event) => {
+      received.push(event.id);
+    });
+    const outbox = createOutbox(pool, { schema });
+    const event = await outbox.transaction((client) => outbox.append(client, channel, { type: 'E', data: {} }));
+    const stop = new AbortController();
+    const run = postgres(
+      ['relay', '--url', PG_URL, '--schema', schema, '--broker', url, '--lease-ttl', '2000'],
+      capture().output,
+      stop.signal,
+    );
+    const deadline = Date.now() + 15_000;
+    while (received.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    stop.abort();
+    expect(await run).toBe(0);
+    expect(received).toEqual([event.id]);
+    expect((await outbox.stats()).unsent).toBe(0);
+    const { conformanceHarness } = await import('@wharf/nats');
+    await bus.close();
+    await conformanceHarness(url).cleanup(channel);
+  });
+});

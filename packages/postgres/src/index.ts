@@ -1,0 +1,12 @@
+export type { OutboxBenchOptions } from './bench.js';
+export { benchOutbox } from './bench.js';
+export { LeaseLostError, PostgresError } from './errors.js';
+export type { InboxOptions, InboxOutcome } from './inbox.js';
+export { createInbox, Inbox } from './inbox.js';
+export type { MigrateResult } from './migrate.js';
+export { migrate } from './migrate.js';
+export type { SchemaOptions } from './options.js';
+export type { OutboxOptions, OutboxStats } from './outbox.js';
+export { createOutbox, notifyChannel, Outbox } from './outbox.js';
+export type { PublishingBus, RelayOptions, RelayStats } from './relay.js';
+export { Relay } from './relay.js';
