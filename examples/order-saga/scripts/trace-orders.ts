@@ -35,7 +35,9 @@ const services = await startServices({ url, stateDir: false, tracing: true, name
 
 // 3. A confirmed order, one whose payment gateway fails twice, and one whose charge is dead-lettered.
 const plan = planOrders(60, 3, namespace);
-const orders = (['ok', 'flaky', 'poison'] as const).map((kind) => plan.find((p) => p.kind === kind && !p.publishTwice)!);
+const orders = (['ok', 'flaky', 'poison'] as const).map(
+  (kind) => plan.find((p) => p.kind === kind && !p.publishTwice)!,
+);
 for (const order of orders) {
   const response = await fetch(`${services.orderUrl}/orders`, {
     method: 'POST',
@@ -75,7 +77,9 @@ for (const root of children.get(undefined) ?? []) {
   print(root, 1);
 }
 const traces = new Set(spans.map((s) => s.spanContext().traceId)).size;
-console.log(`\n${orders.length} orders, ${traces} traces, ${spans.length} spans on ${services.services.length} services`);
+console.log(
+  `\n${orders.length} orders, ${traces} traces, ${spans.length} spans on ${services.services.length} services`,
+);
 await provider.shutdown();
 // Delete what the run declared on a real broker (memory:// forgets it on exit).
 await deleteNamespace(url, namespace);

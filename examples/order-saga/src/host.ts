@@ -11,13 +11,7 @@ import {
 } from '@wharf/core';
 import { createTracing } from '@wharf/otel';
 import { connectOrExplain } from './errors.js';
-import {
-  type MetricsEndpoint,
-  type MetricsListen,
-  mergeExpositions,
-  ServiceMetrics,
-  serveMetrics,
-} from './metrics.js';
+import { type MetricsEndpoint, type MetricsListen, mergeExpositions, ServiceMetrics, serveMetrics } from './metrics.js';
 import { startAuditService } from './services/audit.js';
 import { startInventoryService } from './services/inventory.js';
 import { startNotificationService } from './services/notification.js';

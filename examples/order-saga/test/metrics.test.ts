@@ -2,8 +2,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runSaga, SagaUsageError, SERVICES, startServices } from '../src/index.js';
 import { mergeExpositions, withLabel } from '../src/metrics.js';
-import { runSaga, SERVICES, SagaUsageError, startServices } from '../src/index.js';
 import { ORDERS, SEED } from './expected.js';
 import { parseExposition, total } from './prom-text.js';
 

@@ -28,14 +28,10 @@ async function exposedMetrics(): Promise<Map<string, Set<string>>> {
     logger: silentLogger,
   });
   let settled = 0;
-  await bus.subscribe(
-    'ops-orders',
-    { group: 'ops', retry: { maxAttempts: 2, delays: [10] } },
-    async (event) => {
-      settled++;
-      if (event.type === 'Poison') throw new TypeError('poison');
-    },
-  );
+  await bus.subscribe('ops-orders', { group: 'ops', retry: { maxAttempts: 2, delays: [10] } }, async (event) => {
+    settled++;
+    if (event.type === 'Poison') throw new TypeError('poison');
+  });
   await bus.publish('ops-orders', { type: 'OrderPlaced' });
   await bus.publish('ops-orders', { type: 'Poison' });
   for (let i = 0; i < 100 && settled < 3; i++) await new Promise((resolve) => setTimeout(resolve, 20));

@@ -13,7 +13,9 @@ function sum(text: string, name: string, where: Record<string, string> = {}): nu
   for (const line of text.split('\n')) {
     const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!match || match[1] !== name) continue;
-    const labels = Object.fromEntries([...(match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
+    const labels = Object.fromEntries(
+      [...(match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]),
+    );
     if (Object.entries(where).every(([k, v]) => labels[k] === v)) total += Number(match[3]);
   }
   return total;
@@ -34,7 +36,9 @@ describe('wharf saga --metrics-file', () => {
     };
     const text = readFileSync(file, 'utf8');
     expect(sum(text, 'saga_orders_placed_total', { service: 'order' })).toBe(summary.orders);
-    expect(sum(text, 'messaging_client_sent_messages_total')).toBe(summary.eventsPublished + summary.eventsPublishedTwice);
+    expect(sum(text, 'messaging_client_sent_messages_total')).toBe(
+      summary.eventsPublished + summary.eventsPublishedTwice,
+    );
     expect(sum(text, 'wharf_retries_total')).toBe(summary.retries);
     expect(sum(text, 'wharf_dead_lettered_total')).toBe(
       Object.values(summary.deadLettersByReason).reduce((a, b) => a + b, 0),
