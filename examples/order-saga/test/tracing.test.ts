@@ -8,9 +8,10 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { ATTR, EVENT } from '@wharf/otel';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningServices, startServices } from '../src/index.js';
+import { startServices } from '../src/index.js';
 import { type OrderKind, planOrders } from '../src/scenario.js';
 import { consumerGroups } from '../src/topology.js';
+import { BROKERS, deleteNamespace, probeBroker, skipOrFail, testNamespace } from './brokers.js';
 
 // The application's side: the SDK with an in-memory exporter, registered globally (what the
 // example script does with a console exporter).
@@ -48,29 +49,46 @@ function expectedSpans(kind: OrderKind): string[] {
   return out.sort();
 }
 
+/** `name [group]`, with the run's channel namespace taken out of the name. */
 const label = (span: ReadableSpan): string => {
   const group = span.attributes[ATTR.group];
-  return group === undefined ? span.name : `${span.name} [${String(group)}]`;
+  const name = span.name.replace(/ t[\w-]+\./, ' ');
+  return group === undefined ? name : `${name} [${String(group)}]`;
 };
+/** The span's channel without the run's namespace. */
+const destination = (span: ReadableSpan): string => String(span.attributes[ATTR.destination]).replace(/^t[\w-]+\./, '');
 const parentId = (span: ReadableSpan): string | undefined => span.parentSpanContext?.spanId;
 
-describe('one trace per order, from POST /orders to its final event', () => {
-  let services: RunningServices;
-  beforeAll(async () => {
-    trace.setGlobalTracerProvider(provider);
-    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-    services = await startServices({ url: 'memory://saga-tracing', stateDir: false, tracing: true });
-  });
-  afterAll(async () => {
-    await services?.close();
-    await provider.shutdown();
-    trace.disable();
-    context.disable();
-  });
+beforeAll(() => {
+  trace.setGlobalTracerProvider(provider);
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+});
+afterAll(async () => {
+  await provider.shutdown();
+  trace.disable();
+  context.disable();
+});
 
-  it('gives each order one trace with correct parents and links, retries and dead letters included', async () => {
+const TARGETS = [{ name: 'memory', url: 'memory://saga-tracing' }, ...BROKERS];
+
+describe.each(TARGETS)('one trace per order on $name, from POST /orders to its final event', ({ name, url }) => {
+  it('gives each order one trace with correct parents and links, retries and dead letters included', {
+    timeout: 180_000,
+  }, async (ctx) => {
+    if (name !== 'memory') {
+      const unavailable = await probeBroker(url);
+      if (unavailable !== undefined) return skipOrFail(ctx, `the saga's traces on ${name}`, unavailable);
+    }
+    const namespace = testNamespace('trace');
+    const services = await startServices({ url, stateDir: false, tracing: true, namespace, brokerWaitMs: 15_000 });
+    ctx.onTestFinished(async () => {
+      await services.close();
+      await deleteNamespace(url, namespace);
+    });
+    exporter.reset();
+    const onBroker = (address: string) => `${namespace}.${address}`;
     // One order of each kind, none published twice (a duplicate adds a second `send` span).
-    const plan = planOrders(60, 3, 'trace');
+    const plan = planOrders(60, 3, namespace);
     const kinds: OrderKind[] = ['ok', 'flaky', 'declined', 'out-of-stock', 'poison'];
     const orders = kinds.map((kind) => plan.find((p) => p.kind === kind && !p.publishTwice)!);
     for (const order of orders) {
@@ -94,7 +112,7 @@ describe('one trace per order, from POST /orders to its final event', () => {
         const order = orderOf(spans);
         return order !== undefined && spans.length >= expectedSpans(order.kind).length;
       });
-    for (let i = 0; i < 300 && !complete(); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    for (let i = 0; i < 1_200 && !complete(); i++) await new Promise((resolve) => setTimeout(resolve, 50));
     await new Promise((resolve) => setTimeout(resolve, 200)); // nothing more arrives
 
     const all = exporter.getFinishedSpans();
@@ -123,23 +141,21 @@ describe('one trace per order, from POST /orders to its final event', () => {
         const parent = byId.get(parentId(span) ?? '');
         expect(parent, `${label(span)} has its parent in the trace`).toBeDefined();
         expect(parent!.spanContext().traceId).toBe(root!.spanContext().traceId);
-        const channel = String(span.attributes[ATTR.destination]);
+        const channel = destination(span);
         if (span.name.startsWith('send ')) {
           expect(span.kind).toBe(SpanKind.PRODUCER);
           // OrderPlaced is sent by the request; every later event by the handler of its cause.
           if (channel === 'orders.placed') expect(parent).toBe(root);
           else {
             expect(parent!.name).toMatch(/^process /);
-            expect(CHAINS[order.kind].indexOf(String(parent!.attributes[ATTR.destination]))).toBe(
-              CHAINS[order.kind].indexOf(channel) - 1,
-            );
+            expect(CHAINS[order.kind].indexOf(destination(parent!))).toBe(CHAINS[order.kind].indexOf(channel) - 1);
           }
         } else {
           // A process span links to the send of its event (every attempt to the same one) and is its child.
           expect(span.kind).toBe(SpanKind.CONSUMER);
           expect(span.links).toHaveLength(1);
           const sent = byId.get(span.links[0]!.context.spanId);
-          expect(sent?.name).toBe(`send ${channel}`);
+          expect(sent?.name).toBe(`send ${onBroker(channel)}`);
           expect(sent?.attributes[ATTR.messageId]).toBe(span.attributes[ATTR.messageId]);
           expect(parent).toBe(sent);
         }
