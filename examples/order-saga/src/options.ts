@@ -42,6 +42,11 @@ export interface SagaOptions {
   /** Give up waiting for orders to settle after this long (the summary then reports them). */
   timeoutMs?: number;
   /**
+   * Prometheus metrics on every service (a registry each, served on `/metrics`). Default true;
+   * false runs the buses without metrics (to measure what they cost).
+   */
+  metrics?: boolean;
+  /**
    * Writes every service's metrics, in Prometheus text format (series labelled `service`), to this
    * file at the end of the run: those of the services in this process, and those of services in
    * other processes sharing `stateDir` (read from the `/metrics` endpoints they announced there).
@@ -85,6 +90,7 @@ export interface Checked {
   timeoutMs: number;
   namespace: string | undefined;
   brokerWaitMs: number;
+  metrics: boolean;
   metricsFile: string | undefined;
   metricsPort: number;
   tracing: boolean;
@@ -135,7 +141,10 @@ export function checkOptions(options: SagaOptions): Checked {
     throw new SagaUsageError(`--metrics-file must be a file path, got ${JSON.stringify(metricsFile)}`);
   }
   const tracing = options.tracing === true;
+  const metrics = options.metrics !== false;
+  if (!metrics && metricsFile !== undefined) throw new SagaUsageError('--metrics-file needs the metrics on');
   return {
+    metrics,
     url,
     orders,
     seed,

@@ -66,7 +66,7 @@ export async function runSaga(options: SagaOptions): Promise<SagaSummary> {
         logger,
         statsDir,
         brokerWaitMs: o.brokerWaitMs,
-        metrics: { port: o.metricsPort },
+        metrics: o.metrics ? { port: o.metricsPort } : false,
         tracing: o.tracing,
         ...(o.namespace ? { namespace: o.namespace } : {}),
       });
