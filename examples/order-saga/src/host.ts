@@ -1,7 +1,17 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Bus, consoleLogger, createBus, type Logger, type RetryPolicy, type Stats } from '@wharf/core';
+import {
+  type Bus,
+  consoleLogger,
+  createBus,
+  type Instrumentation,
+  type Logger,
+  type RetryPolicy,
+  type Stats,
+} from '@wharf/core';
+import { createTracing } from '@wharf/otel';
 import { connectOrExplain } from './errors.js';
+import { type MetricsEndpoint, type MetricsListen, mergeExpositions, ServiceMetrics, serveMetrics } from './metrics.js';
 import { startAuditService } from './services/audit.js';
 import { startInventoryService } from './services/inventory.js';
 import { startNotificationService } from './services/notification.js';
@@ -50,12 +60,29 @@ export interface HostOptions {
   namespace?: string;
   /** How long a service waits for a broker that does not answer at start. Default 15 s. */
   brokerWaitMs?: number;
+  /**
+   * Prometheus metrics: every service gets a registry of its own and serves it on `GET /metrics`
+   * (default: a free port per service on 127.0.0.1). `{ serve: false }` keeps the registries
+   * without HTTP endpoints; `false` leaves the buses without metrics.
+   */
+  metrics?: false | (MetricsListen & { serve?: boolean });
+  /**
+   * OpenTelemetry spans (`@wharf/otel`) on every bus, made with the global tracer provider: the
+   * application registers the SDK (without one every span is a no-op). Default false.
+   */
+  tracing?: boolean;
 }
 
 /** Services running in this process. */
 export interface ServiceHost {
   /** The first order-service instance, when this host runs one. */
   readonly order: OrderService | undefined;
+  /** Each service's metrics (empty with `metrics: false`). */
+  readonly metrics: ReadonlyMap<ServiceName, ServiceMetrics>;
+  /** Each service's `/metrics` endpoint. */
+  readonly metricsEndpoints: readonly MetricsEndpoint[];
+  /** Every service's metrics in one Prometheus text document (series labelled `service`). */
+  metricsText(): Promise<string>;
   stats(): InstanceStats[];
   close(): Promise<void>;
 }
@@ -71,10 +98,13 @@ interface Instance {
 export async function startHost(options: HostOptions): Promise<ServiceHost> {
   const logger = options.logger ?? consoleLogger(process.env.WHARF_LOG === 'debug' ? 'debug' : 'error');
   const instances: Instance[] = [];
+  const metrics = new Map<ServiceName, ServiceMetrics>();
+  const endpoints: MetricsEndpoint[] = [];
   if (options.statsDir) mkdirSync(options.statsDir, { recursive: true });
   const close = async (): Promise<void> => {
     await Promise.all(instances.map((i) => i.service?.stop()));
     await Promise.all(instances.map((i) => i.bus.close()));
+    await Promise.all(endpoints.map((e) => e.close()));
     writeStats();
     if (timer) clearInterval(timer);
   };
@@ -99,9 +129,19 @@ export async function startHost(options: HostOptions): Promise<ServiceHost> {
   try {
     for (const name of options.services) {
       const count = options.replicas?.[name] ?? 1;
+      const listen = options.metrics === false ? undefined : (options.metrics ?? {});
+      const serviceMetrics = listen ? new ServiceMetrics(name) : undefined;
+      if (listen && serviceMetrics) {
+        metrics.set(name, serviceMetrics);
+        if (listen.serve !== false) endpoints.push(await serveMetrics(serviceMetrics, listen));
+      }
       for (let n = 1; n <= count; n++) {
-        const bus = createBus({ url: options.url, source: sourceOf(name), logger });
+        const instrumentation: Instrumentation[] = [];
+        if (serviceMetrics) instrumentation.push(serviceMetrics.bus);
+        if (options.tracing) instrumentation.push(createTracing());
+        const bus = createBus({ url: options.url, source: sourceOf(name), logger, instrumentation });
         const ctx = createContext({
+          metrics: serviceMetrics,
           name,
           bus: createSagaBus(bus, options.namespace),
           stores: options.stores,
@@ -125,5 +165,7 @@ export async function startHost(options: HostOptions): Promise<ServiceHost> {
     timer.unref();
   }
   const order = instances.find((i) => i.ctx.name === 'order')?.service as OrderService | undefined;
-  return { order, stats, close };
+  const metricsText = async (): Promise<string> =>
+    mergeExpositions(await Promise.all([...metrics.values()].map((m) => m.text())));
+  return { order, metrics, metricsEndpoints: endpoints, metricsText, stats, close };
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
+import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { PlannedOrder } from './scenario.js';
 import type { OrderService, PlaceResult } from './services/order.js';
 
@@ -11,6 +12,11 @@ const MAX_BODY = 1024 * 1024;
 export interface OrderApiOptions {
   /** Honour the `x-wharf-fault: publish-twice` header (the saga's fault injection). Default false. */
   faultInjection?: boolean;
+  /**
+   * A `POST /orders` SERVER span (OpenTelemetry, global tracer provider), continuing a
+   * `traceparent` the client sent: the root of the order's trace. Default false.
+   */
+  tracing?: boolean;
 }
 
 /**
@@ -47,7 +53,8 @@ async function handle(
       return send(res, 400, { error: 'invalid-json', issues: [{ path: '', message: 'the body is not valid JSON' }] });
     }
     const publishTwice = options.faultInjection === true && req.headers[FAULT_HEADER] === 'publish-twice';
-    const result = await orders.place(body, { publishTwice });
+    const place = () => orders.place(body, { publishTwice });
+    const result = options.tracing ? await traced(req, place) : await place();
     if (!result.ok) return send(res, result.status, { error: result.error, issues: result.issues });
     return send(res, 202, { orderId: result.orderId }, { location: `/orders/${result.orderId}` });
   }
@@ -59,6 +66,35 @@ async function handle(
     return send(res, 200, view);
   }
   return send(res, 404, { error: 'not-found', message: `no route ${req.method} ${path}` });
+}
+
+const tracer = trace.getTracer('@wharf/example-order-saga');
+
+/**
+ * Runs the placement inside a `POST /orders` SERVER span, so the `send orders.placed` span and
+ * everything after it belong to the request's trace (what HTTP server instrumentation would do;
+ * done by hand here because it needs no module hooks).
+ */
+async function traced<R extends { ok: boolean }>(req: IncomingMessage, place: () => Promise<R>): Promise<R> {
+  const parent = propagation.extract(context.active(), req.headers);
+  return tracer.startActiveSpan(
+    'POST /orders',
+    { kind: SpanKind.SERVER, attributes: { 'http.request.method': 'POST', 'http.route': '/orders' } },
+    parent,
+    async (span) => {
+      try {
+        const result = await place();
+        if (!result.ok) span.setStatus({ code: SpanStatusCode.ERROR });
+        return result;
+      } catch (error) {
+        span.recordException(error instanceof Error ? error : String(error));
+        span.setStatus({ code: SpanStatusCode.ERROR });
+        throw error;
+      } finally {
+        span.end();
+      }
+    },
+  );
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

@@ -41,6 +41,27 @@ export interface SagaOptions {
   brokerWaitMs?: number;
   /** Give up waiting for orders to settle after this long (the summary then reports them). */
   timeoutMs?: number;
+  /**
+   * Prometheus metrics on every service (a registry each, served on `/metrics`). Default true;
+   * false runs the buses without metrics (to measure what they cost).
+   */
+  metrics?: boolean;
+  /**
+   * Writes every service's metrics, in Prometheus text format (series labelled `service`), to this
+   * file at the end of the run: those of the services in this process, and those of services in
+   * other processes sharing `stateDir` (read from the `/metrics` endpoints they announced there).
+   */
+  metricsFile?: string;
+  /**
+   * Port of the services' `/metrics` endpoints: 0 (default) a free port each; N > 0 the order
+   * service on N, inventory N+1, payment N+2, notification N+3, audit N+4.
+   */
+  metricsPort?: number;
+  /**
+   * OpenTelemetry spans on every service's bus and on `POST /orders`, made with the global tracer
+   * provider (register the SDK first; see `scripts/trace-orders.ts`). Default false.
+   */
+  tracing?: boolean;
   /** Accepted so CLI flags pass straight through; runSaga never prints. */
   json?: boolean;
   onProgress?: (progress: SagaProgress) => void;
@@ -69,6 +90,10 @@ export interface Checked {
   timeoutMs: number;
   namespace: string | undefined;
   brokerWaitMs: number;
+  metrics: boolean;
+  metricsFile: string | undefined;
+  metricsPort: number;
+  tracing: boolean;
 }
 
 export function checkOptions(options: SagaOptions): Checked {
@@ -110,7 +135,38 @@ export function checkOptions(options: SagaOptions): Checked {
   const namespace = checkNamespace(options.namespace);
   const brokerWaitMs = options.brokerWaitMs ?? 15_000;
   if (!(brokerWaitMs >= 0)) throw new SagaUsageError(`brokerWaitMs must be 0 or more, got ${String(brokerWaitMs)}`);
-  return { url, orders, seed, services, replicas, stateDir, timeoutMs, namespace, brokerWaitMs };
+  const metricsPort = checkMetricsPort(options.metricsPort);
+  const metricsFile = options.metricsFile;
+  if (metricsFile !== undefined && (typeof metricsFile !== 'string' || metricsFile === '')) {
+    throw new SagaUsageError(`--metrics-file must be a file path, got ${JSON.stringify(metricsFile)}`);
+  }
+  const tracing = options.tracing === true;
+  const metrics = options.metrics !== false;
+  if (!metrics && metricsFile !== undefined) throw new SagaUsageError('--metrics-file needs the metrics on');
+  return {
+    metrics,
+    url,
+    orders,
+    seed,
+    services,
+    replicas,
+    stateDir,
+    timeoutMs,
+    namespace,
+    brokerWaitMs,
+    metricsFile,
+    metricsPort,
+    tracing,
+  };
+}
+
+/** Validates the base port of the services' `/metrics` endpoints (0 = a free port each). */
+export function checkMetricsPort(port: unknown): number {
+  if (port === undefined) return 0;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65_530) {
+    throw new SagaUsageError(`--metrics-port must be an integer from 0 to 65530, got ${String(port)}`);
+  }
+  return port;
 }
 
 /** Validates a channel namespace (`--namespace t1`): empty or absent means none. */

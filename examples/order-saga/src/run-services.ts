@@ -6,7 +6,8 @@ import { parseBrokerUrl, type RetryPolicy, redactUrl } from '@wharf/core';
 import { SagaUsageError } from './errors.js';
 import { startHost } from './host.js';
 import { createOrderApi } from './http.js';
-import { checkNamespace, checkServices, DEFAULT_STATE_DIR } from './options.js';
+import { announceMetrics } from './metrics.js';
+import { checkMetricsPort, checkNamespace, checkServices, DEFAULT_STATE_DIR } from './options.js';
 import { fileStores } from './state/file-store.js';
 import { memoryStores } from './state/memory-store.js';
 import { SERVICES, type ServiceName } from './topology.js';
@@ -37,6 +38,15 @@ export interface ServicesOptions {
   brokerWaitMs?: number;
   /** Channel namespace of the run: the same as the coordinator's (see `SagaOptions.namespace`). */
   namespace?: string;
+  /**
+   * Port of the services' `/metrics` endpoints: 0 (default) a free port each; N > 0 the order
+   * service on N, inventory N+1, payment N+2, notification N+3, audit N+4. They listen on `host`.
+   * With a state directory each endpoint is announced in `<stateDir>/metrics/`, where the
+   * coordinator's `metricsFile` finds it.
+   */
+  metricsPort?: number;
+  /** OpenTelemetry spans on the buses and on `POST /orders` (see `SagaOptions.tracing`). Default false. */
+  tracing?: boolean;
   /** Accepted for CLI pass-through: the scenario comes from the coordinator's seed. */
   seed?: number | string;
 }
@@ -45,6 +55,8 @@ export interface RunningServices {
   readonly services: readonly ServiceName[];
   /** Base URL of the order service's HTTP API, when this process runs it. */
   readonly orderUrl: string | undefined;
+  /** Each service's `/metrics` URL. */
+  readonly metricsUrls: Readonly<Partial<Record<ServiceName, string>>>;
   close(): Promise<void>;
 }
 
@@ -66,11 +78,17 @@ export async function startServices(options: ServicesOptions): Promise<RunningSe
     ...(stateDir ? { statsDir: join(stateDir, 'stats') } : {}),
     ...(namespace ? { namespace } : {}),
     brokerWaitMs: options.brokerWaitMs ?? Number.MAX_SAFE_INTEGER,
+    metrics: { port: checkMetricsPort(options.metricsPort), host: options.host ?? '127.0.0.1' },
+    tracing: options.tracing === true,
   });
+  const unannounce = stateDir ? announceMetrics(stateDir, host.metricsEndpoints) : () => {};
   let server: Server | undefined;
   let orderUrl: string | undefined;
   if (host.order) {
-    server = createOrderApi(host.order, { faultInjection: options.faultInjection ?? true });
+    server = createOrderApi(host.order, {
+      faultInjection: options.faultInjection ?? true,
+      tracing: options.tracing === true,
+    });
     const listening = server;
     await new Promise<void>((resolve, reject) => {
       listening.once('error', reject);
@@ -83,7 +101,9 @@ export async function startServices(options: ServicesOptions): Promise<RunningSe
   return {
     services,
     orderUrl,
+    metricsUrls: Object.fromEntries(host.metricsEndpoints.map((e) => [e.service, e.url])),
     async close() {
+      unannounce();
       await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
       await host.close();
     },
@@ -101,8 +121,11 @@ export async function runServices(
   if (options.onReady) options.onReady(running);
   else {
     const api = running.orderUrl ? `; order API at ${running.orderUrl}` : '';
+    const metrics = Object.entries(running.metricsUrls)
+      .map(([service, url]) => `${service} ${url}`)
+      .join(', ');
     process.stderr.write(
-      `[saga] ${running.services.join(', ')} running on ${redactUrl(options.url)}${api}; SIGTERM or Ctrl-C stops\n`,
+      `[saga] ${running.services.join(', ')} running on ${redactUrl(options.url)}${api}; metrics: ${metrics}; SIGTERM or Ctrl-C stops\n`,
     );
   }
   await new Promise<void>((resolve) => {

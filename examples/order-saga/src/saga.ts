@@ -5,6 +5,7 @@ import { untilBrokerAnswers } from './broker-wait.js';
 import { connectOrExplain } from './errors.js';
 import { SAGA_RETRY, type ServiceHost, startHost } from './host.js';
 import { httpPlacer, type Placer } from './http.js';
+import { mergeExpositions, remoteMetrics, writeMetricsFile } from './metrics.js';
 import { observe } from './observe.js';
 import { checkOptions, type SagaOptions, type SagaProgress } from './options.js';
 import { type PlannedOrder, planOrders } from './scenario.js';
@@ -65,6 +66,8 @@ export async function runSaga(options: SagaOptions): Promise<SagaSummary> {
         logger,
         statsDir,
         brokerWaitMs: o.brokerWaitMs,
+        metrics: o.metrics ? { port: o.metricsPort } : false,
+        tracing: o.tracing,
         ...(o.namespace ? { namespace: o.namespace } : {}),
       });
     }
@@ -83,6 +86,11 @@ export async function runSaga(options: SagaOptions): Promise<SagaSummary> {
       return (state !== undefined && state !== 'placed') || dead.has(p.orderId);
     }).length;
     progress('checking', plan.length, settled);
+    if (o.metricsFile) {
+      const texts = [(await host?.metricsText()) ?? ''];
+      if (o.stateDir) texts.push(...(await remoteMetrics(o.stateDir, logger)));
+      writeMetricsFile(o.metricsFile, mergeExpositions(texts));
+    }
     const stats = statsDir ? readStats(statsDir) : (host?.stats() ?? []);
     const summary = await summarize({ ...observation, stats }, stores, {
       seed: o.seed,

@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { SERVICES } from '../src/index.js';
 import {
   BROKERS,
   deleteNamespace,
@@ -12,6 +13,7 @@ import {
   spawnFixture,
   testNamespace,
 } from './brokers.js';
+import { parseExposition, total } from './prom-text.js';
 
 // One process per service, two competing inventory processes, a coordinator that only places
 // orders over HTTP and checks: the services share nothing but the broker and a state directory.
@@ -74,7 +76,11 @@ describe.each(BROKERS)('order saga as separate processes on $name', ({ name, url
     processes = LAYOUT.map((service) => start(url, service, stateDir, namespace));
     await Promise.all(processes.map((p) => p.ready));
 
-    const result = await runSagaProcess([url, String(ORDERS), '7', stateDir, ''], { WHARF_SAGA_NAMESPACE: namespace });
+    const metricsFile = join(stateDir, 'run.prom');
+    const result = await runSagaProcess([url, String(ORDERS), '7', stateDir, ''], {
+      WHARF_SAGA_NAMESPACE: namespace,
+      WHARF_SAGA_METRICS_FILE: metricsFile,
+    });
     const summary = result.summary!;
     for (const [key, invariant] of Object.entries(summary.invariants)) {
       expect({ key, ...invariant }).toMatchObject({ key, ok: true });
@@ -99,6 +105,29 @@ describe.each(BROKERS)('order saga as separate processes on $name', ({ name, url
     const inventory = stats.filter((s) => s.service === 'inventory');
     expect(inventory).toHaveLength(2);
     for (const replica of inventory) expect(replica.bus.acked).toBeGreaterThan(0);
+
+    // The coordinator scraped every process's /metrics, announced in the state directory.
+    const samples = parseExposition(readFileSync(metricsFile, 'utf8'));
+    expect(total(samples, 'saga_orders_placed_total')).toBe(ORDERS);
+    // Competing inventory processes each have their own dedup store: both may handle the two copies
+    // of a duplicated event and both publish its result, so the publishes are at least the ledger's
+    // copies. The extra copies are dropped (by JetStream's id window or the audit's dedup store):
+    // the audit service handled each distinct event once.
+    const sent = total(samples, 'messaging_client_sent_messages_total', { error_type: '' });
+    expect(sent).toBeGreaterThanOrEqual(summary.eventsPublished + summary.eventsPublishedTwice);
+    expect(total(samples, 'messaging_process_duration_seconds_count', { service: 'audit' })).toBe(
+      summary.eventsPublished,
+    );
+    expect(total(samples, 'wharf_retries_total')).toBe(summary.retries);
+    expect(total(samples, 'wharf_dead_lettered_total', { reason: 'retries-exhausted' })).toBe(summary.deadLettered);
+    for (const service of SERVICES) {
+      expect(total(samples, 'messaging_client_consumed_messages_total', { service }), service).toBe(
+        summary.run.handlers[service]!.delivered,
+      );
+    }
+    // Two inventory processes: two instances, told apart by the `instance` label.
+    const instances = new Set(samples.filter((s) => s.labels.service === 'inventory').map((s) => s.labels.instance));
+    expect(instances.size).toBe(2);
 
     // SIGTERM shuts each process down gracefully.
     for (const p of processes) p.child.kill('SIGTERM');

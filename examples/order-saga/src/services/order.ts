@@ -174,6 +174,7 @@ export async function startOrderService(ctx: ServiceContext): Promise<OrderServi
       const placedAt = stored.history[0]?.at ?? payload.placedAt;
       await ctx.emit('placeOrder', { ...payload, placedAt }, undefined, options.publishTwice === true);
       await markPublished(orderId, 'OrderPlaced');
+      ctx.metrics?.ordersPlaced.inc();
       return { ok: true, orderId, created: true };
     },
     get: (orderId) => stores.orders.get(orderId),

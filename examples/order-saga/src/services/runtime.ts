@@ -2,6 +2,7 @@ import type { CloudEvent, Logger, RetryPolicy } from '@wharf/core';
 import { untilBrokerAnswers } from '../broker-wait.js';
 import type { PayloadOf, SagaBus, SendOp } from '../contract.js';
 import { KeyedLock } from '../lock.js';
+import type { ServiceMetrics } from '../metrics.js';
 import { eventKey, type Stores } from '../state/store.js';
 import { OPERATIONS, type ServiceName } from '../topology.js';
 
@@ -28,6 +29,8 @@ export interface ServiceContext {
   readonly concurrency: number;
   readonly logger: Logger;
   readonly lock: KeyedLock;
+  /** The service's Prometheus registry (shared by its replicas in this process), when it has one. */
+  readonly metrics: ServiceMetrics | undefined;
   /**
    * Publishes one event of an order with a deterministic id (`<type>:<orderId>`), so a republish
    * after a failure is a duplicate every consumer drops; publishes it twice when its cause says so.
@@ -47,11 +50,13 @@ export function createContext(options: {
   retry: RetryPolicy;
   concurrency: number;
   logger: Logger;
+  metrics?: ServiceMetrics | undefined;
 }): ServiceContext {
   const counters: ServiceCounters = { duplicates: 0 };
   const { bus, stores } = options;
   return {
     ...options,
+    metrics: options.metrics,
     counters,
     lock: new KeyedLock(),
     async emit(operation, payload, cause, publishTwice) {

@@ -3,6 +3,7 @@ import {
   type BenchOptions,
   type BenchResult,
   createBus,
+  type Instrumentation,
   importAdapterModule,
   parseBrokerUrl,
   payloadAge,
@@ -15,15 +16,18 @@ import {
 } from '@wharf/core';
 import { brokerUrl, parse, positiveInt, UsageError } from '../args.js';
 import { json, type Output } from '../output.js';
+import { type ObservedCounts, startObservation } from './observe.js';
 
-export const benchUsage = `wharf bench [--broker <url>] [--events N] [--size BYTES] [--window N] [--rounds N] [--json]
+export const benchUsage = `wharf bench [--broker <url>] [--events N] [--size BYTES] [--window N] [--rounds N] [--observe] [--json]
 wharf bench --outbox [--broker <url>] [--postgres-url <url>] [--events N] [--size BYTES] [--writers N]
             [--batch N] [--keys N] [--rate EVENTS_PER_S] [--json]
 
 Publish -> consume -> ack through the bus and through the broker's raw client with the same bytes,
 durability and publish window, after one unmeasured round of each; rounds alternate bus and raw
 (bus first, then raw first). Prints throughput, end-to-end latency p50/p99 and client CPU per
-event (medians over the rounds), and the bus/raw ratios.
+event (medians over the rounds), and the bus/raw ratios. --observe adds the same bus bench with
+Prometheus metrics and OpenTelemetry tracing on (the SDK with an exporter that drops the spans),
+in the same rotation, and reports its throughput against the bus without them (ratio.observe).
 
 --outbox measures the PostgreSQL outbox instead: writers append and commit, relays publish; latency
 runs from a transaction's COMMIT to the broker's confirm. It runs once with one relay and once with
@@ -35,8 +39,11 @@ local test database.`;
 const BENCH_GROUP = 'bench';
 
 /** Measures the bus on one broker: the same loop a service runs, with the stamp in the payload. */
-export async function benchBus(options: BenchOptions): Promise<BenchResult> {
-  const bus = createBus({ url: options.url, logger: silentLogger });
+export async function benchBus(
+  options: BenchOptions,
+  instrumentation: readonly Instrumentation[] = [],
+): Promise<BenchResult> {
+  const bus = createBus({ url: options.url, logger: silentLogger, instrumentation });
   try {
     let received = 0;
     let done: () => void = () => {};
@@ -100,6 +107,7 @@ export async function bench(argv: string[], output: Output): Promise<number> {
     size: { type: 'string' },
     window: { type: 'string' },
     rounds: { type: 'string' },
+    observe: { type: 'boolean' },
     json: { type: 'boolean' },
     outbox: { type: 'boolean' },
     'postgres-url': { type: 'string' },
@@ -127,30 +135,48 @@ export async function bench(argv: string[], output: Output): Promise<number> {
       await cleanup?.(options.channel, [BENCH_GROUP]).catch(() => undefined);
     }
   };
+  // A fresh SDK and registry per round: one round's spans and series never weigh on the next.
+  let observedCounts: ObservedCounts | undefined;
+  const observedRound = async (options: BenchOptions): Promise<BenchResult> => {
+    const observation = await startObservation();
+    try {
+      return await benchBus(options, observation.instrumentation);
+    } finally {
+      observedCounts = await observation.finish();
+      await cleanup?.(options.channel, [BENCH_GROUP]).catch(() => undefined);
+    }
+  };
   const busRuns: BenchResult[] = [];
   const rawRuns: BenchResult[] = [];
+  const observedRuns: BenchResult[] = [];
   const run = (): BenchOptions => ({ url, events, size, window, channel: `bench-${randomBytes(4).toString('hex')}` });
+  const observe = values.observe === true;
   // A full round of each side first, unmeasured, so JIT and connection set-up are not measured:
   // 1,000 events were too few (on Kafka both sides still got ~30% faster over the next rounds).
-  if (!values.json) output.err('warm-up: bus and raw…');
+  if (!values.json) output.err(observe ? 'warm-up: bus, raw and observed bus…' : 'warm-up: bus and raw…');
   await busRound(run());
   await raw(run());
+  if (observe) await observedRound(run());
+  const base = observe ? (['bus', 'raw', 'observed'] as const) : (['bus', 'raw'] as const);
   for (let i = 0; i < rounds; i++) {
-    // The order alternates: whichever side runs second in a pair inherits the first one's warmer
+    // The order rotates: whichever side runs later in a round inherits the earlier ones' warmer
     // client code (the raw client is the bus's client), so a fixed order favoured one side.
-    const sides = i % 2 === 0 ? (['bus', 'raw'] as const) : (['raw', 'bus'] as const);
+    const sides = [...base.slice(i % base.length), ...base.slice(0, i % base.length)];
     for (const side of sides) {
       if (!values.json) output.err(`round ${i + 1}/${rounds}: ${side}…`);
       if (side === 'bus') busRuns.push(await busRound(run()));
-      else rawRuns.push(await raw(run()));
+      else if (side === 'raw') rawRuns.push(await raw(run()));
+      else observedRuns.push(await observedRound(run()));
     }
   }
   const bus = median(busRuns);
   const rawSummary = median(rawRuns);
+  const observed = observe ? median(observedRuns) : undefined;
   const ratio = {
     throughput: round2(bus.throughput / rawSummary.throughput),
     p99: round2(bus.p99Ms / Math.max(rawSummary.p99Ms, 1e-6)),
     p99TargetMs: round2(rawSummary.p99Ms * 1.2 + 0.5),
+    ...(observed ? { observe: round2(observed.throughput / bus.throughput) } : {}),
   };
   const result = {
     broker: redactUrl(url),
@@ -160,6 +186,7 @@ export async function bench(argv: string[], output: Output): Promise<number> {
     rounds,
     bus: roundAll(bus),
     raw: roundAll(rawSummary),
+    ...(observed ? { observed: { ...roundAll(observed), lastRound: observedCounts } } : {}),
     ratio,
   };
   if (values.json) {
@@ -170,17 +197,24 @@ export async function bench(argv: string[], output: Output): Promise<number> {
     `wharf bench on ${result.broker}: ${events} events of ${size} B, window ${window}, median of ${rounds} rounds`,
   );
   output.out(`        throughput/s      p50 ms     p99 ms   cpu µs/event`);
-  for (const [label, s] of [
+  const rows: [string, Summary][] = [
     ['bus', result.bus],
     ['raw', result.raw],
-  ] as const) {
+  ];
+  if (result.observed) rows.push(['bus+obs', result.observed]);
+  for (const [label, s] of rows) {
     output.out(
-      `${label.padEnd(6)}${String(s.throughput).padStart(14)}${String(s.p50Ms).padStart(12)}${String(s.p99Ms).padStart(11)}${String(s.cpuUsPerEvent).padStart(15)}`,
+      `${label.padEnd(8)}${String(s.throughput).padStart(12)}${String(s.p50Ms).padStart(12)}${String(s.p99Ms).padStart(11)}${String(s.cpuUsPerEvent).padStart(15)}`,
     );
   }
   output.out(
     `ratio bus/raw: throughput ${ratio.throughput} (target >= 0.90), p99 ${result.bus.p99Ms} ms vs target <= ${ratio.p99TargetMs} ms`,
   );
+  if (ratio.observe !== undefined && observedCounts) {
+    output.out(
+      `ratio observed/bus: throughput ${ratio.observe} (target >= 0.95); metrics and tracing on: ${observedCounts.spans} spans, ${observedCounts.sent} sent and ${observedCounts.consumed} consumed counted in the last round`,
+    );
+  }
   return 0;
 }
 

@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { brokerUrl, parse, UsageError } from '../args.js';
 import { json, type Output } from '../output.js';
 
-export const sagaUsage = `wharf saga [--broker <url>] [--orders N] [--seed S] [--services order,inventory,…] [--namespace NS] [--broker-wait SECONDS] [--json]
+export const sagaUsage = `wharf saga [--broker <url>] [--orders N] [--seed S] [--services order,inventory,…] [--namespace NS] [--broker-wait SECONDS] [--metrics-file PATH] [--metrics-port N] [--json]
 wharf demo
 
 Runs the order saga (order, inventory, payment, notification and audit services) on a broker and
@@ -12,7 +12,10 @@ prints the outcome summary and invariants; the same seed gives the same summary 
 --services runs only those services (for separate processes); every process of one run gives the
 same --namespace to have channels of its own (<NS>.<address>) on a shared broker. --broker-wait bounds
 how long to wait for a broker that does not answer at start (default: forever with --services, 15 s
-otherwise), then exits with status 1. demo = saga on memory://.`;
+otherwise), then exits with status 1. Every service serves Prometheus metrics on GET /metrics
+(--metrics-port N: order on N, inventory N+1, payment N+2, notification N+3, audit N+4; default a
+free port each); --metrics-file writes every service's metrics, in Prometheus text format, at the
+end of the run. demo = saga on memory://.`;
 
 interface SagaModule {
   runSaga(options: Record<string, unknown>): Promise<unknown>;
@@ -50,6 +53,8 @@ export async function saga(argv: string[], output: Output, demo = false): Promis
     replicas: { type: 'string' },
     namespace: { type: 'string' },
     'broker-wait': { type: 'string' },
+    'metrics-file': { type: 'string' },
+    'metrics-port': { type: 'string' },
     json: { type: 'boolean' },
   });
   const url = demo ? 'memory://' : brokerUrl(values.broker);
@@ -61,6 +66,15 @@ export async function saga(argv: string[], output: Output, demo = false): Promis
   if (brokerWait !== undefined && !(Number.isFinite(brokerWait) && brokerWait >= 0))
     throw new UsageError(`--broker-wait must be a number of seconds (0 or more), got "${values['broker-wait']}"`);
   const brokerWaitMs = brokerWait === undefined ? {} : { brokerWaitMs: brokerWait * 1_000 };
+  const metricsPort = values['metrics-port'] === undefined ? undefined : Number(values['metrics-port']);
+  if (metricsPort !== undefined && !(Number.isInteger(metricsPort) && metricsPort >= 0 && metricsPort <= 65_530))
+    throw new UsageError(`--metrics-port must be an integer from 0 to 65530, got "${values['metrics-port']}"`);
+  if (values['metrics-file'] !== undefined && values.services)
+    throw new UsageError('--metrics-file is for the coordinator: a --services process serves its metrics on /metrics');
+  const metrics = {
+    ...(metricsPort === undefined ? {} : { metricsPort }),
+    ...(values['metrics-file'] ? { metricsFile: values['metrics-file'] } : {}),
+  };
   const mod = await loadSaga();
   if (values.services) {
     await mod.runServices({
@@ -69,6 +83,7 @@ export async function saga(argv: string[], output: Output, demo = false): Promis
       services: values.services.split(',').map((s) => s.trim()),
       ...(values.namespace ? { namespace: values.namespace } : {}),
       ...brokerWaitMs,
+      ...metrics,
     });
     return 0;
   }
@@ -79,6 +94,7 @@ export async function saga(argv: string[], output: Output, demo = false): Promis
     ...(values.replicas ? { replicas: Number(values.replicas) } : {}),
     ...(values.namespace ? { namespace: values.namespace } : {}),
     ...brokerWaitMs,
+    ...metrics,
     onProgress: values.json ? undefined : (progress: { message: string }) => output.err(progress.message),
   });
   if (values.json) json(output, summary);
