@@ -38,6 +38,8 @@ import { retrying } from './transient.js';
 
 /** NATS's default `max_payload` (1 MiB), used until the server tells us its own. */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+/** How long a stalled subscriber's PING may go unanswered before the connection is replaced. */
+const LINK_CHECK_MS = 1_000;
 /** Room left in `max_payload` for the `ce-*` headers. */
 const HEADER_ROOM = 8 * 1024;
 
@@ -65,6 +67,7 @@ export class NatsAdapter implements Adapter {
   #capabilities: Capabilities | undefined;
   #connecting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
+  #linkCheck: Promise<boolean> | undefined;
 
   constructor(init: AdapterInit & NatsAdapterOptions) {
     this.#options = resolveOptions(init.url, init);
@@ -183,6 +186,39 @@ export class NatsAdapter implements Adapter {
     })().catch(() => {});
   }
 
+  /**
+   * A stalled pull (no message nor heartbeat) on a connection nats.js still calls open: is the server
+   * reading it? A link that dropped bytes (a black hole that healed) can leave the protocol out of step
+   * in either direction, so requests on it (the consumer's redeclare) vanish, and nats.js notices only
+   * when two of its PINGs go unanswered: up to 10 s later. One PING answered within LINK_CHECK_MS says
+   * the link is fine; otherwise the connection is replaced now (the reconnect makes every subscriber
+   * pull anew). Subscribers that stall together share one check.
+   */
+  #checkLink(nc: NatsConnection): Promise<boolean> {
+    this.#linkCheck ??= (async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const answered = await Promise.race([
+        nc.flush().then(
+          () => true,
+          () => false,
+        ),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), LINK_CHECK_MS);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      if (!answered && !nc.isClosed() && !this.#closing) {
+        this.#logger.warn(
+          `[wharf] [nats] the server did not answer a PING within ${LINK_CHECK_MS} ms after a stalled pull; replacing the connection to ${this.#options.display}`,
+        );
+        await nc.reconnect().catch(() => undefined);
+      }
+      return answered;
+    })().finally(() => {
+      this.#linkCheck = undefined;
+    });
+    return this.#linkCheck;
+  }
+
   #ready(operation: string): Connected {
     if (this.#closing) throw new ClosedError(ADAPTER_NAME, operation);
     if (!this.#connected) throw new ClosedError(ADAPTER_NAME, `${operation} before connect()`);
@@ -232,6 +268,7 @@ export class NatsAdapter implements Adapter {
         names,
         durable,
         dlqSubject: subject,
+        checkLink: () => this.#checkLink(nc),
         redeclare: async () => {
           await declare();
         },

@@ -147,6 +147,8 @@ export interface SubscriberDeps {
   readonly dlqSubject: string;
   /** Declares the consumer again (after it was deleted or the server lost it). */
   readonly redeclare: () => Promise<void>;
+  /** Whether the server answers a PING on this connection; replaces the connection when it does not. */
+  readonly checkLink: () => Promise<boolean>;
 }
 
 /**
@@ -310,7 +312,10 @@ export class Subscriber implements AdapterSubscription {
     });
     this.#requested = 0;
     this.#lastSign = Date.now();
-    this.#later(0, true);
+    // The link first: a redeclare sent over a connection the server no longer reads in step would
+    // wait out its API timeout. When the check replaced the connection, the reconnect has pulled anew
+    // already; the redeclare that follows then only confirms the consumer.
+    void this.#deps.checkLink().then((answered) => this.#later(answered ? 0 : 1_000, true));
   }
 
   #later(ms: number, redeclare: boolean): void {
