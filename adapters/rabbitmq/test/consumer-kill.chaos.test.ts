@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createBus, silentLogger } from '@wharf/core';
@@ -94,9 +95,14 @@ describe.skipIf(privateNodeUnavailable !== undefined)('rabbitmq consumer kill -9
       replicas.push(a, b);
       await Promise.all([a.ready, b.ready]);
       while (a.done.size < 100) await new Promise((resolve) => setTimeout(resolve, 5));
-      const inFlight = [...a.started].filter((id) => !a.done.has(id));
       const killedAt = performance.now();
+      const closed = once(a.child, 'close');
       a.child.kill('SIGKILL');
+      // What the replica had in hand when it died, read after its last output line: a snapshot taken
+      // before the kill missed "done" lines still in the pipe, and counted as in flight events it had
+      // finished and acked (so never redelivered: a CI failure with NaN ms).
+      await closed;
+      const inFlight = [...a.started].filter((id) => !a.done.has(id));
       const deadline = Date.now() + 120_000;
       const handled = (): number => new Set([...a.done, ...b.done]).size;
       while (handled() < ids.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
