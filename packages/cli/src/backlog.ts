@@ -4,18 +4,10 @@ import { pathToFileURL } from 'node:url';
 import { type Bus, type GroupBacklog, type RetryPolicy, UnknownGroupError } from '@wharf/core';
 import { UsageError } from './args.js';
 
-/** One group's backlog as `status` and `scale` print it. */
-export interface BacklogRow {
+/** One group's backlog as `status` and `scale` print it: the bus's reading, named. */
+export interface BacklogRow extends GroupBacklog {
   readonly channel: string;
   readonly group: string;
-  readonly ready: number;
-  readonly inFlight: number;
-  readonly delayed: number;
-  readonly deadLetters: number;
-  /** Present where the broker knows its consumers. */
-  readonly consumers?: number;
-  /** Present where the broker caps the consumers that receive at once (Kafka partitions). */
-  readonly maxConsumers?: number;
 }
 
 /** A group that was asked for and is not declared on the broker. */

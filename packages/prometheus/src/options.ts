@@ -1,14 +1,10 @@
-import { ConfigError, consoleLogger, type Logger } from '@wharf/core';
+import { ConfigError, consoleLogger, type GroupBacklog, type Logger } from '@wharf/core';
 import { Registry } from 'prom-client';
 
 /** One group's backlog, by state, as a {@link BacklogSource} reports it. */
-export interface BacklogEntry {
+export interface BacklogEntry extends Pick<GroupBacklog, 'ready' | 'inFlight' | 'delayed' | 'deadLetters'> {
   readonly channel: string;
   readonly group: string;
-  readonly ready: number;
-  readonly inFlight: number;
-  readonly delayed: number;
-  readonly deadLetters: number;
 }
 
 /** Reads the backlog of the groups to export (for example from `bus.backlog(…)` per group). */
