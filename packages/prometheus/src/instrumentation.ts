@@ -10,7 +10,7 @@ import type {
 import { Gauge, type Registry } from 'prom-client';
 import { BacklogReader } from './backlog.js';
 import { LabelCap, OTHER } from './labels.js';
-import { defineMetrics, type WharfMetricSet } from './metrics.js';
+import { defineMetrics } from './metrics.js';
 import { type PrometheusOptions, resolveOptions } from './options.js';
 import { SeriesIndex } from './series.js';
 
@@ -21,15 +21,16 @@ import { SeriesIndex } from './series.js';
 export class PrometheusMetrics implements Instrumentation {
   /** The registry holding the metrics: the one given in the options, or a new one. */
   readonly registry: Registry;
-  readonly #metrics: WharfMetricSet;
   readonly #series: SeriesIndex;
+  #lastTime: string | undefined;
+  #lastParsed = Number.NaN;
 
   constructor(options: PrometheusOptions = {}) {
     const resolved = resolveOptions(options);
     this.registry = resolved.registry;
     const cap = new LabelCap(resolved.maxLabelValues);
     this.#series = new SeriesIndex(cap);
-    this.#metrics = defineMetrics(this.registry, this.#series);
+    defineMetrics(this.registry, this.#series);
     const source = resolved.backlog;
     if (source !== undefined) {
       const reader = new BacklogReader(source, resolved.backlogCacheMs, resolved.logger);
@@ -47,12 +48,10 @@ export class PrometheusMetrics implements Instrumentation {
     const started = performance.now();
     const count = operation.events.length;
     const series = this.#series.publish(operation.system, operation.channel);
-    const duration = this.#metrics.publishDuration;
     return {
       end: (error?: unknown) => {
         const type = error === undefined ? '' : this.#series.errorType(error);
-        series.sent.set(type, (series.sent.get(type) ?? 0) + count);
-        duration.observe(series.labels(type), (performance.now() - started) / 1000);
+        series.record(type, count, (performance.now() - started) / 1000);
       },
     };
   }
@@ -60,22 +59,29 @@ export class PrometheusMetrics implements Instrumentation {
   handle(operation: HandleOperation): HandleScope {
     const series = this.#series.consume(operation.system, operation.channel, operation.group);
     series.inFlight++;
-    const time = operation.event.time;
-    if (time !== undefined) {
-      const sent = Date.parse(time);
-      if (Number.isFinite(sent)) {
-        this.#metrics.endToEnd.observe(series.labels, Math.max(0, Date.now() - sent) / 1000);
-      }
-    }
-    const duration = this.#metrics.processDuration;
+    const sent = this.#eventTime(operation.event.time);
+    if (Number.isFinite(sent)) series.endToEnd.observe(Math.max(0, Date.now() - sent) / 1000);
     return {
       handled: (result: HandlerResult) => {
         series.inFlight--;
-        const failed = result.error !== undefined || result.aborted;
-        const type = failed ? (result.aborted ? OTHER : series.errorType(result.error)) : '';
-        duration.observe(series.withError(type), result.durationMs / 1000);
+        const seconds = result.durationMs / 1000;
+        if (result.error === undefined && !result.aborted) series.processOk.observe(seconds);
+        else series.processCell(result.aborted ? OTHER : series.errorType(result.error)).observe(seconds);
       },
     };
+  }
+
+  /**
+   * `Date.parse` of an event's `time`, NaN when it has none. The last answer is kept: a burst of
+   * events published in one millisecond carries one timestamp string, parsed once.
+   */
+  #eventTime(time: string | undefined): number {
+    if (time === undefined) return Number.NaN;
+    if (time !== this.#lastTime) {
+      this.#lastTime = time;
+      this.#lastParsed = Date.parse(time);
+    }
+    return this.#lastParsed;
   }
 
   settled(settlement: Settlement): void {

@@ -1,15 +1,19 @@
+import { HistogramCell } from './collected.js';
 import { errorType, type LabelCap, OTHER } from './labels.js';
+import { DURATION_BUCKETS, END_TO_END_BUCKETS } from './metrics.js';
 
 export type ConsumeLabels = Readonly<{ messaging_system: string; destination: string; consumer_group: string }>;
 export type PublishLabels = Readonly<{ messaging_system: string; destination: string; error_type: string }>;
+export type ProcessLabels = ConsumeLabels & Readonly<{ error_type: string }>;
 
-/** Raw names remembered per series at most; past it, names are capped on every call (still bounded). */
+/** Raw names remembered per index at most; past it, names are capped on every call (still bounded). */
 const MAX_REMEMBERED = 10_000;
 
 /**
- * What one (system, channel, group) has counted. Counters and the gauge are plain numbers, written
- * to prom-client when it is scraped: prom-client validates and hashes the labels of every update,
- * which cost more than everything else the metrics do per event.
+ * What one (system, channel, group) has counted. Everything is a plain number or a
+ * {@link HistogramCell}, read by the metrics when the registry is scraped: prom-client validates
+ * and hashes the labels of every update, which cost more than everything else the metrics do per
+ * event.
  */
 export class ConsumeSeries {
   consumed = 0;
@@ -18,21 +22,38 @@ export class ConsumeSeries {
   readonly retries = new Map<string, number>();
   /** By reason, then error type. */
   readonly deadLettered = new Map<string, Map<string, number>>();
-  readonly #withError = new Map<string, ConsumeLabels & { error_type: string }>();
+  readonly endToEnd = new HistogramCell(END_TO_END_BUCKETS);
+  /** Handler durations of calls that succeeded: the cell nearly every event goes to. */
+  readonly processOk: HistogramCell;
+  /** Handler durations by error type (`''` for success), with their labels. */
+  readonly process = new Map<string, { readonly labels: ProcessLabels; readonly cell: HistogramCell }>();
+  readonly #withError = new Map<string, ProcessLabels>();
 
   constructor(
     readonly labels: ConsumeLabels,
     readonly cap: LabelCap,
-  ) {}
+  ) {
+    this.processOk = this.processCell('');
+  }
 
   /** The labels with `error_type`, one object per type, reused. */
-  withError(type: string): ConsumeLabels & { error_type: string } {
+  withError(type: string): ProcessLabels {
     let labels = this.#withError.get(type);
     if (labels === undefined) {
       labels = Object.freeze({ ...this.labels, error_type: type });
       this.#withError.set(type, labels);
     }
     return labels;
+  }
+
+  /** The handler-duration cell of an error type (`''` for success). */
+  processCell(type: string): HistogramCell {
+    let entry = this.process.get(type);
+    if (entry === undefined) {
+      entry = { labels: this.withError(type), cell: new HistogramCell(DURATION_BUCKETS) };
+      this.process.set(type, entry);
+    }
+    return entry.cell;
   }
 
   /** `error_type` of a value a handler threw, capped. */
@@ -60,12 +81,18 @@ export class ConsumeSeries {
 /** What one (system, channel) has published, by error type (`''` for confirmed). */
 export class PublishSeries {
   readonly sent = new Map<string, number>();
+  /** Publish durations by error type, with their labels. */
+  readonly durations = new Map<string, { readonly labels: PublishLabels; readonly cell: HistogramCell }>();
+  /** The duration cell of confirmed publishes. */
+  readonly durationOk: HistogramCell;
   readonly #labels = new Map<string, PublishLabels>();
 
   constructor(
     readonly system: string,
     readonly destination: string,
-  ) {}
+  ) {
+    this.durationOk = this.durationCell('');
+  }
 
   labels(type: string): PublishLabels {
     let labels = this.#labels.get(type);
@@ -75,23 +102,41 @@ export class PublishSeries {
     }
     return labels;
   }
+
+  durationCell(type: string): HistogramCell {
+    let entry = this.durations.get(type);
+    if (entry === undefined) {
+      entry = { labels: this.labels(type), cell: new HistogramCell(DURATION_BUCKETS) };
+      this.durations.set(type, entry);
+    }
+    return entry.cell;
+  }
+
+  /** Counts `count` events of one publish and its duration. */
+  record(type: string, count: number, seconds: number): void {
+    this.sent.set(type, (this.sent.get(type) ?? 0) + count);
+    (type === '' ? this.durationOk : this.durationCell(type)).observe(seconds);
+  }
 }
 
-/** Finds the series of raw names; series are keyed by capped label values, so their number is bounded. */
+/**
+ * Finds the series of raw names; series are keyed by capped label values, so their number is
+ * bounded. Lookups go through nested maps of the raw names, which allocate nothing per event.
+ */
 export class SeriesIndex {
   readonly #cap: LabelCap;
   readonly #consume = new Map<string, ConsumeSeries>();
-  readonly #consumeByRaw = new Map<string, ConsumeSeries>();
+  readonly #consumeByRaw = new Map<string, Map<string, Map<string, ConsumeSeries>>>();
   readonly #publish = new Map<string, PublishSeries>();
-  readonly #publishByRaw = new Map<string, PublishSeries>();
+  readonly #publishByRaw = new Map<string, Map<string, PublishSeries>>();
+  #remembered = 0;
 
   constructor(cap: LabelCap) {
     this.#cap = cap;
   }
 
   consume(system: string, channel: string, group: string): ConsumeSeries {
-    const raw = `${system}\u0000${channel}\u0000${group}`;
-    const known = this.#consumeByRaw.get(raw);
+    const known = this.#consumeByRaw.get(system)?.get(channel)?.get(group);
     if (known !== undefined) return known;
     const labels = Object.freeze({
       messaging_system: system,
@@ -104,13 +149,16 @@ export class SeriesIndex {
       series = new ConsumeSeries(labels, this.#cap);
       this.#consume.set(key, series);
     }
-    if (this.#consumeByRaw.size < MAX_REMEMBERED) this.#consumeByRaw.set(raw, series);
+    if (this.#remembered < MAX_REMEMBERED) {
+      this.#remembered++;
+      const bySystem = child(this.#consumeByRaw, system, () => new Map<string, Map<string, ConsumeSeries>>());
+      child(bySystem, channel, () => new Map<string, ConsumeSeries>()).set(group, series);
+    }
     return series;
   }
 
   publish(system: string, channel: string): PublishSeries {
-    const raw = `${system}\u0000${channel}`;
-    const known = this.#publishByRaw.get(raw);
+    const known = this.#publishByRaw.get(system)?.get(channel);
     if (known !== undefined) return known;
     const destination = this.#cap.cap('destination', channel);
     const key = `${system}\u0000${destination}`;
@@ -119,7 +167,10 @@ export class SeriesIndex {
       series = new PublishSeries(system, destination);
       this.#publish.set(key, series);
     }
-    if (this.#publishByRaw.size < MAX_REMEMBERED) this.#publishByRaw.set(raw, series);
+    if (this.#remembered < MAX_REMEMBERED) {
+      this.#remembered++;
+      child(this.#publishByRaw, system, () => new Map<string, PublishSeries>()).set(channel, series);
+    }
     return series;
   }
 
@@ -135,4 +186,14 @@ export class SeriesIndex {
   get publishSeries(): Iterable<PublishSeries> {
     return this.#publish.values();
   }
+}
+
+/** The value of `key` in `map`, created by `make` the first time. */
+function child<V>(map: Map<string, V>, key: string, make: () => V): V {
+  let value = map.get(key);
+  if (value === undefined) {
+    value = make();
+    map.set(key, value);
+  }
+  return value;
 }

@@ -1,7 +1,7 @@
 import { createBus, silentLogger } from '@wharf/core';
-import { Registry, register } from 'prom-client';
+import { Histogram, Registry, register } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { type BacklogEntry, busBacklog, createPrometheusMetrics, OTHER } from '../src/index.js';
+import { type BacklogEntry, busBacklog, createPrometheusMetrics, END_TO_END_BUCKETS, OTHER } from '../src/index.js';
 import { expectedFigures, FIGURES, runWorkload, sample, settled } from './workload.js';
 
 let n = 0;
@@ -108,6 +108,57 @@ describe('@wharf/prometheus on memory://', () => {
       '+Inf',
     ]);
     expect((await les('wharf_end_to_end_latency_seconds'))?.slice(-3)).toEqual([1800, 3600, '+Inf']);
+  });
+});
+
+describe('what a scrape sees', () => {
+  it('registry.resetMetrics() zeroes every counter and histogram the series keep as numbers', async () => {
+    const metrics = createPrometheusMetrics();
+    const bus = createBus({ url: fresh(), logger: silentLogger, instrumentation: metrics });
+    await runWorkload(bus, 'orders', 'billing');
+    await settled(metrics.registry, FIGURES.consumed, 10_000);
+    expect(await expectedFigures(metrics.registry, 'memory', 'orders', 'billing')).toEqual(FIGURES);
+    metrics.registry.resetMetrics();
+    const zero = Object.fromEntries(Object.keys(FIGURES).map((key) => [key, 0]));
+    expect(await expectedFigures(metrics.registry, 'memory', 'orders', 'billing')).toEqual(zero);
+    expect(await sample(metrics.registry, 'wharf_end_to_end_latency_seconds_count')).toBe(0);
+    // Counting goes on from zero, not from the old totals.
+    await bus.subscribe('after', { group: 'g' }, () => undefined);
+    await bus.publish('after', { type: 'Ok' });
+    await settled(metrics.registry, 1, 5_000);
+    await bus.close();
+    expect(await sample(metrics.registry, 'messaging_client_sent_messages_total')).toBe(1);
+    expect(await sample(metrics.registry, 'messaging_client_operation_duration_seconds_count')).toBe(1);
+    expect(await sample(metrics.registry, 'messaging_process_duration_seconds_count')).toBe(1);
+  });
+
+  it("writes histograms exactly as prom-client's own Histogram writes the same observations", async () => {
+    const metrics = createPrometheusMetrics();
+    const bus = createBus({ url: fresh(), logger: silentLogger, instrumentation: metrics });
+    await bus.subscribe('c', { group: 'g' }, () => undefined);
+    const stamps = [0, 0.003, 0.007, 0.3, 12, 7_200].map((ago) => new Date(Date.now() - ago * 1000).toISOString());
+    for (const time of stamps) await bus.publish('c', { type: 'Ok', time });
+    await settled(metrics.registry, stamps.length, 5_000);
+    await bus.close();
+    const ours = (await metrics.registry.getSingleMetricAsString('wharf_end_to_end_latency_seconds')).split('\n');
+    const reference = new Registry();
+    const histogram = new Histogram({
+      name: 'wharf_end_to_end_latency_seconds',
+      help: 'x',
+      labelNames: ['messaging_system', 'destination', 'consumer_group'],
+      buckets: [...END_TO_END_BUCKETS],
+      registers: [reference],
+    });
+    // The same bucket each observation fell in; _sum differs (the real latencies are not these).
+    const labels = { messaging_system: 'memory', destination: 'c', consumer_group: 'g' };
+    for (const seconds of [0, 0.003, 0.007, 0.3, 12, 7_200]) histogram.observe(labels, seconds);
+    const expected = (await reference.getSingleMetricAsString('wharf_end_to_end_latency_seconds')).split('\n');
+    const buckets = (lines: string[]) => lines.filter((line) => line.includes('_bucket') || line.includes('_count'));
+    expect(buckets(ours)).toEqual(buckets(expected));
+    expect(ours.find((line) => line.startsWith('# TYPE'))).toBe('# TYPE wharf_end_to_end_latency_seconds histogram');
+    expect(ours.find((line) => line.includes('_sum'))).toMatch(
+      /^wharf_end_to_end_latency_seconds_sum\{messaging_system="memory",destination="c",consumer_group="g"\} 72\d\d\.\d+$/,
+    );
   });
 });
 
