@@ -1,4 +1,4 @@
-import { createTraceState, type SpanContext, TraceFlags, trace } from '@opentelemetry/api';
+import { createTraceState, INVALID_SPANID, INVALID_TRACEID, type SpanContext, TraceFlags } from '@opentelemetry/api';
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
 
@@ -10,7 +10,8 @@ const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(
  */
 export function parseTraceContext(traceparent: unknown, tracestate: unknown): SpanContext | undefined {
   if (typeof traceparent !== 'string') return undefined;
-  const match = TRACEPARENT.exec(traceparent.trim());
+  // What this package writes is 55 characters with nothing to trim; trim only what others wrote.
+  const match = TRACEPARENT.exec(traceparent.length === 55 ? traceparent : traceparent.trim());
   if (match === null) return undefined;
   const [, version, traceId = '', spanId = '', flags = '00', rest] = match;
   // Version ff is invalid; version 00 has no trailing fields.
@@ -21,7 +22,8 @@ export function parseTraceContext(traceparent: unknown, tracestate: unknown): Sp
     traceFlags: Number.parseInt(flags, 16) & TraceFlags.SAMPLED,
     isRemote: true,
   };
-  if (!trace.isSpanContextValid(context)) return undefined;
+  // The pattern checked the hex digits already; what `trace.isSpanContextValid` adds is the all-zero ids.
+  if (traceId === INVALID_TRACEID || spanId === INVALID_SPANID) return undefined;
   if (typeof tracestate === 'string' && tracestate !== '') {
     return { ...context, traceState: createTraceState(tracestate) };
   }
@@ -30,7 +32,7 @@ export function parseTraceContext(traceparent: unknown, tracestate: unknown): Sp
 
 /** `traceparent` and `tracestate` for a span context. */
 export function formatTraceContext(context: SpanContext): { traceparent: string; tracestate: string | undefined } {
-  const flags = (context.traceFlags & TraceFlags.SAMPLED).toString(16).padStart(2, '0');
+  const flags = (context.traceFlags & TraceFlags.SAMPLED) === 0 ? '00' : '01';
   const state = context.traceState?.serialize();
   return {
     traceparent: `00-${context.traceId}-${context.spanId}-${flags}`,

@@ -36,10 +36,7 @@ import { formatTraceContext, parseTraceContext } from './trace-context.js';
  */
 export class OpenTelemetryTracing implements Instrumentation {
   readonly #tracer: Tracer;
-  /** The process span of each event being handled, for `ctx.publish` when no context manager runs. */
-  readonly #handling = new WeakMap<CloudEvent, Span>();
-  /** Settlements a process span received, so `settled` does not trace them twice. */
-  readonly #traced = new WeakSet<Settlement>();
+  readonly #handling = new Handling();
 
   constructor(options: TracingOptions = {}) {
     this.#tracer = resolveTracer(options);
@@ -47,18 +44,16 @@ export class OpenTelemetryTracing implements Instrumentation {
 
   publish(operation: PublishOperation): PublishScope {
     const { channel, events, system } = operation;
+    const active = context.active();
     if (!operation.batch) {
       const event = events[0] as CloudEvent;
       const span = this.#tracer.startSpan(
         `send ${channel}`,
-        {
-          kind: SpanKind.PRODUCER,
-          attributes: withEventAttributes(publishAttributes(system, channel, 'send'), event),
-        },
-        this.#parentForPublish(operation, event),
+        { kind: SpanKind.PRODUCER, attributes: eventAttributes(system, channel, 'send', event) },
+        this.#parentForPublish(operation, event, active),
       );
       this.#inject(operation, 0, span);
-      return this.#sendScope(span);
+      return new SendScope(span, trace.setSpan(active, span));
     }
     // The send span starts first so that create spans with no other parent become its children: a
     // batch published outside any trace is then one trace, not one per event plus one for the send.
@@ -68,18 +63,15 @@ export class OpenTelemetryTracing implements Instrumentation {
         kind: SpanKind.CLIENT,
         attributes: { ...publishAttributes(system, channel, 'send'), [ATTR.batchCount]: events.length },
       },
-      this.#parentForPublish(operation, undefined),
+      this.#parentForPublish(operation, undefined, active),
     );
-    const sendContext = trace.setSpan(context.active(), send);
+    const sendContext = trace.setSpan(active, send);
     const links: Link[] = [];
     events.forEach((event, index) => {
-      const parent = this.#parentForPublish(operation, event);
+      const parent = this.#parentForPublish(operation, event, active);
       const create = this.#tracer.startSpan(
         `create ${channel}`,
-        {
-          kind: SpanKind.PRODUCER,
-          attributes: withEventAttributes(publishAttributes(system, channel, 'create'), event),
-        },
+        { kind: SpanKind.PRODUCER, attributes: eventAttributes(system, channel, 'create', event) },
         trace.getSpan(parent) === undefined ? sendContext : parent,
       );
       this.#inject(operation, index, create);
@@ -88,16 +80,7 @@ export class OpenTelemetryTracing implements Instrumentation {
     });
     // Span.addLinks came with @opentelemetry/api 1.7; with an older API the links are left out.
     (send as Partial<Pick<Span, 'addLinks'>>).addLinks?.(links);
-    return this.#sendScope(send);
-  }
-
-  /** The send span is active while the adapter publishes: the broker client's own spans nest under it. */
-  #sendScope(span: Span): PublishScope {
-    const inside = trace.setSpan(context.active(), span);
-    return {
-      run: (send) => context.with(inside, send),
-      end: (error) => finish(span, error),
-    };
+    return new SendScope(send, sendContext);
   }
 
   handle(operation: HandleOperation): HandleScope {
@@ -109,52 +92,34 @@ export class OpenTelemetryTracing implements Instrumentation {
     // socket was opened, which can be a publish or request whose span ended long ago.
     const hasAmbient = ambient?.isRecording() === true && trace.isSpanContextValid(ambient.spanContext());
     const parent = hasAmbient || creation === undefined ? active : trace.setSpanContext(active, creation);
+    // Literal keys (the names in ATTR): V8 builds such an object from a template, computed keys one by one.
+    const attributes: Attributes = {
+      'messaging.system': operation.system,
+      'messaging.destination.name': channel,
+      'messaging.consumer.group.name': group,
+      'messaging.operation.name': 'process',
+      'messaging.operation.type': 'process',
+      'messaging.message.id': event.id,
+      'cloudevents.event_id': event.id,
+      'cloudevents.event_type': event.type,
+      'cloudevents.event_source': event.source,
+      'wharf.attempt': operation.attempt,
+      'wharf.max_attempts': operation.maxAttempts,
+    };
+    if (event.subject !== undefined) attributes[ATTR.eventSubject] = event.subject;
     const span = this.#tracer.startSpan(
       `process ${channel}`,
-      {
-        kind: SpanKind.CONSUMER,
-        links: creation === undefined ? [] : [{ context: creation }],
-        attributes: withEventAttributes(
-          {
-            [ATTR.system]: operation.system,
-            [ATTR.destination]: channel,
-            [ATTR.group]: group,
-            [ATTR.operationName]: 'process',
-            [ATTR.operationType]: 'process',
-            [ATTR.attempt]: operation.attempt,
-            [ATTR.maxAttempts]: operation.maxAttempts,
-          },
-          event,
-        ),
-      },
+      { kind: SpanKind.CONSUMER, links: creation === undefined ? [] : [{ context: creation }], attributes },
       parent,
     );
-    this.#handling.set(event, span);
-    const inside = trace.setSpan(parent, span);
-    return {
-      run: (handler) => context.with(inside, handler),
-      handled: (result: HandlerResult) => {
-        if (result.error !== undefined) {
-          span.setAttribute(ATTR.errorType, errorType(result.error));
-          if (result.error instanceof Error) span.recordException(result.error);
-          span.setStatus({ code: SpanStatusCode.ERROR, message: messageOf(result.error) });
-        } else if (result.aborted) {
-          span.setAttribute(ATTR.errorType, '_OTHER');
-          span.setStatus({ code: SpanStatusCode.ERROR, message: 'interrupted by shutdown; redelivered later' });
-        }
-      },
-      end: (settlement: Settlement) => {
-        this.#traced.add(settlement);
-        this.#handling.delete(event);
-        recordSettlement(span, settlement);
-        span.end();
-      },
-    };
+    this.#handling.spans.set(event, span);
+    return new ProcessScope(this.#handling, span, event, trace.setSpan(parent, span));
   }
 
   /** A delivery dead-lettered before any handler ran (undecodable, invalid) still gets a span. */
   settled(settlement: Settlement): void {
-    if (this.#traced.has(settlement) || settlement.outcome !== 'dead-lettered') return;
+    // The core calls `settled` right after the handler's scope ended with the same object.
+    if (settlement.outcome !== 'dead-lettered' || settlement === this.#handling.lastEnded) return;
     const event = settlement.event;
     const creation = event === undefined ? undefined : parseTraceContext(event.traceparent, event.tracestate);
     const active = context.active();
@@ -188,10 +153,9 @@ export class OpenTelemetryTracing implements Instrumentation {
    * else the process span of the event that caused this one (`ctx.publish` without a context
    * manager); else a `traceparent` the caller put on the event; else a new trace.
    */
-  #parentForPublish(operation: PublishOperation, event: CloudEvent | undefined): Context {
-    const active = context.active();
+  #parentForPublish(operation: PublishOperation, event: CloudEvent | undefined, active: Context): Context {
     if (trace.getSpan(active) !== undefined) return active;
-    const causing = operation.cause === undefined ? undefined : this.#handling.get(operation.cause);
+    const causing = operation.cause === undefined ? undefined : this.#handling.spans.get(operation.cause);
     if (causing !== undefined) return trace.setSpan(active, causing);
     const given = event === undefined ? undefined : parseTraceContext(event.traceparent, event.tracestate);
     return given === undefined ? ROOT_CONTEXT : trace.setSpanContext(active, given);
@@ -205,11 +169,87 @@ export class OpenTelemetryTracing implements Instrumentation {
 
 function publishAttributes(system: string, channel: string, operation: 'send' | 'create'): Attributes {
   return {
-    [ATTR.system]: system,
-    [ATTR.destination]: channel,
-    [ATTR.operationName]: operation,
-    [ATTR.operationType]: operation,
+    'messaging.system': system,
+    'messaging.destination.name': channel,
+    'messaging.operation.name': operation,
+    'messaging.operation.type': operation,
   };
+}
+
+/** The attributes of a send or create span about one event (the names in ATTR, as literal keys). */
+function eventAttributes(system: string, channel: string, operation: 'send' | 'create', event: CloudEvent): Attributes {
+  const attributes: Attributes = {
+    'messaging.system': system,
+    'messaging.destination.name': channel,
+    'messaging.operation.name': operation,
+    'messaging.operation.type': operation,
+    'messaging.message.id': event.id,
+    'cloudevents.event_id': event.id,
+    'cloudevents.event_type': event.type,
+    'cloudevents.event_source': event.source,
+  };
+  if (event.subject !== undefined) attributes[ATTR.eventSubject] = event.subject;
+  return attributes;
+}
+
+/** What the process spans being handled leave for publishes and for `settled`. */
+class Handling {
+  /** The process span of each event being handled, for `ctx.publish` when no context manager runs. */
+  readonly spans = new WeakMap<CloudEvent, Span>();
+  /** The settlement a process span received last: the core calls `settled` with it right after. */
+  lastEnded: Settlement | undefined;
+}
+
+/**
+ * A publish's send span, active while the adapter publishes so that the broker client's own spans
+ * nest under it. A class rather than closures: one object per publish.
+ */
+class SendScope implements PublishScope {
+  constructor(
+    readonly span: Span,
+    readonly inside: Context,
+  ) {}
+
+  run<R>(send: () => R): R {
+    return context.with(this.inside, send);
+  }
+
+  end(error?: unknown): void {
+    finish(this.span, error);
+  }
+}
+
+/** A handler call's process span: active while the handler runs, so `ctx.publish` continues the trace. */
+class ProcessScope implements HandleScope {
+  constructor(
+    readonly handling: Handling,
+    readonly span: Span,
+    readonly event: CloudEvent,
+    readonly inside: Context,
+  ) {}
+
+  run<R>(handler: () => R): R {
+    return context.with(this.inside, handler);
+  }
+
+  handled(result: HandlerResult): void {
+    const span = this.span;
+    if (result.error !== undefined) {
+      span.setAttribute(ATTR.errorType, errorType(result.error));
+      if (result.error instanceof Error) span.recordException(result.error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: messageOf(result.error) });
+    } else if (result.aborted) {
+      span.setAttribute(ATTR.errorType, '_OTHER');
+      span.setStatus({ code: SpanStatusCode.ERROR, message: 'interrupted by shutdown; redelivered later' });
+    }
+  }
+
+  end(settlement: Settlement): void {
+    this.handling.spans.delete(this.event);
+    this.handling.lastEnded = settlement;
+    recordSettlement(this.span, settlement);
+    this.span.end();
+  }
 }
 
 function finish(span: Span, error: unknown): void {
