@@ -238,9 +238,10 @@ export class Bus {
     events: readonly CloudEvent<unknown>[],
     batch: boolean,
     cause: CloudEvent | undefined,
+    replay = false,
   ): PublishScope | undefined {
     if (this.#instrumentation?.publish === undefined) return undefined;
-    const operation = publishOperation(this.#system, channel, events as CloudEvent[], batch, cause);
+    const operation = publishOperation(this.#system, channel, events as CloudEvent[], batch, cause, replay);
     const scope = this.#instrumentation.publish(operation);
     operation.seal();
     return scope;
@@ -389,9 +390,20 @@ export class Bus {
     await adapter.readDeadLetters(channel, group, { limit: options.limit ?? 100 }, async (stored) => {
       const { event } = toDeadLetter(stored);
       if (!event) return false;
-      const again = encodeEvent({ ...event, replayed: new Date().toISOString() } as CloudEvent);
-      if (adapter.publishToGroup) await adapter.publishToGroup(channel, group, [again]);
-      else await adapter.publish(channel, [again]);
+      const again = { ...event, replayed: new Date().toISOString() } as CloudEvent;
+      // Through the instrumentation like any publish, so metrics count it and a tracer sees it.
+      const scope = this.#instrumentPublish(channel, [again], false, undefined, true);
+      const send = (): Promise<void> => {
+        const wire = [encodeEvent(again)];
+        return adapter.publishToGroup ? adapter.publishToGroup(channel, group, wire) : adapter.publish(channel, wire);
+      };
+      try {
+        await (scope?.run === undefined ? send() : scope.run(send));
+      } catch (error) {
+        scope?.end(error);
+        throw error;
+      }
+      scope?.end();
       replayed++;
       return true;
     });

@@ -11,6 +11,7 @@ import type { Logger } from './logger.js';
  * `createBus({ instrumentation })`. Every member is optional; the core calls them in this order:
  *
  *   publish:  publish(op) ─► op.setTraceContext(…)? ─► scope.run(encode + send) ─► scope.end(error?)
+ *             (dead-letter replays too, with `op.replay`)
  *   consume:  [decode, validate, dedup] ─► handle(op) ─► scope.run(handler) ─► scope.handled(…)
  *             ─► settlement (ack / retry / dead letter / release) ─► scope.end(settlement)
  *             ─► settled(settlement)             (settled runs for every delivery, handled or not)
@@ -30,6 +31,12 @@ export interface PublishOperation {
    * events. A tracer continues its trace from it when no span is active.
    */
   readonly cause: CloudEvent | undefined;
+  /**
+   * `true` when `replayDeadLetters` republishes dead letters (one per operation). Such an event keeps
+   * the `traceparent`/`tracestate` of its first publish, as a retry does: a tracer should make its
+   * send span part of that trace and leave the trace context as it is.
+   */
+  readonly replay: boolean;
   /**
    * Sets the W3C trace context the event at `index` carries (the CloudEvents distributed tracing
    * extension). Only before the operation's hook returns; later calls throw. Values must be
@@ -136,6 +143,7 @@ export function publishOperation(
   events: readonly CloudEvent[],
   batch: boolean,
   cause: CloudEvent | undefined,
+  replay = false,
 ): PublishOperation & { seal(): void } {
   let sealed = false;
   return {
@@ -144,6 +152,7 @@ export function publishOperation(
     events,
     batch,
     cause,
+    replay,
     setTraceContext(index, traceparent, tracestate) {
       if (sealed) throw new Error('setTraceContext is only allowed inside the publish hook');
       const event = events[index] as Record<string, unknown> | undefined;

@@ -20,6 +20,7 @@ export const ATTR = {
   outcome: 'wharf.outcome',
   reason: 'wharf.dead_letter.reason',
   retryDelay: 'wharf.retry.delay_ms',
+  replay: 'wharf.replay',
 } as const;
 
 /** Span event names. */

@@ -45,6 +45,7 @@ export class OpenTelemetryTracing implements Instrumentation {
   publish(operation: PublishOperation): PublishScope {
     const { channel, events, system } = operation;
     const active = context.active();
+    if (operation.replay) return this.#replay(operation, active);
     if (!operation.batch) {
       const event = events[0] as CloudEvent;
       const span = this.#tracer.startSpan(
@@ -81,6 +82,24 @@ export class OpenTelemetryTracing implements Instrumentation {
     // Span.addLinks came with @opentelemetry/api 1.7; with an older API the links are left out.
     (send as Partial<Pick<Span, 'addLinks'>>).addLinks?.(links);
     return new SendScope(send, sendContext);
+  }
+
+  /**
+   * A dead letter replayed: its send span joins the trace the event started in (the `traceparent` it
+   * kept through retries and dead-lettering), and that trace context stays on the event, so its next
+   * process span links to the same creation context as the first one did.
+   */
+  #replay(operation: PublishOperation, active: Context): PublishScope {
+    const event = operation.events[0] as CloudEvent;
+    const attributes = eventAttributes(operation.system, operation.channel, 'send', event);
+    attributes[ATTR.replay] = true;
+    const given = parseTraceContext(event.traceparent, event.tracestate);
+    const span = this.#tracer.startSpan(
+      `send ${operation.channel}`,
+      { kind: SpanKind.PRODUCER, attributes },
+      given === undefined ? this.#parentForPublish(operation, event, active) : trace.setSpanContext(active, given),
+    );
+    return new SendScope(span, trace.setSpan(active, span));
   }
 
   handle(operation: HandleOperation): HandleScope {

@@ -139,6 +139,36 @@ describe('@wharf/otel on memory://', () => {
     expect(deadLetter?.event?.traceparent).toBe(poison.traceparent);
   });
 
+  it('traces a replayed dead letter in the trace it started, keeping its traceparent', async () => {
+    const { tracing, spans } = tracingHarness();
+    const bus = createBus({ url: fresh(), logger: silentLogger, instrumentation: tracing });
+    let fixed = false;
+    const seen: string[] = [];
+    await bus.subscribe('c', { group: 'g' }, (event) => {
+      seen.push(String(event.traceparent));
+      if (!fixed) throw new NonRetryableError('not yet');
+    });
+    const published = await bus.publish('c', { type: 'Order' });
+    await spansNamed(spans, /^process /, 1);
+    fixed = true;
+    expect(await bus.replayDeadLetters('c', 'g')).toBe(1);
+    const [dead, replayed] = await spansNamed(spans, /^process /, 2);
+    await bus.close();
+
+    const [send, replay] = spans().filter((span) => span.name === 'send c');
+    expect(send?.attributes[ATTR.replay]).toBeUndefined();
+    expect(replay?.attributes).toMatchObject({ [ATTR.replay]: true, [ATTR.eventId]: published.id });
+    expect(kindName(replay as never)).toBe('PRODUCER');
+    // The replay is part of the event's trace, under the context it was created in…
+    expect(traceId(replay as never)).toBe(traceId(send as never));
+    expect(parentOf(replay)).toBe(spanId(send));
+    // …which the event keeps: both handler calls saw the same traceparent and link to the same send span.
+    expect(seen).toEqual([published.traceparent, published.traceparent]);
+    expect(dead?.attributes[ATTR.outcome]).toBe('dead-lettered');
+    expect(replayed?.attributes[ATTR.outcome]).toBe('acked');
+    expect(linksOf(replayed)).toEqual([spanId(send)]);
+  });
+
   it('continues a caller’s active span, and a traceparent the caller set when none is active', async () => {
     const { tracing, spans } = tracingHarness();
     const tracer = new BasicTracerProvider().getTracer('caller');

@@ -1,4 +1,4 @@
-import { createBus, silentLogger } from '@wharf/core';
+import { createBus, NonRetryableError, silentLogger } from '@wharf/core';
 import { Histogram, Registry, register } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { type BacklogEntry, busBacklog, createPrometheusMetrics, END_TO_END_BUCKETS, OTHER } from '../src/index.js';
@@ -130,6 +130,26 @@ describe('what a scrape sees', () => {
     expect(await sample(metrics.registry, 'messaging_client_sent_messages_total')).toBe(1);
     expect(await sample(metrics.registry, 'messaging_client_operation_duration_seconds_count')).toBe(1);
     expect(await sample(metrics.registry, 'messaging_process_duration_seconds_count')).toBe(1);
+  });
+
+  it('counts dead letters replayed as sent events, and their handling', async () => {
+    const metrics = createPrometheusMetrics();
+    const bus = createBus({ url: fresh(), logger: silentLogger, instrumentation: metrics });
+    let fixed = false;
+    await bus.subscribe('c', { group: 'g' }, () => {
+      if (!fixed) throw new NonRetryableError('not yet');
+    });
+    for (let i = 0; i < 3; i++) await bus.publish('c', { type: 'Ok' });
+    await settled(metrics.registry, 3, 5_000);
+    fixed = true;
+    expect(await bus.replayDeadLetters('c', 'g')).toBe(3);
+    await settled(metrics.registry, 6, 5_000);
+    await bus.close();
+    const confirmed = { destination: 'c', error_type: '' };
+    expect(await sample(metrics.registry, 'messaging_client_sent_messages_total', confirmed)).toBe(6);
+    expect(await sample(metrics.registry, 'messaging_client_operation_duration_seconds_count', confirmed)).toBe(6);
+    expect(await sample(metrics.registry, 'messaging_process_duration_seconds_count', { error_type: '' })).toBe(3);
+    expect(await sample(metrics.registry, 'wharf_dead_lettered_total', { reason: 'non-retryable' })).toBe(3);
   });
 
   it("writes histograms exactly as prom-client's own Histogram writes the same observations", async () => {
