@@ -10,6 +10,7 @@ import {
   type Stats,
 } from '@wharf/core';
 import { createTracing } from '@wharf/otel';
+import { busBacklog } from '@wharf/prometheus';
 import { connectOrExplain } from './errors.js';
 import { type MetricsEndpoint, type MetricsListen, mergeExpositions, ServiceMetrics, serveMetrics } from './metrics.js';
 import { startAuditService } from './services/audit.js';
@@ -19,7 +20,7 @@ import { type OrderService, startOrderService } from './services/order.js';
 import { startPaymentService } from './services/payment.js';
 import { createContext, type Service, type ServiceContext } from './services/runtime.js';
 import type { Stores } from './state/store.js';
-import { type ServiceName, sourceOf } from './topology.js';
+import { consumerGroups, type ServiceName, sourceOf } from './topology.js';
 import { createSagaBus } from './typed-bus.js';
 
 /**
@@ -130,7 +131,22 @@ export async function startHost(options: HostOptions): Promise<ServiceHost> {
     for (const name of options.services) {
       const count = options.replicas?.[name] ?? 1;
       const listen = options.metrics === false ? undefined : (options.metrics ?? {});
-      const serviceMetrics = listen ? new ServiceMetrics(name) : undefined;
+      // The backlog of the service's groups, read through its first bus when Prometheus scrapes.
+      let reader: Bus | undefined;
+      const retry = options.retry ?? SAGA_RETRY;
+      const groups = consumerGroups(options.namespace)
+        .filter(({ group }) => group === name)
+        .map(({ channel, group }) => ({ channel, group, retry }));
+      const source = busBacklog(
+        {
+          backlog: (channel, group, read) =>
+            reader === undefined
+              ? Promise.reject(new Error(`the ${name} service has no bus yet`))
+              : reader.backlog(channel, group, read),
+        },
+        groups,
+      );
+      const serviceMetrics = listen ? new ServiceMetrics(name, { source, logger }) : undefined;
       if (listen && serviceMetrics) {
         metrics.set(name, serviceMetrics);
         if (listen.serve !== false) endpoints.push(await serveMetrics(serviceMetrics, listen));
@@ -140,6 +156,7 @@ export async function startHost(options: HostOptions): Promise<ServiceHost> {
         if (serviceMetrics) instrumentation.push(serviceMetrics.bus);
         if (options.tracing) instrumentation.push(createTracing());
         const bus = createBus({ url: options.url, source: sourceOf(name), logger, instrumentation });
+        reader ??= bus;
         const ctx = createContext({
           metrics: serviceMetrics,
           name,

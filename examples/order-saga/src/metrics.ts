@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { Logger } from '@wharf/core';
-import { createPrometheusMetrics, type PrometheusMetrics } from '@wharf/prometheus';
+import { type BacklogSource, createPrometheusMetrics, type PrometheusMetrics } from '@wharf/prometheus';
 import { Counter, Registry } from 'prom-client';
 import { SERVICES, type ServiceName } from './topology.js';
 
@@ -20,9 +20,10 @@ export interface MetricsListen {
 }
 
 /**
- * One service's metrics: Wharf's bus metrics (`@wharf/prometheus`) and the saga's own counter, in
- * a registry of the service's own, every series labelled `service="<name>"` so the metrics of
- * several services stay apart when they are written to one file.
+ * One service's metrics: Wharf's bus metrics (`@wharf/prometheus`), the backlog of the groups it
+ * consumes in (`wharf_consumer_backlog_messages`, read from the broker on scrape) and the saga's own
+ * counter, in a registry of the service's own, every series labelled `service="<name>"` so the
+ * metrics of several services stay apart when they are written to one file.
  */
 export class ServiceMetrics {
   readonly registry: Registry;
@@ -31,10 +32,16 @@ export class ServiceMetrics {
   /** Orders the order service accepted (`POST /orders` that created an order); 0 for the others. */
   readonly ordersPlaced: Counter<never>;
 
-  constructor(readonly service: ServiceName) {
+  constructor(
+    readonly service: ServiceName,
+    backlog?: { source: BacklogSource; logger: Logger },
+  ) {
     this.registry = new Registry();
     this.registry.setDefaultLabels({ service });
-    this.bus = createPrometheusMetrics({ registry: this.registry });
+    this.bus = createPrometheusMetrics({
+      registry: this.registry,
+      ...(backlog ? { backlog: backlog.source, logger: backlog.logger } : {}),
+    });
     this.ordersPlaced = new Counter({
       name: 'saga_orders_placed_total',
       help: 'Orders the order service accepted and published (a repeated POST of the same order counts once)',

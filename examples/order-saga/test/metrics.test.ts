@@ -1,8 +1,9 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createBus, silentLogger } from '@wharf/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runSaga, SagaUsageError, SERVICES, startServices } from '../src/index.js';
+import { channelGroups, runSaga, SagaUsageError, SERVICES, startServices } from '../src/index.js';
 import { mergeExpositions, withLabel } from '../src/metrics.js';
 import { ORDERS, SEED } from './expected.js';
 import { parseExposition, total } from './prom-text.js';
@@ -100,6 +101,57 @@ describe('saga metrics', () => {
       const other = await fetch(running.metricsUrls.order!.replace('/metrics', '/other'));
       expect(other.status).toBe(404);
     } finally {
+      await running.close();
+    }
+  });
+
+  it('reports the backlog of each service’s groups on /metrics (wharf_consumer_backlog_messages)', async () => {
+    const url = 'memory://saga-metrics-backlog';
+    const running = await startServices({ url, stateDir: false });
+    // A bus of the test's own on the same in-process broker, for the broker's own answer.
+    const spy = createBus({ url, logger: silentLogger });
+    try {
+      // 19.53 EUR: the payment gateway's poison case, which payment dead-letters at once.
+      const placed = await fetch(`${running.orderUrl}/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          customerId: 'cus_1',
+          customerEmail: 'ada@example.com',
+          lines: [{ sku: 'BOOK-0001', quantity: 1, unitPrice: { amount: 1953, currency: 'EUR' } }],
+        }),
+      });
+      expect(placed.status).toBe(202);
+      let deadLetters = 0;
+      for (let i = 0; i < 250 && deadLetters === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        deadLetters = (await spy.backlog('inventory.reserved', 'payment')).deadLetters;
+      }
+      expect(deadLetters).toBe(1);
+      for (const service of SERVICES) {
+        const samples = parseExposition(await (await fetch(running.metricsUrls[service]!)).text()).filter(
+          (s) => s.name === 'wharf_consumer_backlog_messages',
+        );
+        const groups = [...channelGroups()].filter(([, consumers]) => consumers.includes(service));
+        expect(groups.length, service).toBeGreaterThan(0);
+        // Every group the service consumes in, with each state, as the broker reports it.
+        expect(samples.length, service).toBe(groups.length * 4);
+        for (const [channel] of groups) {
+          const backlog = await spy.backlog(channel, service);
+          const value = (state: string) =>
+            total(samples, 'wharf_consumer_backlog_messages', { destination: channel, consumer_group: service, state });
+          expect([value('ready'), value('in_flight'), value('delayed'), value('dead_letter')], channel).toEqual([
+            backlog.ready,
+            backlog.inFlight,
+            backlog.delayed,
+            backlog.deadLetters,
+          ]);
+        }
+      }
+      const payment = parseExposition(await (await fetch(running.metricsUrls.payment!)).text());
+      expect(total(payment, 'wharf_consumer_backlog_messages', { state: 'dead_letter' })).toBe(1);
+    } finally {
+      await spy.close();
       await running.close();
     }
   });
