@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { requireBroker, TEST_BROKERS } from '@wharf/conformance';
 import { afterAll, describe, expect, it } from 'vitest';
 import { wharf } from './wharf.js';
 
@@ -85,6 +86,24 @@ describe('wharf bench --observe', () => {
     expect(result.observed.lastRound.consumed).toBe(events);
     expect(result.observed.lastRound.spans).toBe(2 * events);
   }, 120_000);
+
+  // Every broker: on Kafka it was once reported not to work. Each run counts its spans and series.
+  for (const broker of TEST_BROKERS) {
+    it(`observes the bench on ${broker.name} too`, async (ctx) => {
+      if (!(await requireBroker(ctx, 'cli', broker))) return;
+      const events = 1000;
+      const args = ['--events', String(events), '--rounds', '1', '--observe', '--json'];
+      const run = await wharf('bench', '--broker', broker.url, ...args);
+      expect(run.code, run.stderr).toBe(0);
+      const result = JSON.parse(run.stdout) as {
+        observed: { throughput: number; lastRound: { spans: number; sent: number; consumed: number } };
+        ratio: { observe: number };
+      };
+      expect(result.observed.throughput).toBeGreaterThan(0);
+      expect(result.ratio.observe).toBeGreaterThan(0);
+      expect(result.observed.lastRound).toEqual({ spans: 2 * events, sent: events, consumed: events });
+    }, 180_000);
+  }
 
   it('leaves ratio.observe out without --observe', async () => {
     const run = await wharf('bench', '--broker', 'memory://', '--events', '500', '--rounds', '1', '--json');

@@ -13,3 +13,10 @@ export type { ConformanceCase } from './cases/types.js';
 export { CaseContext } from './harness.js';
 export type { ConformanceOptions, ForeignMessage } from './options.js';
 export { CASE_IDS, CASES, runConformance } from './suite.js';
+export {
+  type ReadmeExample,
+  readmeExample,
+  requireBroker,
+  TEST_ADAPTER_OPTIONS,
+  TEST_BROKERS,
+} from './test-support.js';

@@ -1,28 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { brokersRequired, probeBroker } from '@wharf/conformance';
+import { requireBroker, TEST_ADAPTER_OPTIONS, TEST_BROKERS } from '@wharf/conformance';
 import { createBus, parseBrokerUrl, silentLogger } from '@wharf/core';
 import { beforeAll, describe, it } from 'vitest';
 import { enableContextManager, spansNamed, tracingHarness } from './harness.js';
 import { expectSagaTraces, runMiniSaga, SAGA_CHANNELS, SAGA_RETRY } from './saga.js';
 
-const BROKERS = [
-  { name: 'rabbitmq', url: process.env.WHARF_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672', port: 5672 },
-  { name: 'kafka', url: process.env.WHARF_KAFKA_URL ?? 'kafka://127.0.0.1:9092', port: 9092 },
-  { name: 'nats', url: process.env.WHARF_NATS_URL ?? 'nats://127.0.0.1:4222', port: 4222 },
-] as const;
-
-/** Short Kafka session and polls, as the Kafka suite uses, so groups join and retries run in seconds. */
-const ADAPTER_OPTIONS: Record<string, Record<string, unknown>> = {
-  kafka: {
-    sessionTimeoutMs: 6_000,
-    heartbeatIntervalMs: 300,
-    rebalanceTimeoutMs: 10_000,
-    maxWaitTimeMs: 100,
-    commitIntervalMs: 200,
-    releaseBackoffMs: 100,
-    connectTimeoutMs: 10_000,
-  },
-};
 const PACKAGES: Record<string, string> = { amqp: '@wharf/rabbitmq', kafka: '@wharf/kafka', nats: '@wharf/nats' };
 
 beforeAll(enableContextManager);
@@ -40,22 +22,16 @@ async function cleanup(url: string, prefix: string): Promise<void> {
 }
 
 describe('@wharf/otel on real brokers', () => {
-  for (const broker of BROKERS) {
+  for (const broker of TEST_BROKERS) {
     it(`gives one trace per order across the mini saga on ${broker.name}`, async (ctx) => {
-      const host = parseBrokerUrl(broker.url).hosts[0];
-      const reason = await probeBroker(broker.name, host?.host ?? '127.0.0.1', host?.port ?? broker.port);
-      if (reason !== undefined) {
-        if (brokersRequired()) throw new Error(`[otel] the ${broker.name} test needs its broker: ${reason}`);
-        console.warn(`[otel] skipping the ${broker.name} test: ${reason}`);
-        return ctx.skip(reason);
-      }
+      if (!(await requireBroker(ctx, 'otel', broker))) return;
       const prefix = `otel-${randomBytes(4).toString('hex')}`;
       const { tracing, spans } = tracingHarness();
       const bus = createBus({
         url: broker.url,
         logger: silentLogger,
         instrumentation: tracing,
-        adapterOptions: ADAPTER_OPTIONS[broker.name] ?? {},
+        adapterOptions: TEST_ADAPTER_OPTIONS[broker.name] ?? {},
       });
       try {
         await runMiniSaga(bus, prefix, ['o-1', 'o-2', 'o-3']);

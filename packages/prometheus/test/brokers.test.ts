@@ -1,14 +1,14 @@
+import { requireBroker, TEST_ADAPTER_OPTIONS, TEST_BROKERS } from '@wharf/conformance';
 import { createBus, silentLogger } from '@wharf/core';
 import { describe, expect, it } from 'vitest';
 import { createPrometheusMetrics } from '../src/index.js';
-import { ADAPTER_OPTIONS, BROKERS, cleanup, skipOrFail, unavailable, uniqueChannel } from './brokers.js';
+import { cleanup, uniqueChannel } from './brokers.js';
 import { expectedFigures, FIGURES, RETRY, runWorkload, settled } from './workload.js';
 
 describe('@wharf/prometheus on the real brokers', () => {
-  for (const broker of BROKERS) {
+  for (const broker of TEST_BROKERS) {
     it(`counts the known workload exactly on ${broker.name}`, async (ctx) => {
-      const reason = await unavailable(broker.name, broker.url, broker.port);
-      if (reason !== undefined) return skipOrFail(ctx, broker.name, reason);
+      if (!(await requireBroker(ctx, 'prometheus', broker))) return;
       const channel = uniqueChannel('prom');
       const group = 'metrics';
       const metrics = createPrometheusMetrics();
@@ -16,7 +16,7 @@ describe('@wharf/prometheus on the real brokers', () => {
         url: broker.url,
         logger: silentLogger,
         instrumentation: metrics,
-        adapterOptions: ADAPTER_OPTIONS[broker.name] ?? {},
+        adapterOptions: TEST_ADAPTER_OPTIONS[broker.name] ?? {},
       });
       try {
         await runWorkload(bus, channel, group);
