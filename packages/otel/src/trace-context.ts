@@ -1,6 +1,7 @@
 import { createTraceState, INVALID_SPANID, INVALID_TRACEID, type SpanContext, TraceFlags } from '@opentelemetry/api';
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+const VERSION_00 = /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/;
 
 /**
  * The span context a CloudEvent's `traceparent`/`tracestate` carry (W3C Trace Context), or
@@ -10,20 +11,26 @@ const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(
  */
 export function parseTraceContext(traceparent: unknown, tracestate: unknown): SpanContext | undefined {
   if (typeof traceparent !== 'string') return undefined;
-  // What this package writes is 55 characters with nothing to trim; trim only what others wrote.
-  const match = TRACEPARENT.exec(traceparent.length === 55 ? traceparent : traceparent.trim());
-  if (match === null) return undefined;
-  const [, version, traceId = '', spanId = '', flags = '00', rest] = match;
-  // Version ff is invalid; version 00 has no trailing fields.
-  if (version === 'ff' || (version === '00' && rest !== undefined)) return undefined;
-  const context: SpanContext = {
-    traceId,
-    spanId,
-    traceFlags: Number.parseInt(flags, 16) & TraceFlags.SAMPLED,
-    isRemote: true,
-  };
-  // The pattern checked the hex digits already; what `trace.isSpanContextValid` adds is the all-zero ids.
-  if (traceId === INVALID_TRACEID || spanId === INVALID_SPANID) return undefined;
+  let context: SpanContext | undefined;
+  // What Wharf writes (version 00, sampled or not) is checked without capture groups and sliced:
+  // this runs for every event handled.
+  if (traceparent.length === 55 && VERSION_00.test(traceparent)) {
+    context = {
+      traceId: traceparent.slice(3, 35),
+      spanId: traceparent.slice(36, 52),
+      traceFlags: traceparent.charCodeAt(54) === 49 ? TraceFlags.SAMPLED : TraceFlags.NONE,
+      isRemote: true,
+    };
+  } else {
+    const match = TRACEPARENT.exec(traceparent.trim());
+    if (match === null) return undefined;
+    const [, version, traceId = '', spanId = '', flags = '00', rest] = match;
+    // Version ff is invalid; version 00 has no trailing fields.
+    if (version === 'ff' || (version === '00' && rest !== undefined)) return undefined;
+    context = { traceId, spanId, traceFlags: Number.parseInt(flags, 16) & TraceFlags.SAMPLED, isRemote: true };
+  }
+  // The patterns checked the hex digits already; what `trace.isSpanContextValid` adds is the all-zero ids.
+  if (context.traceId === INVALID_TRACEID || context.spanId === INVALID_SPANID) return undefined;
   if (typeof tracestate === 'string' && tracestate !== '') {
     return { ...context, traceState: createTraceState(tracestate) };
   }

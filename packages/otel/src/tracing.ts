@@ -2,6 +2,7 @@ import {
   type Attributes,
   type Context,
   context,
+  INVALID_SPANID,
   type Link,
   ROOT_CONTEXT,
   type Span,
@@ -109,7 +110,8 @@ export class OpenTelemetryTracing implements Instrumentation {
     const ambient = trace.getSpan(active);
     // Only a span still recording counts as ambient: a socket's callbacks run in the context where the
     // socket was opened, which can be a publish or request whose span ended long ago.
-    const hasAmbient = ambient?.isRecording() === true && trace.isSpanContextValid(ambient.spanContext());
+    // (A recording span has ids its SDK made; the all-zero ones are what an invalid context carries.)
+    const hasAmbient = ambient?.isRecording() === true && ambient.spanContext().spanId !== INVALID_SPANID;
     const parent = hasAmbient || creation === undefined ? active : trace.setSpanContext(active, creation);
     // Literal keys (the names in ATTR): V8 builds such an object from a template, computed keys one by one.
     const attributes: Attributes = {

@@ -261,4 +261,17 @@ describe('trace context', () => {
       expect(parseTraceContext(bad, undefined), String(bad)).toBeUndefined();
     }
   });
+
+  it('reads unsampled, other flags, later versions and padded values as the W3C rules say', () => {
+    const ids = `${'a'.repeat(32)}-${'b'.repeat(16)}`;
+    expect(parseTraceContext(`00-${ids}-00`, undefined)?.traceFlags).toBe(0);
+    // Only the sampled bit is kept of the flags; a later version may carry more fields.
+    expect(parseTraceContext(`00-${ids}-03`, undefined)?.traceFlags).toBe(1);
+    expect(parseTraceContext(`01-${ids}-01-extra`, undefined)).toMatchObject({
+      traceId: 'a'.repeat(32),
+      traceFlags: 1,
+    });
+    expect(parseTraceContext(` 00-${ids}-01 `, undefined)?.spanId).toBe('b'.repeat(16));
+    expect(parseTraceContext(`00-${ids}-01-extra`, undefined)).toBeUndefined();
+  });
 });
