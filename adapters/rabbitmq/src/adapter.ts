@@ -78,12 +78,15 @@ export class RabbitMqAdapter implements Adapter {
         try {
           await sub.start(model);
         } catch (error) {
-          // The connection dropped again: the link starts over. Anything else (a queue redeclared
-          // elsewhere with other arguments) would fail on every attempt: report it, keep the others.
+          // The connection dropped again: the link starts over.
           if (this.#consumeLink.model !== model) throw error;
+          // Anything else (a quorum queue whose replica is still starting after a broker restart, a
+          // queue redeclared elsewhere with other arguments) is retried on this connection with
+          // backoff and logged, while the other subscriptions resume now.
           this.#logger.error(
-            `[wharf] [rabbitmq] cannot resume the subscription ${sub.describe()} after reconnecting: ${(error as Error).message}`,
+            `[wharf] [rabbitmq] cannot resume the subscription ${sub.describe()} after reconnecting: ${(error as Error).message}; retrying`,
           );
+          void sub.resume(model);
         }
       }
     });
