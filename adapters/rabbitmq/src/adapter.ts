@@ -19,9 +19,9 @@ import {
 import type { ChannelModel, Options } from 'amqplib';
 import { readBacklog } from './backlog.js';
 import { encodeProperties, toBuffer } from './codec.js';
-import { ChannelSlot, Link } from './connection.js';
+import { ChannelSlot, dropConnection, Link } from './connection.js';
 import { readDeadLetters } from './dead-letters.js';
-import { COMPONENT, replyCode } from './errors.js';
+import { COMPONENT, replyCode, scrub } from './errors.js';
 import { type RabbitMqAdapterOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { Publisher } from './publisher.js';
 import { RabbitSubscription } from './subscriber.js';
@@ -170,10 +170,17 @@ export class RabbitMqAdapter implements Adapter {
       model ??= await link.ready(Math.max(0, deadline - Date.now()));
       if (!model) throw this.#notConnected(what);
       try {
-        await work(model);
+        await this.#answered(what, link, model, work(model));
         return;
       } catch (error) {
-        if (this.#closing || !transientDeclareFailure(error) || Date.now() + delay > deadline) throw error;
+        if (this.#closing || !transientDeclareFailure(error)) throw error;
+        if (Date.now() + delay > deadline) {
+          throw new TopologyError(
+            COMPONENT,
+            `cannot ${what}: RabbitMQ did not complete it within ${this.#options.publishWaitMs} ms (publishWaitMs) over ${attempt} attempt(s); last failure: ${scrub((error as Error).message, this.#options.password)}`,
+            { cause: error },
+          );
+        }
         this.#logger.debug(
           `[wharf] [rabbitmq] ${what}: attempt ${attempt} failed (${(error as Error).message}); retrying in ${delay} ms`,
         );
@@ -182,6 +189,31 @@ export class RabbitMqAdapter implements Adapter {
       delay = Math.min(delay * 2, this.#options.reconnectMaxDelayMs);
       model = undefined;
     }
+  }
+
+  /**
+   * Waits for one declaration attempt, at most `declareTimeoutMs`. Past that the broker is not going to
+   * answer soon (see the option): the connection is replaced, which fails the attempt (retried on the
+   * new connection) and frees every declaration queued behind it.
+   */
+  async #answered(what: string, link: Link, model: ChannelModel, attempt: Promise<void>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), this.#options.declareTimeoutMs);
+    });
+    attempt.catch(() => undefined);
+    try {
+      if ((await Promise.race([attempt, late])) !== 'late') return;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (link.model === model) {
+      this.#logger.warn(
+        `[wharf] [rabbitmq] ${what}: RabbitMQ left it unanswered for ${this.#options.declareTimeoutMs} ms (declareTimeoutMs; a quorum queue still starting after a restart does this); replacing the connection and trying again`,
+      );
+      dropConnection(model, new Error(`${what}: no answer within ${this.#options.declareTimeoutMs} ms`));
+    }
+    throw new Error(`no answer within ${this.#options.declareTimeoutMs} ms`);
   }
 
   async subscribe(
