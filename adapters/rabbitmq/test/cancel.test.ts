@@ -84,7 +84,7 @@ describe.skipIf(unavailable !== undefined)('rabbitmq: the broker cancels a consu
     });
     let holding = 0;
     await consumer.subscribe(channel, { group, concurrency: 4 }, async (e, c) => {
-      if (e.data.hold === true) {
+      if ((e.data as { hold?: boolean }).hold === true) {
         holding++;
         await gate;
       }
