@@ -121,7 +121,7 @@ export class NatsAdapter implements Adapter {
     try {
       const jsm = await jetstreamManager(nc, { timeout: o.connectTimeoutMs });
       const js = jetstream(nc, { timeout: o.publishTimeoutMs });
-      const requests = new Requests(nc);
+      const requests = new Requests(nc, () => void this.#checkLink(nc, 'publishes went unanswered'));
       const retention = new Retention(jsm, this.#logger, o.purgeIntervalMs, nc.info?.version, (removed) =>
         this.#reportRemoved(removed),
       );
@@ -187,14 +187,16 @@ export class NatsAdapter implements Adapter {
   }
 
   /**
-   * A stalled pull (no message nor heartbeat) on a connection nats.js still calls open: is the server
-   * reading it? A link that dropped bytes (a black hole that healed) can leave the protocol out of step
-   * in either direction, so requests on it (the consumer's redeclare) vanish, and nats.js notices only
-   * when two of its PINGs go unanswered: up to 10 s later. One PING answered within LINK_CHECK_MS says
-   * the link is fine; otherwise the connection is replaced now (the reconnect makes every subscriber
-   * pull anew). Subscribers that stall together share one check.
+   * The one connection-health check, for consumers and producers alike: a stalled pull (no message nor
+   * heartbeat), or a publish refused because the server left a PING unanswered for 5 s, on a
+   * connection nats.js still calls open: is the server reading it? A link that dropped bytes (a black
+   * hole that healed) can leave the protocol out of step in either direction, so requests on it (the
+   * consumer's redeclare, every PubAck) vanish, and nats.js notices only when two of its PINGs go
+   * unanswered: up to 10 s later. One PING answered within LINK_CHECK_MS says the link is fine;
+   * otherwise the connection is replaced now (the reconnect resends waiting publishes and makes every
+   * subscriber pull anew). Callers that see trouble together share one check.
    */
-  #checkLink(nc: NatsConnection): Promise<boolean> {
+  #checkLink(nc: NatsConnection, after: string): Promise<boolean> {
     this.#linkCheck ??= (async () => {
       let timer: NodeJS.Timeout | undefined;
       const answered = await Promise.race([
@@ -208,7 +210,7 @@ export class NatsAdapter implements Adapter {
       ]).finally(() => clearTimeout(timer));
       if (!answered && !nc.isClosed() && !this.#closing) {
         this.#logger.warn(
-          `[wharf] [nats] the server did not answer a PING within ${LINK_CHECK_MS} ms after a stalled pull; replacing the connection to ${this.#options.display}`,
+          `[wharf] [nats] the server did not answer a PING within ${LINK_CHECK_MS} ms after ${after}; replacing the connection to ${this.#options.display}`,
         );
         await nc.reconnect().catch(() => undefined);
       }
@@ -268,7 +270,7 @@ export class NatsAdapter implements Adapter {
         names,
         durable,
         dlqSubject: subject,
-        checkLink: () => this.#checkLink(nc),
+        checkLink: () => this.#checkLink(nc, 'a stalled pull'),
         redeclare: async () => {
           await declare();
         },
