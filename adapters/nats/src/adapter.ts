@@ -18,6 +18,7 @@ import {
   type SubscribeRequest,
   TopologyError,
   type WireMessage,
+  withTimeout,
 } from '@wharf/core';
 import { readBacklog } from './backlog.js';
 import { readDeadLetters, writeDeadLetter } from './dead-letters.js';
@@ -114,6 +115,7 @@ export class NatsAdapter implements Adapter {
       // A connection that completes after we gave up must not linger.
       nc = await withTimeout(connecting, o.connectTimeoutMs + 1_000, () => {
         connecting.then((late) => late.close()).catch(() => {});
+        return new Error(`no connection within ${o.connectTimeoutMs + 1_000} ms`);
       });
     } catch (error) {
       throw connectError(error, o.display, o.connectTimeoutMs);
@@ -438,15 +440,4 @@ async function streamMissing(jsm: JetStreamManager, stream: string): Promise<boo
   } catch (error) {
     return isStreamNotFound(error);
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      onTimeout();
-      reject(new Error(`no connection within ${ms} ms`));
-    }, ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
