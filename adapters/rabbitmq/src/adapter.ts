@@ -26,6 +26,7 @@ import { type RabbitMqAdapterOptions, type ResolvedOptions, resolveOptions } fro
 import { Publisher } from './publisher.js';
 import { RabbitSubscription } from './subscriber.js';
 import { declareGroup, exchangeName, groupNames } from './topology.js';
+import { bounded } from './watchdog.js';
 
 export const ADAPTER_NAME = 'rabbitmq';
 
@@ -74,21 +75,27 @@ export class RabbitMqAdapter implements Adapter {
     this.#consumeTopology = new ChannelSlot(this.#consumeLink);
     this.#publisher = new Publisher(this.#publishLink, this.#publishTopology, this.#options, this.#logger);
     this.#consumeLink.onUp(async (model) => {
-      for (const sub of this.#subscriptions) {
-        try {
-          await sub.start(model);
-        } catch (error) {
-          // The connection dropped again: the link starts over.
-          if (this.#consumeLink.model !== model) throw error;
-          // Anything else (a quorum queue whose replica is still starting after a broker restart, a
-          // queue redeclared elsewhere with other arguments) is retried on this connection with
-          // backoff and logged, while the other subscriptions resume now.
-          this.#logger.error(
-            `[wharf] [rabbitmq] cannot resume the subscription ${sub.describe()} after reconnecting: ${(error as Error).message}; retrying`,
-          );
-          void sub.resume(model);
-        }
-      }
+      // All at once and each bounded, because the link is not ready (no subscribe, no declare on it)
+      // until this hook returns: one queue the broker leaves unanswered (a quorum queue whose replica
+      // is still starting after a restart) must not hold up every other subscription.
+      const outcomes = await Promise.allSettled(
+        [...this.#subscriptions].map((sub) =>
+          bounded(sub.start(model), this.#options.declareTimeoutMs, `resuming ${sub.describe()}`).catch(
+            (error: unknown) => {
+              // The connection dropped again: the link starts over.
+              if (this.#consumeLink.model !== model) throw error;
+              // Anything else (also a queue redeclared elsewhere with other arguments) is retried on
+              // this connection with backoff and logged, while the other subscriptions resume now.
+              this.#logger.error(
+                `[wharf] [rabbitmq] cannot resume the subscription ${sub.describe()} after reconnecting: ${(error as Error).message}; retrying`,
+              );
+              void sub.resume(model);
+            },
+          ),
+        ),
+      );
+      const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+      if (failed) throw failed.reason;
     });
   }
 

@@ -25,7 +25,11 @@ describe.skipIf(unavailable !== undefined)('rabbitmq: a declaration left unanswe
     const warnings: string[] = [];
     const logger: Logger = { ...silentLogger, warn: (message) => warnings.push(message) };
     const consumer = createBus({
-      adapter: createRabbitMqAdapter({ url: `amqp://guest:guest@127.0.0.1:${proxy.port}`, logger, declareTimeoutMs: 1_500 }),
+      adapter: createRabbitMqAdapter({
+        url: `amqp://guest:guest@127.0.0.1:${proxy.port}`,
+        logger,
+        declareTimeoutMs: 1_500,
+      }),
       logger: silentLogger,
     });
     const producer = createBus({ adapter: createRabbitMqAdapter({ url, logger: silentLogger }), logger: silentLogger });
