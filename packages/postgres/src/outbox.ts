@@ -55,9 +55,10 @@ const localRelays = new Map<string, Set<Relay>>();
 export class Outbox {
   readonly schema: string;
   readonly partitions: number;
+  /** CloudEvents `source` given to appended events that have none. */
+  readonly source: string;
   readonly #pool: Pool;
   readonly #notify: boolean;
-  readonly #source: string;
   readonly #insert: string;
   readonly #insertMany: string;
 
@@ -66,7 +67,7 @@ export class Outbox {
     this.schema = schemaName(options);
     this.partitions = intOption(options.partitions, 'partitions', 16, 1, 4096);
     this.#notify = options.notify ?? false;
-    this.#source = options.source ?? `urn:wharf:${hostname()}`;
+    this.source = options.source ?? `urn:wharf:${hostname()}`;
     // The key's lock is taken before the row gets its id (the CTE is read before the insert runs), and
     // a commit is visible before its locks are released: for one key, id order is commit order.
     const notify = this.#notify ? `, (SELECT pg_notify('${notifyChannel(this.schema)}', '')) AS n` : '';
@@ -102,7 +103,7 @@ export class Outbox {
    * orders can deadlock (PostgreSQL aborts one of them); append the keys in a consistent order.
    */
   async append<T>(client: ClientBase, channel: string, input: EventInput<T>): Promise<CloudEvent<T>> {
-    const event = createEvent<T>(input, this.#source);
+    const event = createEvent<T>(input, this.source);
     const [key, ...rest] = rowOf(event as CloudEvent);
     try {
       await client.query(this.#insert, [key, channel, ...rest]);
@@ -121,7 +122,7 @@ export class Outbox {
    * never deadlock on each other.
    */
   async appendMany<T>(client: ClientBase, channel: string, inputs: readonly EventInput<T>[]): Promise<CloudEvent<T>[]> {
-    const events = inputs.map((input) => createEvent<T>(input, this.#source));
+    const events = inputs.map((input) => createEvent<T>(input, this.source));
     if (events.length === 0) return events;
     const columns: unknown[][] = [[], [], [], [], [], [], [], [], []];
     for (const event of events) {
