@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { type CloudEvent, createEvent, type EventInput, encodeEvent } from '@wharf/core';
 import type { ClientBase, Pool, PoolClient } from 'pg';
-import { PostgresError } from './errors.js';
+import { postgresError } from './errors.js';
 import { intOption, LOCK_KEY, type SchemaOptions, schemaName, table } from './options.js';
 import { type PublishingBus, Relay, type RelayOptions } from './relay.js';
 
@@ -108,10 +108,7 @@ export class Outbox {
     try {
       await client.query(this.#insert, [key, channel, ...rest]);
     } catch (cause) {
-      throw new PostgresError(
-        `appending ${event.type} ${event.id} to the outbox of "${this.schema}" failed: ${String(cause)}`,
-        { cause },
-      );
+      throw postgresError(`appending ${event.type} ${event.id} to the outbox of "${this.schema}"`, cause);
     }
     return event;
   }
@@ -133,10 +130,7 @@ export class Outbox {
     try {
       await client.query(this.#insertMany, [keys, channel, ...rest]);
     } catch (cause) {
-      throw new PostgresError(
-        `appending ${events.length} events to the outbox of "${this.schema}" failed: ${String(cause)}`,
-        { cause },
-      );
+      throw postgresError(`appending ${events.length} events to the outbox of "${this.schema}"`, cause);
     }
     return events;
   }
@@ -144,12 +138,26 @@ export class Outbox {
   /**
    * Runs `work` in a transaction on a pooled client, commits, then wakes this process's relays so the
    * events go out at once rather than at the next poll. Rolls back (and rethrows) if `work` throws.
+   * When the database is unreachable or the connection breaks, throws `PostgresUnavailableError`
+   * (a `PostgresError`): nothing of the transaction is kept, unless the connection broke while its
+   * COMMIT was in flight.
    */
   async transaction<R>(work: (client: PoolClient) => Promise<R>): Promise<R> {
-    const client = await this.#pool.connect();
+    const doing = `an outbox transaction on "${this.schema}"`;
+    let client: PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (cause) {
+      throw postgresError(doing, cause);
+    }
     let broken = false;
     try {
-      await client.query('BEGIN');
+      try {
+        await client.query('BEGIN');
+      } catch (cause) {
+        broken = true;
+        throw postgresError(doing, cause);
+      }
       let result: R;
       try {
         result = await work(client);
@@ -159,7 +167,12 @@ export class Outbox {
         });
         throw error;
       }
-      await client.query('COMMIT');
+      try {
+        await client.query('COMMIT');
+      } catch (cause) {
+        broken = true;
+        throw postgresError(`committing ${doing}`, cause, { committing: true });
+      }
       this.nudge();
       return result;
     } finally {
