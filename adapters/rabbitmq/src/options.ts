@@ -61,6 +61,14 @@ export interface RabbitMqAdapterOptions {
    */
   publishWaitMs?: number;
   /**
+   * How long one declaration (exchange, queues, bindings, `basic.consume`) may go unanswered before the
+   * connection it runs on is replaced and the declaration tried again, ms. RabbitMQ 3.10 leaves a declare
+   * or consume on a quorum queue whose replica is still starting after a restart unanswered for about a
+   * minute, then closes the whole connection (541); meanwhile every other declaration on that channel
+   * waits behind it. Default 15000.
+   */
+  declareTimeoutMs?: number;
+  /**
    * The group queues' `x-delivery-limit`: deliveries that end without a settlement (a consumer that
    * crashes or loses its connection mid-handler, or a release) before the broker dead-letters the
    * message. A backstop against crash loops, not the retry policy. Fixed per queue once declared. Default 20.
@@ -103,6 +111,7 @@ export interface ResolvedOptions {
   readonly reconnectInitialDelayMs: number;
   readonly reconnectMaxDelayMs: number;
   readonly publishWaitMs: number;
+  readonly declareTimeoutMs: number;
   readonly deliveryLimit: number;
   readonly maxMessageBytes: number;
   readonly prefix: string;
@@ -180,6 +189,7 @@ export function resolveOptions(url: string, options: RabbitMqAdapterOptions): Re
       Math.max(5_000, reconnectInitialDelayMs),
     ),
     publishWaitMs: integer(options.publishWaitMs, 'publishWaitMs', 0, 3_600_000, 30_000),
+    declareTimeoutMs: integer(options.declareTimeoutMs, 'declareTimeoutMs', 100, 3_600_000, 15_000),
     deliveryLimit: integer(options.deliveryLimit, 'deliveryLimit', 1, 1_000_000, 20),
     maxMessageBytes: integer(
       options.maxMessageBytes,

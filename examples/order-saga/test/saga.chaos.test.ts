@@ -23,6 +23,8 @@ const SEED = 7;
 const SETTLE_TIMEOUT_MS = 120_000;
 /** The surviving replica must take over a killed one's events within the broker's redelivery time, not after a stall. */
 const TAKEOVER_MS = 60_000;
+/** Past its own settle timeout a run must have ended; if not, the test fails with what the process said. */
+const FINISH_MS = SETTLE_TIMEOUT_MS + 60_000;
 
 type Outcome = Omit<ReturnType<typeof comparable>, 'retries' | 'incidents'>;
 const outcome = (summary: SagaSummary): Outcome => {
@@ -39,6 +41,8 @@ interface SagaChild {
   /** Resolves once the process reported it is starting. */
   readonly starting: Promise<void>;
   output(): string;
+  /** The summary, or a rejection carrying the process's output if it has not ended within `ms`. */
+  finished(ms: number): Promise<SagaSummary>;
 }
 
 /** The saga in its own process (as `wharf saga` runs it), reporting progress. */
@@ -87,6 +91,16 @@ function startSaga(url: string, args: readonly string[], env: Record<string, str
     settled: (count) =>
       settledCount >= count ? Promise.resolve() : new Promise((resolve) => waiters.push({ count, resolve })),
     output: () => stderr,
+    finished: (ms) => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`the saga process has not ended after ${ms} ms; its output:\n${stderr.slice(-8000)}`)),
+          ms,
+        );
+      });
+      return Promise.race([summary, late]).finally(() => clearTimeout(timer));
+    },
   };
 }
 
@@ -179,7 +193,7 @@ describe.each(['rabbitmq', 'kafka', 'nats'] as const)('the saga under faults on 
       await new Promise((resolve) => setTimeout(resolve, 2_000));
       await broker.start();
       const backAt = Date.now();
-      const summary = await saga.summary;
+      const summary = await saga.finished(FINISH_MS);
       console.info(
         `[saga chaos] ${kind}: broker killed at ${ORDERS / 4} settled orders, back after ${backAt - killedAt} ms; ` +
           `run ${summary.timings.durationMs} ms, ended ${Date.now() - backAt} ms after the broker was back; ` +
@@ -204,7 +218,7 @@ describe.each(['rabbitmq', 'kafka', 'nats'] as const)('the saga under faults on 
       await new Promise((resolve) => setTimeout(resolve, 2_000));
       await broker.start();
       const backAt = Date.now();
-      const summary = await saga.summary;
+      const summary = await saga.finished(FINISH_MS);
       console.info(
         `[saga chaos] ${kind}: broker killed at start-up, back after ${backAt - killedAt} ms; ` +
           `run ${summary.timings.durationMs} ms; unsettled ${summary.unsettled}, incidents ${summary.incidents}` +
