@@ -14,11 +14,12 @@ import {
   type SubscribeRequest,
   UnknownGroupError,
   type WireMessage,
+  withTimeout,
 } from '@wharf/core';
 import { readBacklog } from './backlog.js';
 import { type ClientAdmin, type ClientProducer, createClient, type KafkaClient } from './client.js';
 import { readDeadLetters } from './dead-letters.js';
-import { toWharfError, unreachable, whileUnreachable, within } from './errors.js';
+import { toWharfError, unreachable, whileUnreachable } from './errors.js';
 import { ADAPTER_NAME, type KafkaAdapterOptions, type ResolvedKafkaOptions, resolveOptions } from './options.js';
 import { Publisher } from './publisher.js';
 import { Subscriber } from './subscriber.js';
@@ -120,7 +121,7 @@ export class KafkaAdapter implements Adapter {
           throw toWharfError(error, { where: o.where, doing: 'connecting' });
         }
       })();
-      this.#connecting = within(work, o.connectTimeoutMs, () =>
+      this.#connecting = withTimeout(work, o.connectTimeoutMs, () =>
         unreachable(o.where, `connecting (no answer within ${o.connectTimeoutMs} ms, connectTimeoutMs)`),
       );
       this.#connecting.then(
@@ -239,7 +240,7 @@ export class KafkaAdapter implements Adapter {
         // Bounded: with the broker gone, kafkajs' disconnect can wait for requests that never end,
         // and a service that cannot close never exits (seen: >9 min after a broker kill -9).
         const bound = (work: Promise<void>): Promise<void> =>
-          within(work, 10_000, () => new Error('disconnect timeout')).catch(() => undefined);
+          withTimeout(work, 10_000, () => new Error('disconnect timeout')).catch(() => undefined);
         await Promise.all([bound(connected.producer.disconnect()), bound(connected.admin.disconnect())]);
       }
     })();

@@ -3,7 +3,7 @@
  * below, so replacing kafkajs (unmaintained since 2023) with another client touches this file only.
  */
 import type { ConnectionOptions } from 'node:tls';
-import type { Logger } from '@wharf/core';
+import { type Logger, withTimeout } from '@wharf/core';
 import kafkajs from 'kafkajs';
 import { type EvictMember, memberEvictor } from './evict.js';
 
@@ -455,14 +455,6 @@ function wrapAdmin(admin: kafkajs.Admin): ClientAdmin {
 const EVICT_TIMEOUT_MS = 3_000;
 const EVICT_ATTEMPTS = 8;
 
-function bounded<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
-
 /** Delays before restarting a crashed consumer: doubling from the first, reset by a join. */
 const RESTART_FIRST_MS = 500;
 // The next attempt after the broker is back waits up to this: with 10 s, a broker restart of
@@ -554,7 +546,11 @@ export function wrapConsumer(
     const target = stale;
     if (evict === undefined || target === undefined) return;
     try {
-      await bounded(evict(settings.groupId, target), EVICT_TIMEOUT_MS);
+      await withTimeout(
+        evict(settings.groupId, target),
+        EVICT_TIMEOUT_MS,
+        () => new Error(`no answer within ${EVICT_TIMEOUT_MS} ms`),
+      );
     } catch (error) {
       if ((error as { type?: unknown }).type !== 'UNKNOWN_MEMBER_ID' && ++evictFailures < EVICT_ATTEMPTS) throw error;
     }

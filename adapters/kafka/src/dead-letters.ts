@@ -4,10 +4,10 @@
  * an older one stays (e.g. an undecodable one is kept during a replay) is marked removed by a small
  * marker record (`wharf-dl-removed: <offset>`) in the same partition, which later reads honour.
  */
-import { DEAD_LETTER_HEADERS, type StoredDeadLetter, TimeoutError } from '@wharf/core';
+import { DEAD_LETTER_HEADERS, type StoredDeadLetter, TimeoutError, withTimeout } from '@wharf/core';
 import type { ClientAdmin, ClientConsumer, IncomingRecord, KafkaClient, OutgoingRecord } from './client.js';
 import { decode, headerText } from './codec.js';
-import { within } from './errors.js';
+
 import { ADAPTER_NAME, type ResolvedKafkaOptions } from './options.js';
 import type { Publisher } from './publisher.js';
 import type { Topology } from './topology.js';
@@ -113,7 +113,7 @@ async function collect(
     }
     if (left.size === 0) complete();
   });
-  await within(
+  await withTimeout(
     done,
     timeoutMs,
     () => new TimeoutError(ADAPTER_NAME, `reading the dead-letter topic ${topic} took more than ${timeoutMs} ms`),

@@ -63,19 +63,6 @@ export function toWharfError(
   }
 }
 
-/** Rejects with `make()` if `work` does not settle within `ms`. */
-export async function within<T>(work: Promise<T>, ms: number, make: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(make()), ms);
-  });
-  try {
-    return await Promise.race([work, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Whether an error means the brokers could not be reached (typed already, or from the client). */

@@ -1,7 +1,14 @@
-import { type Logger, MessageTooLargeError, PublishError, type WharfError, type WireMessage } from '@wharf/core';
+import {
+  type Logger,
+  MessageTooLargeError,
+  PublishError,
+  type WharfError,
+  type WireMessage,
+  withTimeout,
+} from '@wharf/core';
 import { type ClientAdmin, type ClientProducer, classifyError, type OutgoingRecord } from './client.js';
 import { encode, recordSize } from './codec.js';
-import { toWharfError, within } from './errors.js';
+import { toWharfError } from './errors.js';
 import { ADAPTER_NAME, type ResolvedKafkaOptions } from './options.js';
 import type { Topology } from './topology.js';
 
@@ -110,7 +117,7 @@ export class Publisher {
       else byTopic.set(item.topic, [...item.records]);
     }
     const batch = [...byTopic].map(([topic, records]) => ({ topic, records }));
-    return within(
+    return withTimeout(
       this.producer.send(batch),
       this.options.publishTimeoutMs,
       () =>

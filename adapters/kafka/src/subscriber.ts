@@ -9,6 +9,7 @@ import {
   type RetryInstruction,
   retryHeaders,
   type SubscribeRequest,
+  withTimeout,
 } from '@wharf/core';
 import type {
   ClientAdmin,
@@ -22,7 +23,7 @@ import { copyHeaders, DUE_HEADER, ORIGIN_HEADER } from './codec.js';
 import { OffsetCommits } from './commits.js';
 import { countDelivery, crashLoopInfo, type ProbeContext, uncountDelivery } from './crash-loop.js';
 import { attemptOf, commitTarget, Item, type RecordWriter, Slots } from './delivery.js';
-import { whileUnreachable, within } from './errors.js';
+import { whileUnreachable } from './errors.js';
 import { type Reporter, reporter } from './incidents.js';
 import { ADAPTER_NAME, type ResolvedKafkaOptions } from './options.js';
 import { dueOf, PartitionPauses } from './pauses.js';
@@ -186,7 +187,11 @@ export class Subscriber implements AdapterSubscription {
       () => this.#stopping,
     );
     try {
-      await within(firstJoin, options.sessionTimeoutMs + options.connectTimeoutMs, () => new Error('join timeout'));
+      await withTimeout(
+        firstJoin,
+        options.sessionTimeoutMs + options.connectTimeoutMs,
+        () => new Error('join timeout'),
+      );
     } catch {
       logger.warn(`[wharf] [kafka] ${this.#groupId} has not joined its group yet; it keeps trying in the background`);
     }
@@ -520,14 +525,14 @@ export class Subscriber implements AdapterSubscription {
     await this.stop();
     const closing = this.#closed as Promise<void>;
     try {
-      await within(closing, timeoutMs, () => new Error('close timeout'));
+      await withTimeout(closing, timeoutMs, () => new Error('close timeout'));
     } catch {
       this.#deps.logger.warn(
         `[wharf] [kafka] handlers on ${this.#groupId} did not finish within ${timeoutMs} ms; leaving the group anyway (their events are redelivered)`,
       );
       this.#abandoned = true;
       for (const wake of [...this.#waiting]) wake();
-      await within(
+      await withTimeout(
         this.#consumer?.disconnect() ?? Promise.resolve(),
         10_000,
         () => new Error('disconnect timeout'),

@@ -18,9 +18,10 @@ import {
   type NormalizedRetryPolicy,
   retryTiers,
   TopologyError,
+  withTimeout,
 } from '@wharf/core';
 import { type ClientAdmin, type CommittedOffset, classifyError, type KafkaClient, type TopicSpec } from './client.js';
-import { missingTopics, toWharfError, whileUnreachable, within } from './errors.js';
+import { missingTopics, toWharfError, whileUnreachable } from './errors.js';
 import { ADAPTER_NAME, type ResolvedKafkaOptions } from './options.js';
 
 /** Kafka's limit on a topic name (and, for symmetry, on the consumer groups we name). */
@@ -338,7 +339,7 @@ export class Topology {
       const topicList = [...new Set(missing.map((m) => m.topic))];
       // Nothing is consumed: batches are left unresolved and the group is left at once.
       await consumer.run(topicList, async () => {});
-      await within(joined, this.options.connectTimeoutMs * 3, () => new Error(`joining ${groupId} timed out`));
+      await withTimeout(joined, this.options.connectTimeoutMs * 3, () => new Error(`joining ${groupId} timed out`));
       consumer.pause(topicList.map((topic) => ({ topic })));
       // End offsets read after joining: anything published once declare() resolves is kept.
       const commits = await startsFromNow(

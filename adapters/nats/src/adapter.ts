@@ -18,6 +18,7 @@ import {
   type SubscribeRequest,
   TopologyError,
   type WireMessage,
+  withTimeout,
 } from '@wharf/core';
 import { readBacklog } from './backlog.js';
 import { readDeadLetters, writeDeadLetter } from './dead-letters.js';
@@ -114,6 +115,7 @@ export class NatsAdapter implements Adapter {
       // A connection that completes after we gave up must not linger.
       nc = await withTimeout(connecting, o.connectTimeoutMs + 1_000, () => {
         connecting.then((late) => late.close()).catch(() => {});
+        return new Error(`no connection within ${o.connectTimeoutMs + 1_000} ms`);
       });
     } catch (error) {
       throw connectError(error, o.display, o.connectTimeoutMs);
@@ -121,7 +123,7 @@ export class NatsAdapter implements Adapter {
     try {
       const jsm = await jetstreamManager(nc, { timeout: o.connectTimeoutMs });
       const js = jetstream(nc, { timeout: o.publishTimeoutMs });
-      const requests = new Requests(nc);
+      const requests = new Requests(nc, () => void this.#checkLink(nc, 'publishes went unanswered'));
       const retention = new Retention(jsm, this.#logger, o.purgeIntervalMs, nc.info?.version, (removed) =>
         this.#reportRemoved(removed),
       );
@@ -187,14 +189,16 @@ export class NatsAdapter implements Adapter {
   }
 
   /**
-   * A stalled pull (no message nor heartbeat) on a connection nats.js still calls open: is the server
-   * reading it? A link that dropped bytes (a black hole that healed) can leave the protocol out of step
-   * in either direction, so requests on it (the consumer's redeclare) vanish, and nats.js notices only
-   * when two of its PINGs go unanswered: up to 10 s later. One PING answered within LINK_CHECK_MS says
-   * the link is fine; otherwise the connection is replaced now (the reconnect makes every subscriber
-   * pull anew). Subscribers that stall together share one check.
+   * The one connection-health check, for consumers and producers alike: a stalled pull (no message nor
+   * heartbeat), or a publish refused because the server left a PING unanswered for 5 s, on a
+   * connection nats.js still calls open: is the server reading it? A link that dropped bytes (a black
+   * hole that healed) can leave the protocol out of step in either direction, so requests on it (the
+   * consumer's redeclare, every PubAck) vanish, and nats.js notices only when two of its PINGs go
+   * unanswered: up to 10 s later. One PING answered within LINK_CHECK_MS says the link is fine;
+   * otherwise the connection is replaced now (the reconnect resends waiting publishes and makes every
+   * subscriber pull anew). Callers that see trouble together share one check.
    */
-  #checkLink(nc: NatsConnection): Promise<boolean> {
+  #checkLink(nc: NatsConnection, after: string): Promise<boolean> {
     this.#linkCheck ??= (async () => {
       let timer: NodeJS.Timeout | undefined;
       const answered = await Promise.race([
@@ -208,7 +212,7 @@ export class NatsAdapter implements Adapter {
       ]).finally(() => clearTimeout(timer));
       if (!answered && !nc.isClosed() && !this.#closing) {
         this.#logger.warn(
-          `[wharf] [nats] the server did not answer a PING within ${LINK_CHECK_MS} ms after a stalled pull; replacing the connection to ${this.#options.display}`,
+          `[wharf] [nats] the server did not answer a PING within ${LINK_CHECK_MS} ms after ${after}; replacing the connection to ${this.#options.display}`,
         );
         await nc.reconnect().catch(() => undefined);
       }
@@ -268,7 +272,7 @@ export class NatsAdapter implements Adapter {
         names,
         durable,
         dlqSubject: subject,
-        checkLink: () => this.#checkLink(nc),
+        checkLink: () => this.#checkLink(nc, 'a stalled pull'),
         redeclare: async () => {
           await declare();
         },
@@ -436,15 +440,4 @@ async function streamMissing(jsm: JetStreamManager, stream: string): Promise<boo
   } catch (error) {
     return isStreamNotFound(error);
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      onTimeout();
-      reject(new Error(`no connection within ${ms} ms`));
-    }, ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -72,8 +72,16 @@ export class Requests {
   #probes: number[] = [];
   #probedAt = 0;
 
-  constructor(nc: NatsConnection) {
+  readonly #onNotReading: () => void;
+
+  /**
+   * @param onNotReading called while the server is not reading (a PING unanswered for 5 s with requests
+   *   refused or waiting), up to four times a second: the owner checks the link and replaces the connection if it is out of step (a healed black hole),
+   *   instead of waiting for nats.js's own PINGs (up to `pingInterval × maxPingOut` later).
+   */
+  constructor(nc: NatsConnection, onNotReading: () => void = () => {}) {
     this.#nc = nc;
+    this.#onNotReading = onNotReading;
     this.#prefix = `${createInbox()}.`;
     this.#sub = nc.subscribe(`${this.#prefix}*`, { callback: (_error, msg) => this.#answer(msg) });
     this.#sweep = setInterval(() => this.#expire(), 250);
@@ -116,6 +124,11 @@ export class Requests {
   #expire(): void {
     if (this.#pending.size === 0 && this.#confirming.size === 0) return;
     const now = Date.now();
+    // Requests wait for replies while the server has not answered a PING for long: a producer whose
+    // window is full sends nothing new, so no refusal would ever raise it. Requests written just after
+    // an answered probe have none of their own: probe for them here.
+    if (this.#probes.length === 0 && this.#pending.size > 0) this.#probeServer();
+    else if (this.#probes.length > 0 && now - (this.#probes[0] as number) > NOT_READING_MS) this.#onNotReading();
     for (const [id, pending] of this.#pending) {
       if (pending.deadline > now) continue;
       this.#pending.delete(id);
@@ -194,6 +207,7 @@ export class Requests {
         `the server has not answered a PING for ${silentMs} ms: it is not reading this connection (paused, or the link is cut) and the request was not sent`,
       );
       for (const item of requests) if (this.#pending.delete(item.id)) item.reject(error);
+      this.#onNotReading();
     }
     for (const item of refused ? [] : requests) {
       try {

@@ -19,13 +19,14 @@ import {
 import type { ChannelModel, Options } from 'amqplib';
 import { readBacklog } from './backlog.js';
 import { encodeProperties, toBuffer } from './codec.js';
-import { ChannelSlot, Link } from './connection.js';
+import { ChannelSlot, dropConnection, Link } from './connection.js';
 import { readDeadLetters } from './dead-letters.js';
-import { COMPONENT, replyCode } from './errors.js';
+import { COMPONENT, replyCode, scrub } from './errors.js';
 import { type RabbitMqAdapterOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { Publisher } from './publisher.js';
 import { RabbitSubscription } from './subscriber.js';
 import { declareGroup, exchangeName, groupNames } from './topology.js';
+import { bounded } from './watchdog.js';
 
 export const ADAPTER_NAME = 'rabbitmq';
 
@@ -74,18 +75,27 @@ export class RabbitMqAdapter implements Adapter {
     this.#consumeTopology = new ChannelSlot(this.#consumeLink);
     this.#publisher = new Publisher(this.#publishLink, this.#publishTopology, this.#options, this.#logger);
     this.#consumeLink.onUp(async (model) => {
-      for (const sub of this.#subscriptions) {
-        try {
-          await sub.start(model);
-        } catch (error) {
-          // The connection dropped again: the link starts over. Anything else (a queue redeclared
-          // elsewhere with other arguments) would fail on every attempt: report it, keep the others.
-          if (this.#consumeLink.model !== model) throw error;
-          this.#logger.error(
-            `[wharf] [rabbitmq] cannot resume the subscription ${sub.describe()} after reconnecting: ${(error as Error).message}`,
-          );
-        }
-      }
+      // All at once and each bounded, because the link is not ready (no subscribe, no declare on it)
+      // until this hook returns: one queue the broker leaves unanswered (a quorum queue whose replica
+      // is still starting after a restart) must not hold up every other subscription.
+      const outcomes = await Promise.allSettled(
+        [...this.#subscriptions].map((sub) =>
+          bounded(sub.start(model), this.#options.declareTimeoutMs, `resuming ${sub.describe()}`).catch(
+            (error: unknown) => {
+              // The connection dropped again: the link starts over.
+              if (this.#consumeLink.model !== model) throw error;
+              // Anything else (also a queue redeclared elsewhere with other arguments) is retried on
+              // this connection with backoff and logged, while the other subscriptions resume now.
+              this.#logger.error(
+                `[wharf] [rabbitmq] cannot resume the subscription ${sub.describe()} after reconnecting: ${(error as Error).message}; retrying`,
+              );
+              void sub.resume(model);
+            },
+          ),
+        ),
+      );
+      const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+      if (failed) throw failed.reason;
     });
   }
 
@@ -167,10 +177,17 @@ export class RabbitMqAdapter implements Adapter {
       model ??= await link.ready(Math.max(0, deadline - Date.now()));
       if (!model) throw this.#notConnected(what);
       try {
-        await work(model);
+        await this.#answered(what, link, model, work(model));
         return;
       } catch (error) {
-        if (this.#closing || !transientDeclareFailure(error) || Date.now() + delay > deadline) throw error;
+        if (this.#closing || !transientDeclareFailure(error)) throw error;
+        if (Date.now() + delay > deadline) {
+          throw new TopologyError(
+            COMPONENT,
+            `cannot ${what}: RabbitMQ did not complete it within ${this.#options.publishWaitMs} ms (publishWaitMs) over ${attempt} attempt(s); last failure: ${scrub((error as Error).message, this.#options.password)}`,
+            { cause: error },
+          );
+        }
         this.#logger.debug(
           `[wharf] [rabbitmq] ${what}: attempt ${attempt} failed (${(error as Error).message}); retrying in ${delay} ms`,
         );
@@ -179,6 +196,31 @@ export class RabbitMqAdapter implements Adapter {
       delay = Math.min(delay * 2, this.#options.reconnectMaxDelayMs);
       model = undefined;
     }
+  }
+
+  /**
+   * Waits for one declaration attempt, at most `declareTimeoutMs`. Past that the broker is not going to
+   * answer soon (see the option): the connection is replaced, which fails the attempt (retried on the
+   * new connection) and frees every declaration queued behind it.
+   */
+  async #answered(what: string, link: Link, model: ChannelModel, attempt: Promise<void>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), this.#options.declareTimeoutMs);
+    });
+    attempt.catch(() => undefined);
+    try {
+      if ((await Promise.race([attempt, late])) !== 'late') return;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (link.model === model) {
+      this.#logger.warn(
+        `[wharf] [rabbitmq] ${what}: RabbitMQ left it unanswered for ${this.#options.declareTimeoutMs} ms (declareTimeoutMs; a quorum queue still starting after a restart does this); replacing the connection and trying again`,
+      );
+      dropConnection(model, new Error(`${what}: no answer within ${this.#options.declareTimeoutMs} ms`));
+    }
+    throw new Error(`no answer within ${this.#options.declareTimeoutMs} ms`);
   }
 
   async subscribe(

@@ -1,6 +1,6 @@
 import type { Logger } from '@wharf/core';
 import type { ChannelModel } from 'amqplib';
-import type { Link } from './connection.js';
+import { dropConnection, type Link } from './connection.js';
 
 /**
  * Publisher confirms carry no message id: amqplib numbers publishes itself and the broker numbers
@@ -84,10 +84,8 @@ export class ConfirmWatchdog {
     this.#logger.warn(
       `[wharf] [rabbitmq] ${this.#outstanding()} publishes outstanding and nothing received (no confirm, no heartbeat) for ${silentMs} ms on a connection that is not blocked: the link is silently losing data; dropping the publish connection so they are re-sent on a new one`,
     );
-    // Destroy the socket rather than close(): a close handshake would wait on the same silent link,
-    // and no byte that arrives from now on may be read as a confirm.
-    const stream = (model.connection as unknown as { stream?: { destroy?: (error?: Error) => void } }).stream;
-    if (typeof stream?.destroy === 'function') stream.destroy(new Error(`no publisher confirm for ${silentMs} ms`));
-    else void model.close().catch(() => undefined);
+    // No close handshake: it would wait on the same silent link, and no byte that arrives from now on
+    // may be read as a confirm.
+    dropConnection(model, new Error(`no publisher confirm for ${silentMs} ms`));
   }
 }

@@ -18,6 +18,17 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * Startup makes bounded attempts and fails with a typed error; after that, reconnection retries
  * with capped exponential backoff until `close()`.
  */
+/**
+ * Destroys `model`'s socket now, with no close handshake: the broker is not answering (a handshake would
+ * wait on the same silence) or no byte that arrives from now on may be read. The link sees the
+ * connection close and reconnects.
+ */
+export function dropConnection(model: amqp.ChannelModel, reason: Error): void {
+  const stream = (model.connection as unknown as { stream?: { destroy?: (error?: Error) => void } }).stream;
+  if (typeof stream?.destroy === 'function') stream.destroy(reason);
+  else void model.close().catch(() => undefined);
+}
+
 export class Link {
   readonly #options: ResolvedOptions;
   readonly #logger: Logger;

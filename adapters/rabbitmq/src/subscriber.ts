@@ -223,10 +223,7 @@ export class RabbitSubscription implements AdapterSubscription {
 
   #onMessage(consumer: Consumer, message: ConsumeMessage | null): void {
     if (message === null) {
-      // basic.cancel from the broker: the queue was deleted. Nothing more will come on this consumer.
-      this.#ctx.logger.warn(
-        `[wharf] [rabbitmq] the broker cancelled the consumer of "${this.names.queue}" (queue deleted?); subscribe again to recreate it`,
-      );
+      void this.#onCancelled(consumer);
       return;
     }
     noteDelivery(consumer);
@@ -304,6 +301,30 @@ export class RabbitSubscription implements AdapterSubscription {
    * redelivered copy waits for the running handler).
    */
   async #recycle(watched: Watched, evidence: StallEvidence): Promise<void> {
+    await this.#replace(
+      watched,
+      `the consumer of queue "${evidence.queue}" received nothing for ${evidence.idleMs} ms with ${evidence.unsettled} of ${evidence.prefetch} prefetch slots in use while the queue held ${evidence.ready} ready messages: the broker is waiting for acks of deliveries this client never received; closing its channel (the broker requeues them) and consuming again`,
+      { ...evidence },
+    );
+  }
+
+  /**
+   * basic.cancel from the broker: the queue was deleted, or (a quorum queue) its replica restarted
+   * under the consumer, as after a broker restart while the client was already back. Nothing more
+   * comes on this consumer, while the channel still holds what it delivered, so a subscription that
+   * only logged it stalled for good, silently. The same remedy as a stall: close the channel (what it
+   * held goes back to the queue) and consume again, redeclaring the queue if it is gone.
+   */
+  async #onCancelled(consumer: Consumer): Promise<void> {
+    await this.#replace(
+      consumer,
+      `the broker cancelled the consumer of queue "${this.names.queue}" (queue deleted, or its replica restarted) with ${consumer.unsettled} deliveries unsettled; closing its channel (the broker requeues them) and consuming again`,
+      { queue: this.names.queue, unsettled: consumer.unsettled },
+    );
+  }
+
+  /** Reports the incident, closes the consumer's channel and consumes again on a new one. */
+  async #replace(watched: Watched, message: string, details: Record<string, unknown>): Promise<void> {
     const consumer = this.#consumer;
     const model = await this.#ctx.link.ready(0);
     if (consumer !== watched || !consumer.open || this.#stopped || !model) return;
@@ -319,19 +340,45 @@ export class RabbitSubscription implements AdapterSubscription {
       component: COMPONENT,
       channel: request.channel,
       group: request.group,
-      message: `the consumer of queue "${evidence.queue}" received nothing for ${evidence.idleMs} ms with ${evidence.unsettled} of ${evidence.prefetch} prefetch slots in use while the queue held ${evidence.ready} ready messages: the broker is waiting for acks of deliveries this client never received; closing its channel (the broker requeues them) and consuming again`,
-      details: { ...evidence, consumerTag: consumer.tag },
+      message,
+      details: { ...details, consumerTag: consumer.tag },
     });
     consumer.acks.flush();
     try {
-      await bounded(consumer.channel.close(), this.#ctx.options.consumerWatchdogMs, 'closing the stalled channel');
+      await bounded(consumer.channel.close(), this.#ctx.options.consumerWatchdogMs || 5_000, 'closing the channel');
     } catch (error) {
       // No close-ok: the link itself is not answering; a new connection settles it for every consumer.
       logger.warn(`[wharf] [rabbitmq] ${(error as Error).message}; reconnecting the consume connection`);
       await model.close().catch(() => undefined);
       return;
     }
-    if (!this.#stopped && this.#ctx.link.model === model) await this.start(model);
+    await this.resume(model);
+  }
+
+  /**
+   * Starts consuming on `model` again, retrying with capped backoff while it stays the live
+   * connection: a redeclare can fail for a while after a broker restart (a quorum queue whose replica
+   * is still starting), and a subscription that gave up after one failure would never consume again.
+   * A dropped connection ends the loop; the reconnection hook starts over on the next one.
+   */
+  async resume(model: ChannelModel): Promise<void> {
+    let delay = 100;
+    for (let attempt = 1; ; attempt++) {
+      if (this.#stopped || this.#ctx.closing() || this.#ctx.link.model !== model) return;
+      try {
+        await this.start(model);
+        return;
+      } catch (error) {
+        if (this.#stopped || this.#ctx.link.model !== model) return;
+        const log = attempt === 1 || attempt % 10 === 0 ? this.#ctx.logger.error : this.#ctx.logger.debug;
+        log.call(
+          this.#ctx.logger,
+          `[wharf] [rabbitmq] cannot consume ${this.describe()} again (attempt ${attempt}, next in ${delay} ms): ${scrub((error as Error).message, this.#ctx.options.password)}`,
+        );
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, 5_000);
+      }
+    }
   }
 
   /** Stops taking messages: cancels the consumer, returns undelivered ones; the channel closes once all handed-over ones are settled. */

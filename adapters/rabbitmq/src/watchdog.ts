@@ -1,4 +1,4 @@
-import type { Logger } from '@wharf/core';
+import { type Logger, withTimeout } from '@wharf/core';
 import type { Channel } from 'amqplib';
 import type { Link } from './connection.js';
 
@@ -158,11 +158,7 @@ export class ConsumerWatchdog {
   }
 }
 
-/** Rejects when `work` takes longer than `ms`; `work` itself goes on. */
+/** Rejects when `work` takes longer than `ms`, naming `what`; `work` itself goes on. */
 export function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} got no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+  return withTimeout(work, ms, () => new Error(`${what} got no answer within ${ms} ms`));
 }

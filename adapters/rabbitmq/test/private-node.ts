@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '@wharf/chaos';
+import { brokersRequired } from '@wharf/conformance';
 import * as amqp from 'amqplib';
 
 const run = promisify(execFile);
@@ -21,6 +22,9 @@ const BIN = process.env.WHARF_RABBITMQ_BIN ?? '/usr/lib/rabbitmq/bin';
 export const privateNodeUnavailable: string | undefined = existsSync(join(BIN, 'rabbitmq-server'))
   ? undefined
   : `no RabbitMQ server scripts in ${BIN} (set WHARF_RABBITMQ_BIN)`;
+if (privateNodeUnavailable && brokersRequired()) {
+  throw new Error(`[wharf] rabbitmq fault tests need a private node: ${privateNodeUnavailable}`);
+}
 
 /**
  * A RabbitMQ node of our own, on free ports, with its data in a temporary directory: the target of

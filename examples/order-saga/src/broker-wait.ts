@@ -10,10 +10,12 @@ import {
   MessageTooLargeError,
   UnroutableError,
 } from '@wharf/core';
+import { PostgresError } from '@wharf/postgres';
 import { SagaUsageError } from './errors.js';
 
 /**
- * Errors no retry can fix: bad configuration or input, a closed bus. Anything else a broker call
+ * Errors no retry can fix: bad configuration or input, a closed bus, a failed outbox append (its
+ * transaction is aborted: the handler must fail, and the bus retries it in a new transaction). Anything else a broker call
  * throws (unreachable, connection lost, publish timeout, backpressure…) may pass once the broker
  * is back, so the saga waits for it instead of giving up on an order.
  */
@@ -27,6 +29,7 @@ export function isPermanent(error: unknown): boolean {
     InvalidEventError,
     InvalidUrlError,
     MessageTooLargeError,
+    PostgresError,
     SagaUsageError,
     UnroutableError,
   ].some((type) => error instanceof type);

@@ -29,6 +29,14 @@ export class SagaBrokerError extends WharfError {
   }
 }
 
+/** The PostgreSQL of `--store postgres` could not be reached or set up when the saga started. */
+export class SagaStoreError extends WharfError {
+  override readonly name = 'SagaStoreError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_WHARF_STORE_UNREACHABLE', 'saga', message, options);
+  }
+}
+
 const CONNECT_TIMEOUT_MS = 15_000;
 
 /**

@@ -10,9 +10,12 @@ import {
   type Stats,
 } from '@wharf/core';
 import { createTracing } from '@wharf/otel';
+import { createInbox, createOutbox } from '@wharf/postgres';
 import { busBacklog } from '@wharf/prometheus';
+import type pg from 'pg';
 import { connectOrExplain } from './errors.js';
 import { type MetricsEndpoint, type MetricsListen, mergeExpositions, ServiceMetrics, serveMetrics } from './metrics.js';
+import { OutboxBus } from './outbox-bus.js';
 import { startAuditService } from './services/audit.js';
 import { startInventoryService } from './services/inventory.js';
 import { startNotificationService } from './services/notification.js';
@@ -72,7 +75,16 @@ export interface HostOptions {
    * application registers the SDK (without one every span is a no-op). Default false.
    */
   tracing?: boolean;
+  /**
+   * `--store postgres`: the order, inventory and payment services handle each event in an inbox
+   * transaction and send through the outbox of `schema` (migrated), on `pool`; a relay (not started
+   * here) publishes the outbox. Their `stores` must then be PostgreSQL stores on the same pool.
+   */
+  postgres?: { pool: pg.Pool; schema: string };
 }
+
+/** Services whose state and events go through PostgreSQL with `--store postgres`. */
+export const TRANSACTIONAL: readonly ServiceName[] = ['order', 'inventory', 'payment'];
 
 /** Services running in this process. */
 export interface ServiceHost {
@@ -93,6 +105,11 @@ interface Instance {
   readonly bus: Bus;
   readonly ctx: ServiceContext;
   service: Service | undefined;
+}
+
+/** The order service with each `place` in a transaction: the order row and its `OrderPlaced` commit together. */
+function transactional(service: OrderService, bus: OutboxBus): OrderService {
+  return { ...service, place: (body, options) => bus.transaction(() => service.place(body, options)) };
 }
 
 /** Starts services, each instance on its own bus (its own connection and dedup store), as separate deployments would. */
@@ -155,7 +172,18 @@ export async function startHost(options: HostOptions): Promise<ServiceHost> {
         const instrumentation: Instrumentation[] = [];
         if (serviceMetrics) instrumentation.push(serviceMetrics.bus);
         if (options.tracing) instrumentation.push(createTracing());
-        const bus = createBus({ url: options.url, source: sourceOf(name), logger, instrumentation });
+        const busOptions = { url: options.url, source: sourceOf(name), logger, instrumentation };
+        const pg = TRANSACTIONAL.includes(name) ? options.postgres : undefined;
+        const outbox = pg && createOutbox(pg.pool, { schema: pg.schema, source: sourceOf(name) });
+        // The inbox's commit wakes this process's relay, so what the handler emitted goes out at once.
+        const bus =
+          pg && outbox
+            ? new OutboxBus(
+                busOptions,
+                outbox,
+                createInbox(pg.pool, { schema: pg.schema, afterCommit: () => outbox.nudge() }),
+              )
+            : createBus(busOptions);
         reader ??= bus;
         const ctx = createContext({
           metrics: serviceMetrics,
@@ -166,10 +194,13 @@ export async function startHost(options: HostOptions): Promise<ServiceHost> {
           concurrency: options.concurrency ?? 32,
           logger,
         });
+        if (bus instanceof OutboxBus) bus.onDuplicate = () => ctx.counters.duplicates++;
         const instance: Instance = { id: `${name}-${process.pid}-${n}`, bus, ctx, service: undefined };
         instances.push(instance);
         await connectOrExplain(bus, { waitMs: options.brokerWaitMs ?? 15_000, logger });
-        instance.service = await STARTERS[name](ctx);
+        const service = await STARTERS[name](ctx);
+        instance.service =
+          bus instanceof OutboxBus && name === 'order' ? transactional(service as OrderService, bus) : service;
       }
     }
   } catch (error) {

@@ -1,4 +1,4 @@
-export { SagaBrokerError, SagaUsageError, USAGE } from './errors.js';
+export { SagaBrokerError, SagaStoreError, SagaUsageError, USAGE } from './errors.js';
 export { formatSummary } from './format.js';
 export { createOrderApi } from './http.js';
 export type { RunningServices, ServicesOptions } from './run-services.js';

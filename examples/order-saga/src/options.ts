@@ -62,6 +62,19 @@ export interface SagaOptions {
    * provider (register the SDK first; see `scripts/trace-orders.ts`). Default false.
    */
   tracing?: boolean;
+  /**
+   * Where the order, inventory and payment services keep their state: `'memory'` (default, or the
+   * shared `stateDir` of a multi-process run) or `'postgres'`, where each handler runs in an inbox
+   * transaction and its events go through a transactional outbox and a relay (`@wharf/postgres`).
+   */
+  store?: 'memory' | 'postgres';
+  /** PostgreSQL of `store: 'postgres'`. Default `postgres://postgres@127.0.0.1:5432/test`. */
+  postgresUrl?: string;
+  /**
+   * Schema of `store: 'postgres'` (created and migrated if needed, kept after the run). Default: a
+   * schema of the run's own, `saga_<run id>`, dropped at the end, so runs sharing a database never meet.
+   */
+  postgresSchema?: string;
   /** Accepted so CLI flags pass straight through; runSaga never prints. */
   json?: boolean;
   onProgress?: (progress: SagaProgress) => void;
@@ -94,7 +107,13 @@ export interface Checked {
   metricsFile: string | undefined;
   metricsPort: number;
   tracing: boolean;
+  store: 'memory' | 'postgres';
+  postgresUrl: string;
+  postgresSchema: string | undefined;
 }
+
+/** The PostgreSQL of `--store postgres` when none is given: the local `test` database. */
+export const DEFAULT_POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
 
 export function checkOptions(options: SagaOptions): Checked {
   if (options === null || typeof options !== 'object') throw new SagaUsageError('runSaga needs an options object');
@@ -143,7 +162,32 @@ export function checkOptions(options: SagaOptions): Checked {
   const tracing = options.tracing === true;
   const metrics = options.metrics !== false;
   if (!metrics && metricsFile !== undefined) throw new SagaUsageError('--metrics-file needs the metrics on');
+  const store = options.store ?? 'memory';
+  if (store !== 'memory' && store !== 'postgres') {
+    throw new SagaUsageError(`--store must be memory or postgres, got ${JSON.stringify(store)}`);
+  }
+  if (store === 'postgres' && stateDir !== undefined) {
+    throw new SagaUsageError(
+      '--store postgres runs every service in this process (services in other processes or a --state-dir are not supported with it yet)',
+    );
+  }
+  const postgresUrl = options.postgresUrl ?? DEFAULT_POSTGRES_URL;
+  if (!/^postgres(ql)?:\/\//.test(postgresUrl)) {
+    throw new SagaUsageError(`--postgres-url must be a postgres:// URL, got ${JSON.stringify(postgresUrl)}`);
+  }
+  const postgresSchema = options.postgresSchema;
+  if (postgresSchema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(postgresSchema)) {
+    throw new SagaUsageError(
+      `--postgres-schema must be a lower-case SQL identifier (letters, digits, _), got ${JSON.stringify(postgresSchema)}`,
+    );
+  }
+  if (store === 'memory' && (options.postgresUrl !== undefined || postgresSchema !== undefined)) {
+    throw new SagaUsageError('--postgres-url and --postgres-schema need --store postgres');
+  }
   return {
+    store,
+    postgresUrl,
+    postgresSchema,
     metrics,
     url,
     orders,

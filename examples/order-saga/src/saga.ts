@@ -8,6 +8,7 @@ import { httpPlacer, type Placer } from './http.js';
 import { mergeExpositions, remoteMetrics, writeMetricsFile } from './metrics.js';
 import { observe } from './observe.js';
 import { checkOptions, type SagaOptions, type SagaProgress } from './options.js';
+import { openPostgresState, type PostgresState } from './postgres.js';
 import { type PlannedOrder, planOrders } from './scenario.js';
 import { fileStores } from './state/file-store.js';
 import { memoryStores } from './state/memory-store.js';
@@ -44,6 +45,8 @@ export async function runSaga(options: SagaOptions): Promise<SagaSummary> {
   const logger = consoleLogger(process.env.WHARF_LOG === 'debug' ? 'debug' : 'error');
   const coordinator = createBus({ url: o.url, source: 'urn:wharf:saga-coordinator', logger });
   let host: ServiceHost | undefined;
+  let postgres: PostgresState | undefined;
+  let relayBus: ReturnType<typeof createBus> | undefined;
   try {
     await connectOrExplain(coordinator, { waitMs: o.brokerWaitMs, logger });
     // Every group exists before the first order, so no event is unroutable or missed by a late subscriber.
@@ -55,7 +58,13 @@ export async function runSaga(options: SagaOptions): Promise<SagaSummary> {
       );
     }
 
-    const stores: Stores = o.stateDir ? fileStores(o.stateDir) : memoryStores();
+    if (o.store === 'postgres') {
+      postgres = await openPostgresState(o, runId, logger);
+      relayBus = createBus({ url: o.url, source: 'urn:wharf:saga-relay', logger });
+      await connectOrExplain(relayBus, { waitMs: o.brokerWaitMs, logger });
+      postgres.startRelay(relayBus);
+    }
+    const stores: Stores = postgres?.stores ?? (o.stateDir ? fileStores(o.stateDir) : memoryStores());
     const statsDir = o.stateDir ? join(o.stateDir, 'stats') : undefined;
     if (o.services.length > 0) {
       host = await startHost({
@@ -68,6 +77,7 @@ export async function runSaga(options: SagaOptions): Promise<SagaSummary> {
         brokerWaitMs: o.brokerWaitMs,
         metrics: o.metrics ? { port: o.metricsPort } : false,
         tracing: o.tracing,
+        ...(postgres ? { postgres: postgres.host } : {}),
         ...(o.namespace ? { namespace: o.namespace } : {}),
       });
     }
@@ -103,6 +113,8 @@ export async function runSaga(options: SagaOptions): Promise<SagaSummary> {
     return summary;
   } finally {
     await host?.close();
+    await postgres?.close();
+    await relayBus?.close();
     await coordinator.close();
   }
 }

@@ -23,6 +23,10 @@ const SEED = 7;
 const SETTLE_TIMEOUT_MS = 120_000;
 /** The surviving replica must take over a killed one's events within the broker's redelivery time, not after a stall. */
 const TAKEOVER_MS = 60_000;
+/** The mid-run broker kill comes once this many orders are placed (the first progress report). */
+const MIDRUN_PLACED = 100;
+/** Past its own settle timeout a run must have ended; if not, the test fails with what the process said. */
+const FINISH_MS = SETTLE_TIMEOUT_MS + 60_000;
 
 type Outcome = Omit<ReturnType<typeof comparable>, 'retries' | 'incidents'>;
 const outcome = (summary: SagaSummary): Outcome => {
@@ -36,9 +40,13 @@ interface SagaChild {
   readonly summary: Promise<SagaSummary>;
   /** Resolves once the run reported at least `settled` settled orders. */
   settled(settled: number): Promise<void>;
+  /** Resolves once the run reported at least `placed` placed orders (reported every 100). */
+  placed(placed: number): Promise<void>;
   /** Resolves once the process reported it is starting. */
   readonly starting: Promise<void>;
   output(): string;
+  /** The summary, or a rejection carrying the process's output if it has not ended within `ms`. */
+  finished(ms: number): Promise<SagaSummary>;
 }
 
 /** The saga in its own process (as `wharf saga` runs it), reporting progress. */
@@ -52,7 +60,9 @@ function startSaga(url: string, args: readonly string[], env: Record<string, str
   let stdout = '';
   let stderr = '';
   let settledCount = 0;
+  let placedCount = 0;
   const waiters: { count: number; resolve: () => void }[] = [];
+  const placedWaiters: { count: number; resolve: () => void }[] = [];
   let onStarting: () => void = () => {};
   const starting = new Promise<void>((resolve) => {
     onStarting = resolve;
@@ -66,6 +76,12 @@ function startSaga(url: string, args: readonly string[], env: Record<string, str
       if (line.startsWith('progress starting')) onStarting();
       const match = /^progress (?:settling|checking|done): ([\d,]+)\//.exec(line);
       if (match) settledCount = Math.max(settledCount, Number(match[1]!.replaceAll(',', '')));
+      const placing = /^progress placing: ([\d,]+)\//.exec(line);
+      if (placing) placedCount = Math.max(placedCount, Number(placing[1]!.replaceAll(',', '')));
+    }
+    for (const waiter of placedWaiters.filter((w) => placedCount >= w.count)) {
+      placedWaiters.splice(placedWaiters.indexOf(waiter), 1);
+      waiter.resolve();
     }
     for (const waiter of waiters.filter((w) => settledCount >= w.count)) {
       waiters.splice(waiters.indexOf(waiter), 1);
@@ -86,7 +102,19 @@ function startSaga(url: string, args: readonly string[], env: Record<string, str
     starting,
     settled: (count) =>
       settledCount >= count ? Promise.resolve() : new Promise((resolve) => waiters.push({ count, resolve })),
+    placed: (count) =>
+      placedCount >= count ? Promise.resolve() : new Promise((resolve) => placedWaiters.push({ count, resolve })),
     output: () => stderr,
+    finished: (ms) => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`the saga process has not ended after ${ms} ms; its output:\n${stderr.slice(-8000)}`)),
+          ms,
+        );
+      });
+      return Promise.race([summary, late]).finally(() => clearTimeout(timer));
+    },
   };
 }
 
@@ -173,15 +201,17 @@ describe.each(['rabbitmq', 'kafka', 'nats'] as const)('the saga under faults on 
   }, async () => {
     const saga = startSaga(broker.url, [], { WHARF_SAGA_NAMESPACE: testNamespace('midrun') });
     try {
-      await saga.settled(ORDERS / 4);
+      // While orders are still being placed: once a quarter had settled, a fast broker often had the
+      // rest settled before the kill landed, and the cell tested a broker restart after the run.
+      await saga.placed(MIDRUN_PLACED);
       await broker.kill();
       const killedAt = Date.now();
       await new Promise((resolve) => setTimeout(resolve, 2_000));
       await broker.start();
       const backAt = Date.now();
-      const summary = await saga.summary;
+      const summary = await saga.finished(FINISH_MS);
       console.info(
-        `[saga chaos] ${kind}: broker killed at ${ORDERS / 4} settled orders, back after ${backAt - killedAt} ms; ` +
+        `[saga chaos] ${kind}: broker killed at ${MIDRUN_PLACED} placed orders, back after ${backAt - killedAt} ms; ` +
           `run ${summary.timings.durationMs} ms, ended ${Date.now() - backAt} ms after the broker was back; ` +
           `unsettled ${summary.unsettled}, incidents ${summary.incidents}` +
           (summary.unsettled > 0 ? `; ${summary.invariants.settled.detail}` : ''),
@@ -196,15 +226,27 @@ describe.each(['rabbitmq', 'kafka', 'nats'] as const)('the saga under faults on 
   it('kill -9 of the broker at start-up: the saga waits for it and ends as undisturbed', {
     timeout: 240_000,
   }, async () => {
+    // RabbitMQ 3.10 cannot survive a kill in the middle of a quorum queue's declaration: the queue's
+    // record is stored but its Raft member never started, so after the restart every consume on it
+    // waits for a leader ("leader call - leader not known" in the broker log), times out after about a
+    // minute and closes the connection with 541, for good, while a passive declare still answers
+    // (0 messages). Only deleting the queue repairs it, which a client cannot safely do for a queue that
+    // may hold events. So on RabbitMQ the broker is down before the saga starts (its declarations wait
+    // for it); Kafka and NATS are killed while the saga declares.
+    const downFirst = kind === 'rabbitmq';
+    if (downFirst) await broker.kill();
+    let killedAt = Date.now();
     const saga = startSaga(broker.url, [], { WHARF_SAGA_NAMESPACE: testNamespace('startup') });
     try {
       await saga.starting;
-      await broker.kill();
-      const killedAt = Date.now();
+      if (!downFirst) {
+        await broker.kill();
+        killedAt = Date.now();
+      }
       await new Promise((resolve) => setTimeout(resolve, 2_000));
       await broker.start();
       const backAt = Date.now();
-      const summary = await saga.summary;
+      const summary = await saga.finished(FINISH_MS);
       console.info(
         `[saga chaos] ${kind}: broker killed at start-up, back after ${backAt - killedAt} ms; ` +
           `run ${summary.timings.durationMs} ms; unsettled ${summary.unsettled}, incidents ${summary.incidents}` +

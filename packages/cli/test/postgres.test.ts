@@ -69,3 +69,37 @@ describe('wharf postgres', () => {
     await conformanceHarness(url).cleanup(channel);
   });
 });
+
+describe('wharf saga --store postgres', () => {
+  it('prints the same summary as the memory store, every invariant holding', async () => {
+    const run = async (...extra: string[]) => {
+      const c = capture();
+      const code = await main(
+        ['saga', '--broker', 'memory://cli-pg', '--orders', '40', '--seed', '5', '--json', ...extra],
+        c.output,
+      );
+      return { code, summary: JSON.parse(c.out.join('')) };
+    };
+    const memory = await run();
+    const postgres = await run('--store', 'postgres', '--postgres-url', PG_URL);
+    expect(memory.code).toBe(0);
+    expect(postgres.code).toBe(0);
+    const strip = ({ run: _r, timings: _t, ...rest }: Record<string, unknown>) => rest;
+    expect(strip(postgres.summary)).toEqual(strip(memory.summary));
+    expect(postgres.summary.ok).toBe(true);
+  });
+
+  it('refuses an unknown store and --store postgres with --services', async () => {
+    const bad = capture();
+    expect(await main(['saga', '--broker', 'memory://', '--store', 'disk'], bad.output)).toBe(2);
+    expect(bad.err.join('')).toContain('--store must be memory or postgres');
+    const split = capture();
+    expect(
+      await main(
+        ['saga', '--broker', 'nats://127.0.0.1:4222', '--store', 'postgres', '--services', 'order'],
+        split.output,
+      ),
+    ).toBe(2);
+    expect(split.err.join('')).toContain('cannot be combined with --services');
+  });
+});

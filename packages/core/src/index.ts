@@ -63,5 +63,6 @@ export type { NormalizedRetryPolicy, RetryPolicy } from './policy.js';
 export { DEFAULT_RETRY_POLICY, normalizeRetryPolicy, retryDelay, retryTiers } from './policy.js';
 export type { BackpressureMode } from './publish-gate.js';
 export type { Stats } from './stats.js';
+export { withTimeout } from './timeout.js';
 export type { BrokerUrl } from './url.js';
 export { ADAPTER_PACKAGES, parseBrokerUrl, redactUrl } from './url.js';

@@ -1,6 +1,6 @@
 import type { CloudEvent, DedupStore } from '@wharf/core';
 import type { Pool, PoolClient } from 'pg';
-import { PostgresError } from './errors.js';
+import { postgresError } from './errors.js';
 import { inboxKey, intOption, type SchemaOptions, schemaName, table } from './options.js';
 
 /** Options of {@link createInbox}. */
@@ -59,10 +59,21 @@ export class Inbox implements DedupStore {
     group: string,
     work: (client: PoolClient) => Promise<R>,
   ): Promise<InboxOutcome<R>> {
-    const client = await this.#pool.connect();
+    const doing = `handling ${event.id} for group ${group} in the inbox of "${this.schema}"`;
+    let client: PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (cause) {
+      throw postgresError(doing, cause);
+    }
     let broken = false;
     try {
-      await client.query('BEGIN');
+      try {
+        await client.query('BEGIN');
+      } catch (cause) {
+        broken = true;
+        throw postgresError(doing, cause);
+      }
       let outcome: InboxOutcome<R>;
       try {
         const inserted = await client.query(
@@ -80,7 +91,12 @@ export class Inbox implements DedupStore {
         });
         throw error;
       }
-      await client.query('COMMIT');
+      try {
+        await client.query('COMMIT');
+      } catch (cause) {
+        broken = true;
+        throw postgresError(`committing ${doing}`, cause, { committing: true });
+      }
       this.#afterCommit?.();
       return outcome;
     } finally {
@@ -138,7 +154,7 @@ export class Inbox implements DedupStore {
     try {
       return await this.#pool.query(sql, values);
     } catch (cause) {
-      throw new PostgresError(`inbox query on "${this.schema}" failed: ${String(cause)}`, { cause });
+      throw postgresError(`an inbox query on "${this.schema}"`, cause);
     }
   }
 }

@@ -1,6 +1,6 @@
 export type { OutboxBenchOptions } from './bench.js';
 export { benchOutbox } from './bench.js';
-export { LeaseLostError, PostgresError } from './errors.js';
+export { isUnavailable, LeaseLostError, PostgresError, PostgresUnavailableError } from './errors.js';
 export type { InboxOptions, InboxOutcome } from './inbox.js';
 export { createInbox, Inbox } from './inbox.js';
 export type { MigrateResult } from './migrate.js';

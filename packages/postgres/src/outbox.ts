@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { type CloudEvent, createEvent, type EventInput, encodeEvent } from '@wharf/core';
 import type { ClientBase, Pool, PoolClient } from 'pg';
-import { PostgresError } from './errors.js';
+import { postgresError } from './errors.js';
 import { intOption, LOCK_KEY, type SchemaOptions, schemaName, table } from './options.js';
 import { type PublishingBus, Relay, type RelayOptions } from './relay.js';
 
@@ -55,9 +55,10 @@ const localRelays = new Map<string, Set<Relay>>();
 export class Outbox {
   readonly schema: string;
   readonly partitions: number;
+  /** CloudEvents `source` given to appended events that have none. */
+  readonly source: string;
   readonly #pool: Pool;
   readonly #notify: boolean;
-  readonly #source: string;
   readonly #insert: string;
   readonly #insertMany: string;
 
@@ -66,7 +67,7 @@ export class Outbox {
     this.schema = schemaName(options);
     this.partitions = intOption(options.partitions, 'partitions', 16, 1, 4096);
     this.#notify = options.notify ?? false;
-    this.#source = options.source ?? `urn:wharf:${hostname()}`;
+    this.source = options.source ?? `urn:wharf:${hostname()}`;
     // The key's lock is taken before the row gets its id (the CTE is read before the insert runs), and
     // a commit is visible before its locks are released: for one key, id order is commit order.
     const notify = this.#notify ? `, (SELECT pg_notify('${notifyChannel(this.schema)}', '')) AS n` : '';
@@ -102,15 +103,12 @@ export class Outbox {
    * orders can deadlock (PostgreSQL aborts one of them); append the keys in a consistent order.
    */
   async append<T>(client: ClientBase, channel: string, input: EventInput<T>): Promise<CloudEvent<T>> {
-    const event = createEvent<T>(input, this.#source);
+    const event = createEvent<T>(input, this.source);
     const [key, ...rest] = rowOf(event as CloudEvent);
     try {
       await client.query(this.#insert, [key, channel, ...rest]);
     } catch (cause) {
-      throw new PostgresError(
-        `appending ${event.type} ${event.id} to the outbox of "${this.schema}" failed: ${String(cause)}`,
-        { cause },
-      );
+      throw postgresError(`appending ${event.type} ${event.id} to the outbox of "${this.schema}"`, cause);
     }
     return event;
   }
@@ -121,7 +119,7 @@ export class Outbox {
    * never deadlock on each other.
    */
   async appendMany<T>(client: ClientBase, channel: string, inputs: readonly EventInput<T>[]): Promise<CloudEvent<T>[]> {
-    const events = inputs.map((input) => createEvent<T>(input, this.#source));
+    const events = inputs.map((input) => createEvent<T>(input, this.source));
     if (events.length === 0) return events;
     const columns: unknown[][] = [[], [], [], [], [], [], [], [], []];
     for (const event of events) {
@@ -132,10 +130,7 @@ export class Outbox {
     try {
       await client.query(this.#insertMany, [keys, channel, ...rest]);
     } catch (cause) {
-      throw new PostgresError(
-        `appending ${events.length} events to the outbox of "${this.schema}" failed: ${String(cause)}`,
-        { cause },
-      );
+      throw postgresError(`appending ${events.length} events to the outbox of "${this.schema}"`, cause);
     }
     return events;
   }
@@ -143,12 +138,26 @@ export class Outbox {
   /**
    * Runs `work` in a transaction on a pooled client, commits, then wakes this process's relays so the
    * events go out at once rather than at the next poll. Rolls back (and rethrows) if `work` throws.
+   * When the database is unreachable or the connection breaks, throws `PostgresUnavailableError`
+   * (a `PostgresError`): nothing of the transaction is kept, unless the connection broke while its
+   * COMMIT was in flight.
    */
   async transaction<R>(work: (client: PoolClient) => Promise<R>): Promise<R> {
-    const client = await this.#pool.connect();
+    const doing = `an outbox transaction on "${this.schema}"`;
+    let client: PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (cause) {
+      throw postgresError(doing, cause);
+    }
     let broken = false;
     try {
-      await client.query('BEGIN');
+      try {
+        await client.query('BEGIN');
+      } catch (cause) {
+        broken = true;
+        throw postgresError(doing, cause);
+      }
       let result: R;
       try {
         result = await work(client);
@@ -158,7 +167,12 @@ export class Outbox {
         });
         throw error;
       }
-      await client.query('COMMIT');
+      try {
+        await client.query('COMMIT');
+      } catch (cause) {
+        broken = true;
+        throw postgresError(`committing ${doing}`, cause, { committing: true });
+      }
       this.nudge();
       return result;
     } finally {

@@ -410,7 +410,8 @@ export class Relay {
   async #fail(row: Row, error: unknown, permanent: boolean): Promise<void> {
     this.#failures++;
     const attempts = row.attempts + 1;
-    const message = String(error instanceof Error ? error.message : error).slice(0, 2_000);
+    // The error's name stays with the row: `last_error` is what an operator reads to decide what to do.
+    const message = (error instanceof Error ? `${error.name}: ${error.message}` : String(error)).slice(0, 2_000);
     const park = permanent || attempts >= this.#maxAttempts;
     if (!park) {
       const delay = Math.min(this.#backoffMax, this.#backoffInitial * 2 ** Math.min(30, attempts - 1));

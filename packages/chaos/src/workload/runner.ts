@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Bus, createBus, type Logger } from '@wharf/core';
+import { type Bus, createBus, type Logger, withTimeout } from '@wharf/core';
 import type { ManagedBroker } from '../brokers/index.js';
 import type { BrokerWitness } from '../checker/checker.js';
 import { type CheckResult, check, eventKey, type PublishRecord } from '../checker/checker.js';
@@ -288,9 +288,5 @@ async function drain(
 
 /** Rejects with `ChaosTimeoutError` naming `what` if `work` has not settled within `ms`. */
 function within<T>(what: string, ms: number, work: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ChaosTimeoutError(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+  return withTimeout(work, ms, () => new ChaosTimeoutError(`${what} did not finish within ${ms} ms`));
 }

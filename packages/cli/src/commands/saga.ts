@@ -4,7 +4,8 @@ import { pathToFileURL } from 'node:url';
 import { brokerUrl, parse, UsageError } from '../args.js';
 import { json, type Output } from '../output.js';
 
-export const sagaUsage = `wharf saga [--broker <url>] [--orders N] [--seed S] [--services order,inventory,…] [--namespace NS] [--broker-wait SECONDS] [--metrics-file PATH] [--metrics-port N] [--json]
+export const sagaUsage = `wharf saga [--broker <url>] [--orders N] [--seed S] [--services order,inventory,…] [--namespace NS] [--broker-wait SECONDS] [--metrics-file PATH] [--metrics-port N]
+           [--store memory|postgres] [--postgres-url <url>] [--postgres-schema S] [--json]
 wharf demo
 
 Runs the order saga (order, inventory, payment, notification and audit services) on a broker and
@@ -15,7 +16,10 @@ how long to wait for a broker that does not answer at start (default: forever wi
 otherwise), then exits with status 1. Every service serves Prometheus metrics on GET /metrics
 (--metrics-port N: order on N, inventory N+1, payment N+2, notification N+3, audit N+4; default a
 free port each); --metrics-file writes every service's metrics, in Prometheus text format, at the
-end of the run. demo = saga on memory://.`;
+end of the run. --store postgres keeps the order, inventory and payment services' state in PostgreSQL
+(--postgres-url, default postgres://postgres@127.0.0.1:5432/test): each handler runs in an inbox
+transaction and its events go through a transactional outbox and a relay; the run gets a schema of
+its own, dropped at the end (--postgres-schema S keeps state in S instead). demo = saga on memory://.`;
 
 interface SagaModule {
   runSaga(options: Record<string, unknown>): Promise<unknown>;
@@ -55,6 +59,9 @@ export async function saga(argv: string[], output: Output, demo = false): Promis
     'broker-wait': { type: 'string' },
     'metrics-file': { type: 'string' },
     'metrics-port': { type: 'string' },
+    store: { type: 'string' },
+    'postgres-url': { type: 'string' },
+    'postgres-schema': { type: 'string' },
     json: { type: 'boolean' },
   });
   const url = demo ? 'memory://' : brokerUrl(values.broker);
@@ -74,6 +81,15 @@ export async function saga(argv: string[], output: Output, demo = false): Promis
   const metrics = {
     ...(metricsPort === undefined ? {} : { metricsPort }),
     ...(values['metrics-file'] ? { metricsFile: values['metrics-file'] } : {}),
+  };
+  if (values.store !== undefined && values.store !== 'memory' && values.store !== 'postgres')
+    throw new UsageError(`--store must be memory or postgres, got "${values.store}"`);
+  if (values.store === 'postgres' && values.services)
+    throw new UsageError('--store postgres runs every service in one process: it cannot be combined with --services');
+  const store = {
+    ...(values.store ? { store: values.store } : {}),
+    ...(values['postgres-url'] ? { postgresUrl: values['postgres-url'] } : {}),
+    ...(values['postgres-schema'] ? { postgresSchema: values['postgres-schema'] } : {}),
   };
   const mod = await loadSaga();
   if (values.services) {
@@ -95,6 +111,7 @@ export async function saga(argv: string[], output: Output, demo = false): Promis
     ...(values.namespace ? { namespace: values.namespace } : {}),
     ...brokerWaitMs,
     ...metrics,
+    ...store,
     onProgress: values.json ? undefined : (progress: { message: string }) => output.err(progress.message),
   });
   if (values.json) json(output, summary);
