@@ -226,13 +226,14 @@ describe.each(['rabbitmq', 'kafka', 'nats'] as const)('the saga under faults on 
   it('kill -9 of the broker at start-up: the saga waits for it and ends as undisturbed', {
     timeout: 240_000,
   }, async () => {
-    // RabbitMQ 3.10 cannot survive a kill in the middle of a quorum queue's declaration: the queue's
-    // record is stored but its Raft member never started, so after the restart every consume on it
-    // waits for a leader ("leader call - leader not known" in the broker log), times out after about a
-    // minute and closes the connection with 541, for good, while a passive declare still answers
-    // (0 messages). Only deleting the queue repairs it, which a client cannot safely do for a queue that
-    // may hold events. So on RabbitMQ the broker is down before the saga starts (its declarations wait
-    // for it); Kafka and NATS are killed while the saga declares.
+    // RabbitMQ 3.10 cannot survive a kill in the middle of a quorum queue's declaration: after the
+    // restart the queue's Raft member is never elected leader, so every consume on it waits ("leader
+    // call - leader not known" in the broker log), times out after about a minute and closes the
+    // connection with 541, for good, while a passive declare still answers (0 messages);
+    // rabbitmq/rabbitmq-server#10070. Repairing it takes an operator (an election through rabbitmqctl,
+    // or deleting the queue), which a client cannot safely do for a queue that may hold events. So on
+    // RabbitMQ the broker is down before the saga starts (its declarations wait for it); Kafka and
+    // NATS are killed while the saga declares.
     const downFirst = kind === 'rabbitmq';
     if (downFirst) await broker.kill();
     let killedAt = Date.now();
