@@ -18,6 +18,11 @@ describe('wharf postgres', () => {
   const schema = `wt_cli_${randomBytes(4).toString('hex')}`;
   const pool = new pg.Pool({ connectionString: PG_URL, max: 4 });
   afterAll(async () => {
+    // A --cdc run on a server with wal_level = logical makes a slot and a publication: never leave them.
+    await pool.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [
+      `wharf_${schema}`,
+    ]);
+    await pool.query(`DROP PUBLICATION IF EXISTS "wharf_outbox_${schema}"`);
     await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     await pool.end();
   });
@@ -64,6 +69,43 @@ describe('wharf postgres', () => {
     expect(await run).toBe(0);
     expect(received).toEqual([event.id]);
     expect((await outbox.stats()).unsent).toBe(0);
+    const { conformanceHarness } = await import('@wharf/nats');
+    await bus.close();
+    await conformanceHarness(url).cleanup(channel);
+  });
+
+  it('relay --cdc streams from a slot where wal_level is logical, and falls back to polling elsewhere', async () => {
+    const url = 'nats://127.0.0.1:4222';
+    const channel = `pgclic-${randomBytes(3).toString('hex')}`;
+    const bus = createBus({ url, logger: silentLogger });
+    const received: string[] = [];
+    await bus.subscribe(channel, { group: 'g' }, async (event) => {
+      received.push(event.id);
+    });
+    const walLevel = (await pool.query<{ wal_level: string }>('SHOW wal_level')).rows[0]?.wal_level;
+    const outbox = createOutbox(pool, { schema });
+    const event = await outbox.transaction((client) => outbox.append(client, channel, { type: 'E', data: {} }));
+    const stop = new AbortController();
+    const c = capture();
+    const run = postgres(
+      ['relay', '--url', PG_URL, '--schema', schema, '--broker', url, '--cdc'],
+      c.output,
+      stop.signal,
+    );
+    const deadline = Date.now() + 15_000;
+    while (received.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    stop.abort();
+    expect(await run).toBe(0);
+    expect(received).toEqual([event.id]);
+    expect((await outbox.stats()).unsent).toBe(0);
+    const err = c.err.join('\n');
+    expect(err).toContain(`CDC relay on slot "wharf_${schema}"`);
+    expect(err).toContain(
+      walLevel === 'logical'
+        ? 'relay mode: cdc'
+        : `relay mode: polling (fallback: wal_level is "${walLevel}", not "logical"`,
+    );
+    expect(err).toContain('relay stopped after publishing 1 events');
     const { conformanceHarness } = await import('@wharf/nats');
     await bus.close();
     await conformanceHarness(url).cleanup(channel);

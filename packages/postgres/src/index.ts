@@ -1,5 +1,7 @@
 export type { OutboxBenchOptions } from './bench.js';
 export { benchOutbox } from './bench.js';
+export type { CdcRelayOptions, CdcRelayStats } from './cdc.js';
+export { CdcRelay } from './cdc.js';
 export { isUnavailable, LeaseLostError, PostgresError, PostgresUnavailableError } from './errors.js';
 export type { InboxOptions, InboxOutcome } from './inbox.js';
 export { createInbox, Inbox } from './inbox.js';

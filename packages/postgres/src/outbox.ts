@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { type CloudEvent, createEvent, type EventInput, encodeEvent } from '@wharf/core';
 import type { ClientBase, Pool, PoolClient } from 'pg';
+import { CdcRelay, type CdcRelayOptions } from './cdc.js';
 import { postgresError } from './errors.js';
 import { intOption, LOCK_KEY, type SchemaOptions, schemaName, table } from './options.js';
 import { type PublishingBus, Relay, type RelayOptions } from './relay.js';
@@ -188,8 +189,24 @@ export class Outbox {
   /**
    * Starts a relay that publishes this outbox's rows through `bus` (anything with the bus's
    * `publish`, which resolves once the broker confirmed). Stop it with `relay.stop()`.
+   *
+   * With `{ mode: 'cdc' }` the relay streams the outbox's inserts from a logical replication slot
+   * instead of polling (see {@link CdcRelay}); it falls back to polling, with a warning, where CDC
+   * cannot run. Run either CDC relays (one slot per group) or polling relays on a schema, not both.
    */
-  startRelay(bus: PublishingBus, options: RelayOptions = {}): Relay {
+  startRelay(bus: PublishingBus, options: CdcRelayOptions & RelayOptions): CdcRelay;
+  startRelay(bus: PublishingBus, options?: RelayOptions & { mode?: 'polling' }): Relay;
+  startRelay(
+    bus: PublishingBus,
+    options: (RelayOptions & { mode?: 'polling' }) | (CdcRelayOptions & RelayOptions) = {},
+  ): Relay | CdcRelay {
+    if (options.mode === 'cdc') {
+      const { mode: _, slot: __, publication: ___, replication: ____, ...polling } = options;
+      // Only its polling fallback (registered below) needs the commits' nudges.
+      const relay = new CdcRelay(this.#pool, bus, this.schema, options, () => this.startRelay(bus, polling));
+      relay.start();
+      return relay;
+    }
     const relay = new Relay(this.#pool, bus, { schema: this.schema, partitions: this.partitions }, options, {
       notifyChannel: options.listen ? notifyChannel(this.schema) : undefined,
       onStop: () => localRelays.get(this.schema)?.delete(relay),

@@ -66,7 +66,8 @@ export interface RelayStats {
   readonly partitions: readonly number[];
 }
 
-interface Row {
+/** @internal An outbox row as the relays read it. */
+export interface Row {
   id: string;
   partition: number;
   key: string;
@@ -480,7 +481,7 @@ export class Relay {
 }
 
 /** The row as the bus's publish input: the stored attributes and the data decoded by content type. */
-function toInput(row: Row): EventInput<unknown> {
+export function toInput(row: Row): EventInput<unknown> {
   const attributes: Record<string, string> = { ...row.headers, specversion: '1.0', id: row.event_id };
   attributes.source = row.source;
   attributes.type = row.type;
@@ -492,7 +493,7 @@ function toInput(row: Row): EventInput<unknown> {
 }
 
 /** Errors a retry cannot fix: the row parks at once. */
-function isPermanent(error: unknown): boolean {
+export function isPermanent(error: unknown): boolean {
   return (
     error instanceof MessageTooLargeError ||
     error instanceof InvalidEventError ||

@@ -1,17 +1,20 @@
 import { createBus, redactUrl } from '@wharf/core';
-import { createOutbox, migrate } from '@wharf/postgres';
+import { CdcRelay, createOutbox, migrate } from '@wharf/postgres';
 import pg from 'pg';
 import { brokerUrl, parse, positiveInt, UsageError } from '../args.js';
 import { json, type Output } from '../output.js';
 
 export const postgresUsage = `wharf postgres migrate --url <postgres-url> [--schema S] [--json]
 wharf postgres relay   --url <postgres-url> [--broker <url>] [--schema S] [--partitions N]
-                       [--concurrency N] [--lease-ttl MS] [--listen]
+                       [--concurrency N] [--lease-ttl MS] [--listen] [--cdc [--slot S]]
 
 migrate applies the outbox and inbox SQL migrations shipped with @wharf/postgres (idempotent; safe
 when several processes run it at once). relay publishes the outbox's rows to the broker until
 SIGINT or SIGTERM, then stops gracefully (the round in progress finishes, leases are given back).
---url defaults to WHARF_POSTGRES_URL; --schema to "wharf"; --partitions (16) must match the writers'.`;
+--url defaults to WHARF_POSTGRES_URL; --schema to "wharf"; --partitions (16) must match the writers'.
+--cdc streams the outbox's inserts from a logical replication slot (--slot, default wharf_<schema>;
+one per relay group) instead of polling; it needs wal_level = logical and falls back to polling,
+with a warning, where CDC cannot run. Run either CDC relays or polling relays on a schema, not both.`;
 
 /** `wharf postgres migrate|relay`. `signal` stops the relay (SIGINT/SIGTERM when not given). */
 export async function postgres(argv: string[], output: Output, signal?: AbortSignal): Promise<number> {
@@ -23,6 +26,8 @@ export async function postgres(argv: string[], output: Output, signal?: AbortSig
     concurrency: { type: 'string' },
     'lease-ttl': { type: 'string' },
     listen: { type: 'boolean' },
+    cdc: { type: 'boolean' },
+    slot: { type: 'string' },
     json: { type: 'boolean' },
   });
   const [action] = positionals;
@@ -48,6 +53,8 @@ export async function postgres(argv: string[], output: Output, signal?: AbortSig
       concurrency: positiveInt(values.concurrency, 'concurrency', 64),
       leaseTtlMs: positiveInt(values['lease-ttl'], 'lease-ttl', 10_000),
       listen: values.listen ?? false,
+      cdc: values.cdc ?? false,
+      slot: values.slot,
       signal,
     });
   } finally {
@@ -65,20 +72,41 @@ async function relay(
     concurrency: number;
     leaseTtlMs: number;
     listen: boolean;
+    cdc: boolean;
+    slot: string | undefined;
     signal: AbortSignal | undefined;
   },
 ): Promise<number> {
   const bus = createBus({ url: o.broker });
   const outbox = createOutbox(pool, { schema: o.schema, partitions: o.partitions });
-  const relay = outbox.startRelay(bus, { concurrency: o.concurrency, leaseTtlMs: o.leaseTtlMs, listen: o.listen });
-  output.err(`relay ${relay.owner}: schema "${o.schema}" -> ${redactUrl(o.broker)} (Ctrl-C stops it)`);
+  const options = { concurrency: o.concurrency, leaseTtlMs: o.leaseTtlMs, listen: o.listen };
+  const relay = o.cdc
+    ? outbox.startRelay(bus, { ...options, mode: 'cdc', ...(o.slot === undefined ? {} : { slot: o.slot }) })
+    : outbox.startRelay(bus, options);
+  if (relay instanceof CdcRelay) {
+    output.err(`CDC relay on slot "${relay.slot}": schema "${o.schema}" -> ${redactUrl(o.broker)} (Ctrl-C stops it)`);
+    void relay.ready.then((mode) =>
+      output.err(
+        mode === 'cdc'
+          ? `relay mode: cdc (streaming from slot "${relay.slot}")`
+          : `relay mode: polling (fallback: ${relay.stats().fallback ?? 'stopped before streaming'})`,
+      ),
+    );
+  } else output.err(`relay ${relay.owner}: schema "${o.schema}" -> ${redactUrl(o.broker)} (Ctrl-C stops it)`);
+  const published = (): number =>
+    relay instanceof CdcRelay
+      ? relay.stats().published + (relay.stats().polling?.published ?? 0)
+      : relay.stats().published;
   const report = setInterval(() => {
-    const stats = relay.stats();
+    const detail =
+      relay instanceof CdcRelay
+        ? `mode ${relay.mode} · transactions ${relay.stats().transactions}`
+        : `partitions ${relay.stats().partitions.length}`;
     outbox
       .stats()
       .then((s) =>
         output.err(
-          `published ${stats.published} · partitions ${stats.partitions.length} · unsent ${s.unsent} · oldest ${s.oldestUnsentAgeMs} ms · parked ${s.parked}`,
+          `published ${published()} · ${detail} · unsent ${s.unsent} · oldest ${s.oldestUnsentAgeMs} ms · parked ${s.parked}`,
         ),
       )
       .catch(() => undefined);
@@ -96,6 +124,6 @@ async function relay(
   output.err('stopping the relay…');
   await relay.stop();
   await bus.close();
-  output.err(`relay stopped after publishing ${relay.stats().published} events`);
+  output.err(`relay stopped after publishing ${published()} events`);
   return 0;
 }
