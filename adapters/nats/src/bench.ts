@@ -19,8 +19,9 @@ import { escapeName } from './topology.js';
  * - publishes are pipelined: `js.publish` is called without awaiting, and a counting window keeps
  *   `window` PubAcks outstanding at once (core's `windowed`, the loop the bus bench uses too);
  * - a durable pull consumer with explicit acks is read with `consume()` in callback mode, its pull
- *   sized to the window (`max_messages = window`, refilled at half, nats.js's default threshold), so
- *   the server keeps up to `window` messages on their way like RabbitMQ's prefetch does;
+ *   sized to the window (`max_messages = window`, pulled again once a quarter has arrived: nats.js's
+ *   default threshold), so the server keeps up to `window` messages on their way like RabbitMQ's
+ *   prefetch does;
  * - every message is acked (explicit ack policy: JetStream has no cumulative ack on it) but no ack is
  *   awaited: `ack()` is a fire-and-forget publish that nats.js coalesces with the others in its
  *   outbound buffer, so a burst of acks leaves in one socket write.
