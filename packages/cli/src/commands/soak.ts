@@ -3,7 +3,7 @@ import { runInNewContext } from 'node:vm';
 import { createBus, silentLogger, stampPayload, windowed } from '@wharf/core';
 import { UsageError } from '../args.js';
 
-/** One memory reading of the soak's process, taken every `sampleEveryMs`. */
+/** One memory reading of the soak's process, taken between bursts about every `sampleEveryMs`. */
 export interface SoakSample {
   /** Seconds since sampling started (after the warm-up). */
   readonly atS: number;
@@ -117,7 +117,8 @@ function slopes(samples: readonly SoakSample[]): SoakSlopes {
  * run, as a service has, publishing bursts of `events` with `window` in flight and waiting for each
  * burst to be handled. One channel for the whole soak rather than one per burst: declaring and
  * deleting hundreds of quorum queues is what wedged RabbitMQ here before (FIELD-NOTES), and a
- * long-lived bus is where a leak would live. Memory is read every `sampleEveryMs` after a warm-up burst.
+ * long-lived bus is where a leak would live. Memory is read about every `sampleEveryMs`, after a
+ * warm-up burst, and once at the end.
  */
 export async function soak(options: SoakOptions): Promise<SoakResult> {
   const gc = exposeGc();
@@ -165,18 +166,18 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
       options.onSample?.(s);
     };
     sample();
-    const timer = setInterval(sample, options.sampleEveryMs);
-    try {
-      while (performance.now() - t0 < options.durationMs) {
-        await burst();
-        // memory:// settles in microtasks only: without a turn of the event loop, the sampling
-        // timer would never fire.
-        await new Promise((resolve) => setImmediate(resolve));
+    // Read between bursts, when nothing is in flight: heapUsed is then what the bus keeps, not the
+    // window's events and buffers of the moment, which made the readings swing by ±3 MB. A reading
+    // is due every `sampleEveryMs` and taken at the first burst boundary after that.
+    let due = t0 + options.sampleEveryMs;
+    const ended = (): boolean => performance.now() - t0 >= options.durationMs;
+    while (!ended()) {
+      await burst();
+      if (performance.now() >= due || ended()) {
+        sample();
+        while (due <= performance.now()) due += options.sampleEveryMs;
       }
-    } finally {
-      clearInterval(timer);
     }
-    sample();
     const seconds = (performance.now() - t0) / 1000;
     const half = seconds / 2;
     return {
