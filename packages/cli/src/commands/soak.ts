@@ -173,6 +173,9 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
     const ended = (): boolean => performance.now() - t0 >= options.durationMs;
     while (!ended()) {
       await burst();
+      // memory:// settles in microtasks only: without a turn of the event loop between bursts,
+      // nothing queued as a macrotask (timers, signals such as --heapsnapshot-signal) would run.
+      await new Promise((resolve) => setImmediate(resolve));
       if (performance.now() >= due || ended()) {
         sample();
         while (due <= performance.now()) due += options.sampleEveryMs;
