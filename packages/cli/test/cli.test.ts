@@ -82,7 +82,7 @@ describe('wharf', () => {
       seconds: number;
       events: number;
       gcBeforeSample: boolean;
-      samples: { atS: number; rssMb: number; heapUsedMb: number; events: number }[];
+      samples: { atS: number; rssMb: number; heapUsedMb: number; externalMb: number; events: number }[];
       slopes: { rssMbPerMin: number; heapUsedMbPerMin: number };
       lateSlopes: { rssMbPerMin: number; heapUsedMbPerMin: number };
     };
@@ -98,6 +98,7 @@ describe('wharf', () => {
     for (const s of result.samples) {
       expect(s.rssMb).toBeGreaterThan(0);
       expect(s.heapUsedMb).toBeGreaterThan(0);
+      expect(s.externalMb).toBeGreaterThan(0);
     }
     for (const slopes of [result.slopes, result.lateSlopes]) {
       expect(Number.isFinite(slopes.rssMbPerMin)).toBe(true);

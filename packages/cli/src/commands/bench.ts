@@ -258,7 +258,7 @@ async function soakCommand(
   line(
     `wharf bench --soak on ${broker}: ${Math.round(o.durationMs / 1000)} s, bursts of ${o.events} events of ${o.size} B, window ${o.window}, a sample every ${o.sampleEveryMs / 1000} s`,
   );
-  line('      s    rss MB   heapUsed MB    events   events/s');
+  line('      s    rss MB   heapUsed MB   external MB    events   events/s');
   let result: SoakResult;
   try {
     result = await soak({
@@ -272,7 +272,7 @@ async function soakCommand(
       sampleEveryMs: o.sampleEveryMs,
       onSample: (s) =>
         line(
-          `${String(s.atS).padStart(7)}${String(s.rssMb).padStart(10)}${String(s.heapUsedMb).padStart(14)}${String(s.events).padStart(10)}${String(s.throughput).padStart(11)}`,
+          `${String(s.atS).padStart(7)}${String(s.rssMb).padStart(10)}${String(s.heapUsedMb).padStart(14)}${String(s.externalMb).padStart(14)}${String(s.events).padStart(10)}${String(s.throughput).padStart(11)}`,
         ),
     });
   } finally {

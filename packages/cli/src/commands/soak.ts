@@ -9,6 +9,8 @@ export interface SoakSample {
   readonly atS: number;
   readonly rssMb: number;
   readonly heapUsedMb: number;
+  /** Memory outside the JS heap that V8 knows of (Buffers): where RSS moves when the heap does not. */
+  readonly externalMb: number;
   /** Events published and handled since sampling started. */
   readonly events: number;
   /** Events per second handled since the previous sample. */
@@ -158,6 +160,7 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
         atS: Math.round((now - t0) / 10) / 100,
         rssMb: mb(memory.rss),
         heapUsedMb: mb(memory.heapUsed),
+        externalMb: mb(memory.external),
         events: handled - base,
         throughput: now > last.at ? Math.round(((handled - last.handled) * 1000) / (now - last.at)) : 0,
       };
