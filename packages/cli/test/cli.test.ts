@@ -63,6 +63,60 @@ describe('wharf', () => {
     expect(result.ratio.throughput).toBeCloseTo(result.bus.throughput / result.raw.throughput, 1);
   }, 60_000);
 
+  it('soaks the bus on memory, sampling memory and reporting the slopes', async () => {
+    const run = await wharf(
+      'bench',
+      '--broker',
+      'memory://',
+      '--soak',
+      '3s',
+      '--sample-every',
+      '500ms',
+      '--events',
+      '500',
+      '--json',
+    );
+    expect(run.code, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout) as {
+      broker: string;
+      seconds: number;
+      events: number;
+      gcBeforeSample: boolean;
+      samples: { atS: number; rssMb: number; heapUsedMb: number; externalMb: number; events: number }[];
+      slopes: { rssMbPerMin: number; heapUsedMbPerMin: number };
+      lateSlopes: { rssMbPerMin: number; heapUsedMbPerMin: number };
+    };
+    expect(result.broker).toBe('memory://');
+    expect(result.seconds).toBeGreaterThanOrEqual(3);
+    expect(result.gcBeforeSample).toBe(true);
+    // One at the start, one per 500 ms, one at the end: the timer fires while memory:// runs.
+    expect(result.samples.length).toBeGreaterThanOrEqual(5);
+    expect(result.samples[0]?.events).toBe(0);
+    const last = result.samples.at(-1);
+    expect(last?.events).toBe(result.events);
+    expect(result.events % 500).toBe(0);
+    for (const s of result.samples) {
+      expect(s.rssMb).toBeGreaterThan(0);
+      expect(s.heapUsedMb).toBeGreaterThan(0);
+      expect(s.externalMb).toBeGreaterThan(0);
+    }
+    for (const slopes of [result.slopes, result.lateSlopes]) {
+      expect(Number.isFinite(slopes.rssMbPerMin)).toBe(true);
+      expect(Number.isFinite(slopes.heapUsedMbPerMin)).toBe(true);
+    }
+    // Progress lines go to stderr with --json, so stdout stays one object.
+    expect(run.stderr).toContain('rss MB');
+  }, 60_000);
+
+  it('refuses a soak without a unit or a sampling interval without a soak', async () => {
+    const bare = await wharf('bench', '--soak', '10');
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toContain('--soak must be a duration such as 10m');
+    const lonely = await wharf('bench', '--sample-every', '1s');
+    expect(lonely.code).toBe(2);
+    expect(lonely.stderr).toContain('--sample-every needs --soak');
+  });
+
   it('lists an empty dead-letter destination', async () => {
     const run = await wharf('dlq', 'list', '--broker', 'memory://', '--channel', 'c', '--group', 'g', '--json');
     expect(run.code, run.stderr).toBe(0);

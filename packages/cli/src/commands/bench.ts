@@ -17,8 +17,10 @@ import {
 import { brokerUrl, parse, positiveInt, UsageError } from '../args.js';
 import { json, type Output } from '../output.js';
 import { type ObservedCounts, startObservation } from './observe.js';
+import { parseDuration, type SoakResult, soak } from './soak.js';
 
 export const benchUsage = `wharf bench [--broker <url>] [--events N] [--size BYTES] [--window N] [--rounds N] [--observe] [--json]
+wharf bench --soak <duration> [--sample-every <duration>] [--broker <url>] [--events N] [--size BYTES] [--window N] [--json]
 wharf bench --outbox [--broker <url>] [--postgres-url <url>] [--events N] [--size BYTES] [--writers N]
             [--batch N] [--keys N] [--rate EVENTS_PER_S] [--json]
 
@@ -28,6 +30,12 @@ durability and publish window, after one unmeasured round of each; rounds altern
 event (medians over the rounds), and the bus/raw ratios. --observe adds the same bus bench with
 Prometheus metrics and OpenTelemetry tracing on (the SDK with an exporter that drops the spans),
 in the same rotation, and reports its throughput against the bus without them (ratio.observe).
+
+--soak 10m (or 180s) runs the bus side without stopping for that long: one bus and one subscription,
+bursts of --events published with --window in flight, each handled before the next. It prints the
+process's RSS and heapUsed (after a full GC) every --sample-every (30s by default) and, at the end,
+their least-squares slopes in MB/min, over the whole run and over its second half (a leak keeps
+rising there; what fills once does not). --json gives { samples, slopes, lateSlopes, … }.
 
 --outbox measures the PostgreSQL outbox instead: writers append and commit, relays publish; latency
 runs from a transaction's COMMIT to the broker's confirm. It runs once with one relay and once with
@@ -115,6 +123,8 @@ export async function bench(argv: string[], output: Output): Promise<number> {
     batch: { type: 'string' },
     keys: { type: 'string' },
     rate: { type: 'string' },
+    soak: { type: 'string' },
+    'sample-every': { type: 'string' },
   });
   const url = brokerUrl(values.broker);
   if (values.outbox) return benchOutboxCommand(url, values, output);
@@ -122,6 +132,14 @@ export async function bench(argv: string[], output: Output): Promise<number> {
   const size = positiveInt(values.size, 'size', 1024);
   const window = positiveInt(values.window, 'window', 100);
   const rounds = positiveInt(values.rounds, 'rounds', 3);
+  if (values['sample-every'] !== undefined && values.soak === undefined) {
+    throw new UsageError('--sample-every needs --soak');
+  }
+  if (values.soak !== undefined) {
+    const durationMs = parseDuration(values.soak, 'soak');
+    const sampleEveryMs = parseDuration(values['sample-every'] ?? '30s', 'sample-every');
+    return soakCommand({ url, events, size, window, durationMs, sampleEveryMs, json: values.json === true }, output);
+  }
   const mod = (await importAdapterModule(url)) as AdapterModule;
   const raw = mod.rawBaseline;
   if (typeof raw !== 'function')
@@ -215,6 +233,64 @@ export async function bench(argv: string[], output: Output): Promise<number> {
       `ratio observed/bus: throughput ${ratio.observe} (target >= 0.95); metrics and tracing on: ${observedCounts.spans} spans, ${observedCounts.sent} sent and ${observedCounts.consumed} consumed counted in the last round`,
     );
   }
+  return 0;
+}
+
+/** `wharf bench --soak`: the bus alone on one channel for the duration, memory sampled as it goes. */
+async function soakCommand(
+  o: {
+    url: string;
+    events: number;
+    size: number;
+    window: number;
+    durationMs: number;
+    sampleEveryMs: number;
+    json: boolean;
+  },
+  output: Output,
+): Promise<number> {
+  const mod = (await importAdapterModule(o.url)) as AdapterModule;
+  const cleanup = mod.conformanceHarness?.(o.url).cleanup;
+  const channel = `soak-${randomBytes(4).toString('hex')}`;
+  const broker = redactUrl(o.url);
+  // Samples are the result in human mode; with --json they are progress, so stdout stays one object.
+  const line = (text: string): void => (o.json ? output.err(text) : output.out(text));
+  line(
+    `wharf bench --soak on ${broker}: ${Math.round(o.durationMs / 1000)} s, bursts of ${o.events} events of ${o.size} B, window ${o.window}, a sample every ${o.sampleEveryMs / 1000} s`,
+  );
+  line('      s    rss MB   heapUsed MB   external MB    events   events/s');
+  let result: SoakResult;
+  try {
+    result = await soak({
+      url: o.url,
+      channel,
+      group: BENCH_GROUP,
+      events: o.events,
+      size: o.size,
+      window: o.window,
+      durationMs: o.durationMs,
+      sampleEveryMs: o.sampleEveryMs,
+      onSample: (s) =>
+        line(
+          `${String(s.atS).padStart(7)}${String(s.rssMb).padStart(10)}${String(s.heapUsedMb).padStart(14)}${String(s.externalMb).padStart(14)}${String(s.events).padStart(10)}${String(s.throughput).padStart(11)}`,
+        ),
+    });
+  } finally {
+    await cleanup?.(channel, [BENCH_GROUP]).catch(() => undefined);
+  }
+  if (o.json) {
+    json(output, { broker, size: o.size, window: o.window, burst: o.events, ...result });
+    return 0;
+  }
+  output.out(
+    `${result.events} events in ${result.seconds} s (${result.throughput}/s)${result.gcBeforeSample ? '' : '; heapUsed read without a forced GC (this Node refused --expose-gc)'}`,
+  );
+  output.out(
+    `slope, whole run:   rss ${result.slopes.rssMbPerMin} MB/min, heapUsed ${result.slopes.heapUsedMbPerMin} MB/min`,
+  );
+  output.out(
+    `slope, second half: rss ${result.lateSlopes.rssMbPerMin} MB/min, heapUsed ${result.lateSlopes.heapUsedMbPerMin} MB/min`,
+  );
   return 0;
 }
 
