@@ -12,6 +12,22 @@ describe('PublishGate', () => {
     expect(gate.pending).toBe(0);
   });
 
+  it('holds nothing for answered publishes even when the timers never run (a tight publish loop)', async () => {
+    const gate = new PublishGate('core', 30_000, 256, 'wait');
+    // Only microtasks between publishes: the timeout sweep's timer never fires during the loop.
+    for (let i = 0; i < 10_000; i++) await gate.run(1, async () => {});
+    await gate.run(1, async () => Promise.reject(new Error('nack'))).catch(() => undefined);
+    expect(gate.held).toBe(0);
+    // An unanswered publish is held (for its timeout) behind answered ones, which go when it does.
+    let answer: () => void = () => {};
+    const slow = gate.run(1, () => new Promise<void>((resolve) => (answer = resolve)));
+    for (let i = 0; i < 100; i++) await gate.run(1, async () => {});
+    expect(gate.held).toBe(101);
+    answer();
+    await slow;
+    expect(gate.held).toBe(0);
+  });
+
   it('rejects an unanswered publish with PublishTimeoutError at its deadline, and keeps its slot', async () => {
     let timedOut = 0;
     const gate = new PublishGate('core', 100, 10, 'wait', (count) => {
