@@ -18,6 +18,12 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  */
 const BIN = process.env.WHARF_RABBITMQ_BIN ?? '/usr/lib/rabbitmq/bin';
 
+/**
+ * `dead_letter_worker_publisher_confirm_timeout` of a private node: `WHARF_RABBITMQ_DLX_WORKER_RETRY_MS`
+ * (180000, the broker's default, shows what the setting prevents), 5 s otherwise.
+ */
+export const DLX_WORKER_RETRY_MS = Number(process.env.WHARF_RABBITMQ_DLX_WORKER_RETRY_MS ?? 5_000);
+
 /** Why a private node cannot be started here (no RabbitMQ installed), or undefined. */
 export const privateNodeUnavailable: string | undefined = existsSync(join(BIN, 'rabbitmq-server'))
   ? undefined
@@ -87,6 +93,12 @@ export class PrivateNode {
         '',
       ].join('\n'),
     );
+    // The adapter README's setting for operators (see "Retries due during a broker outage"): without
+    // it, retry copies whose delay runs out while the node is down come back 180 s after its restart.
+    writeFileSync(
+      join(this.dir, 'advanced.config'),
+      `[{rabbit, [{dead_letter_worker_publisher_confirm_timeout, ${DLX_WORKER_RETRY_MS}}]}].\n`,
+    );
     // No plugins: the management plugin's port would clash with the shared node's.
     writeFileSync(join(this.dir, 'enabled_plugins'), '[].\n');
     // Our own env file, so /etc/rabbitmq/rabbitmq-env.conf (the shared node's name) is not read.
@@ -105,6 +117,7 @@ export class PrivateNode {
       RABBITMQ_NODE_PORT: String(this.port),
       RABBITMQ_DIST_PORT: String(this.distPort),
       RABBITMQ_CONFIG_FILE: join(this.dir, 'rabbitmq.conf'),
+      RABBITMQ_ADVANCED_CONFIG_FILE: join(this.dir, 'advanced.config'),
       RABBITMQ_CONF_ENV_FILE: join(this.dir, 'env.conf'),
       RABBITMQ_ENABLED_PLUGINS_FILE: join(this.dir, 'enabled_plugins'),
       RABBITMQ_MNESIA_BASE: join(this.dir, 'mnesia'),

@@ -13,6 +13,9 @@ function rabbitBinary(name: 'rabbitmq-server' | 'rabbitmqctl'): string {
   return existsSync(lib) ? lib : name;
 }
 
+/** `dead_letter_worker_publisher_confirm_timeout` of a private node (see `launch`). */
+const DLX_WORKER_RETRY_MS = 5_000;
+
 /**
  * A second RabbitMQ node on its own ports, node name, data, logs, config and Erlang cookie (HOME is
  * the data dir), so `rabbitmqctl -n` reaches it and never the shared `rabbit@localhost`. The
@@ -36,6 +39,7 @@ export function rabbitmqDriver(
     RABBITMQ_LOG_BASE: join(dataDir, 'log'),
     RABBITMQ_PID_FILE: pidFile,
     RABBITMQ_CONFIG_FILE: join(dataDir, 'rabbitmq.conf'),
+    RABBITMQ_ADVANCED_CONFIG_FILE: join(dataDir, 'advanced.config'),
     RABBITMQ_CONF_ENV_FILE: join(dataDir, 'rabbitmq-env.conf'),
     RABBITMQ_ENABLED_PLUGINS_FILE: join(dataDir, 'enabled_plugins'),
     ERL_EPMD_ADDRESS: '127.0.0.1',
@@ -68,6 +72,15 @@ export function rabbitmqDriver(
       writeFileSync(
         env.RABBITMQ_CONFIG_FILE as string,
         `listeners.tcp.local = 127.0.0.1:${port}\nloopback_users = none\n`,
+      );
+      // The setting the Wharf RabbitMQ adapter's README asks operators for. A kill -9 leaves retry
+      // copies whose TTL runs out while the node is down; at boot the quorum queues (and their
+      // at-least-once dead-letter workers) recover before the exchanges, so the worker finds no
+      // exchange "" yet and parks those copies until this timeout (default 180 s) has passed —
+      // retries due during an outage would come back three minutes after the restart.
+      writeFileSync(
+        env.RABBITMQ_ADVANCED_CONFIG_FILE as string,
+        `[{rabbit, [{dead_letter_worker_publisher_confirm_timeout, ${DLX_WORKER_RETRY_MS}}]}].\n`,
       );
       writeFileSync(env.RABBITMQ_CONF_ENV_FILE as string, '# private node: see @wharf/chaos\n');
       writeFileSync(env.RABBITMQ_ENABLED_PLUGINS_FILE as string, '[].\n');
