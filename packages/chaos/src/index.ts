@@ -22,4 +22,5 @@ export * from './errors.js';
 export type { DataFault, Direction, Fault } from './proxy/fault.js';
 export { type FaultProxy, type ProxyOptions, type ProxyStats, startProxy } from './proxy/proxy.js';
 export { type ChaosOptions, type ChaosReport, runChaos, selectScenarios } from './suite.js';
+export { type ScenarioSummary, type Spread, summarize } from './summary.js';
 export * from './workload/index.js';

@@ -2,7 +2,7 @@ import { BROKER_KINDS, type BrokerKind, type ChaosReport, runChaos, SCENARIO_NAM
 import { parse, positiveInt, UsageError } from '../args.js';
 import { json, type Output } from '../output.js';
 
-export const chaosUsage = `wharf chaos --broker <rabbitmq|kafka|nats|url> --scenario <name>|all [--events N] [--seed S] [--json]
+export const chaosUsage = `wharf chaos --broker <rabbitmq|kafka|nats|url> --scenario <name>|all [--events N] [--seed S] [--repeat R] [--json]
 
 Injects faults while a workload runs and judges it with a total-queue checker: lost, unexpected,
 duplicate effects, stalls and pending publishes fail the run (exit code 1).
@@ -15,6 +15,8 @@ at the end. Needs nats-server, rabbitmq-server, or Java 17 (Kafka from scripts/k
 
 Scenarios: ${SCENARIO_NAMES.join(', ')}
 --events   events per scenario (default 2000)
+--repeat   rounds: every scenario runs R times on the same private broker (round r uses seed S+r-1);
+           the report adds, per scenario, recovery time and duplicates as median and max
 --json     one JSON object on stdout; progress goes to stderr`;
 
 /** `--broker` as a kind: a kind name, or the scheme of a URL. */
@@ -35,6 +37,7 @@ export async function chaos(argv: string[], output: Output): Promise<number> {
     scenario: { type: 'string' },
     events: { type: 'string' },
     seed: { type: 'string' },
+    repeat: { type: 'string' },
     json: { type: 'boolean' },
   });
   const kind = chaosKind(values.broker);
@@ -47,11 +50,12 @@ export async function chaos(argv: string[], output: Output): Promise<number> {
   }
   const events = positiveInt(values.events, 'events', 2_000);
   const seed = positiveInt(values.seed, 'seed', 1);
+  const repeat = positiveInt(values.repeat, 'repeat', 1);
   if (values.broker?.includes('://'))
     output.err(
       `[wharf] [chaos] ${values.broker}: chaos runs a private ${kind} broker; the URL's host and port are not used`,
     );
-  const report = await runChaos({ kind, scenarios, events, seed, log: (line) => output.err(line) });
+  const report = await runChaos({ kind, scenarios, events, seed, repeat, log: (line) => output.err(line) });
   if (values.json) json(output, toJson(report));
   else output.out(table(report));
   return report.ok ? 0 : 1;
@@ -59,10 +63,12 @@ export async function chaos(argv: string[], output: Output): Promise<number> {
 
 /** Exactly the documented `--json` shape. */
 function toJson(report: ChaosReport): unknown {
+  const perRound = report.summary.length;
   return {
     broker: report.broker,
-    scenarios: report.scenarios.map((s) => ({
+    scenarios: report.scenarios.map((s, i) => ({
       name: s.name,
+      round: Math.floor(i / perRound) + 1,
       published: s.published,
       confirmed: s.confirmed,
       consumed: s.consumed,
@@ -75,6 +81,7 @@ function toJson(report: ChaosReport): unknown {
       stalled: s.stalled,
       recoveryMs: s.recoveryMs ?? null,
     })),
+    summary: report.summary,
   };
 }
 
@@ -83,5 +90,16 @@ function table(report: ChaosReport): string {
     (s) =>
       `  ${s.ok ? 'ok    ' : 'FAILED'} ${s.name.padEnd(18)} confirmed ${s.confirmed}/${s.published}  consumed ${s.consumed}  lost ${s.lost}  unexpected ${s.unexpected}  duplicates ${s.duplicates}  dup-effects ${s.duplicateEffects}  recovered ${s.recovered}  pending ${s.pendingAtDeadline}  stalled ${s.stalled}  recovery ${s.recoveryMs ?? '-'} ms${s.error ? `  (${s.error})` : ''}`,
   );
-  return [`chaos on a private ${report.broker} broker: ${report.ok ? 'ok' : 'FAILED'}`, ...rows].join('\n');
+  const rounds = report.summary[0]?.runs ?? 1;
+  const summary =
+    rounds > 1
+      ? [
+          `per scenario over ${rounds} rounds:`,
+          ...report.summary.map(
+            (s) =>
+              `  ${s.ok ? 'ok    ' : 'FAILED'} ${s.name.padEnd(18)} faults ${s.faults}  lost ${s.lost}  dup-effects ${s.duplicateEffects}  duplicates median ${s.duplicates.median ?? '-'} max ${s.duplicates.max ?? '-'}  recovery median ${s.recoveryMs.median ?? '-'} ms max ${s.recoveryMs.max ?? '-'} ms`,
+          ),
+        ]
+      : [];
+  return [`chaos on a private ${report.broker} broker: ${report.ok ? 'ok' : 'FAILED'}`, ...rows, ...summary].join('\n');
 }
