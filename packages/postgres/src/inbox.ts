@@ -2,6 +2,7 @@ import type { CloudEvent, DedupStore } from '@wharf/core';
 import type { Pool, PoolClient } from 'pg';
 import { postgresError } from './errors.js';
 import { inboxKey, intOption, type SchemaOptions, schemaName, table } from './options.js';
+import { inTransaction } from './transaction.js';
 
 /** Options of {@link createInbox}. */
 export interface InboxOptions extends SchemaOptions {
@@ -60,48 +61,16 @@ export class Inbox implements DedupStore {
     work: (client: PoolClient) => Promise<R>,
   ): Promise<InboxOutcome<R>> {
     const doing = `handling ${event.id} for group ${group} in the inbox of "${this.schema}"`;
-    let client: PoolClient;
-    try {
-      client = await this.#pool.connect();
-    } catch (cause) {
-      throw postgresError(doing, cause);
-    }
-    let broken = false;
-    try {
-      try {
-        await client.query('BEGIN');
-      } catch (cause) {
-        broken = true;
-        throw postgresError(doing, cause);
-      }
-      let outcome: InboxOutcome<R>;
-      try {
-        const inserted = await client.query(
-          `INSERT INTO ${this.#table} (group_name, event_key) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-          [group, inboxKey(event.source, event.id)],
-        );
-        if (inserted.rowCount === 0) {
-          await client.query('ROLLBACK');
-          return { duplicate: true };
-        }
-        outcome = { duplicate: false, result: await work(client) };
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => {
-          broken = true;
-        });
-        throw error;
-      }
-      try {
-        await client.query('COMMIT');
-      } catch (cause) {
-        broken = true;
-        throw postgresError(`committing ${doing}`, cause, { committing: true });
-      }
-      this.#afterCommit?.();
-      return outcome;
-    } finally {
-      client.release(broken);
-    }
+    const finished = await inTransaction(this.#pool, doing, async (client) => {
+      const inserted = await client.query(
+        `INSERT INTO ${this.#table} (group_name, event_key) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+        [group, inboxKey(event.source, event.id)],
+      );
+      if (inserted.rowCount === 0) return { commit: false, value: { duplicate: true } as InboxOutcome<R> };
+      return { commit: true, value: { duplicate: false, result: await work(client) } };
+    });
+    if (finished.commit) this.#afterCommit?.();
+    return finished.value;
   }
 
   /** DedupStore: true when the bus key (`source` NUL `id`) was processed by `group`. */

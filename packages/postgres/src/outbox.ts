@@ -5,6 +5,7 @@ import { CdcRelay, type CdcRelayOptions } from './cdc.js';
 import { postgresError } from './errors.js';
 import { intOption, LOCK_KEY, type SchemaOptions, schemaName, table } from './options.js';
 import { type PublishingBus, Relay, type RelayOptions } from './relay.js';
+import { inTransaction } from './transaction.js';
 
 /** Options of {@link createOutbox}. */
 export interface OutboxOptions extends SchemaOptions {
@@ -145,40 +146,12 @@ export class Outbox {
    */
   async transaction<R>(work: (client: PoolClient) => Promise<R>): Promise<R> {
     const doing = `an outbox transaction on "${this.schema}"`;
-    let client: PoolClient;
-    try {
-      client = await this.#pool.connect();
-    } catch (cause) {
-      throw postgresError(doing, cause);
-    }
-    let broken = false;
-    try {
-      try {
-        await client.query('BEGIN');
-      } catch (cause) {
-        broken = true;
-        throw postgresError(doing, cause);
-      }
-      let result: R;
-      try {
-        result = await work(client);
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => {
-          broken = true;
-        });
-        throw error;
-      }
-      try {
-        await client.query('COMMIT');
-      } catch (cause) {
-        broken = true;
-        throw postgresError(`committing ${doing}`, cause, { committing: true });
-      }
-      this.nudge();
-      return result;
-    } finally {
-      client.release(broken);
-    }
+    const { value } = await inTransaction(this.#pool, doing, async (client) => ({
+      commit: true,
+      value: await work(client),
+    }));
+    this.nudge();
+    return value;
   }
 
   /** Wakes this process's relays of this schema; call it after committing a transaction that appended. */
