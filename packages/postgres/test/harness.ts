@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { type Bus, type CloudEvent, createBus, silentLogger } from '@wharf/core';
 import pg from 'pg';
-import { migrate } from '../src/index.js';
+import { afterEach } from 'vitest';
+import { migrate, type Relay } from '../src/index.js';
 
 /** The shared PostgreSQL (trust auth, database `test`). */
 export const PG_URL = process.env.WHARF_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -62,4 +63,29 @@ export async function recordingBus(
     received.push(event);
   });
   return { bus, received };
+}
+
+/**
+ * What the tests of one describe block share: `cleanups` run after each test, newest first (the
+ * bus before the schema it wrote to); `setup` gives a migrated schema dropped afterwards; `track`
+ * stops a relay afterwards; `channel` names a fresh channel with `prefix`.
+ */
+export function testScope(prefix: string) {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+  return {
+    cleanups,
+    async setup(label: string, connections = 10): Promise<TestDb> {
+      const db = await testDb(label, connections);
+      cleanups.push(() => db.drop());
+      return db;
+    },
+    track<R extends Pick<Relay, 'stop'>>(relay: R): R {
+      cleanups.push(() => relay.stop());
+      return relay;
+    },
+    channel: (): string => `${prefix}-${randomBytes(3).toString('hex')}`,
+  };
 }

@@ -1,26 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { CloudEvent } from '@wharf/core';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createOutbox, type Relay } from '../src/index.js';
-import { recordingBus, sleep, type TestDb, testDb, until } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { createOutbox } from '../src/index.js';
+import { recordingBus, sleep, testScope, until } from './harness.js';
 
 const FAST = { leaseTtlMs: 1_500, pollIntervalMs: 250 } as const;
 
 describe('postgres: outbox and relay (memory broker)', () => {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  });
-  async function setup(label: string, connections = 10): Promise<TestDb> {
-    const db = await testDb(label, connections);
-    cleanups.push(() => db.drop());
-    return db;
-  }
-  function track(relay: Relay): Relay {
-    cleanups.push(() => relay.stop());
-    return relay;
-  }
-  const channel = () => `pgt-${randomBytes(3).toString('hex')}`;
+  const { cleanups, setup, track, channel } = testScope('pgt');
   const seqOf = (e: CloudEvent) => (e.data as { seq: number }).seq;
 
   it('publishes a committed event and nothing of a rolled-back transaction', async () => {

@@ -1,26 +1,12 @@
-import { randomBytes } from 'node:crypto';
 import { type CloudEvent, createBus, silentLogger } from '@wharf/core';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createOutbox, type Relay } from '../src/index.js';
-import { recordingBus, sleep, type TestDb, testDb, until } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { createOutbox } from '../src/index.js';
+import { recordingBus, sleep, testScope, until } from './harness.js';
 
 const FAST = { leaseTtlMs: 1_500, pollIntervalMs: 250, logger: silentLogger } as const;
 
 describe('postgres: relay failures, parking and several relays', () => {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  });
-  async function setup(label: string, connections = 10): Promise<TestDb> {
-    const db = await testDb(label, connections);
-    cleanups.push(() => db.drop());
-    return db;
-  }
-  function track(relay: Relay): Relay {
-    cleanups.push(() => relay.stop());
-    return relay;
-  }
-  const channel = () => `pgr-${randomBytes(3).toString('hex')}`;
+  const { cleanups, setup, track, channel } = testScope('pgr');
   const seqOf = (e: CloudEvent) => (e.data as { seq: number }).seq;
 
   it('parks a row larger than the broker limit, blocks its key, lets other keys go on', async () => {
