@@ -41,6 +41,8 @@ export class Link {
   #waiters: (() => void)[] = [];
   #hostIndex = 0;
   #tls: Record<string, unknown> | undefined;
+  #lastReadAt = 0;
+  #silenceEndedAt = 0;
 
   constructor(name: string, options: ResolvedOptions, logger: Logger) {
     this.#name = name;
@@ -54,6 +56,16 @@ export class Link {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * When the connection last came out of a silence: no byte at all from the broker for 3/4 of the
+   * heartbeat, which a live broker never lets happen (it sends a heartbeat every half of it when it
+   * has nothing else to say). Whatever it sent meanwhile may have been swallowed by the link; 0 when
+   * that never happened (or heartbeats are off).
+   */
+  get silenceEndedAt(): number {
+    return this.#silenceEndedAt;
   }
 
   onUp(hook: UpHook): void {
@@ -237,7 +249,21 @@ export class Link {
     model.on('unblocked', () => this.#logger.info(`[wharf] [rabbitmq] the ${this.#name} connection is unblocked`));
     model.once('close', (error?: Error) => this.#lost(model, error));
     if (o.coalesceWrites) coalesceWrites(model);
+    this.#watchSilence(model);
     this.#model = model;
+  }
+
+  #watchSilence(model: amqp.ChannelModel): void {
+    const silentMs = this.#options.heartbeatSeconds * 750;
+    const stream = (model.connection as unknown as { stream?: NodeJS.EventEmitter }).stream;
+    if (silentMs <= 0 || !stream) return;
+    this.#lastReadAt = Date.now();
+    // amqplib reads on 'readable' itself; one more listener only notes the time and consumes nothing.
+    stream.on('readable', () => {
+      const now = Date.now();
+      if (now - this.#lastReadAt >= silentMs && this.#model === model) this.#silenceEndedAt = now;
+      this.#lastReadAt = now;
+    });
   }
 
   #lost(model: amqp.ChannelModel, error: Error | undefined): void {

@@ -301,9 +301,12 @@ export class RabbitSubscription implements AdapterSubscription {
    * redelivered copy waits for the running handler).
    */
   async #recycle(watched: Watched, evidence: StallEvidence): Promise<void> {
+    const why = evidence.afterSilence
+      ? `holding no delivery, after the connection was silent (no byte, not even a heartbeat, for 3/4 of the heartbeat): deliveries sent meanwhile may never have arrived and would wait for acks until the broker's consumer timeout`
+      : `with ${evidence.unsettled} of ${evidence.prefetch} prefetch slots in use while the queue held ${evidence.ready} ready messages: the broker is waiting for acks of deliveries this client never received`;
     await this.#replace(
       watched,
-      `the consumer of queue "${evidence.queue}" received nothing for ${evidence.idleMs} ms with ${evidence.unsettled} of ${evidence.prefetch} prefetch slots in use while the queue held ${evidence.ready} ready messages: the broker is waiting for acks of deliveries this client never received; closing its channel (the broker requeues them) and consuming again`,
+      `the consumer of queue "${evidence.queue}" received nothing for ${evidence.idleMs} ms ${why}; closing its channel (the broker requeues them) and consuming again`,
       { ...evidence },
     );
   }

@@ -2,6 +2,12 @@ import { type Logger, withTimeout } from '@wharf/core';
 import type { Channel } from 'amqplib';
 import type { Link } from './connection.js';
 
+/** How long the watchdog's probe waits for the broker's answer. */
+const PROBE_ANSWER_MS = 2_000;
+
+/** The broker did not answer within the bound (see {@link bounded}). */
+class NoAnswer extends Error {}
+
 /**
  * What the watchdog reads about one consumer channel. The subscription keeps it up to date with
  * {@link noteDelivery} and {@link noteSettled}; both are two field writes, so a busy consumer pays nothing else.
@@ -25,8 +31,10 @@ export function noteSettled(watched: Watched): void {
 /** What the watchdog saw when it decided a consumer was stalled. */
 export interface StallEvidence {
   readonly queue: string;
-  /** Messages ready in the queue (a passive declare counts ready ones only). */
-  readonly ready: number;
+  /** Messages ready in the queue (a passive declare counts ready ones only); undefined when not asked. */
+  readonly ready: number | undefined;
+  /** The connection came out of a silence after this channel's last delivery (see `Link.silenceEndedAt`). */
+  readonly afterSilence: boolean;
   /** Deliveries the client holds unsettled on the stalled channel. */
   readonly unsettled: number;
   readonly prefetch: number;
@@ -88,15 +96,42 @@ export class ConsumerWatchdog {
 
   async #tick(): Promise<void> {
     if (this.#busy || this.#stopped) return;
+    let probeLost = false;
     const watched = this.#target.current();
     if (!watched || watched.unsettled >= this.#target.prefetch) return;
     const idleMs = Date.now() - watched.lastDeliveryAt;
     if (idleMs < this.#idleMs) return;
+    // The link was silent after the last delivery and the client holds nothing: deliveries the broker
+    // sent meanwhile may have been swallowed, the last ones of a queue too (nothing ready then, so the
+    // probe below would see nothing wrong while the broker waits 30 min for their acks). With nothing
+    // held, a fresh channel costs no duplicate: do it without asking.
+    if (watched.unsettled === 0 && this.#link.silenceEndedAt > watched.lastDeliveryAt) {
+      this.#busy = true;
+      try {
+        await this.#target.recycle(watched, {
+          queue: this.#target.queue,
+          ready: undefined,
+          afterSilence: true,
+          unsettled: 0,
+          prefetch: this.#target.prefetch,
+          idleMs,
+        });
+      } catch (error) {
+        this.#logger.warn(
+          `[wharf] [rabbitmq] consumer watchdog on "${this.#target.queue}": ${(error as Error).message}`,
+        );
+      } finally {
+        this.#busy = false;
+      }
+      return;
+    }
     this.#busy = true;
     try {
       const ready = await this.#ready();
+      probeLost = ready === 'lost';
       // Only a consumer still current, still idle and still with free slots counts.
       if (
+        ready === 'lost' ||
         ready === undefined ||
         ready === 0 ||
         this.#stopped ||
@@ -109,6 +144,7 @@ export class ConsumerWatchdog {
       await this.#target.recycle(watched, {
         queue: this.#target.queue,
         ready,
+        afterSilence: false,
         unsettled: watched.unsettled,
         prefetch: this.#target.prefetch,
         idleMs: Date.now() - watched.lastDeliveryAt,
@@ -118,21 +154,29 @@ export class ConsumerWatchdog {
     } finally {
       this.#busy = false;
     }
+    // A probe sent into a link that swallowed data gets no answer, but the link may carry data again
+    // by now: ask again at once rather than a tick later (end of a black hole to recovery: ~5 s → ~2 s).
+    if (probeLost && !this.#stopped) setTimeout(() => void this.#tick(), 0).unref();
   }
 
-  /** Ready messages in the queue; undefined when unknown (not connected, queue gone, no answer in time). */
-  async #ready(): Promise<number | undefined> {
+  /**
+   * Ready messages in the queue; undefined when unknown (not connected, queue gone), `lost` when the
+   * broker did not answer within {@link PROBE_ANSWER_MS} (a live one answers a passive declare in
+   * milliseconds).
+   */
+  async #ready(): Promise<number | undefined | 'lost'> {
     const model = await this.#link.ready(0);
     if (!model) return undefined;
+    const answerMs = Math.min(this.#idleMs, PROBE_ANSWER_MS);
     try {
-      const channel = await bounded(this.#openProbe(model), this.#idleMs, 'opening a channel');
-      const reply = await bounded(channel.checkQueue(this.#target.queue), this.#idleMs, 'a passive queue declare');
+      const channel = await bounded(this.#openProbe(model), answerMs, 'opening a channel');
+      const reply = await bounded(channel.checkQueue(this.#target.queue), answerMs, 'a passive queue declare');
       return reply.messageCount;
-    } catch {
-      // A 404 closed the probe channel; a timeout means the link is not answering (heartbeats
-      // will tell). Either way: nothing to conclude now, open a fresh probe channel next time.
+    } catch (error) {
+      // A 404 closed the probe channel; a timeout means the link is not answering (heartbeats will
+      // tell if it stays so). Either way open a fresh probe channel next time.
       this.#dropProbe();
-      return undefined;
+      return error instanceof NoAnswer ? 'lost' : undefined;
     }
   }
 
@@ -160,5 +204,5 @@ export class ConsumerWatchdog {
 
 /** Rejects when `work` takes longer than `ms`, naming `what`; `work` itself goes on. */
 export function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  return withTimeout(work, ms, () => new Error(`${what} got no answer within ${ms} ms`));
+  return withTimeout(work, ms, () => new NoAnswer(`${what} got no answer within ${ms} ms`));
 }

@@ -94,3 +94,51 @@ describe.skipIf(unavailable !== undefined)('rabbitmq consumer watchdog (deliveri
     assert.equal(ready, 0);
   });
 });
+
+describe.skipIf(unavailable !== undefined)('rabbitmq consumer watchdog (the last deliveries lost in a silence)', () => {
+  it('recycles an idle consumer holding nothing once its link was silent: the lost deliveries arrive', async () => {
+    const channel = unique('silence');
+    const group = unique('g');
+    created.push([channel, [group]]);
+    const proxy = await startProxy({ target: port });
+    const incidents: Incident[] = [];
+    const consumer = createBus({
+      adapter: createRabbitMqAdapter({
+        url: `amqp://guest:guest@127.0.0.1:${proxy.port}`,
+        logger: silentLogger,
+        consumerWatchdogMs: 1_000,
+        // A silence is 3/4 of the heartbeat (1.5 s) without a byte; amqplib drops the connection only
+        // after two heartbeats (4 s), so the 2.2 s black hole below keeps it open.
+        heartbeatSeconds: 2,
+      }),
+      logger: silentLogger,
+      shutdownTimeoutMs: 1_000,
+      observer: { onIncident: (incident) => incidents.push(incident) },
+    });
+    const producer = createBus({ adapter: createRabbitMqAdapter({ url, logger: silentLogger }), logger: silentLogger });
+    toClose.push(consumer, producer, proxy);
+    const rec = new Recorder();
+    await consumer.subscribe(channel, { group, concurrency: PREFETCH }, async (e, c) => {
+      rec.record(e, c.attempt);
+    });
+    const publish = async (n: number): Promise<string[]> => {
+      const ids: string[] = [];
+      for (let i = 0; i < n; i++) ids.push((await producer.publish(channel, { type: 'Tick', data: { i } })).id);
+      return ids;
+    };
+    await rec.all(await publish(5), 10_000);
+    // Fewer than the prefetch: the broker sends them all into the dark and the queue has nothing
+    // ready, so the ready-count probe sees nothing wrong; the broker would wait 30 min for their acks.
+    proxy.set({ kind: 'blackhole', direction: 'downstream' });
+    const lost = await publish(3);
+    await sleep(2_200);
+    const dropped = proxy.stats().droppedBytes;
+    proxy.heal();
+    assert.ok(dropped > 0, 'the proxy dropped no deliveries: the fault did not happen');
+    await rec.all(lost, 10_000);
+    const stalled = incidents.filter((i) => i.kind === 'stalled');
+    assert.equal(stalled.length, 1, `expected one stalled incident, got ${JSON.stringify(incidents)}`);
+    assert.equal(stalled[0]?.details?.afterSilence, true);
+    assert.equal(stalled[0]?.details?.unsettled, 0);
+  });
+});
