@@ -20,7 +20,8 @@ afterEach(async () => {
 
 const PREFETCH = 8;
 
-async function setup(consumerWatchdogMs: number) {
+/** A consumer bus through a fault proxy, a producer bus straight to the broker, on a fresh channel. */
+async function connect(options: { consumerWatchdogMs: number; heartbeatSeconds?: number }) {
   const channel = unique('watchdog');
   const group = unique('g');
   created.push([channel, [group]]);
@@ -30,7 +31,7 @@ async function setup(consumerWatchdogMs: number) {
     adapter: createRabbitMqAdapter({
       url: `amqp://guest:guest@127.0.0.1:${proxy.port}`,
       logger: silentLogger,
-      consumerWatchdogMs,
+      ...options,
     }),
     logger: silentLogger,
     shutdownTimeoutMs: 1_000,
@@ -47,6 +48,11 @@ async function setup(consumerWatchdogMs: number) {
     for (let i = 0; i < n; i++) ids.push((await producer.publish(channel, { type: 'Tick', data: { i } })).id);
     return ids;
   };
+  return { consumer, proxy, rec, incidents, publish, queue: `${PREFIX}.${channel}/${group}` };
+}
+
+async function setup(consumerWatchdogMs: number) {
+  const { consumer, proxy, rec, incidents, publish, queue } = await connect({ consumerWatchdogMs });
   // Link healthy: everything arrives.
   const before = await publish(20);
   await rec.all(before, 10_000);
@@ -58,7 +64,6 @@ async function setup(consumerWatchdogMs: number) {
   await sleep(1_500);
   const dropped = proxy.stats().droppedBytes;
   proxy.heal();
-  const queue = `${PREFIX}.${channel}/${group}`;
   return { consumer, proxy, rec, incidents, sent: [...before, ...during], dropped, queue, publish };
 }
 
@@ -97,35 +102,9 @@ describe.skipIf(unavailable !== undefined)('rabbitmq consumer watchdog (deliveri
 
 describe.skipIf(unavailable !== undefined)('rabbitmq consumer watchdog (the last deliveries lost in a silence)', () => {
   it('recycles an idle consumer holding nothing once its link was silent: the lost deliveries arrive', async () => {
-    const channel = unique('silence');
-    const group = unique('g');
-    created.push([channel, [group]]);
-    const proxy = await startProxy({ target: port });
-    const incidents: Incident[] = [];
-    const consumer = createBus({
-      adapter: createRabbitMqAdapter({
-        url: `amqp://guest:guest@127.0.0.1:${proxy.port}`,
-        logger: silentLogger,
-        consumerWatchdogMs: 1_000,
-        // A silence is 3/4 of the heartbeat (1.5 s) without a byte; amqplib drops the connection only
-        // after two heartbeats (4 s), so the 2.2 s black hole below keeps it open.
-        heartbeatSeconds: 2,
-      }),
-      logger: silentLogger,
-      shutdownTimeoutMs: 1_000,
-      observer: { onIncident: (incident) => incidents.push(incident) },
-    });
-    const producer = createBus({ adapter: createRabbitMqAdapter({ url, logger: silentLogger }), logger: silentLogger });
-    toClose.push(consumer, producer, proxy);
-    const rec = new Recorder();
-    await consumer.subscribe(channel, { group, concurrency: PREFETCH }, async (e, c) => {
-      rec.record(e, c.attempt);
-    });
-    const publish = async (n: number): Promise<string[]> => {
-      const ids: string[] = [];
-      for (let i = 0; i < n; i++) ids.push((await producer.publish(channel, { type: 'Tick', data: { i } })).id);
-      return ids;
-    };
+    // A silence is 3/4 of the heartbeat (1.5 s) without a byte; amqplib drops the connection only
+    // after two heartbeats (4 s), so the 2.2 s black hole below keeps it open.
+    const { proxy, rec, incidents, publish } = await connect({ consumerWatchdogMs: 1_000, heartbeatSeconds: 2 });
     await rec.all(await publish(5), 10_000);
     // Fewer than the prefetch: the broker sends them all into the dark and the queue has nothing
     // ready, so the ready-count probe sees nothing wrong; the broker would wait 30 min for their acks.
