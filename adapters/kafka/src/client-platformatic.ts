@@ -246,8 +246,10 @@ async function wrapProducer(config: ClientConfig, settings: ProducerSettings): P
       partitioner: javaCompatiblePartitioner(),
     });
   let current = create();
-  // Connect now, as kafkajs' connect() does: an unreachable broker fails here, not on the first send.
+  // Connect now, as kafkajs' connect() does: an unreachable broker fails here, not on the first send,
+  // and the first publish does not wait for a producer id.
   await current.metadata({ topics: [] });
+  if (settings.idempotent) await current.initIdempotentProducer({ acks: settings.acks });
   let spoiled = false;
   const retired = new Set<Producer>();
   return {

@@ -76,6 +76,22 @@ export function platformaticConsumer(base: BaseOptions, settings: ConsumerSettin
   const crashListeners: ((error: Error, restarting: boolean) => void)[] = [];
   const assignedListeners: ((assignment: readonly TopicPartitions[]) => void)[] = [];
   let loop: Promise<void> | undefined;
+  // The loop idles while no partition can be fetched (offsets loading, all paused); whatever makes
+  // one fetchable wakes it at once: a fixed sleep there delayed the first records after every join.
+  let wake: (() => void) | undefined;
+  const wakeUp = (): void => {
+    const resume = wake;
+    wake = undefined;
+    resume?.();
+  };
+  const idle = (ms: number): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(wakeUp, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
 
   const isPaused = (s: PartitionState): boolean =>
     pausedTopics.has(s.topic) || pausedPartitions.has(keyOf(s.topic, s.partition));
@@ -114,6 +130,7 @@ export function platformaticConsumer(base: BaseOptions, settings: ConsumerSettin
         state.next = offset >= 0n ? offset : (earliest.get(topic)?.[partition] ?? 0n);
       }
     }
+    wakeUp();
   };
 
   const attach = (c: Consumer): void => {
@@ -135,6 +152,7 @@ export function platformaticConsumer(base: BaseOptions, settings: ConsumerSettin
       });
       const list = assignments.map((a) => ({ topic: a.topic, partitions: [...a.partitions] }));
       for (const listener of assignedListeners) listener(list);
+      wakeUp();
     });
     c.on('consumer:group:rebalance', () => {
       if (c === consumer) rebalancing = true;
@@ -287,12 +305,12 @@ export function platformaticConsumer(base: BaseOptions, settings: ConsumerSettin
     while (!stopped) {
       const c = consumer;
       if (c === undefined || rebalancing) {
-        await sleep(50);
+        await idle(50);
         continue;
       }
       const gen = generation;
       try {
-        if (!(await fetchOnce(c))) await sleep(Math.min(settings.maxWaitTimeMs, 100));
+        if (!(await fetchOnce(c))) await idle(settings.maxWaitTimeMs);
       } catch (error) {
         if (stopped || c !== consumer || gen !== generation) continue;
         const kind = classifyError(error);
@@ -336,12 +354,14 @@ export function platformaticConsumer(base: BaseOptions, settings: ConsumerSettin
           for (const k of [...pausedPartitions]) if (k.startsWith(`${t.topic}|`)) pausedPartitions.delete(k);
         } else for (const k of targetKeys(t.topic, t.partitions)) pausedPartitions.delete(k);
       }
+      wakeUp();
     },
     seek(topic, partition, offset) {
       const state = assigned.get(keyOf(topic, partition));
       if (state === undefined) return;
       state.next = BigInt(offset);
       state.epoch++;
+      wakeUp();
     },
     async commit(offsets) {
       const c = consumer;
@@ -370,6 +390,7 @@ export function platformaticConsumer(base: BaseOptions, settings: ConsumerSettin
     },
     async disconnect() {
       stopped = true;
+      wakeUp();
       clearTimeout(restartTimer);
       restartTimer = undefined;
       const c = consumer;
