@@ -17,7 +17,8 @@ import {
   withTimeout,
 } from '@wharf/core';
 import { readBacklog } from './backlog.js';
-import { type ClientAdmin, type ClientProducer, createClient, type KafkaClient } from './client.js';
+import type { ClientAdmin, ClientProducer, KafkaClient } from './client.js';
+import { openClient } from './clients.js';
 import { readDeadLetters } from './dead-letters.js';
 import { toWharfError, unreachable, whileUnreachable } from './errors.js';
 import { ADAPTER_NAME, type KafkaAdapterOptions, type ResolvedKafkaOptions, resolveOptions } from './options.js';
@@ -61,7 +62,7 @@ export class KafkaAdapter implements Adapter {
       maxMessageBytes: this.options.maxMessageBytes,
     });
     const o = this.options;
-    this.#client = createClient({
+    this.#client = openClient(o.client, {
       brokers: o.brokers,
       clientId: o.clientId,
       ...(o.ssl !== undefined ? { ssl: o.ssl } : {}),

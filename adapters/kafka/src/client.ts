@@ -2,184 +2,28 @@
  * The one file that imports kafkajs. Everything else in the adapter talks to the small interface
  * below, so replacing kafkajs (unmaintained since 2023) with another client touches this file only.
  */
-import type { ConnectionOptions } from 'node:tls';
 import { type Logger, withTimeout } from '@wharf/core';
 import kafkajs from 'kafkajs';
+import { classifyError } from './classify.js';
+import type {
+  ClientAdmin,
+  ClientConfig,
+  ClientConsumer,
+  ClientProducer,
+  ConsumerSettings,
+  IncomingHeaders,
+  KafkaClient,
+  OffsetCommit,
+  PauseTarget,
+  ProducerSettings,
+  TopicPartitions,
+} from './client-types.js';
 import { type EvictMember, memberEvictor } from './evict.js';
 
 const { Kafka, Partitioners, logLevel, ConfigResourceTypes } = kafkajs;
 
-/** Header values as they arrive: the wire allows repeated names, so a value may be a list. */
-export type IncomingHeaders = Readonly<Record<string, Buffer | string | (Buffer | string)[] | undefined>>;
-
-/** A record to produce. */
-export interface OutgoingRecord {
-  /** Set to choose the partition; otherwise the key's hash (murmur2, as the Java client) picks it. */
-  readonly partition?: number;
-  readonly key: string | Buffer | null;
-  readonly value: Buffer | null;
-  /** A list value is written as the same header repeated (what a foreign record may have had). */
-  readonly headers: Readonly<Record<string, Buffer | string | (Buffer | string)[]>>;
-}
-
-/** A consumed record. Offsets are decimal strings (64-bit). */
-export interface IncomingRecord {
-  readonly topic: string;
-  readonly partition: number;
-  readonly offset: string;
-  readonly key: Buffer | null;
-  readonly value: Buffer | null;
-  readonly headers: IncomingHeaders;
-  readonly timestamp: string;
-}
-
-export interface TopicSpec {
-  readonly topic: string;
-  readonly partitions: number;
-  /** -1: the broker's default. */
-  readonly replicationFactor: number;
-  readonly configs: Readonly<Record<string, string>>;
-}
-
-/** A committed offset of a group; `offset` is "-1" when nothing is committed. */
-export interface CommittedOffset {
-  readonly partition: number;
-  readonly offset: string;
-  readonly metadata: string | null;
-}
-
-export interface PartitionEnd {
-  readonly partition: number;
-  /** First offset still stored. */
-  readonly low: string;
-  /** Offset the next record will get. */
-  readonly high: string;
-}
-
-export interface OffsetCommit {
-  readonly topic: string;
-  readonly partition: number;
-  /** The next offset to consume. */
-  readonly offset: string;
-  readonly metadata?: string | null;
-}
-
-export interface TopicPartitions {
-  readonly topic: string;
-  readonly partitions: readonly number[];
-}
-
-/** Partitions of a topic to pause or resume; without `partitions`, the whole topic. */
-export interface PauseTarget {
-  readonly topic: string;
-  readonly partitions?: readonly number[];
-}
-
-export interface ClientAdmin {
-  /** Creates the topics that do not exist yet; resolves once they have leaders. */
-  createTopics(specs: readonly TopicSpec[]): Promise<void>;
-  listTopics(): Promise<string[]>;
-  /**
-   * Waits (with backoff, up to `timeoutMs`) until every partition of each topic has a leader in the
-   * broker's metadata; resolves with the topics that still have none at the deadline (empty: all ready).
-   */
-  awaitLeaders(topics: readonly string[], timeoutMs: number): Promise<string[]>;
-  deleteTopics(topics: readonly string[]): Promise<void>;
-  deleteGroups(groups: readonly string[]): Promise<void>;
-  committed(groupId: string, topic: string): Promise<CommittedOffset[]>;
-  ends(topic: string): Promise<PartitionEnd[]>;
-  /** Members of a consumer group right now (0 for a group with none, or unknown to the broker). */
-  members(groupId: string): Promise<number>;
-  /** The topic's `max.message.bytes`, or undefined when it cannot be read. */
-  maxMessageBytes(topic: string): Promise<number | undefined>;
-  disconnect(): Promise<void>;
-}
-
-export interface ClientProducer {
-  /** Resolves once the broker acknowledged every record (acks as configured). */
-  send(batch: readonly { topic: string; records: readonly OutgoingRecord[] }[]): Promise<void>;
-  disconnect(): Promise<void>;
-}
-
-/** One fetched batch of one partition, handed to the consumer's handler. */
-export interface FetchedBatch {
-  readonly topic: string;
-  readonly partition: number;
-  readonly records: readonly IncomingRecord[];
-  /** Sends a heartbeat if one is due; rejects when the group is rebalancing or the broker is gone. */
-  heartbeat(): Promise<void>;
-  /** Marks `offset` consumed locally: the next fetch starts after it (nothing is committed). */
-  resolve(offset: string): void;
-  /** False once the consumer stops or this partition was sought elsewhere. */
-  isActive(): boolean;
-}
-
-export interface ConsumerSettings {
-  readonly groupId: string;
-  readonly sessionTimeoutMs: number;
-  readonly rebalanceTimeoutMs: number;
-  readonly heartbeatIntervalMs: number;
-  readonly maxWaitTimeMs: number;
-  /** Partitions whose batches are handled at the same time. */
-  readonly partitionsConcurrently: number;
-}
-
-export interface ClientConsumer {
-  /** Subscribes, starts the fetch loop and calls `onBatch` per partition batch (never throws out of it). */
-  run(topics: readonly string[], onBatch: (batch: FetchedBatch) => Promise<void>): Promise<void>;
-  /** Called after every (re)join with this member's partitions. */
-  onAssigned(listener: (assignment: readonly TopicPartitions[]) => void): void;
-  /** Called when the client gave up and, if `restarting`, starts again by itself. */
-  onCrash(listener: (error: Error, restarting: boolean) => void): void;
-  pause(targets: readonly PauseTarget[]): void;
-  resume(targets: readonly PauseTarget[]): void;
-  seek(topic: string, partition: number, offset: string): void;
-  /** Commits with this member's generation; rejects if the group moved on. */
-  commit(offsets: readonly OffsetCommit[]): Promise<void>;
-  /** Stops fetching, leaves the group and closes connections. */
-  disconnect(): Promise<void>;
-}
-
-export interface ClientConfig {
-  readonly brokers: readonly string[];
-  readonly clientId: string;
-  readonly ssl?: boolean | ConnectionOptions;
-  readonly sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };
-  readonly connectionTimeoutMs: number;
-  readonly requestTimeoutMs: number;
-  /** Retries of one operation (connect, produce, commit) before it fails. */
-  readonly retries: number;
-  readonly maxRetryTimeMs: number;
-  readonly logger: Logger;
-}
-
-export interface ProducerSettings {
-  readonly idempotent: boolean;
-  readonly acks: -1 | 1 | 0;
-  readonly retries: number;
-  readonly maxRetryTimeMs: number;
-  readonly requestTimeoutMs: number;
-}
-
-/** A connected client factory. */
-export interface KafkaClient {
-  admin(): Promise<ClientAdmin>;
-  producer(settings: ProducerSettings): Promise<ClientProducer>;
-  consumer(settings: ConsumerSettings): ClientConsumer;
-  /** The native kafkajs `Kafka` instance (for `Adapter.raw()`). */
-  readonly native: unknown;
-}
-
-/** What went wrong, independent of the client library. */
-export type ErrorKind =
-  | 'unreachable'
-  | 'auth'
-  | 'too-large'
-  | 'unknown-topic'
-  | 'topic-exists'
-  | 'rebalancing'
-  | 'group-not-empty'
-  | 'other';
+export type * from './client-types.js';
+export { classifyError };
 
 // kafkajs logs messages that Wharf reports itself, better, or that are noise for us.
 const QUIET = [/Limiting retries for the idempotent producer/, /KafkaJS v2\.0\.0 switched default partitioner/];
@@ -676,53 +520,4 @@ function toKafkaTarget(target: PauseTarget): { topic: string; partitions?: numbe
   return target.partitions === undefined
     ? { topic: target.topic }
     : { topic: target.topic, partitions: [...target.partitions] };
-}
-
-function rootCause(error: unknown): unknown {
-  let e = error as { cause?: unknown; originalError?: unknown } | undefined;
-  for (let i = 0; i < 10 && e; i++) {
-    const next = e.originalError ?? e.cause;
-    if (!next) break;
-    e = next as typeof e;
-  }
-  return e;
-}
-
-/** Maps a kafkajs error (or one it wraps) onto a library-independent kind. */
-export function classifyError(error: unknown): ErrorKind {
-  const seen: unknown[] = [error, rootCause(error)];
-  for (const candidate of seen) {
-    const e = candidate as { name?: string; type?: string; code?: string } | undefined;
-    if (!e) continue;
-    if (e.type === 'MESSAGE_TOO_LARGE' || e.type === 'RECORD_LIST_TOO_LARGE') return 'too-large';
-    if (e.type === 'UNKNOWN_TOPIC_OR_PARTITION' || e.name === 'KafkaJSTopicMetadataNotLoaded') return 'unknown-topic';
-    if (e.type === 'TOPIC_ALREADY_EXISTS') return 'topic-exists';
-    if (e.type === 'REBALANCE_IN_PROGRESS' || e.type === 'ILLEGAL_GENERATION' || e.type === 'UNKNOWN_MEMBER_ID')
-      return 'rebalancing';
-    if (e.type === 'NON_EMPTY_GROUP') return 'group-not-empty';
-    if (e.name === 'KafkaJSSASLAuthenticationError' || e.type === 'SASL_AUTHENTICATION_FAILED') return 'auth';
-    if (
-      // A broker that is starting (or just restarted) has no group coordinator yet: not ready, as unreachable.
-      e.name === 'KafkaJSGroupCoordinatorNotFound' ||
-      e.type === 'COORDINATOR_NOT_AVAILABLE' ||
-      e.type === 'COORDINATOR_LOAD_IN_PROGRESS' ||
-      e.name === 'KafkaJSConnectionError' ||
-      e.name === 'KafkaJSBrokerNotFound' ||
-      e.name === 'KafkaJSNoBrokerAvailableError' ||
-      e.name === 'KafkaJSRequestTimeoutError' ||
-      e.name === 'KafkaJSConnectionClosedError' ||
-      e.code === 'ECONNREFUSED' ||
-      e.code === 'ENOTFOUND' ||
-      e.code === 'ETIMEDOUT' ||
-      e.code === 'EHOSTUNREACH'
-    )
-      return 'unreachable';
-  }
-  // createTopics wraps per-topic errors in an aggregate.
-  const errors = (error as { errors?: unknown[] } | undefined)?.errors;
-  if (Array.isArray(errors) && errors.length > 0) {
-    const kinds = new Set(errors.map(classifyError));
-    if (kinds.size === 1) return [...kinds][0] as ErrorKind;
-  }
-  return 'other';
 }

@@ -1,5 +1,6 @@
 import { type Logger, silentLogger } from '@wharf/core';
-import { type ClientAdmin, createClient } from './client.js';
+import type { ClientAdmin } from './client.js';
+import { openClient } from './clients.js';
 import { type KafkaAdapterOptions, resolveOptions } from './options.js';
 import { Names } from './topology.js';
 
@@ -35,7 +36,7 @@ export function conformanceHarness(
 ): KafkaConformanceHarness {
   const o = resolveOptions(url, options);
   const names = new Names(o.topicPrefix);
-  const client = createClient({
+  const client = openClient(o.client, {
     brokers: o.brokers,
     clientId: `${o.clientId}-harness`,
     ...(o.ssl !== undefined ? { ssl: o.ssl } : {}),

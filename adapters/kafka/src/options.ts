@@ -50,13 +50,22 @@ export interface KafkaAdapterOptions {
   /** SASL mechanism for credentials in the URL. Default `plain` (`?mechanism=scram-sha-256` in the URL works too). */
   saslMechanism?: 'plain' | 'scram-sha-256' | 'scram-sha-512';
   clientId?: string;
+  /**
+   * The client library: `kafkajs` (default) or `platformatic` (@platformatic/kafka). The URL
+   * parameter `?client=` works too. See the README for which to choose.
+   */
+  client?: ClientKind;
 }
+
+export type ClientKind = 'kafkajs' | 'platformatic';
+const CLIENT_KINDS: readonly string[] = ['kafkajs', 'platformatic'];
 
 export interface ResolvedKafkaOptions {
   readonly brokers: readonly string[];
   /** For messages: the brokers, never the credentials. */
   readonly where: string;
   readonly clientId: string;
+  readonly client: ClientKind;
   readonly topicPrefix: string;
   readonly partitions: number;
   readonly retryPartitions: number;
@@ -120,6 +129,10 @@ export function resolveOptions(url: string, options: KafkaAdapterOptions): Resol
           password: parsed.password ?? '',
         }
       : undefined;
+  const client = options.client ?? param('client') ?? 'kafkajs';
+  if (!CLIENT_KINDS.includes(client)) {
+    throw new ConfigError(ADAPTER_NAME, `client "${client}" is not supported; use kafkajs or platformatic`);
+  }
   const heartbeatIntervalMs = integer(options.heartbeatIntervalMs, 'heartbeatIntervalMs', 50, 60_000, 1_000);
   const sessionTimeoutMs = integer(options.sessionTimeoutMs, 'sessionTimeoutMs', 1_000, 3_600_000, 6_000);
   if (heartbeatIntervalMs * 3 > sessionTimeoutMs) {
@@ -132,6 +145,7 @@ export function resolveOptions(url: string, options: KafkaAdapterOptions): Resol
     brokers,
     where: brokers.join(','),
     clientId: options.clientId ?? param('clientId') ?? `wharf-${hostname()}-${process.pid}`,
+    client: client as ClientKind,
     topicPrefix,
     partitions: integer(options.partitions ?? param('partitions'), 'partitions', 1, 10_000, 3),
     retryPartitions: integer(options.retryPartitions, 'retryPartitions', 1, 10_000, 1),

@@ -34,8 +34,11 @@ export const FAST: KafkaAdapterOptions = {
   connectTimeoutMs: 10_000,
 };
 
+/** `WHARF_KAFKA_CLIENT=platformatic` runs every adapter test on @platformatic/kafka (a test's own `client` wins). */
+const CLIENT = process.env.WHARF_KAFKA_CLIENT as KafkaAdapterOptions['client'];
+
 export function adapter(options: KafkaAdapterOptions = {}, logger: Logger = silentLogger): KafkaAdapter {
-  return createKafkaAdapter({ url: KAFKA_URL, logger, ...FAST, ...options });
+  return createKafkaAdapter({ url: KAFKA_URL, logger, ...FAST, ...(CLIENT ? { client: CLIENT } : {}), ...options });
 }
 
 export const names = new Names('wharf');

@@ -19,7 +19,7 @@ import { json, type Output } from '../output.js';
 import { type ObservedCounts, startObservation } from './observe.js';
 import { parseDuration, type SoakResult, soak } from './soak.js';
 
-export const benchUsage = `wharf bench [--broker <url>] [--events N] [--size BYTES] [--window N] [--rounds N] [--observe] [--json]
+export const benchUsage = `wharf bench [--broker <url>] [--client NAME] [--events N] [--size BYTES] [--window N] [--rounds N] [--observe] [--json]
 wharf bench --soak <duration> [--sample-every <duration>] [--broker <url>] [--events N] [--size BYTES] [--window N] [--json]
 wharf bench --outbox [--broker <url>] [--postgres-url <url>] [--events N] [--size BYTES] [--writers N]
             [--batch N] [--keys N] [--rate EVENTS_PER_S] [--json]
@@ -30,6 +30,8 @@ durability and publish window, after one unmeasured round of each; rounds altern
 event (medians over the rounds), and the bus/raw ratios. --observe adds the same bus bench with
 Prometheus metrics and OpenTelemetry tracing on (the SDK with an exporter that drops the spans),
 in the same rotation, and reports its throughput against the bus without them (ratio.observe).
+--client NAME (Kafka: kafkajs, the default, or platformatic) runs the bus on that client library
+and measures the same library raw (the URL's ?client= parameter does the same).
 
 --soak 10m (or 180s) runs the bus side without stopping for that long: one bus and one subscription,
 bursts of --events published with --window in flight, each handled before the next. It prints the
@@ -106,6 +108,19 @@ function median(results: BenchResult[]): Summary {
   };
 }
 
+/**
+ * `--client NAME`: the adapter's client library, for both the bus and the raw baseline (Kafka:
+ * kafkajs or platformatic). It travels as the URL's `client` parameter, which the adapter validates.
+ */
+function withClient(url: string, client: string | undefined): string {
+  if (client === undefined) return url;
+  const scheme = parseBrokerUrl(url).scheme;
+  if (scheme !== 'kafka' && scheme !== 'kafkas') {
+    throw new UsageError(`--client chooses the Kafka adapter's client library; the ${scheme}: adapter has one`);
+  }
+  return `${url}${url.includes('?') ? '&' : '?'}client=${encodeURIComponent(client)}`;
+}
+
 const round2 = (n: number): number => Math.round(n * 100) / 100;
 
 export async function bench(argv: string[], output: Output): Promise<number> {
@@ -125,8 +140,9 @@ export async function bench(argv: string[], output: Output): Promise<number> {
     rate: { type: 'string' },
     soak: { type: 'string' },
     'sample-every': { type: 'string' },
+    client: { type: 'string' },
   });
-  const url = brokerUrl(values.broker);
+  const url = withClient(brokerUrl(values.broker), values.client);
   if (values.outbox) return benchOutboxCommand(url, values, output);
   const events = positiveInt(values.events, 'events', 10_000);
   const size = positiveInt(values.size, 'size', 1024);
