@@ -333,7 +333,9 @@ export function wrapConsumer(
       heartbeatInterval: settings.heartbeatIntervalMs,
       maxWaitTimeInMs: settings.maxWaitTimeMs,
       allowAutoTopicCreation: false,
-      retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5_000, restartOnFailure: async () => false },
+      // Capped like RESTART_MAX_MS, for the same reason: the retry after the broker is back waits up
+      // to this (chaos broker-restart recovered in 4.6 / 4.7 s, median / max of 3, with 5 s).
+      retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 2_000, restartOnFailure: async () => false },
     });
   let consumer = create();
   let topicList: readonly string[] = [];

@@ -42,6 +42,8 @@ export interface RunOptions {
   readonly handlerMs?: number;
   /** Consumer concurrency. Default 8. */
   readonly concurrency?: number;
+  /** Adapter options added to the run's own (e.g. `{ client: 'platformatic' }` on Kafka). */
+  readonly adapterOptions?: Readonly<Record<string, unknown>>;
   /** Use the deliberately broken adapter that acks before the handler (proves the checker fails). */
   readonly ackBeforeHandler?: boolean;
   /** Progress lines (stderr in the CLI). */
@@ -94,7 +96,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
       log: logFile,
       concurrency: options.concurrency ?? 8,
       handlerMs: options.handlerMs ?? 2,
-      adapterOptions: { ...timeouts.adapterOptions },
+      adapterOptions: { ...timeouts.adapterOptions, ...options.adapterOptions },
       ackBeforeHandler: options.ackBeforeHandler ?? false,
     },
     (line) => log(`  ${line}`),
@@ -120,7 +122,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
   try {
     bus = createBus({
       url,
-      adapterOptions: { ...timeouts.adapterOptions },
+      adapterOptions: { ...timeouts.adapterOptions, ...options.adapterOptions },
       publishTimeoutMs,
       logger: quiet(log, '  [producer]'),
     });

@@ -2,7 +2,7 @@ import { BROKER_KINDS, type BrokerKind, type ChaosReport, runChaos, SCENARIO_NAM
 import { parse, positiveInt, UsageError } from '../args.js';
 import { json, type Output } from '../output.js';
 
-export const chaosUsage = `wharf chaos --broker <rabbitmq|kafka|nats|url> --scenario <name>|all [--events N] [--seed S] [--repeat R] [--json]
+export const chaosUsage = `wharf chaos --broker <rabbitmq|kafka|nats|url> --scenario <name>|all [--events N] [--seed S] [--repeat R] [--client C] [--json]
 
 Injects faults while a workload runs and judges it with a total-queue checker: lost, unexpected,
 duplicate effects, stalls and pending publishes fail the run (exit code 1).
@@ -17,6 +17,7 @@ Scenarios: ${SCENARIO_NAMES.join(', ')}
 --events   events per scenario (default 2000)
 --repeat   rounds: every scenario runs R times on the same private broker (round r uses seed S+r-1);
            the report adds, per scenario, recovery time and duplicates as median and max
+--client   Kafka only: the adapter's client, kafkajs (default) or platformatic
 --json     one JSON object on stdout; progress goes to stderr`;
 
 /** `--broker` as a kind: a kind name, or the scheme of a URL. */
@@ -38,6 +39,7 @@ export async function chaos(argv: string[], output: Output): Promise<number> {
     events: { type: 'string' },
     seed: { type: 'string' },
     repeat: { type: 'string' },
+    client: { type: 'string' },
     json: { type: 'boolean' },
   });
   const kind = chaosKind(values.broker);
@@ -51,11 +53,21 @@ export async function chaos(argv: string[], output: Output): Promise<number> {
   const events = positiveInt(values.events, 'events', 2_000);
   const seed = positiveInt(values.seed, 'seed', 1);
   const repeat = positiveInt(values.repeat, 'repeat', 1);
+  if (values.client !== undefined && kind !== 'kafka')
+    throw new UsageError(`--client chooses the Kafka adapter's client; ${kind} has one client`);
   if (values.broker?.includes('://'))
     output.err(
       `[wharf] [chaos] ${values.broker}: chaos runs a private ${kind} broker; the URL's host and port are not used`,
     );
-  const report = await runChaos({ kind, scenarios, events, seed, repeat, log: (line) => output.err(line) });
+  const report = await runChaos({
+    kind,
+    scenarios,
+    events,
+    seed,
+    repeat,
+    ...(values.client !== undefined ? { adapterOptions: { client: values.client } } : {}),
+    log: (line) => output.err(line),
+  });
   if (values.json) json(output, toJson(report));
   else output.out(table(report));
   return report.ok ? 0 : 1;
