@@ -13,8 +13,10 @@ import {
   PublishError,
   type StoredDeadLetter,
   type SubscribeRequest,
+  TimeoutError,
   TopologyError,
   type WireMessage,
+  withTimeout,
 } from '@wharf/core';
 import type { ChannelModel, Options } from 'amqplib';
 import { readBacklog } from './backlog.js';
@@ -220,7 +222,10 @@ export class RabbitMqAdapter implements Adapter {
       );
       dropConnection(model, new Error(`${what}: no answer within ${this.#options.declareTimeoutMs} ms`));
     }
-    throw new Error(`no answer within ${this.#options.declareTimeoutMs} ms`);
+    throw new TimeoutError(
+      COMPONENT,
+      `${what}: RabbitMQ did not answer within ${this.#options.declareTimeoutMs} ms (declareTimeoutMs); the connection is replaced, try again`,
+    );
   }
 
   async subscribe(
@@ -262,13 +267,28 @@ export class RabbitMqAdapter implements Adapter {
     if (this.#closing) throw new ClosedError(COMPONENT, 'read dead letters');
     const model = await this.#publishLink.ready(this.#options.publishWaitMs);
     if (!model) throw this.#notConnected('read dead letters');
+    // Every request bounded: right after a broker restart a quorum queue that is still starting
+    // leaves a passive declare unanswered, and a saga reading its dead letters waited forever.
+    const boundMs = this.#options.declareTimeoutMs;
+    const answered = <T>(request: Promise<T>): Promise<T> =>
+      withTimeout(
+        request,
+        boundMs,
+        () =>
+          new TimeoutError(
+            COMPONENT,
+            `reading the dead letters of ${channel}/${group}: RabbitMQ did not answer within ${boundMs} ms (declareTimeoutMs); try again`,
+          ),
+      );
     // A channel of its own: the unacked messages it holds go back to the queue when it closes.
-    const ch = await model.createChannel();
+    const ch = await answered(model.createChannel());
     ch.on('error', () => undefined);
     try {
-      await readDeadLetters(ch, groupNames(this.#options.prefix, channel, group), channel, group, options.limit, visit);
+      const names = groupNames(this.#options.prefix, channel, group);
+      await readDeadLetters(ch, names, channel, group, options.limit, visit, answered);
     } finally {
-      await ch.close().catch(() => undefined);
+      // A channel whose queue does not answer may not answer its close either.
+      await withTimeout(ch.close(), 1_000, () => new Error('close')).catch(() => undefined);
     }
   }
 
@@ -278,7 +298,16 @@ export class RabbitMqAdapter implements Adapter {
     const model = await this.#publishLink.ready(this.#options.publishWaitMs);
     if (!model) throw this.#notConnected('read a backlog');
     const prefix = this.#options.prefix;
-    return readBacklog(model, prefix, channel, group, groupNames(prefix, channel, group), policy);
+    // Bounded for the same reason as readDeadLetters: a queue still starting leaves it unanswered.
+    return withTimeout(
+      readBacklog(model, prefix, channel, group, groupNames(prefix, channel, group), policy),
+      this.#options.declareTimeoutMs,
+      () =>
+        new TimeoutError(
+          COMPONENT,
+          `reading the backlog of ${channel}/${group}: RabbitMQ did not answer within ${this.#options.declareTimeoutMs} ms (declareTimeoutMs); try again`,
+        ),
+    );
   }
 
   close(): Promise<void> {

@@ -51,9 +51,10 @@ export async function readDeadLetters(
   group: string,
   limit: number,
   visit: (deadLetter: StoredDeadLetter) => Promise<boolean>,
+  answered: <T>(request: Promise<T>) => Promise<T> = (request) => request,
 ): Promise<void> {
   try {
-    await ch.checkQueue(names.deadLetters);
+    await answered(ch.checkQueue(names.deadLetters));
   } catch (error) {
     if (replyCode(error) === 404) return; // never declared: no dead letters
     throw error;
@@ -61,7 +62,7 @@ export async function readDeadLetters(
   const kept: GetMessage[] = [];
   try {
     for (let n = 0; n < limit; n++) {
-      const message = await ch.get(names.deadLetters, { noAck: false });
+      const message = await answered(ch.get(names.deadLetters, { noAck: false }));
       if (message === false) break;
       let remove = false;
       try {

@@ -58,3 +58,40 @@ describe.skipIf(unavailable !== undefined)('rabbitmq: a declaration left unanswe
     await rec.all(ids, 10_000);
   });
 });
+
+describe.skipIf(unavailable !== undefined)(
+  'rabbitmq: reading dead letters and backlog left unanswered (fault proxy)',
+  () => {
+    // Found as a saga that never ended: killed mid-run, the broker came back, and the saga's read of
+    // its dead letters (a passive declare, then basic.get) waited forever on a quorum queue still starting.
+    it('listDeadLetters and backlog reject with TimeoutError after declareTimeoutMs', async () => {
+      const proxy: FaultProxy = await startProxy({ target: port });
+      const bus = createBus({
+        adapter: createRabbitMqAdapter({
+          url: `amqp://guest:guest@127.0.0.1:${proxy.port}`,
+          logger: silentLogger,
+          declareTimeoutMs: 1_000,
+          // No heartbeat: only the bound can end the wait.
+          heartbeatSeconds: 0,
+        }),
+        logger: silentLogger,
+      });
+      toClose.push(bus, proxy);
+      const channel = unique('dl-timeout');
+      const group = unique('g');
+      created.push([channel, [group]]);
+      await bus.declare(channel, { groups: [group] });
+      assert.deepEqual(await bus.listDeadLetters(channel, group), []);
+      proxy.set({ kind: 'blackhole', direction: 'downstream' });
+      for (const read of [() => bus.listDeadLetters(channel, group), () => bus.backlog(channel, group)]) {
+        const started = Date.now();
+        await assert.rejects(
+          read(),
+          (error: Error) => error.name === 'TimeoutError' && /did not answer/.test(error.message),
+        );
+        assert.ok(Date.now() - started < 5_000, `rejected after ${Date.now() - started} ms`);
+      }
+      proxy.heal();
+    });
+  },
+);
