@@ -269,17 +269,8 @@ export class RabbitMqAdapter implements Adapter {
     if (!model) throw this.#notConnected('read dead letters');
     // Every request bounded: right after a broker restart a quorum queue that is still starting
     // leaves a passive declare unanswered, and a saga reading its dead letters waited forever.
-    const boundMs = this.#options.declareTimeoutMs;
     const answered = <T>(request: Promise<T>): Promise<T> =>
-      withTimeout(
-        request,
-        boundMs,
-        () =>
-          new TimeoutError(
-            COMPONENT,
-            `reading the dead letters of ${channel}/${group}: RabbitMQ did not answer within ${boundMs} ms (declareTimeoutMs); try again`,
-          ),
-      );
+      this.#withinDeclareTimeout(`reading the dead letters of ${channel}/${group}`, request);
     // A channel of its own: the unacked messages it holds go back to the queue when it closes.
     const ch = await answered(model.createChannel());
     ch.on('error', () => undefined);
@@ -299,14 +290,20 @@ export class RabbitMqAdapter implements Adapter {
     if (!model) throw this.#notConnected('read a backlog');
     const prefix = this.#options.prefix;
     // Bounded for the same reason as readDeadLetters: a queue still starting leaves it unanswered.
-    return withTimeout(
+    return this.#withinDeclareTimeout(
+      `reading the backlog of ${channel}/${group}`,
       readBacklog(model, prefix, channel, group, groupNames(prefix, channel, group), policy),
-      this.#options.declareTimeoutMs,
+    );
+  }
+
+  /** `request`, or a `TimeoutError` naming `what` once it has gone unanswered for `declareTimeoutMs`. */
+  #withinDeclareTimeout<T>(what: string, request: Promise<T>): Promise<T> {
+    const ms = this.#options.declareTimeoutMs;
+    return withTimeout(
+      request,
+      ms,
       () =>
-        new TimeoutError(
-          COMPONENT,
-          `reading the backlog of ${channel}/${group}: RabbitMQ did not answer within ${this.#options.declareTimeoutMs} ms (declareTimeoutMs); try again`,
-        ),
+        new TimeoutError(COMPONENT, `${what}: RabbitMQ did not answer within ${ms} ms (declareTimeoutMs); try again`),
     );
   }
 
