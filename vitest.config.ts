@@ -15,11 +15,24 @@ const workspace = ['packages', 'adapters', 'examples'].flatMap((dir) =>
     .map((name) => join(root, dir, name))
     .filter((path) => existsSync(join(path, 'package.json')) && existsSync(join(path, 'src', 'index.ts'))),
 );
+// Subpath exports (`@wharf/testing/vitest`) go to the source their `wharf-source` condition names.
+const subpaths = (path: string) => {
+  const { name, exports } = JSON.parse(readFileSync(join(path, 'package.json'), 'utf8'));
+  return Object.entries((exports ?? {}) as Record<string, { 'wharf-source'?: string }>)
+    .filter(([key, target]) => key !== '.' && typeof target?.['wharf-source'] === 'string')
+    .map(([key, target]) => ({
+      find: new RegExp(`^${name}/${key.slice(2)}$`),
+      replacement: join(path, target['wharf-source'] as string),
+    }));
+};
 const resolve = {
-  alias: workspace.map((path) => ({
-    find: new RegExp(`^${JSON.parse(readFileSync(join(path, 'package.json'), 'utf8')).name}$`),
-    replacement: join(path, 'src', 'index.ts'),
-  })),
+  alias: workspace.flatMap((path) => [
+    ...subpaths(path),
+    {
+      find: new RegExp(`^${JSON.parse(readFileSync(join(path, 'package.json'), 'utf8')).name}$`),
+      replacement: join(path, 'src', 'index.ts'),
+    },
+  ]),
 };
 const shared = { testTimeout: 60_000, hookTimeout: 120_000 };
 
