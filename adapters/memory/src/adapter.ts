@@ -66,6 +66,10 @@ export class MemoryAdapter implements Adapter {
     this.#connected('declare').declare(channel, groups);
   }
 
+  async deleteGroup(channel: string, group: string, _policy: NormalizedRetryPolicy): Promise<void> {
+    this.#connected('delete a group').deleteGroup(channel, group);
+  }
+
   async subscribe(
     request: SubscribeRequest,
     onDelivery: (delivery: Delivery) => Promise<void>,

@@ -77,6 +77,13 @@ export class MemoryBroker {
     for (const name of groups) if (!map.has(name)) map.set(name, new Group());
   }
 
+  /** Forgets a group and what it held; a channel left without groups is forgotten too (unroutable again). */
+  deleteGroup(channel: string, groupName: string): void {
+    const map = this.#channels.get(channel);
+    map?.delete(groupName);
+    if (map?.size === 0) this.#channels.delete(channel);
+  }
+
   async publish(channel: string, messages: readonly WireMessage[], group?: string): Promise<void> {
     await this.#down;
     this.append(

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { LegacyProducer } from '@wharf/core';
 import { type Adapter, Bus, type BusOptions, type Capabilities, DEFAULT_CAPABILITIES, silentLogger } from '@wharf/core';
 import type { ConformanceOptions } from './options.js';
 
@@ -9,6 +10,7 @@ export class CaseContext {
   readonly addressesGroups: boolean;
   readonly #options: ConformanceOptions;
   readonly #buses: Bus[] = [];
+  readonly #producers: LegacyProducer[] = [];
   readonly #channels = new Map<string, Set<string>>();
   readonly #id = randomBytes(4).toString('hex');
   #n = 0;
@@ -37,11 +39,31 @@ export class CaseContext {
     return name;
   }
 
+  /** Remembers a group named elsewhere (a bus's `replyGroup`) on a channel, for cleanup. */
+  track(channel: string, group: string): void {
+    let groups = this.#channels.get(channel);
+    if (groups === undefined) {
+      groups = new Set();
+      this.#channels.set(channel, groups);
+    }
+    groups.add(group);
+  }
+
   /** A bus on a fresh adapter (its own connection), closed after the case. */
   bus(options: Omit<BusOptions, 'adapter' | 'url'> = {}, adapter: Adapter = this.#options.create()): Bus {
     const bus = new Bus({ logger: silentLogger, shutdownTimeoutMs: 2_000, ...options, adapter });
     this.#buses.push(bus);
     return bus;
+  }
+
+  /** A declared legacy producer (the harness's `legacyProducer`), closed after the case's buses. */
+  async legacyProducer(): Promise<LegacyProducer> {
+    const make = this.#options.legacyProducer;
+    if (make === undefined) throw new Error('the harness gives no legacyProducer');
+    const producer = make();
+    this.#producers.push(producer);
+    await producer.declare();
+    return producer;
   }
 
   /** Scales a time bound for slow brokers. */
@@ -51,6 +73,8 @@ export class CaseContext {
 
   async dispose(): Promise<void> {
     await Promise.allSettled(this.#buses.map((bus) => bus.close()));
+    // After the buses: a consumer still running on a deleted Kafka topic would make the broker create it again.
+    await Promise.allSettled(this.#producers.map((producer) => producer.close()));
     const { cleanup } = this.#options;
     if (cleanup) {
       for (const [channel, groups] of this.#channels) {

@@ -14,6 +14,7 @@ export { CaseContext } from './harness.js';
 export type { ConformanceOptions, ForeignMessage } from './options.js';
 export { CASE_IDS, CASES, runConformance } from './suite.js';
 export {
+  deleteTestTopology,
   type ReadmeExample,
   readmeExample,
   requireBroker,

@@ -1,4 +1,4 @@
-import type { Adapter, Capabilities } from '@wharf/core';
+import type { Adapter, Capabilities, LegacyProducer } from '@wharf/core';
 
 /** A message as a foreign producer (not Wharf) would send it, for the undecodable and interop cases. */
 export interface ForeignMessage {
@@ -28,6 +28,8 @@ export interface ConformanceOptions {
   readonly restartBroker?: () => Promise<void>;
   /** Sends a message with the broker's raw client to the channel, as a foreign producer would. */
   readonly publishForeign?: (channel: string, message: ForeignMessage) => Promise<void>;
+  /** Makes a legacy producer for the raw-mode cases (only with `capabilities.rawMessages`). */
+  readonly legacyProducer?: () => LegacyProducer;
   /** Deletes what a case left on the broker (queues, topics, streams) for the channel. */
   readonly cleanup?: (channel: string, groups: readonly string[]) => Promise<void>;
   /** Set when the broker cannot be reached: every case is reported skipped with this reason, or fails in CI. */

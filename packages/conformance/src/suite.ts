@@ -4,6 +4,8 @@ import { backlogCases } from './cases/backlog.js';
 import { deliveryCases } from './cases/delivery.js';
 import { failureCases } from './cases/failure.js';
 import { lifecycleCases } from './cases/lifecycle.js';
+import { rawCases } from './cases/raw.js';
+import { requestReplyCases } from './cases/request-reply.js';
 import type { ConformanceCase } from './cases/types.js';
 import { CaseContext } from './harness.js';
 import type { ConformanceOptions } from './options.js';
@@ -13,6 +15,8 @@ export const CASES: readonly ConformanceCase[] = [
   ...deliveryCases,
   ...failureCases,
   ...backlogCases,
+  ...requestReplyCases,
+  ...rawCases,
   ...lifecycleCases,
 ];
 

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { parseBrokerUrl } from '@wharf/core';
+import { importAdapterModule, parseBrokerUrl } from '@wharf/core';
 import { brokersRequired, probeBroker } from './broker.js';
 
 /*
@@ -15,6 +15,26 @@ export const TEST_BROKERS = [
   { name: 'kafka', url: process.env.WHARF_KAFKA_URL ?? 'kafka://127.0.0.1:9092', port: 9092 },
   { name: 'nats', url: process.env.WHARF_NATS_URL ?? 'nats://127.0.0.1:4222', port: 4222 },
 ] as const;
+
+/**
+ * Deletes a test's channel and its groups' queues, topics or streams on the broker at `url`, through
+ * the adapter package's `conformanceHarness().cleanup` (nothing to delete on memory://, whose
+ * brokers live in the process). `retryDelaysMs`: the retry tiers to delete where only the process
+ * that declared them knows them (RabbitMQ), when a child process did.
+ */
+export async function deleteTestTopology(
+  url: string,
+  channel: string,
+  groups: readonly string[],
+  retryDelaysMs?: readonly number[],
+): Promise<void> {
+  const harness = (await importAdapterModule(url)).conformanceHarness as
+    | ((url: string) => {
+        cleanup?: (channel: string, groups: readonly string[], retryDelaysMs?: readonly number[]) => Promise<void>;
+      })
+    | undefined;
+  await harness?.(url).cleanup?.(channel, groups, retryDelaysMs);
+}
 
 /**
  * `adapterOptions` for tests, by broker name. Kafka: the settings of the Kafka suite's own tests —

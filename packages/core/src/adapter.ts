@@ -3,6 +3,7 @@ import type { WireMessage } from './envelope.js';
 import type { IncidentSink } from './incident.js';
 import type { Logger } from './logger.js';
 import type { NormalizedRetryPolicy } from './policy.js';
+import type { RawPublishOptions, RawSubscribeOptions } from './raw.js';
 
 /**
  * What an adapter declares about its broker. Defaults live in {@link DEFAULT_CAPABILITIES};
@@ -17,6 +18,11 @@ export interface Capabilities {
   readonly brokerDeduplication: boolean;
   /** Largest encoded event the broker accepts, in bytes. */
   readonly maxMessageBytes: number;
+  /**
+   * Raw mode: `subscribe` honours `SubscribeRequest.raw` (plain payloads from an existing queue,
+   * wrapped with `wrapPlainMessage`) and `publish` honours `PublishRequestOptions.raw`.
+   */
+  readonly rawMessages: boolean;
 }
 
 export const DEFAULT_CAPABILITIES: Capabilities = Object.freeze({
@@ -24,6 +30,7 @@ export const DEFAULT_CAPABILITIES: Capabilities = Object.freeze({
   rejectsUnroutable: false,
   brokerDeduplication: false,
   maxMessageBytes: 1024 * 1024 * 8,
+  rawMessages: false,
 });
 
 /** A decoded message, or why it could not be decoded (it is then dead-lettered as `undecodable`). */
@@ -81,6 +88,30 @@ export interface SubscribeRequest {
    * directly: use `incidentSink(request, logger)`.
    */
   readonly incident?: IncidentSink | undefined;
+  /**
+   * Raw mode (only when `capabilities.rawMessages`): consume plain payloads from the existing queue
+   * `raw.queue` (default: the channel name) instead of the group's own, adopting it as it is, and
+   * decode each with `wrapPlainMessage`. Retries and dead letters still use the group's own
+   * destinations; retries come back to the adopted queue.
+   */
+  readonly raw?: RawSubscribeOptions | undefined;
+  /**
+   * The broker may delete this group's queue (durable consumer) once it has had no consumer for
+   * this long: a group that lives as long as one process (a reply inbox) and whose process died
+   * without `close()`. RabbitMQ: `x-expires` on the group's queues; NATS: the consumer's
+   * `inactive_threshold`. Adapters without such a mechanism ignore it.
+   */
+  readonly expireWhenIdleMs?: number | undefined;
+}
+
+/** Options of {@link Adapter.publish}. */
+export interface PublishRequestOptions {
+  /**
+   * Raw mode (only when `capabilities.rawMessages`): send each message's body alone, persistent,
+   * with its content type and its id as the broker's message id, and no event attributes, to the
+   * existing queue `raw.queue` (default: the channel name).
+   */
+  readonly raw?: RawPublishOptions | undefined;
 }
 
 /** A running subscription. */
@@ -137,7 +168,7 @@ export interface Adapter {
    * - rejects with a typed error (`PublishError`, `UnroutableError`, `MessageTooLargeError`) otherwise;
    * - messages with the same `partitionkey` attribute are stored in array order.
    */
-  publish(channel: string, messages: readonly WireMessage[]): Promise<void>;
+  publish(channel: string, messages: readonly WireMessage[], options?: PublishRequestOptions): Promise<void>;
   /**
    * - idempotently creates what the groups need so that events published from now on are kept
    *   for each group, whether or not a subscriber is running (queues, consumer offsets, durables).
@@ -174,6 +205,15 @@ export interface Adapter {
    *   (RabbitMQ over AMQP), the tiers it names are the ones counted as `delayed`.
    */
   backlog?(channel: string, group: string, policy: NormalizedRetryPolicy): Promise<GroupBacklog>;
+  /**
+   * Optional. Deletes what `declare` and `subscribe` created for one group of the channel alone (its
+   * queue, retry tiers and dead-letter queue / durable consumer / consumer group, retry and
+   * dead-letter topics), with the events held for it; the channel and its other groups stay.
+   * - idempotent: a group that does not exist resolves;
+   * - called only once no subscriber of the group runs. The core calls it on close for the groups
+   *   that live as long as one bus (its reply inboxes); without it they stay on the broker.
+   */
+  deleteGroup?(channel: string, group: string, policy: NormalizedRetryPolicy): Promise<void>;
   /**
    * - after it resolves no `onDelivery` call starts and connections are closed;
    * - unsettled messages are redelivered by the broker later; idempotent.

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Adapter, AdapterSubscription, Delivery, GroupBacklog, StoredDeadLetter } from './adapter.js';
 import {
@@ -39,6 +40,8 @@ import { loadAdapter } from './load.js';
 import { consoleLogger, type Logger } from './logger.js';
 import { type NormalizedRetryPolicy, normalizeRetryPolicy, type RetryPolicy } from './policy.js';
 import { type BackpressureMode, PublishGate } from './publish-gate.js';
+import { checkRawSubscribe, type PublishOptions, type RawSubscribeOptions } from './raw.js';
+import { Requester, type RequestOptions, type Responder, replyingHandler } from './request.js';
 import { createStats, type Stats } from './stats.js';
 import { ADAPTER_PACKAGES, parseBrokerUrl } from './url.js';
 
@@ -94,6 +97,30 @@ export interface SubscribeOptions {
   deadLetter?: boolean;
   /** Skip events whose `source`+`id` this group already handled (default `true`). */
   dedup?: boolean;
+  /**
+   * For a group that lives as long as this process (reply inboxes use it): the broker deletes the
+   * group's queue (NATS: durable consumer) once it has had no consumer this long, so a process
+   * killed without `close()` leaves nothing that fills up. RabbitMQ `x-expires`, NATS
+   * `inactive_threshold`; Kafka (whose consumer groups expire with their offsets) and memory
+   * ignore it. Events published to the group while it has no consumer are deleted with it.
+   */
+  expireWhenIdleMs?: number;
+  /**
+   * Consume plain payloads (no CloudEvents attributes) from an existing queue, topic or subject that
+   * a producer outside Wharf declared, wrapping each into an event: `type` and `source` from here,
+   * `id` from the broker's message id, else a hash of the body (see `wrapPlainMessage`). Retries,
+   * dead letters, dedup and contract validation apply as usual. Needs an adapter whose
+   * `capabilities.rawMessages` is true (else `UnsupportedError`); see the adapter's README.
+   *
+   * @example
+   * ```ts
+   * await bus.subscribe('orders', {
+   *   group: 'billing',
+   *   raw: { queue: 'order_events', type: 'OrderPlaced', source: 'urn:legacy:orders' },
+   * }, async (event) => console.log(event.id, event.data));
+   * ```
+   */
+  raw?: RawSubscribeOptions;
 }
 
 /** A running subscription. */
@@ -137,6 +164,9 @@ export class Bus {
   #closing: Promise<void> | undefined;
   readonly #gate: PublishGate;
   readonly #instrumentation: Instrumentation | undefined;
+  #requester: Requester | undefined;
+  /** Unique per bus: the group of its reply inboxes. */
+  readonly #replyGroup = `reply-${randomBytes(6).toString('hex')}`;
 
   constructor(options: BusOptions = {}) {
     this.#options = options;
@@ -207,22 +237,35 @@ export class Bus {
    * Publishes one event; resolves with the complete CloudEvent once the broker durably accepted it.
    * Throws `InvalidEventError`, `ContractViolationError` (nothing sent), `ClosedError` or a broker error.
    */
-  publish<T>(channel: string, input: EventInput<T>): Promise<CloudEvent<T>> {
-    return this.#publishOne(channel, input, undefined);
+  publish<T>(channel: string, input: EventInput<T>, options?: PublishOptions): Promise<CloudEvent<T>> {
+    return this.#publishOne(channel, input, undefined, options);
   }
 
   /** `publish`, and `ctx.publish` with the event being handled as `cause` (for tracing). */
-  async #publishOne<T>(channel: string, input: EventInput<T>, cause: CloudEvent | undefined): Promise<CloudEvent<T>> {
+  async #publishOne<T>(
+    channel: string,
+    input: EventInput<T>,
+    cause: CloudEvent | undefined,
+    options?: PublishOptions,
+  ): Promise<CloudEvent<T>> {
     if (this.#closing) throw new ClosedError('core', 'publish');
     checkChannel(channel);
     const event = createEvent<T>(input, this.#source);
+    const raw = options?.raw;
+    if (raw !== undefined) {
+      if (raw === null || typeof raw !== 'object')
+        throw new ConfigError('core', 'publish option raw must be an object');
+      if (raw.queue !== undefined && (typeof raw.queue !== 'string' || raw.queue.length === 0)) {
+        throw new ConfigError('core', 'raw.queue must be a non-empty string when given');
+      }
+    }
     const scope = this.#instrumentPublish(channel, [event], false, cause);
     if (scope === undefined) {
-      await this.#send(channel, [this.#encode(channel, event)]);
+      await this.#send(channel, [this.#encode(channel, event)], raw === undefined ? undefined : { raw });
       return event;
     }
     try {
-      const send = () => this.#send(channel, [this.#encode(channel, event)]);
+      const send = () => this.#send(channel, [this.#encode(channel, event)], raw === undefined ? undefined : { raw });
       await (scope.run === undefined ? send() : scope.run(send));
     } catch (error) {
       scope.end(error);
@@ -287,16 +330,19 @@ export class Bus {
   }
 
   /** Sends encoded events once each fits the adapter's size limit; resolves when the broker accepted them all. */
-  async #send(channel: string, wires: WireMessage[]): Promise<void> {
+  async #send(channel: string, wires: WireMessage[], options?: PublishOptions): Promise<void> {
     // Connected already (the usual case): no await, which would cost a turn per publish.
     const adapter = this.#adapter ?? (await this.connect());
+    if (options?.raw !== undefined) requireRaw(adapter, 'publish');
     const limit = adapter.capabilities.maxMessageBytes;
     for (const wire of wires) {
       if (wire.body.length > limit) throw new MessageTooLargeError(adapter.name, wire.body.length, limit);
     }
     if (this.#closing) throw new ClosedError('core', 'publish');
     const started = performance.now();
-    await this.#gate.run(wires.length, () => adapter.publish(channel, wires));
+    await this.#gate.run(wires.length, () =>
+      options === undefined ? adapter.publish(channel, wires) : adapter.publish(channel, wires, options),
+    );
     this.#stats.published += wires.length;
     this.#options.observer?.onPublished?.(channel, wires.length, performance.now() - started);
   }
@@ -336,7 +382,20 @@ export class Bus {
       throw new ConfigError('core', `concurrency must be an integer from 1 to 10000, got ${String(concurrency)}`);
     }
     const policy = normalizeRetryPolicy(options.retry);
+    const expireWhenIdleMs = options.expireWhenIdleMs;
+    if (
+      expireWhenIdleMs !== undefined &&
+      !(Number.isInteger(expireWhenIdleMs) && expireWhenIdleMs >= 1_000 && expireWhenIdleMs <= 2_147_483_647)
+    ) {
+      throw new ConfigError(
+        'core',
+        `expireWhenIdleMs must be a whole number of milliseconds, at least 1000, got ${String(expireWhenIdleMs)}`,
+      );
+    }
+    const raw = options.raw;
+    if (raw !== undefined) checkRawSubscribe(raw);
     const adapter = await this.connect();
+    if (raw !== undefined) requireRaw(adapter, 'subscribe');
     const active = new ActiveSubscription(channel, options.group, policy);
     const setup = {
       channel,
@@ -358,7 +417,15 @@ export class Bus {
       incident: this.#incident,
     };
     active.native = await adapter.subscribe(
-      { channel, group: options.group, concurrency, policy, incident: this.#incident },
+      {
+        channel,
+        group: options.group,
+        concurrency,
+        policy,
+        incident: this.#incident,
+        ...(raw === undefined ? {} : { raw }),
+        ...(expireWhenIdleMs === undefined ? {} : { expireWhenIdleMs }),
+      },
       (delivery: Delivery) => active.track(settle(setup, delivery), this.#incident),
     );
     this.#subscriptions.add(active);
@@ -385,29 +452,75 @@ export class Bus {
    * stay. Resolves with the number replayed.
    */
   async replayDeadLetters(channel: string, group: string, options: { limit?: number } = {}): Promise<number> {
-    const adapter = await this.connect();
     let replayed = 0;
-    await adapter.readDeadLetters(channel, group, { limit: options.limit ?? 100 }, async (stored) => {
-      const { event } = toDeadLetter(stored);
+    await this.visitDeadLetters(channel, group, { limit: options.limit ?? 100 }, async ({ event, info }) => {
       if (!event) return false;
-      const again = { ...event, replayed: new Date().toISOString() } as CloudEvent;
-      // Through the instrumentation like any publish, so metrics count it and a tracer sees it.
-      const scope = this.#instrumentPublish(channel, [again], false, undefined, true);
-      const send = (): Promise<void> => {
-        const wire = [encodeEvent(again)];
-        return adapter.publishToGroup ? adapter.publishToGroup(channel, group, wire) : adapter.publish(channel, wire);
-      };
-      try {
-        await (scope?.run === undefined ? send() : scope.run(send));
-      } catch (error) {
-        scope?.end(error);
-        throw error;
-      }
-      scope?.end();
+      await this.republish(channel, { ...event, replayed: new Date().toISOString() } as CloudEvent, {
+        group,
+        rawQueue: info?.rawQueue,
+      });
       replayed++;
       return true;
     });
     return replayed;
+  }
+
+  /**
+   * Visits up to `limit` dead letters of a channel's group, oldest first; one is removed only when
+   * `visit` resolves `true`. A `visit` that rejects leaves its dead letter in place and ends the
+   * read with that rejection. The building block of `@wharf/core`'s `DeadLetterQueue`.
+   */
+  async visitDeadLetters(
+    channel: string,
+    group: string,
+    options: { limit: number },
+    visit: (deadLetter: DeadLetter) => Promise<boolean>,
+  ): Promise<void> {
+    if (this.#closing) throw new ClosedError('core', 'read dead letters');
+    checkChannel(channel);
+    checkName(group, 'group');
+    const adapter = await this.connect();
+    await adapter.readDeadLetters(channel, group, options, (stored) => visit(toDeadLetter(stored)));
+  }
+
+  /**
+   * Publishes a complete event as it is (its id, source and extensions kept), resolving once the
+   * broker confirmed it: to `group` only where the adapter can address one group (then resolves
+   * `true`), else to the whole channel. With `rawQueue` (a raw subscription's dead letter names
+   * it), its data goes back to that adopted queue (topic, subject) as a plain message, and it
+   * resolves `true`: only the raw consumer reads it. It is counted and traced as a replay.
+   * `validate` checks it against the contract first (an edited payload); a replay of the event as
+   * it failed is not checked, since fixing the consumer's contract may be what made it valid.
+   */
+  async republish(
+    channel: string,
+    event: CloudEvent,
+    options: { group?: string | undefined; validate?: boolean; rawQueue?: string | undefined } = {},
+  ): Promise<boolean> {
+    if (this.#closing) throw new ClosedError('core', 'publish');
+    checkChannel(channel);
+    if (options.validate) this.#options.validator?.validate('publish', channel, event);
+    const adapter = this.#adapter ?? (await this.connect());
+    const { group, rawQueue } = options;
+    if (rawQueue !== undefined) requireRaw(adapter, 'replay');
+    const toGroup = rawQueue !== undefined || (group !== undefined && adapter.publishToGroup !== undefined);
+    // Through the instrumentation like any publish, so metrics count it and a tracer sees it.
+    const scope = this.#instrumentPublish(channel, [event], false, undefined, true);
+    const send = (): Promise<void> => {
+      const wire = [encodeEvent(event)];
+      if (rawQueue !== undefined) return adapter.publish(channel, wire, { raw: { queue: rawQueue } });
+      return group !== undefined && adapter.publishToGroup
+        ? adapter.publishToGroup(channel, group, wire)
+        : adapter.publish(channel, wire);
+    };
+    try {
+      await (scope?.run === undefined ? send() : scope.run(send));
+    } catch (error) {
+      scope?.end(error);
+      throw error;
+    }
+    scope?.end();
+    return toGroup;
   }
 
   /**
@@ -431,6 +544,83 @@ export class Bus {
       );
     }
     return adapter.backlog(channel, group, policy);
+  }
+
+  /**
+   * The group this bus's reply inboxes use on reply channels: unique per bus, so every requester
+   * process gets the replies of a reply channel and keeps its own. Name it to delete the group
+   * when cleaning up a reply channel.
+   */
+  get replyGroup(): string {
+    return this.#replyGroup;
+  }
+
+  #requests(): Requester {
+    this.#requester ??= new Requester({
+      group: this.#replyGroup,
+      logger: this.#logger,
+      stats: this.#stats,
+      subscribe: (channel, options, handler) => this.subscribe(channel, options, handler),
+      publish: (channel, input) => this.#publishOne(channel, input, undefined),
+      checkChannel,
+    });
+    return this.#requester;
+  }
+
+  /**
+   * Publishes a request and resolves with the first reply to it: the reply event, whose
+   * `inreplyto` is the request's id. The request carries `replyto` (`options.replyTo`, default
+   * `<channel>.reply`); the first request on a reply channel subscribes this bus's inbox there
+   * (group {@link Bus.replyGroup}) and sends only once it consumes. Rejects with
+   * `RequestTimeoutError` after `timeoutMs` (default 30 s) without a reply, with the publish's error
+   * when the request was not accepted, and with `ClosedError` when the bus closes first; nothing of
+   * the request stays behind (timer, abort listener, pending entry). A reply arriving later, or a
+   * second copy of one, is dropped (`stats().repliesDropped`).
+   *
+   * @example
+   * ```ts
+   * await bus.respond('prices.quote', { group: 'pricing' }, (event) => ({
+   *   type: 'PriceQuoted',
+   *   data: { sku: (event.data as { sku: string }).sku, cents: 1999 },
+   * }));
+   * const reply = await bus.request('prices.quote', { type: 'QuotePrice', data: { sku: 'A-1' } }, { timeoutMs: 5_000 });
+   * reply.data; // { sku: 'A-1', cents: 1999 }
+   * ```
+   */
+  async request<R = unknown, T = unknown>(
+    channel: string,
+    input: EventInput<T>,
+    options: RequestOptions = {},
+  ): Promise<CloudEvent<R>> {
+    if (this.#closing) throw new ClosedError('core', 'request');
+    return (await this.#requests().request(channel, input as EventInput<unknown>, options)) as CloudEvent<R>;
+  }
+
+  /**
+   * Subscribes this bus's reply inbox on `replyTo` ahead of the first request, so that request does
+   * not wait for it (a Kafka group join takes a second or more). `request` does it when needed.
+   */
+  async listenForReplies(replyTo: string): Promise<void> {
+    if (this.#closing) throw new ClosedError('core', 'listen for replies');
+    await this.#requests().listen(replyTo);
+  }
+
+  /**
+   * Subscribes a responder to the requests of `channel`: it resolves with the reply, which is
+   * published to the request's `replyto` channel with `inreplyto` set, before the request is acked.
+   * Everything else is `subscribe`'s: group, retries, dead letters, dedup. A responder that throws
+   * is retried per the policy and then dead-lettered, sending no reply (the requester times out);
+   * a redelivered request that the group already answered is skipped by dedup, its reply not sent
+   * again. A request whose requester is gone (no group on the reply channel, on brokers that report
+   * it) is acked with a warning.
+   */
+  async respond<T = unknown, R = unknown>(
+    channel: string,
+    options: SubscribeOptions,
+    responder: Responder<T, R>,
+  ): Promise<Subscription> {
+    if (typeof responder !== 'function') throw new ConfigError('core', 'respond needs a responder function');
+    return this.subscribe(channel, options, replyingHandler(responder as Responder, this.#logger));
   }
 
   /** Dedup keys being handled per group, shared by this bus's subscriptions of the group. */
@@ -472,10 +662,12 @@ export class Bus {
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.#requester?.close();
       await Promise.all([...this.#subscriptions].map((s) => s.close()));
       const ready = this.#ready;
       if (ready) {
         const adapter = await ready.catch(() => undefined);
+        if (adapter !== undefined) await this.#requester?.deleteInboxes(adapter);
         await adapter?.close();
       }
     })();
@@ -571,6 +763,16 @@ function toDeadLetter(stored: StoredDeadLetter): DeadLetter {
     return { event: decodeEvent(stored.decoded.message), info, decodeError: undefined };
   } catch (error) {
     return { event: undefined, info, decodeError: (error as Error).message };
+  }
+}
+
+/** Raw mode needs the adapter's support; an adapter without it would read the option as absent. */
+function requireRaw(adapter: Adapter, what: string): void {
+  if (!adapter.capabilities.rawMessages) {
+    throw new UnsupportedError(
+      'core',
+      `the ${adapter.name} adapter has no raw mode (capabilities.rawMessages is false): it cannot ${what} plain messages`,
+    );
   }
 }
 

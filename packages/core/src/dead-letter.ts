@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { describeError } from './errors.js';
+import { RAW_QUEUE_HEADER } from './raw.js';
 
 /** Why an event was dead-lettered. */
 export type DeadLetterReason = 'retries-exhausted' | 'non-retryable' | 'invalid' | 'undecodable' | 'no-handler';
@@ -27,9 +28,24 @@ export interface DeadLetterInfo {
   readonly lastFailureAt: string;
   /** The host whose consumer dead-lettered it. */
   readonly host: string;
+  /**
+   * The error's stack frames on one line, joined by {@link STACK_SEPARATOR}, at most
+   * {@link MAX_ERROR_STACK} characters; absent when the error had none (or for dead letters the
+   * broker made on its own).
+   */
+  readonly errorStack?: string;
+  /**
+   * For a raw subscription's dead letter: the adopted queue (topic, subject) it was consumed from.
+   * A replay sends it back there as a plain message, from any process (`wharf dlq replay` too).
+   */
+  readonly rawQueue?: string;
 }
 
 export const MAX_ERROR_MESSAGE = 1024;
+/** Stacks are bounded tighter than a message would need: every dead letter carries one as a header. */
+export const MAX_ERROR_STACK = 2048;
+/** Joins a stack's frames in the one-line header (NATS header values cannot hold CR/LF). */
+export const STACK_SEPARATOR = ' | ';
 
 /** Header names under which the metadata travels; adapters copy them verbatim into native headers. */
 export const DEAD_LETTER_HEADERS = {
@@ -42,7 +58,8 @@ export const DEAD_LETTER_HEADERS = {
   firstFailureAt: 'wharf-dl-first-failure',
   lastFailureAt: 'wharf-dl-last-failure',
   host: 'wharf-dl-host',
-} as const satisfies Record<keyof DeadLetterInfo, string>;
+  errorStack: 'wharf-dl-error-stack',
+} as const satisfies Record<Exclude<keyof DeadLetterInfo, 'rawQueue'>, string>;
 
 const HOST = hostname();
 
@@ -68,6 +85,7 @@ export function deadLetterInfo(input: {
 }): DeadLetterInfo {
   const { type, message } = describeError(input.error);
   const last = (input.now ?? new Date()).toISOString();
+  const stack = stackOf(input.error);
   return {
     reason: input.reason,
     errorType: oneLine(type, 128),
@@ -78,14 +96,27 @@ export function deadLetterInfo(input: {
     firstFailureAt: input.firstFailureAt ?? last,
     lastFailureAt: last,
     host: HOST,
+    ...(stack ? { errorStack: stack } : {}),
   };
+}
+
+/** The stack's frames (its first line repeats the type and message), one line, bounded. */
+function stackOf(error: unknown): string | undefined {
+  if (!(error instanceof Error) || typeof error.stack !== 'string') return undefined;
+  const frames = error.stack
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line.startsWith('at '));
+  if (frames.length === 0) return undefined;
+  return oneLine(frames.join(STACK_SEPARATOR), MAX_ERROR_STACK);
 }
 
 /** The metadata as string headers. */
 export function deadLetterHeaders(info: DeadLetterInfo): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [key, header] of Object.entries(DEAD_LETTER_HEADERS)) {
-    out[header] = String(info[key as keyof DeadLetterInfo]);
+    const value = info[key as keyof DeadLetterInfo];
+    if (value !== undefined) out[header] = String(value);
   }
   return out;
 }
@@ -94,7 +125,7 @@ export function deadLetterHeaders(info: DeadLetterInfo): Record<string, string> 
 export function parseDeadLetterHeaders(
   headers: Readonly<Record<string, string | undefined>>,
 ): DeadLetterInfo | undefined {
-  const get = (key: keyof DeadLetterInfo): string => headers[DEAD_LETTER_HEADERS[key]] ?? '';
+  const get = (key: keyof typeof DEAD_LETTER_HEADERS): string => headers[DEAD_LETTER_HEADERS[key]] ?? '';
   const reason = get('reason');
   if (!REASONS.has(reason)) return undefined;
   return {
@@ -107,5 +138,7 @@ export function parseDeadLetterHeaders(
     firstFailureAt: get('firstFailureAt'),
     lastFailureAt: get('lastFailureAt'),
     host: get('host'),
+    ...(get('errorStack') ? { errorStack: get('errorStack') } : {}),
+    ...(headers[RAW_QUEUE_HEADER] ? { rawQueue: headers[RAW_QUEUE_HEADER] } : {}),
   };
 }

@@ -24,6 +24,10 @@ export interface CloudEvent<T = unknown> {
   readonly correlationid?: string;
   /** Extension: the id of the event that caused this one. */
   readonly causationid?: string;
+  /** Extension on a request (`bus.request`): the channel its reply goes to. */
+  readonly replyto?: string;
+  /** Extension on a reply: the id of the request it answers. */
+  readonly inreplyto?: string;
   /** Extension set on an event replayed from a dead-letter destination: the time of the replay. */
   readonly replayed?: string;
   readonly data?: T;

@@ -143,7 +143,7 @@ export class UndecodableMessageError extends WharfError {
 
 /** The broker's topology (queues, topics, streams) could not be declared or is missing. */
 export class TopologyError extends WharfError {
-  override readonly name = 'TopologyError';
+  override readonly name: string = 'TopologyError';
   constructor(component: string, message: string, options?: { cause?: unknown }) {
     super('ERR_WHARF_TOPOLOGY', component, message, options);
   }
@@ -179,6 +179,31 @@ export class TimeoutError extends WharfError {
   override readonly name = 'TimeoutError';
   constructor(component: string, message: string, options?: { cause?: unknown }) {
     super('ERR_WHARF_TIMEOUT', component, message, options);
+  }
+}
+
+/**
+ * A request got no reply within its `timeoutMs`. Nothing of the request is left behind in this
+ * process (timer, listener and pending entry are gone); a reply that arrives later is dropped.
+ * The request itself may still be handled (at-least-once): make the responder idempotent, or
+ * give the request an `id` and send it again with the same id so the responder's dedup skips it.
+ */
+export class RequestTimeoutError extends WharfError {
+  override readonly name = 'RequestTimeoutError';
+  /** The channel the request was published to. */
+  readonly channel: string;
+  /** The request event's id (the `inreplyto` a reply would carry). */
+  readonly requestId: string;
+  readonly timeoutMs: number;
+  constructor(channel: string, requestId: string, timeoutMs: number) {
+    super(
+      'ERR_WHARF_REQUEST_TIMEOUT',
+      'core',
+      `no reply to request ${requestId} on ${channel} within ${timeoutMs} ms — is a responder subscribed (bus.respond) and is timeoutMs longer than its retry schedule?`,
+    );
+    this.channel = channel;
+    this.requestId = requestId;
+    this.timeoutMs = timeoutMs;
   }
 }
 
@@ -233,4 +258,91 @@ export function describeError(error: unknown): { type: string; message: string }
  */
 export class CrashLoopError extends Error {
   override readonly name = 'CrashLoopError';
+}
+
+/** No dead letter with the id asked for is in the dead-letter destinations searched. */
+export class UnknownDeadLetterError extends WharfError {
+  override readonly name = 'UnknownDeadLetterError';
+  readonly ids: readonly string[];
+  constructor(ids: readonly string[], where: string) {
+    super(
+      'ERR_WHARF_UNKNOWN_DEAD_LETTER',
+      'dlq',
+      `no dead letter with id ${ids.map((id) => JSON.stringify(id)).join(', ')} in ${where} — list them with: wharf dlq list`,
+    );
+    this.ids = ids;
+  }
+}
+
+/**
+ * An existing queue (topic, stream) that raw mode adopts is missing, or exists with other arguments
+ * than the ones the subscription requires. Nothing was created or changed; the connection stays usable.
+ */
+export class TopologyMismatchError extends TopologyError {
+  override readonly name = 'TopologyMismatchError';
+  /** The queue (topic, subject) that was to be adopted. */
+  readonly queue: string;
+  constructor(component: string, queue: string, message: string, options?: { cause?: unknown }) {
+    super(component, message, options);
+    this.queue = queue;
+  }
+}
+
+/**
+ * A TLS connection to the broker failed a check. Subclasses name the check; catch this class for
+ * "any TLS problem". Never retried: a certificate does not fix itself between attempts.
+ */
+export class TlsError extends WharfError {
+  override readonly name: string = 'TlsError';
+}
+
+/** The broker's certificate is not signed by a CA this client trusts (`caFile`, `?ca=`). */
+export class UntrustedCertificateError extends TlsError {
+  override readonly name = 'UntrustedCertificateError';
+  constructor(component: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_WHARF_TLS_UNTRUSTED', component, message, options);
+  }
+}
+
+/** The broker's certificate is not for the host name (or IP address) the client connected to. */
+export class CertificateHostnameError extends TlsError {
+  override readonly name = 'CertificateHostnameError';
+  constructor(component: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_WHARF_TLS_HOSTNAME', component, message, options);
+  }
+}
+
+/** The broker's certificate has expired (or is not valid yet). */
+export class CertificateExpiredError extends TlsError {
+  override readonly name = 'CertificateExpiredError';
+  constructor(component: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_WHARF_TLS_EXPIRED', component, message, options);
+  }
+}
+
+/**
+ * The broker requires a client certificate (mutual TLS) and got none (`reason: 'missing'`), or
+ * refused the one given (`'rejected'`: signed by a CA it does not trust, expired, wrong usage).
+ */
+export class ClientCertificateError extends TlsError {
+  override readonly name = 'ClientCertificateError';
+  readonly reason: 'missing' | 'rejected';
+  constructor(component: string, reason: 'missing' | 'rejected', message: string, options?: { cause?: unknown }) {
+    super('ERR_WHARF_TLS_CLIENT_CERT', component, message, options);
+    this.reason = reason;
+  }
+}
+
+/**
+ * The broker accepted the credentials but refused an operation: the user may not open the vhost,
+ * declare or write to the exchange or queue, publish to or subscribe on the subject.
+ * `resource` names what was refused (`vhost "other"`, `subject "orders.placed"`).
+ */
+export class NotAuthorizedError extends WharfError {
+  override readonly name = 'NotAuthorizedError';
+  readonly resource: string;
+  constructor(component: string, resource: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_WHARF_NOT_AUTHORIZED', component, message, options);
+    this.resource = resource;
+  }
 }

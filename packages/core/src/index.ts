@@ -7,6 +7,7 @@ export type {
   Decoded,
   Delivery,
   GroupBacklog,
+  PublishRequestOptions,
   RetryInstruction,
   StoredDeadLetter,
   SubscribeRequest,
@@ -23,11 +24,24 @@ export {
   DEAD_LETTER_HEADERS,
   deadLetterHeaders,
   deadLetterInfo,
+  MAX_ERROR_STACK,
   oneLine,
   parseDeadLetterHeaders,
+  STACK_SEPARATOR,
 } from './dead-letter.js';
 export type { DedupStore } from './dedup.js';
 export { MemoryDedupStore } from './dedup.js';
+export type {
+  DeadLetterEntry,
+  DeadLetterFilter,
+  DeadLetterGroupCount,
+  DeadLetterListing,
+  DeadLetterOutcome,
+  DeadLetterQueueOptions,
+  DeadLetterTarget,
+  ReplayOptions,
+} from './dlq.js';
+export { DeadLetterQueue, REPLAY_COUNT_EXTENSION } from './dlq.js';
 export type { CloudEvent, EventInput, WireMessage } from './envelope.js';
 export {
   BINARY_CONTENT_TYPE,
@@ -62,7 +76,17 @@ export { consoleLogger, silentLogger } from './logger.js';
 export type { NormalizedRetryPolicy, RetryPolicy } from './policy.js';
 export { DEFAULT_RETRY_POLICY, normalizeRetryPolicy, retryDelay, retryTiers } from './policy.js';
 export type { BackpressureMode } from './publish-gate.js';
+export type { LegacyProducer, PlainMessage, PublishOptions, RawPublishOptions, RawSubscribeOptions } from './raw.js';
+export { RAW_QUEUE_HEADER, wrapPlainMessage } from './raw.js';
+export type { RequestOptions, Responder } from './request.js';
+export {
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  IN_REPLY_TO_EXTENSION,
+  REPLY_TO_EXTENSION,
+} from './request.js';
 export type { Stats } from './stats.js';
 export { withTimeout } from './timeout.js';
+export type { TlsMaterial, TlsOptions, TlsTarget } from './tls.js';
+export { CREDENTIAL_ENV, classifyTlsError, credentialsFromEnv, readTlsMaterial, resolveTlsOptions } from './tls.js';
 export type { BrokerUrl } from './url.js';
 export { ADAPTER_PACKAGES, parseBrokerUrl, redactUrl } from './url.js';

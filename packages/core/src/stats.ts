@@ -14,6 +14,10 @@ export interface Stats {
   incidents: number;
   /** Publishes (events) that were not answered within `publishTimeoutMs`. */
   publishTimeouts: number;
+  /** Requests (`bus.request`) that got no reply within their `timeoutMs`. */
+  requestTimeouts: number;
+  /** Replies that matched no waiting request: late (after a timeout), duplicate, or for another requester. */
+  repliesDropped: number;
   /** Total time spent in handlers, ms. */
   handlerMs: number;
 }
@@ -32,6 +36,8 @@ export function createStats(): Stats {
     discarded: 0,
     incidents: 0,
     publishTimeouts: 0,
+    requestTimeouts: 0,
+    repliesDropped: 0,
     handlerMs: 0,
   };
 }

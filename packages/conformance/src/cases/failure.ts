@@ -13,7 +13,7 @@ import type { CaseContext } from '../harness.js';
 import type { ConformanceCase } from './types.js';
 
 /** Polls the dead-letter destination until it holds `count` entries. */
-async function deadLetters(
+export async function deadLetters(
   t: CaseContext,
   bus: Bus,
   channel: string,
