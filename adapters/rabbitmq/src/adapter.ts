@@ -10,11 +10,15 @@ import {
   type Logger,
   MessageTooLargeError,
   type NormalizedRetryPolicy,
+  NotAuthorizedError,
   PublishError,
+  type PublishRequestOptions,
+  retryTiers,
   type StoredDeadLetter,
   type SubscribeRequest,
   TimeoutError,
   TopologyError,
+  TopologyMismatchError,
   type WireMessage,
   withTimeout,
 } from '@wharf/core';
@@ -26,6 +30,7 @@ import { readDeadLetters } from './dead-letters.js';
 import { COMPONENT, replyCode, scrub } from './errors.js';
 import { type RabbitMqAdapterOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { Publisher } from './publisher.js';
+import { plainPublish } from './raw.js';
 import { RabbitSubscription } from './subscriber.js';
 import { declareGroup, exchangeName, groupNames } from './topology.js';
 import { bounded } from './watchdog.js';
@@ -70,6 +75,8 @@ export class RabbitMqAdapter implements Adapter {
       orderedByKey: false,
       brokerDeduplication: false,
       maxMessageBytes: this.#options.maxMessageBytes,
+      // Plain messages on existing queues: see raw.ts.
+      rawMessages: true,
     });
     this.#publishLink = new Link('publish', this.#options, this.#logger);
     this.#consumeLink = new Link('consume', this.#options, this.#logger);
@@ -118,10 +125,19 @@ export class RabbitMqAdapter implements Adapter {
     return this.#connecting;
   }
 
-  publish(channel: string, messages: readonly WireMessage[]): Promise<void> {
+  publish(channel: string, messages: readonly WireMessage[], options?: PublishRequestOptions): Promise<void> {
     if (this.#closing) return Promise.reject(new ClosedError(COMPONENT, 'publish'));
     if (messages.length === 0) return Promise.resolve();
     const limit = this.#options.maxMessageBytes;
+    if (options?.raw !== undefined) {
+      const queue = options.raw.queue ?? channel;
+      for (const message of messages) {
+        if (message.body.length > limit) {
+          return Promise.reject(new MessageTooLargeError(COMPONENT, message.body.length, limit));
+        }
+      }
+      return this.#sendPlain(queue, messages);
+    }
     const items: { content: Buffer; options: Options.Publish }[] = new Array(messages.length);
     for (let i = 0; i < messages.length; i++) {
       const message = messages[i] as WireMessage;
@@ -141,7 +157,19 @@ export class RabbitMqAdapter implements Adapter {
     return this.#publisher.publishToExchange(channel, exchangeName(this.#options.prefix, channel), items);
   }
 
-  /** Straight to the group's queue through the default exchange: a replay reaches that group only. */
+  /** Plain messages, one confirmed send each, to an existing queue through the default exchange. */
+  async #sendPlain(queue: string, messages: readonly WireMessage[]): Promise<void> {
+    await Promise.all(
+      messages.map((m) => {
+        const { content, options } = plainPublish(m);
+        return this.#publisher.sendToQueue(queue, content, options);
+      }),
+    );
+  }
+
+  /**
+   * Straight to the group's queue through the default exchange: a replay reaches that group only.
+   */
   async publishToGroup(channel: string, group: string, messages: readonly WireMessage[]): Promise<void> {
     if (this.#closing) throw new ClosedError(COMPONENT, 'publish');
     const queue = groupNames(this.#options.prefix, channel, group).queue;
@@ -154,6 +182,34 @@ export class RabbitMqAdapter implements Adapter {
       const ch = await this.#publishTopology.get(model);
       for (const group of groups) {
         await declareGroup(ch, groupNames(this.#options.prefix, channel, group), policy, this.#options.deliveryLimit);
+      }
+    });
+  }
+
+  /**
+   * Deletes the group's queue, its retry tiers for `policy` and its dead-letter queue, each on a
+   * throwaway channel (a refused delete closes its channel). RabbitMQ deletes a missing queue without
+   * complaint, so this is idempotent. The channel's exchange stays: other groups are bound to it.
+   */
+  async deleteGroup(channel: string, group: string, policy: NormalizedRetryPolicy): Promise<void> {
+    if (this.#closing) throw new ClosedError(COMPONENT, 'delete a group');
+    const names = groupNames(this.#options.prefix, channel, group);
+    const queues = [
+      names.queue,
+      ...retryTiers(policy)
+        .filter((tier) => tier > 0)
+        .map((tier) => names.tier(tier)),
+      names.deadLetters,
+    ];
+    await this.#declaring(`delete ${channel}/${group}`, this.#publishLink, async (model) => {
+      for (const queue of queues) {
+        const ch = await model.createChannel();
+        ch.on('error', () => undefined);
+        try {
+          await ch.deleteQueue(queue);
+        } finally {
+          await withTimeout(ch.close(), 1_000, () => new Error('close')).catch(() => undefined);
+        }
       }
     });
   }
@@ -235,13 +291,16 @@ export class RabbitMqAdapter implements Adapter {
     if (this.#closing) throw new ClosedError(COMPONENT, 'subscribe');
     const model = await this.#consumeLink.ready(this.#options.publishWaitMs);
     if (!model) throw this.#notConnected('subscribe');
+    const own = groupNames(this.#options.prefix, request.channel, request.group);
+    const adopted = request.raw === undefined ? undefined : (request.raw.queue ?? request.channel);
     const sub = new RabbitSubscription({
       link: this.#consumeLink,
       topology: this.#consumeTopology,
       publisher: this.#publisher,
       options: this.#options,
       logger: this.#logger,
-      names: groupNames(this.#options.prefix, request.channel, request.group),
+      // Raw mode: the adopted queue stands in for the group's own; dead letters and tiers stay the group's.
+      names: adopted === undefined ? own : { ...own, queue: adopted },
       request,
       onDelivery,
       closing: () => this.#closing !== undefined,
@@ -332,9 +391,10 @@ export class RabbitMqAdapter implements Adapter {
 
 /** A declaration failure that another attempt may not meet: anything but a refusal that would recur. */
 function transientDeclareFailure(error: unknown): boolean {
+  if (error instanceof NotAuthorizedError) return false;
   const cause = error instanceof TopologyError ? (error as { cause?: unknown }).cause : error;
   const code = replyCode(cause);
-  return code !== 406 && code !== 403 && !(error instanceof ClosedError);
+  return code !== 406 && code !== 403 && !(error instanceof ClosedError) && !(error instanceof TopologyMismatchError);
 }
 
 function attributeBytes(message: WireMessage): number {

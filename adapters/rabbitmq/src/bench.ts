@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type BenchOptions, type BenchResult, payloadAge, stampPayload, startMeasurement } from '@wharf/core';
-import * as amqp from 'amqplib';
 import { HEADER_PREFIX } from './codec.js';
-import { resolveOptions } from './options.js';
+import { connectPlain } from './connection.js';
 
 /**
  * The raw amqplib baseline for `wharf bench`: what a careful hand-written amqplib program does with
@@ -13,19 +12,8 @@ import { resolveOptions } from './options.js';
  * last one — and the same bytes on the wire (binary-mode CloudEvents headers, content type, message id).
  */
 export async function rawBaseline(options: BenchOptions): Promise<BenchResult> {
-  const o = resolveOptions(options.url, {});
-  const host = o.hosts[0] ?? { host: '127.0.0.1', port: 5672 };
-  const connectOptions = {
-    protocol: o.tls ? 'amqps' : 'amqp',
-    hostname: host.host,
-    port: host.port,
-    username: o.username,
-    password: o.password,
-    vhost: o.vhost,
-    frameMax: 131072,
-  };
-  const pubConn = await amqp.connect(connectOptions, { noDelay: true });
-  const subConn = await amqp.connect(connectOptions, { noDelay: true });
+  const pubConn = await connectPlain(options.url, {}, { frameMax: 131072 });
+  const subConn = await connectPlain(options.url, {}, { frameMax: 131072 });
   const exchange = `bench-raw.${options.channel}`;
   const queue = `${exchange}/bench`;
   try {

@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs';
 import type { Logger } from '@wharf/core';
-import { ClosedError, ConfigError } from '@wharf/core';
+import { ClosedError, readTlsMaterial } from '@wharf/core';
 import * as amqp from 'amqplib';
 import { COMPONENT, classifyConnectError, scrub, unreachable } from './errors.js';
-import type { ResolvedOptions } from './options.js';
+import { type RabbitMqAdapterOptions, type ResolvedOptions, resolveOptions } from './options.js';
 
 /** Runs after every (re)connection, in registration order: re-create channels, re-declare, re-subscribe. */
 export type UpHook = (model: amqp.ChannelModel) => Promise<void>;
@@ -40,7 +39,6 @@ export class Link {
   #reconnecting: Promise<void> | undefined;
   #waiters: (() => void)[] = [];
   #hostIndex = 0;
-  #tls: Record<string, unknown> | undefined;
   #lastReadAt = 0;
   #silenceEndedAt = 0;
 
@@ -89,7 +87,11 @@ export class Link {
       try {
         await this.#connect(target);
       } catch (error) {
-        const failure = classifyConnectError(error, { ...target, ...this.#credentials() });
+        const failure = classifyConnectError(error, {
+          ...target,
+          ...this.#credentials(),
+          tls: this.#options.tls ? this.#options.tlsOptions : undefined,
+        });
         if (!failure.retry) throw failure.error;
         lastReason = failure.reason;
         lastError = error;
@@ -170,31 +172,6 @@ export class Link {
     return hosts[this.#hostIndex % hosts.length] as { host: string; port: number };
   }
 
-  #tlsOptions(host: string): Record<string, unknown> {
-    if (this.#tls) return this.#tls;
-    const t = this.#options.tlsOptions;
-    const read = (file: string | undefined, what: string): Buffer | undefined => {
-      if (file === undefined) return undefined;
-      try {
-        return readFileSync(file);
-      } catch (cause) {
-        throw new ConfigError(COMPONENT, `cannot read tls.${what} "${file}": ${(cause as Error).message}`, { cause });
-      }
-    };
-    const out: Record<string, unknown> = {};
-    const ca = read(t.caFile, 'caFile');
-    const cert = read(t.certFile, 'certFile');
-    const key = read(t.keyFile, 'keyFile');
-    if (ca) out.ca = [ca];
-    if (cert) out.cert = cert;
-    if (key) out.key = key;
-    if (t.passphrase !== undefined) out.passphrase = t.passphrase;
-    if (t.rejectUnauthorized !== undefined) out.rejectUnauthorized = t.rejectUnauthorized;
-    out.servername = t.servername ?? host;
-    this.#tls = out;
-    return out;
-  }
-
   async #connect(target: { host: string; port: number }): Promise<void> {
     const o = this.#options;
     const socket: amqp.SocketOptions = {
@@ -202,7 +179,7 @@ export class Link {
       noDelay: true,
       timeout: o.connectTimeoutMs,
       clientProperties: { connection_name: `wharf-${this.#name}` },
-      ...(o.tls ? this.#tlsOptions(target.host) : {}),
+      ...(o.tls ? readTlsMaterial(COMPONENT, o.tlsOptions, target.host) : {}),
     };
     const connecting = amqp.connect(
       {
@@ -389,4 +366,30 @@ export class ChannelSlot {
     });
     return (await opening).channel;
   }
+}
+
+/**
+ * A plain amqplib connection to the first host of `url`, with the adapter's credentials and TLS
+ * (options, URL parameters, environment): for tools beside the adapter (conformance harness, raw
+ * bench baseline) that must reach a secured broker the same way.
+ */
+export function connectPlain(
+  url: string,
+  options: RabbitMqAdapterOptions = {},
+  extra: { frameMax?: number } = {},
+): Promise<amqp.ChannelModel> {
+  const o = resolveOptions(url, options);
+  const host = o.hosts[0] ?? { host: '127.0.0.1', port: 5672 };
+  return amqp.connect(
+    {
+      protocol: o.tls ? 'amqps' : 'amqp',
+      hostname: host.host,
+      port: host.port,
+      username: o.username,
+      password: o.password,
+      vhost: o.vhost,
+      ...extra,
+    },
+    { noDelay: true, ...(o.tls ? readTlsMaterial(COMPONENT, o.tlsOptions, host.host) : {}) },
+  );
 }

@@ -1,8 +1,10 @@
 import {
   AuthenticationError,
   BrokerUnreachableError,
-  ConfigError,
+  classifyTlsError,
+  NotAuthorizedError,
   PublishError,
+  type TlsOptions,
   TopologyError,
   type WharfError,
 } from '@wharf/core';
@@ -45,11 +47,24 @@ export type ConnectFailure =
  */
 export function classifyConnectError(
   error: unknown,
-  target: { host: string; port: number; vhost: string; username: string; password: string },
+  target: {
+    host: string;
+    port: number;
+    vhost: string;
+    username: string;
+    password: string;
+    tls?: TlsOptions | undefined;
+  },
 ): ConnectFailure {
   const where = `${target.host}:${target.port}`;
   const code = (error as { code?: unknown } | undefined)?.code;
   const message = scrub(String((error as Error | undefined)?.message ?? error), target.password);
+  const tlsError = classifyTlsError(COMPONENT, error, {
+    broker: `RabbitMQ at ${where}`,
+    host: target.tls?.servername ?? target.host,
+    tls: target.tls,
+  });
+  if (tlsError) return { retry: false, error: tlsError };
   if (/ACCESS[-_]REFUSED|\b403\b/.test(message)) {
     return {
       retry: false,
@@ -63,9 +78,10 @@ export function classifyConnectError(
   if (/ConnectionOpenOk|NOT_ALLOWED|\b530\b/.test(message)) {
     return {
       retry: false,
-      error: new ConfigError(
+      error: new NotAuthorizedError(
         COMPONENT,
-        `RabbitMQ at ${where} refused to open vhost "${target.vhost}" for user "${target.username}": it does not exist or the user has no permissions on it — create it with \`rabbitmqctl add_vhost ${target.vhost}\` and \`rabbitmqctl set_permissions -p ${target.vhost} ${target.username} ".*" ".*" ".*"\`, or fix the URL's path`,
+        `vhost "${target.vhost}"`,
+        `RabbitMQ at ${where} refused to open vhost "${target.vhost}" for user "${target.username}": the user has no permissions on it, or it does not exist — grant them with \`rabbitmqctl set_permissions -p ${target.vhost} ${target.username} ".*" ".*" ".*"\` (or create it with \`rabbitmqctl add_vhost ${target.vhost}\`), or fix the URL's path`,
         { cause: error },
       ),
     };
@@ -98,8 +114,30 @@ export function unreachable(
   );
 }
 
+/** What an ACCESS_REFUSED (403) names: `exchange 'x' in vhost 'v'`, or undefined when it is not one. */
+export function accessRefused(error: unknown): string | undefined {
+  const detail = String((error as Error | undefined)?.message ?? error);
+  if (replyCode(error) !== 403 && !/ACCESS_REFUSED/.test(detail)) return undefined;
+  return /access to (\w+ '[^']*' in vhost '[^']*')/.exec(detail)?.[1] ?? 'a resource';
+}
+
+/** The broker refused an operation on a resource the user has no permission for (403). */
+export function notAuthorized(what: string, error: unknown): NotAuthorizedError | undefined {
+  const resource = accessRefused(error);
+  if (resource === undefined) return undefined;
+  const detail = String((error as Error | undefined)?.message ?? error);
+  return new NotAuthorizedError(
+    COMPONENT,
+    resource,
+    `RabbitMQ refused to ${what}: ${detail} — grant the user configure/write/read permissions that match the names Wharf uses (\`rabbitmqctl set_permissions -p <vhost> <user> <configure> <write> <read>\`; exchanges and queues start with the adapter's prefix), or use a prefix the permissions allow`,
+    { cause: error },
+  );
+}
+
 /** A declaration the broker refused: usually a queue that exists with other arguments. */
-export function topologyError(what: string, error: unknown): TopologyError {
+export function topologyError(what: string, error: unknown): TopologyError | NotAuthorizedError {
+  const refused = notAuthorized(`declare ${what}`, error);
+  if (refused) return refused;
   const code = replyCode(error);
   const detail = String((error as Error | undefined)?.message ?? error);
   const hint =

@@ -1,4 +1,7 @@
-import * as amqp from 'amqplib';
+import { randomBytes } from 'node:crypto';
+import type { LegacyProducer } from '@wharf/core';
+import type * as amqp from 'amqplib';
+import { connectPlain } from './connection.js';
 import { declaredQueueNames, exchangeName, groupNames } from './topology.js';
 
 /** A message as a non-Wharf producer sends it. */
@@ -23,9 +26,14 @@ export function conformanceHarness(
    * process that declared them; pass the policy's delays when another process (a child) did.
    */
   cleanup: (channel: string, groups: readonly string[], retryDelaysMs?: readonly number[]) => Promise<void>;
+  /**
+   * A producer as legacy amqplib/pika code is written: a durable queue of its own with a dead-letter
+   * exchange, and persistent JSON through the default exchange with publisher confirms.
+   */
+  legacyProducer: () => LegacyProducer;
 } {
   const withConnection = async <T>(work: (connection: amqp.ChannelModel) => Promise<T>): Promise<T> => {
-    const connection = await amqp.connect(url, { noDelay: true });
+    const connection = await connectPlain(url, { prefix });
     try {
       return await work(connection);
     } finally {
@@ -33,6 +41,7 @@ export function conformanceHarness(
     }
   };
   return {
+    legacyProducer: () => legacyQueue(url, prefix),
     publishForeign: (channel, message) =>
       withConnection(async (connection) => {
         const ch = await connection.createConfirmChannel();
@@ -70,5 +79,40 @@ export function conformanceHarness(
         for (const name of names) await each((ch) => ch.deleteQueue(name));
         await each((ch) => ch.deleteExchange(exchangeName(prefix, channel)));
       }),
+  };
+}
+
+function legacyQueue(url: string, prefix: string): LegacyProducer {
+  const queue = `legacy-orders-${randomBytes(4).toString('hex')}`;
+  let connection: amqp.ChannelModel | undefined;
+  let ch: amqp.ConfirmChannel | undefined;
+  return {
+    queue,
+    async declare() {
+      connection = await connectPlain(url, { prefix });
+      ch = await connection.createConfirmChannel();
+      ch.on('error', () => undefined);
+      await ch.assertQueue(queue, { durable: true, arguments: { 'x-dead-letter-exchange': `${queue}.dlx` } });
+    },
+    publish: (body, options = {}) =>
+      new Promise<void>((resolve, reject) => {
+        if (ch === undefined) throw new Error('declare() first');
+        ch.sendToQueue(
+          queue,
+          Buffer.from(body),
+          {
+            persistent: true,
+            contentType: 'application/json',
+            ...(options.messageId !== undefined ? { messageId: options.messageId } : {}),
+          },
+          (error: unknown) => (error ? reject(error) : resolve()),
+        );
+      }),
+    async close() {
+      if (connection === undefined) return;
+      const cleanup = await connection.createChannel().catch(() => undefined);
+      await cleanup?.deleteQueue(queue).catch(() => undefined);
+      await connection.close().catch(() => undefined);
+    },
   };
 }

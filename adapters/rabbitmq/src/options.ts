@@ -1,29 +1,19 @@
-import { ConfigError, parseBrokerUrl } from '@wharf/core';
+import { ConfigError, credentialsFromEnv, parseBrokerUrl, resolveTlsOptions, type TlsOptions } from '@wharf/core';
 import { COMPONENT } from './errors.js';
 
-/** TLS settings for `amqps://`; certificates are read from files when the adapter connects. */
-export interface RabbitMqTlsOptions {
-  /** PEM file with the CA certificate(s) that signed the broker's certificate. */
-  caFile?: string;
-  /** PEM client certificate file, for mutual TLS (e.g. with the EXTERNAL mechanism). */
-  certFile?: string;
-  /** PEM private key file of the client certificate. */
-  keyFile?: string;
-  /** Passphrase of the private key. Never logged. */
-  passphrase?: string;
-  /** Verify the broker's certificate (default `true`; turn off only for local experiments). */
-  rejectUnauthorized?: boolean;
-  /** The host name to verify the certificate against, when it differs from the URL's host. */
-  servername?: string;
-}
+/**
+ * TLS settings for `amqps://` (the core's `TlsOptions`): files read at each connection, server
+ * verification on by default. URL parameters `?ca=…&cert=…&key=…&servername=…` give the same.
+ */
+export type RabbitMqTlsOptions = TlsOptions;
 
 /** Options of the RabbitMQ adapter that a URL cannot carry. Every one has a default. */
 export interface RabbitMqAdapterOptions {
-  /** Overrides the URL's user name. */
+  /** Overrides the URL's user name (else the URL's, else `WHARF_BROKER_USERNAME`, else `guest`). */
   username?: string;
-  /** Overrides the URL's password. Never logged. */
+  /** Overrides the URL's password (else the URL's, else `WHARF_BROKER_PASSWORD`, else `guest`). Never logged. */
   password?: string;
-  /** TLS files and checks (used for `amqps://` URLs). */
+  /** TLS files and checks (`amqps://` URLs only); merged with the URL's `ca`, `cert`, `key` parameters. */
   tls?: RabbitMqTlsOptions;
   /** Connection attempts per host at startup before `BrokerUnreachableError`. Default 5. */
   connectAttempts?: number;
@@ -152,20 +142,16 @@ export function resolveOptions(url: string, options: RabbitMqAdapterOptions): Re
       `option prefix must be 1-40 letters, digits, ".", "_" or "-" and not start with "amq.", got ${JSON.stringify(prefix)}`,
     );
   }
-  if (options.tls !== undefined && (options.tls === null || typeof options.tls !== 'object')) {
-    throw new ConfigError(COMPONENT, 'option tls must be an object like { caFile, certFile, keyFile }');
+  const tlsOptions = resolveTlsOptions(COMPONENT, parsed.params, options.tls);
+  if (tlsOptions !== undefined && !tls) {
+    throw new ConfigError(
+      COMPONENT,
+      'TLS files were given for a plain amqp:// URL — use amqps:// (port 5671 by default) so they are used',
+    );
   }
-  for (const key of ['caFile', 'certFile', 'keyFile', 'servername'] as const) {
-    const value = options.tls?.[key];
-    if (value !== undefined && (typeof value !== 'string' || value === '')) {
-      throw new ConfigError(COMPONENT, `option tls.${key} must be a non-empty string`);
-    }
-  }
-  if (options.tls?.certFile !== undefined && options.tls.keyFile === undefined) {
-    throw new ConfigError(COMPONENT, 'option tls.certFile needs tls.keyFile (the client certificate’s private key)');
-  }
-  const username = options.username ?? parsed.username ?? 'guest';
-  const password = options.password ?? parsed.password ?? 'guest';
+  const env = credentialsFromEnv();
+  const username = options.username ?? parsed.username ?? env.username ?? 'guest';
+  const password = options.password ?? parsed.password ?? env.password ?? 'guest';
   if (typeof username !== 'string' || typeof password !== 'string') {
     throw new ConfigError(COMPONENT, 'options username and password must be strings');
   }
@@ -178,7 +164,7 @@ export function resolveOptions(url: string, options: RabbitMqAdapterOptions): Re
     vhost: parsed.path === '' ? '/' : parsed.path,
     username,
     password,
-    tlsOptions: options.tls ?? {},
+    tlsOptions: tlsOptions ?? {},
     connectAttempts: integer(options.connectAttempts, 'connectAttempts', 1, 1000, 5),
     connectTimeoutMs: integer(options.connectTimeoutMs, 'connectTimeoutMs', 100, 600_000, 5_000),
     heartbeatSeconds,

@@ -2,7 +2,7 @@ import { ClosedError, type Logger, PublishError, UnroutableError } from '@wharf/
 import type { ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
 import { ConfirmWatchdog } from './confirm-watchdog.js';
 import type { ChannelSlot, Link } from './connection.js';
-import { COMPONENT, scrub, topologyError } from './errors.js';
+import { COMPONENT, notAuthorized, scrub, topologyError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import { declareExchange } from './topology.js';
 
@@ -80,6 +80,12 @@ export class Publisher {
   #idle: (() => void)[] = [];
   #sweeper: NodeJS.Timeout | undefined;
   #lastLoss = 'connection lost';
+  /**
+   * The exchange the broker just refused to let this user write to (403 closes the channel), and the
+   * typed error for the messages to it: they fail with it instead of being sent again, since the refusal
+   * would recur on every channel. Reset when the next channel opens (permissions may be granted meanwhile).
+   */
+  #refused: { readonly exchange: string; readonly error: Error } | undefined;
   #closed = false;
   readonly #confirmWatch: ConfirmWatchdog;
 
@@ -184,6 +190,10 @@ export class Publisher {
   }
 
   #loseInFlight(p: Pending): void {
+    if (this.#refused !== undefined && this.#refused.exchange === p.exchange) {
+      p.batch.done(this.#refused.error);
+      return;
+    }
     if (this.#closed) {
       p.batch.done(
         new PublishError(
@@ -221,9 +231,17 @@ export class Publisher {
 
   async #open(model: ChannelModel): Promise<void> {
     const ch = await model.createConfirmChannel();
+    this.#refused = undefined;
     ch.on('error', (error: Error) => {
       this.#lastLoss = scrub(error.message, this.#options.password);
       this.#logger.warn(`[wharf] [rabbitmq] publishing channel error: ${this.#lastLoss}`);
+      // amqplib fails the channel's unconfirmed messages right after this event (#loseInFlight).
+      const exchange = /access to exchange '([^']*)'/.exec(error.message)?.[1];
+      const refusal = exchange === undefined ? undefined : notAuthorized(`publish to exchange "${exchange}"`, error);
+      if (exchange !== undefined && refusal) {
+        this.#refused = { exchange, error: refusal };
+        this.#failWhere((p) => p.exchange === exchange, refusal);
+      }
     });
     ch.on('return', (message: Message) => {
       this.#returned.push({
@@ -297,7 +315,7 @@ export class Publisher {
     pending ??= (async () => {
       try {
         const ch = await this.#topology.get();
-        await declareExchange(ch, exchange);
+        await declareExchange(ch, exchange, this.#link.model);
         this.#exchanges.set(exchange, true);
       } catch (error) {
         this.#exchanges.delete(exchange);

@@ -10,6 +10,7 @@ import {
   incidentSink,
   type Logger,
   PublishError,
+  RAW_QUEUE_HEADER,
   type RetryInstruction,
   readAttempt,
   retryHeaders,
@@ -17,12 +18,13 @@ import {
 } from '@wharf/core';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { AckBatcher } from './acks.js';
-import { decodeMessage, headerString, republishProperties } from './codec.js';
+import { decodeMessage, encodeProperties, headerString, republishProperties } from './codec.js';
 import type { ChannelSlot, Link } from './connection.js';
 import { reportAtDeliveryLimit } from './delivery-limit.js';
 import { COMPONENT, scrub } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import type { Publisher } from './publisher.js';
+import { adoptQueue, decodePlain } from './raw.js';
 import { declareGroup, type GroupNames, retryTarget } from './topology.js';
 import { bounded, ConsumerWatchdog, noteDelivery, noteSettled, type StallEvidence, type Watched } from './watchdog.js';
 
@@ -54,7 +56,8 @@ class RabbitDelivery implements Delivery {
     this.#sub = sub;
     this.#consumer = consumer;
     this.#message = message;
-    this.decoded = decodeMessage(message);
+    const raw = sub.raw;
+    this.decoded = raw === undefined ? decodeMessage(message) : decodePlain(raw, message);
     const headers = message.properties.headers;
     this.attempt = readAttempt(headers?.[ATTEMPT_HEADER]);
     this.firstFailureAt = headerString(headers?.[FIRST_FAILURE_HEADER]);
@@ -80,7 +83,7 @@ class RabbitDelivery implements Delivery {
   async deadLetter(info: DeadLetterInfo): Promise<void> {
     if (!this.#consumer.open) throw gone();
     const queue = this.#sub.names.deadLetters;
-    const properties = republishProperties(this.#message, deadLetterHeaders(info));
+    const properties = republishProperties(this.#message, { ...this.#eventHeaders(), ...deadLetterHeaders(info) });
     try {
       await this.#sub.publisher.sendToQueue(queue, this.#message.content, properties);
     } catch (cause) {
@@ -91,6 +94,18 @@ class RabbitDelivery implements Delivery {
       );
     }
     await this.#ackAfter(`its dead letter was stored in "${queue}"`);
+  }
+
+  /**
+   * In raw mode, the wrapped event's attributes as binding headers, so the dead letter reads back as
+   * the event that failed (`wharf dlq`, `bus.visitDeadLetters`) while its body stays the producer's,
+   * and the adopted queue it came from.
+   */
+  #eventHeaders(): Record<string, string> {
+    if (this.#sub.raw === undefined || !this.decoded.ok) return {};
+    const headers = encodeProperties(this.decoded.message).headers as Record<string, string>;
+    // Names the adopted queue, so a replay from a process with no raw subscription goes back there.
+    return { ...headers, [RAW_QUEUE_HEADER]: this.#sub.names.queue };
   }
 
   /** Acks the original after its copy is stored; if the channel closed meanwhile, says the event now exists twice. */
@@ -138,6 +153,8 @@ export interface SubscriptionContext {
 export class RabbitSubscription implements AdapterSubscription {
   readonly names: GroupNames;
   readonly publisher: Publisher;
+  /** Raw mode: `names.queue` is an adopted queue of plain messages. */
+  readonly raw: SubscribeRequest['raw'];
   readonly #ctx: SubscriptionContext;
   #consumer: Consumer | undefined;
   #consumerModel: ChannelModel | undefined;
@@ -152,6 +169,7 @@ export class RabbitSubscription implements AdapterSubscription {
     this.#ctx = ctx;
     this.names = ctx.names;
     this.publisher = ctx.publisher;
+    this.raw = ctx.request.raw;
     this.#watchdog = new ConsumerWatchdog(
       ctx.link,
       {
@@ -188,8 +206,17 @@ export class RabbitSubscription implements AdapterSubscription {
     if (this.#stopped) return;
     if (this.#consumer?.open && this.#consumerModel === model) return;
     const { request, options } = this.#ctx;
+    if (this.raw !== undefined) await adoptQueue(model, this.names.queue, this.raw.arguments);
     const topology = await this.#ctx.topology.get(model);
-    await declareGroup(topology, this.names, request.policy, options.deliveryLimit);
+    await declareGroup(
+      topology,
+      this.names,
+      request.policy,
+      options.deliveryLimit,
+      this.raw !== undefined,
+      request.expireWhenIdleMs,
+      model,
+    );
     const channel = await model.createChannel();
     const consumer: Consumer = {
       channel,

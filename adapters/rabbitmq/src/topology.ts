@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type NormalizedRetryPolicy, retryTiers } from '@wharf/core';
-import type { Channel } from 'amqplib';
+import type { Channel, ChannelModel } from 'amqplib';
 import { topologyError } from './errors.js';
 
 /**
@@ -67,7 +67,32 @@ const QUORUM = { 'x-queue-type': 'quorum' } as const;
 /** At-least-once dead-lettering: the broker keeps the message until the target queue confirmed it. */
 const AT_LEAST_ONCE = { 'x-dead-letter-strategy': 'at-least-once', 'x-overflow': 'reject-publish' } as const;
 
-export async function declareExchange(ch: Channel, exchange: string): Promise<void> {
+/**
+ * Whether `exchange` exists, asked on a throwaway channel of `model` (a 404 closes the channel it is
+ * asked on, and the topology channel is shared). False also when the question fails: the declaration
+ * that follows then reports what is wrong.
+ */
+async function exchangeExists(model: ChannelModel, exchange: string): Promise<boolean> {
+  let ch: Channel | undefined;
+  try {
+    ch = await model.createChannel();
+    ch.on('error', () => undefined);
+    await ch.checkExchange(exchange);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    ch?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Declares the channel's exchange. With `model`, an exchange that already exists (an operator or an
+ * administrator's process declared it) is only checked, passively: a user with least privilege then
+ * needs no configure permission on the channel's exchange, which would let it delete the exchange.
+ */
+export async function declareExchange(ch: Channel, exchange: string, model?: ChannelModel): Promise<void> {
+  if (model !== undefined && (await exchangeExists(model, exchange))) return;
   try {
     await ch.assertExchange(exchange, 'fanout', { durable: true });
   } catch (error) {
@@ -78,33 +103,45 @@ export async function declareExchange(ch: Channel, exchange: string): Promise<vo
 /**
  * Idempotently declares what one group needs. The arguments of a queue never depend on the retry
  * policy (a redeclaration with other arguments fails), only on the tier it serves.
+ *
+ * `adopted`: the group consumes an existing queue in raw mode (`names.queue` is that queue, adopted
+ * by `adoptQueue`), so neither the channel's exchange nor the group's queue is declared; the
+ * dead-letter queue and the retry tiers are, and the tiers expire into the adopted queue.
  */
 export async function declareGroup(
   ch: Channel,
   names: GroupNames,
   policy: NormalizedRetryPolicy,
   deliveryLimit: number,
+  adopted = false,
+  expiresMs?: number,
+  model?: ChannelModel,
 ): Promise<void> {
-  await declareExchange(ch, names.exchange);
+  if (!adopted) await declareExchange(ch, names.exchange, model);
+  // A group that lives as long as one process (SubscribeRequest.expireWhenIdleMs): the broker deletes
+  // each of its queues once unused that long, so a process killed without close leaves nothing behind.
+  const expires = expiresMs === undefined ? {} : { 'x-expires': expiresMs };
   const queue = async (name: string, args: Record<string, unknown>): Promise<void> => {
     try {
-      await ch.assertQueue(name, { durable: true, arguments: { ...QUORUM, ...args } });
+      await ch.assertQueue(name, { durable: true, arguments: { ...QUORUM, ...expires, ...args } });
     } catch (error) {
       throw topologyError(`queue "${name}"`, error);
     }
     remember(names.exchange, name);
   };
   await queue(names.deadLetters, {});
-  await queue(names.queue, {
-    ...AT_LEAST_ONCE,
-    'x-delivery-limit': deliveryLimit,
-    'x-dead-letter-exchange': '',
-    'x-dead-letter-routing-key': names.deadLetters,
-  });
-  try {
-    await ch.bindQueue(names.queue, names.exchange, '');
-  } catch (error) {
-    throw topologyError(`the binding of "${names.queue}" to "${names.exchange}"`, error);
+  if (!adopted) {
+    await queue(names.queue, {
+      ...AT_LEAST_ONCE,
+      'x-delivery-limit': deliveryLimit,
+      'x-dead-letter-exchange': '',
+      'x-dead-letter-routing-key': names.deadLetters,
+    });
+    try {
+      await ch.bindQueue(names.queue, names.exchange, '');
+    } catch (error) {
+      throw topologyError(`the binding of "${names.queue}" to "${names.exchange}"`, error);
+    }
   }
   for (const tier of retryTiers(policy)) {
     // Tier 0 needs no queue: an immediate retry goes straight back to the group's queue.

@@ -6,6 +6,7 @@ import {
   createBus,
   InvalidUrlError,
   type Logger,
+  NotAuthorizedError,
   silentLogger,
 } from '@wharf/core';
 import { describe, it } from 'vitest';
@@ -87,10 +88,11 @@ describe.skipIf(unavailable !== undefined)('bad input against the real broker', 
     await a.close();
   });
 
-  it('a missing vhost is a clear ConfigError naming it', async () => {
+  // RabbitMQ answers a missing vhost and one the user may not open alike (530 NOT_ALLOWED).
+  it('a missing vhost is a clear NotAuthorizedError naming it and both causes', async () => {
     const a = createRabbitMqAdapter({ url: `amqp://guest:guest@${host}:${port}/no-such-vhost`, logger: silentLogger });
     await assert.rejects(a.connect(), (e: unknown) => {
-      assert.ok(e instanceof ConfigError);
+      assert.ok(e instanceof NotAuthorizedError);
       assert.match(e.message, /vhost "no-such-vhost"/);
       assert.match(e.message, /rabbitmqctl add_vhost/);
       return true;

@@ -21,6 +21,8 @@ interface Replica {
   readonly done: Set<string>;
   readonly ready: Promise<void>;
   readonly startedAt: Map<string, number>;
+  /** When this replica's most recent handler began (performance.now()). */
+  readonly lastStartAt: () => number;
 }
 
 function replica(url: string, channel: string): Replica {
@@ -39,7 +41,14 @@ function replica(url: string, channel: string): Replica {
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  const r = { child, started: new Set<string>(), done: new Set<string>(), startedAt: new Map<string, number>() };
+  let lastStart = Number.NEGATIVE_INFINITY;
+  const r = {
+    child,
+    started: new Set<string>(),
+    done: new Set<string>(),
+    startedAt: new Map<string, number>(),
+    lastStartAt: () => lastStart,
+  };
   let buffer = '';
   const ready = new Promise<void>((resolve) => {
     child.stdout?.on('data', (chunk: Buffer) => {
@@ -51,6 +60,7 @@ function replica(url: string, channel: string): Replica {
         if (kind === 'ready') resolve();
         if (kind === 'start') {
           r.started.add(id);
+          lastStart = performance.now();
           if (!r.startedAt.has(id)) r.startedAt.set(id, performance.now());
         }
         if (kind === 'done') r.done.add(id);
@@ -94,7 +104,12 @@ describe.skipIf(privateNodeUnavailable !== undefined)('rabbitmq consumer kill -9
       const [a, b] = [replica(node.url, channel), replica(node.url, channel)] as [Replica, Replica];
       replicas.push(a, b);
       await Promise.all([a.ready, b.ready]);
-      while (a.done.size < 100) await new Promise((resolve) => setTimeout(resolve, 5));
+      // Handlers start in waves (32 deliveries arrive together and end together 100 ms later), so
+      // "100 done" can fall in the gap between two waves, when the replica has nothing in hand and
+      // the kill proves nothing (2 runs in 6 failed that way). Kill inside a wave: an event started
+      // under 40 ms ago cannot have finished its 100 ms handler when the signal lands.
+      while (!(a.done.size >= 100 && a.started.size > a.done.size && performance.now() - a.lastStartAt() < 40))
+        await new Promise((resolve) => setTimeout(resolve, 2));
       const killedAt = performance.now();
       const closed = once(a.child, 'close');
       a.child.kill('SIGKILL');

@@ -1,0 +1,59 @@
+import { exchangeName, groupNames } from './topology.js';
+
+/** What one user may touch, in Wharf terms: the channels it publishes to and the groups it consumes. */
+export interface ChannelAccess {
+  readonly sends: readonly string[];
+  readonly consumes: readonly { readonly channel: string; readonly group: string }[];
+}
+
+/** RabbitMQ's three permission regexes of a user on a vhost (`rabbitmqctl set_permissions`). */
+export interface RabbitMqPermissions {
+  readonly configure: string;
+  readonly write: string;
+  readonly read: string;
+}
+
+/** A regex matching nothing: RabbitMQ's convention for "no right" is the empty string, which matches nothing. */
+const NONE = '';
+
+const literal = (name: string): string => name.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&');
+
+/** Alternatives, each already a regex: `^(a|b)$`, or NONE for none. */
+function anyOf(patterns: readonly string[]): string {
+  const unique = [...new Set(patterns)].sort();
+  return unique.length === 0 ? NONE : `^(${unique.join('|')})$`;
+}
+
+/**
+ * The least RabbitMQ permissions for a user that publishes to `access.sends` and consumes
+ * `access.consumes`, when an administrator has declared the topology first (as `wharf saga` does):
+ *
+ * - configure: its own groups' queues (work, retry tiers, dead letters), which the adapter declares
+ *   idempotently before it consumes. Not the channels' exchanges: the adapter only checks that an
+ *   existing exchange is there (passively), so the user cannot delete a channel's exchange;
+ * - write: the exchanges it publishes to, its own queues (a binding needs write on the queue) and
+ *   `amq.default`, through which the adapter sends its retries and dead letters (and the broker its
+ *   expired retries) to queues by name;
+ * - read: its own queues, and the exchanges of the channels it consumes (a binding needs read on the
+ *   exchange).
+ *
+ * Nothing of another group: it can neither consume nor declare nor bind another service's queues, nor
+ * publish to a channel outside `sends`. One gap is RabbitMQ's: write on `amq.default` is not scoped by
+ * routing key, so a user that retries through it could also route into another queue by name.
+ * Group queues are matched with any retry tier (`…/retry.<ms>`), so a new retry policy needs no new
+ * permissions; names longer than AMQP's 255 bytes (shortened with a hash) are not supported here.
+ */
+export function permissionsFor(access: ChannelAccess, options: { prefix?: string } = {}): RabbitMqPermissions {
+  const prefix = options.prefix ?? 'wharf';
+  const queues = access.consumes.map(({ channel, group }) => {
+    const names = groupNames(prefix, channel, group);
+    return `${literal(names.queue)}(/dlq|/retry\\.[0-9]+)?`;
+  });
+  const sent = access.sends.map((channel) => literal(exchangeName(prefix, channel)));
+  const consumed = access.consumes.map(({ channel }) => literal(exchangeName(prefix, channel)));
+  return {
+    configure: anyOf(queues),
+    write: anyOf([...sent, ...queues, literal('amq.default')]),
+    read: anyOf([...consumed, ...queues]),
+  };
+}
