@@ -1,11 +1,18 @@
-import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import {
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+} from '@nats-io/jetstream';
+import { connect, type NatsConnection, PermissionViolationError, type Subscription } from '@nats-io/transport-node';
 import {
   type Adapter,
   type AdapterInit,
   type AdapterSubscription,
   type Capabilities,
   ClosedError,
+  classifyTlsError,
   DEFAULT_CAPABILITIES,
   type Delivery,
   deadLetterInfo,
@@ -14,33 +21,52 @@ import {
   incidentSink,
   type Logger,
   type NormalizedRetryPolicy,
+  type PublishRequestOptions,
   type StoredDeadLetter,
   type SubscribeRequest,
   TopologyError,
+  TopologyMismatchError,
   type WireMessage,
   withTimeout,
 } from '@wharf/core';
-import { readBacklog } from './backlog.js';
+import { CONSUMER_NOT_FOUND, readBacklog } from './backlog.js';
 import { readDeadLetters, writeDeadLetter } from './dead-letters.js';
-import { connectError, isNoResponders, isStreamNotFound } from './errors.js';
+import { connectError, isNoResponders, isStreamNotFound, notAuthorized } from './errors.js';
 import {
   ADAPTER_NAME,
   connectionOptions,
   type NatsAdapterOptions,
+  type NatsTlsOptions,
   type ResolvedNatsOptions,
   resolveOptions,
 } from './options.js';
 import { Publisher } from './publisher.js';
+import { adoptStream, deadLetterHeaders, decodePlain, publishPlain } from './raw.js';
 import { Requests } from './requests.js';
 import { type RemovedUnsettled, Retention } from './retention.js';
 import { crashLoop, eventIdOf, Subscriber } from './subscriber.js';
-import { channelNames, dlqSubject, durableName, ensureConsumer } from './topology.js';
+import { probeTls } from './tls-probe.js';
+import {
+  type ChannelNames,
+  channelNames,
+  dlqSubject,
+  durableName,
+  ensureConsumer,
+  ensureDeadLetterStream,
+} from './topology.js';
 import { retrying } from './transient.js';
 
 /** NATS's default `max_payload` (1 MiB), used until the server tells us its own. */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 /** How long a stalled subscriber's PING may go unanswered before the connection is replaced. */
 const LINK_CHECK_MS = 1_000;
+/** A TLS connection not up after this long is diagnosed with a connection of our own (see probeTls). */
+const TLS_PROBE_AFTER_MS = 300;
+
+/** `host` of `host:port` (brackets of an IPv6 address removed). */
+function hostOf(server: string): string {
+  return server.slice(0, server.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
+}
 /** Room left in `max_payload` for the `ce-*` headers. */
 const HEADER_ROOM = 8 * 1024;
 
@@ -69,6 +95,7 @@ export class NatsAdapter implements Adapter {
   #connecting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   #linkCheck: Promise<boolean> | undefined;
+  /** The adopted subject of each raw subscription in this process, by channel and group: replays go there. */
 
   constructor(init: AdapterInit & NatsAdapterOptions) {
     this.#options = resolveOptions(init.url, init);
@@ -87,6 +114,8 @@ export class NatsAdapter implements Adapter {
         rejectsUnroutable: false,
         brokerDeduplication: true,
         maxMessageBytes: Math.max(1, maxPayload - HEADER_ROOM),
+        // Plain messages on existing streams: see raw.ts.
+        rawMessages: true,
       });
     }
     return this.#capabilities;
@@ -110,20 +139,23 @@ export class NatsAdapter implements Adapter {
     const o = this.#options;
     const options = connectionOptions(o);
     let nc: NatsConnection;
+    const tls = o.tls && o.servers[0] ? { options: o.tls, host: hostOf(o.servers[0]) } : undefined;
+    const connecting = connect(options);
     try {
-      const connecting = connect(options);
       // A connection that completes after we gave up must not linger.
-      nc = await withTimeout(connecting, o.connectTimeoutMs + 1_000, () => {
+      const connected = withTimeout(connecting, o.connectTimeoutMs + 1_000, () => {
         connecting.then((late) => late.close()).catch(() => {});
         return new Error(`no connection within ${o.connectTimeoutMs + 1_000} ms`);
       });
+      nc = tls ? await Promise.race([connected, this.#tlsRefusal(connecting, tls.options)]) : await connected;
     } catch (error) {
-      throw connectError(error, o.display, o.connectTimeoutMs);
+      connecting.then((late) => late.close()).catch(() => {});
+      throw connectError(error, o.display, o.connectTimeoutMs, tls);
     }
     try {
       const jsm = await jetstreamManager(nc, { timeout: o.connectTimeoutMs });
       const js = jetstream(nc, { timeout: o.publishTimeoutMs });
-      const requests = new Requests(nc, () => void this.#checkLink(nc, 'publishes went unanswered'));
+      const requests = new Requests(nc, () => void this.#checkLink(nc, 'publishes went unanswered'), o.inboxPrefix);
       const retention = new Retention(jsm, this.#logger, o.purgeIntervalMs, nc.info?.version, (removed) =>
         this.#reportRemoved(removed),
       );
@@ -141,6 +173,33 @@ export class NatsAdapter implements Adapter {
       throw new ClosedError(ADAPTER_NAME, 'connect');
     }
     this.#watch(nc);
+  }
+
+  /**
+   * Rejects with the TLS error when a connection still not up after TLS_PROBE_AFTER_MS is refused by
+   * the server's TLS layer (nats.js would report only a timeout: see probeTls); else never settles.
+   */
+  #tlsRefusal(connecting: Promise<NatsConnection>, tls: NatsTlsOptions): Promise<never> {
+    return new Promise<never>((_, reject) => {
+      let done = false;
+      connecting.then(
+        () => {
+          done = true;
+        },
+        () => {
+          done = true;
+        },
+      );
+      const timer = setTimeout(async () => {
+        if (done || !this.#options.servers[0]) return;
+        const server = this.#options.servers[0];
+        const refusal = await probeTls(server, tls, this.#options.connectTimeoutMs);
+        // Only a certificate problem ends the wait early; anything else is left to nats.js's own attempt.
+        const target = { broker: 'NATS', host: tls.servername ?? hostOf(server), tls };
+        if (refusal && !done && classifyTlsError(ADAPTER_NAME, refusal, target)) reject(refusal);
+      }, TLS_PROBE_AFTER_MS);
+      timer.unref();
+    });
   }
 
   readonly #warned = new Set<string>();
@@ -174,7 +233,13 @@ export class NatsAdapter implements Adapter {
   #watch(nc: NatsConnection): void {
     (async () => {
       for await (const status of nc.status()) {
-        if (status.type === 'disconnect') {
+        if (status.type === 'error' && status.error instanceof PermissionViolationError) {
+          const { operation, subject } = status.error;
+          this.#logger.warn(`[wharf] [nats] the server refused ${operation} on "${subject}" (Permissions Violation)`);
+          // A refused publish gets no PubAck: fail the publishes waiting for one now, typed, not at their timeout.
+          if (operation === 'publish')
+            this.#connected?.requests.refuse(subject, notAuthorized(operation, subject, status.error));
+        } else if (status.type === 'disconnect') {
           this.#logger.warn(`[wharf] [nats] disconnected from ${this.#options.display}; reconnecting`);
           for (const subscriber of this.#subscribers) subscriber.disconnected();
         } else if (status.type === 'reconnect') {
@@ -229,10 +294,14 @@ export class NatsAdapter implements Adapter {
     return this.#connected;
   }
 
-  publish(channel: string, messages: readonly WireMessage[]): Promise<void> {
+  publish(channel: string, messages: readonly WireMessage[], options?: PublishRequestOptions): Promise<void> {
     if (messages.length === 0) return Promise.resolve();
     try {
-      return this.#ready('publish').publisher.publish(channel, messages);
+      const { js, publisher } = this.#ready('publish');
+      if (options?.raw !== undefined) {
+        return publishPlain(js, options.raw.queue ?? channel, messages, this.#options.publishTimeoutMs);
+      }
+      return publisher.publish(channel, messages);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -252,13 +321,22 @@ export class NatsAdapter implements Adapter {
     const { nc, js, jsm, publisher, requests } = this.#ready('subscribe');
     const { channel, group, policy } = request;
     const pending = this.#options.maxAckPending ?? request.concurrency + this.#options.retryHeadroom;
-    const declare = async (): Promise<string> => {
-      publisher.forget(channel);
+    const raw = request.raw;
+    const declare = async (): Promise<{ names: ChannelNames; durable: string }> => {
+      if (raw !== undefined) {
+        // Raw mode: the producer's stream stands in for the channel's; dead letters stay the channel's.
+        const subject = raw.queue ?? channel;
+        const stream = await adoptStream(jsm, subject, raw.arguments);
+        const names = { ...(await ensureDeadLetterStream(jsm, this.#options, channel)), stream, subject };
+        const durable = await ensureConsumer(jsm, this.#options, names, group, policy, pending);
+        await checkAdoptedConsumer(jsm, stream, durable, subject);
+        return { names, durable };
+      }
       const names = await publisher.channel(channel);
-      return ensureConsumer(jsm, this.#options, names, group, policy, pending);
+      const durable = await ensureConsumer(jsm, this.#options, names, group, policy, pending, request.expireWhenIdleMs);
+      return { names, durable };
     };
-    const names = await publisher.channel(channel);
-    const durable = await ensureConsumer(jsm, this.#options, names, group, policy, pending);
+    const { names, durable } = await declare();
     if (this.#closing) throw new ClosedError(ADAPTER_NAME, 'subscribe');
     const subject = dlqSubject(this.#options, channel, group);
     const advisory = this.#watchMaxDeliveries(nc, js, jsm, names.stream, durable, names.dlqStream, subject, request);
@@ -274,6 +352,7 @@ export class NatsAdapter implements Adapter {
         dlqSubject: subject,
         checkLink: () => this.#checkLink(nc, 'a stalled pull'),
         redeclare: async () => {
+          if (raw === undefined) publisher.forget(channel);
           await declare();
         },
       },
@@ -335,12 +414,16 @@ export class NatsAdapter implements Adapter {
             // Removed before it could be copied: the server will not deliver it again.
             throw new Error(`stream ${stream} no longer holds sequence ${advisory.stream_seq}`);
           }
-          eventId = eventIdOf(stored.header);
+          const raw = request.raw;
+          const decoded =
+            raw === undefined ? undefined : decodePlain(raw, { data: stored.data, headers: stored.header }, undefined);
+          eventId = decoded?.ok ? decoded.message.attributes.id : eventIdOf(stored.header);
           const write = () =>
             writeDeadLetter(js, {
               subject,
               stream: dlqStream,
-              headers: stored.header,
+              headers:
+                decoded === undefined ? stored.header : deadLetterHeaders(stored.header, decoded, stored.subject),
               body: stored.data,
               info: deadLetterInfo({
                 reason: 'retries-exhausted',
@@ -387,6 +470,9 @@ export class NatsAdapter implements Adapter {
   ): Promise<void> {
     const { jsm } = this.#ready('read dead letters');
     const names = channelNames(this.#options, channel);
+    // nats-server 2.9 lets a direct get on a stream that does not exist time out (no "no responders"),
+    // which would cost the read's whole retry budget: ask for the stream first.
+    if (await streamMissing(jsm, names.dlqStream)) return;
     try {
       await readDeadLetters(jsm, names.dlqStream, dlqSubject(this.#options, channel, group), options.limit, visit);
     } catch (error) {
@@ -398,6 +484,22 @@ export class NatsAdapter implements Adapter {
         `cannot read dead letters of ${channel}/${group} from stream ${names.dlqStream}: ${(error as Error).message} — tried again for about 5 s; check that nats-server is running with JetStream, then list again`,
         { cause: error },
       );
+    }
+  }
+
+  /**
+   * Deletes the group's durable consumer. Its dead letters stay in the channel's dead-letter stream
+   * (shared by the channel's groups) until retention removes them: a partial purge of a stream makes
+   * nats-server 2.9.10 forget every consumer's pending redeliveries (see the README).
+   */
+  async deleteGroup(channel: string, group: string, _policy: NormalizedRetryPolicy): Promise<void> {
+    const { jsm } = this.#ready('delete a group');
+    const names = channelNames(this.#options, channel);
+    try {
+      await retrying(() => jsm.consumers.delete(names.stream, durableName(group)));
+    } catch (error) {
+      if (isStreamNotFound(error) || (error instanceof JetStreamApiError && error.code === CONSUMER_NOT_FOUND)) return;
+      throw error;
     }
   }
 
@@ -429,6 +531,27 @@ export class NatsAdapter implements Adapter {
   /** The native `NatsConnection` (build `jetstream(nc)` on it for what Wharf does not cover). */
   raw(): NatsConnection | undefined {
     return this.#connected?.nc;
+  }
+}
+
+/**
+ * Two raw subscriptions with the same group name on one adopted stream share a durable; one on another
+ * subject would silently consume the other's messages, so a consumer filtered otherwise is refused.
+ */
+async function checkAdoptedConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  durable: string,
+  subject: string,
+): Promise<void> {
+  const info = await retrying(() => jsm.consumers.info(stream, durable));
+  const filter = info.config.filter_subject;
+  if (filter !== subject) {
+    throw new TopologyMismatchError(
+      ADAPTER_NAME,
+      subject,
+      `the durable consumer ${durable} on the adopted stream ${stream} filters "${filter ?? '(nothing)'}", not "${subject}": another subscription or program uses the same consumer name — choose another group name, or remove that consumer (nats consumer rm ${stream} ${durable})`,
+    );
   }
 }
 

@@ -4,7 +4,8 @@ import { isStreamNotFound } from './errors.js';
 import { ADAPTER_NAME } from './options.js';
 import { retrying } from './transient.js';
 
-const CONSUMER_NOT_FOUND = 10014;
+/** The JetStream API error code for a consumer that does not exist. */
+export const CONSUMER_NOT_FOUND = 10014;
 
 /**
  * A group's backlog from the JetStream API (consumer info and stream info; nothing is created):

@@ -1,6 +1,15 @@
 import { JetStreamApiError } from '@nats-io/jetstream';
 import { AuthorizationError, NoRespondersError, RequestError, TimeoutError } from '@nats-io/transport-node';
-import { AuthenticationError, BrokerUnreachableError, PublishError, TopologyError, type WharfError } from '@wharf/core';
+import {
+  AuthenticationError,
+  BrokerUnreachableError,
+  classifyTlsError,
+  NotAuthorizedError,
+  PublishError,
+  type TlsOptions,
+  TopologyError,
+  type WharfError,
+} from '@wharf/core';
 import { ADAPTER_NAME } from './options.js';
 import { ReplyTimeoutError, ServerNotReadingError } from './requests.js';
 
@@ -31,7 +40,20 @@ export function jetStreamNotEnabled(display: string, cause?: unknown): TopologyE
 }
 
 /** Maps a failure of the first connection to a typed error. `display` holds no credentials. */
-export function connectError(error: unknown, display: string, timeoutMs: number): WharfError {
+export function connectError(
+  error: unknown,
+  display: string,
+  timeoutMs: number,
+  tls?: { readonly options: TlsOptions; readonly host: string },
+): WharfError {
+  if (tls) {
+    const typed = classifyTlsError(ADAPTER_NAME, error, {
+      broker: `the NATS server at ${display}`,
+      host: tls.options.servername ?? tls.host,
+      tls: tls.options,
+    });
+    if (typed) return typed;
+  }
   if (has(error, AuthorizationError) || /authori[sz]ation|authentication/i.test(text(error))) {
     return new AuthenticationError(
       ADAPTER_NAME,
@@ -45,10 +67,10 @@ export function connectError(error: unknown, display: string, timeoutMs: number)
   ) {
     return jetStreamNotEnabled(display, error);
   }
-  const tls = causeChain(error).some((e) =>
+  const tlsFailure = causeChain(error).some((e) =>
     /^ERR_TLS|^ERR_SSL|CERT|SELF_SIGNED/.test(String((e as { code?: unknown })?.code ?? '')),
   );
-  if (tls || /certificate|tls/i.test(text(error))) {
+  if (tlsFailure || /certificate|tls/i.test(text(error))) {
     return new BrokerUnreachableError(
       ADAPTER_NAME,
       `the TLS handshake with NATS at ${display} failed (${text(error)}) — check the tls options (caFile/ca for a private CA) and the server certificate's names`,
@@ -59,6 +81,19 @@ export function connectError(error: unknown, display: string, timeoutMs: number)
     ADAPTER_NAME,
     `cannot reach NATS at ${display} within ${timeoutMs} ms (${text(error)}) — is nats-server running with JetStream (-js)? start one with: pnpm wharf brokers up nats`,
     { cause: error },
+  );
+}
+
+/**
+ * The server refused a publish or subscription on `subject` (a "Permissions Violation"): the user's
+ * permissions do not allow it.
+ */
+export function notAuthorized(operation: string, subject: string, cause: unknown): NotAuthorizedError {
+  return new NotAuthorizedError(
+    ADAPTER_NAME,
+    `subject "${subject}"`,
+    `the NATS server refused to let this user ${operation === 'subscription' ? 'subscribe to' : 'publish to'} "${subject}" (Permissions Violation) — allow the subject in the user's ${operation === 'subscription' ? 'subscribe' : 'publish'} permissions (Wharf uses <subjectPrefix>.<channel>, the JetStream API $JS.API.>, acks $JS.ACK.> and inboxes _INBOX.>), or use a subjectPrefix the permissions allow`,
+    { cause },
   );
 }
 

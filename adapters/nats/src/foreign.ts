@@ -1,5 +1,7 @@
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { randomBytes } from 'node:crypto';
+import { jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { connect, type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
+import type { LegacyProducer } from '@wharf/core';
 import { CONTENT_TYPE } from './codec.js';
 import { connectionOptions, type NatsAdapterOptions, resolveOptions } from './options.js';
 import { channelNames } from './topology.js';
@@ -17,6 +19,11 @@ export interface NatsConformanceHarness {
   publishForeign(channel: string, message: ForeignNatsMessage): Promise<void>;
   /** Deletes the channel's stream (its group consumers go with it) and its dead-letter stream. */
   cleanup(channel: string, groups?: readonly string[]): Promise<void>;
+  /**
+   * A producer as legacy nats.js code is written: a file stream of its own on its own subject, and JSON
+   * published with JetStream, the message id as `Nats-Msg-Id`.
+   */
+  legacyProducer(): LegacyProducer;
   /** Conformance cases JetStream cannot pass, with the reason. */
   readonly skip: readonly { readonly reason: string; readonly tests: readonly string[] }[];
 }
@@ -67,8 +74,10 @@ export function conformanceHarness(url: string, options: NatsAdapterOptions = {}
       await nc.close().catch(() => undefined);
     }
   };
+  const connectOptions = { ...connectionOptions(o), name: `${o.name}-legacy`, maxReconnectAttempts: 0 };
   return {
     skip: CONFORMANCE_SKIPS,
+    legacyProducer: () => legacyStream(() => connect(connectOptions)),
     publishForeign: (channel, message) => withConnection((nc) => send(nc, channelNames(o, channel).subject, message)),
     cleanup: (channel) =>
       withConnection(async (nc) => {
@@ -77,5 +86,36 @@ export function conformanceHarness(url: string, options: NatsAdapterOptions = {}
         await jsm.streams.delete(names.stream).catch(() => undefined);
         await jsm.streams.delete(names.dlqStream).catch(() => undefined);
       }),
+  };
+}
+
+function legacyStream(open: () => Promise<NatsConnection>): LegacyProducer {
+  const id = randomBytes(4).toString('hex');
+  const stream = `LEGACY_ORDERS_${id}`;
+  const subject = `legacy-${id}.orders.placed`;
+  let nc: NatsConnection | undefined;
+  return {
+    queue: subject,
+    async declare() {
+      nc = await open();
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.add({
+        name: stream,
+        subjects: [subject],
+        storage: StorageType.File,
+        retention: RetentionPolicy.Limits,
+        max_msgs: 10_000,
+      });
+    },
+    async publish(body, options = {}) {
+      if (nc === undefined) throw new Error('declare() first');
+      await jetstream(nc).publish(subject, body, options.messageId === undefined ? {} : { msgID: options.messageId });
+    },
+    async close() {
+      if (nc === undefined) return;
+      const jsm = await jetstreamManager(nc).catch(() => undefined);
+      await jsm?.streams.delete(stream).catch(() => undefined);
+      await nc.close().catch(() => undefined);
+    },
   };
 }

@@ -9,6 +9,7 @@ export type { ForeignNatsMessage, NatsConformanceHarness } from './foreign.js';
 export { CONFORMANCE_SKIPS, conformanceHarness, publishForeign } from './foreign.js';
 export type { NatsAdapterOptions, NatsTlsOptions } from './options.js';
 export { ADAPTER_NAME } from './options.js';
+export { type ChannelAccess, type NatsPermissions, permissionsFor } from './permissions.js';
 export type { ChannelNames } from './topology.js';
 export { channelNames, dlqSubject, durableName, escapeName } from './topology.js';
 

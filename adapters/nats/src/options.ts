@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { type ConnectionOptions, credsAuthenticator } from '@nats-io/transport-node';
-import { ConfigError, parseBrokerUrl } from '@wharf/core';
+import { ConfigError, credentialsFromEnv, parseBrokerUrl, resolveTlsOptions, type TlsOptions } from '@wharf/core';
 
 export const ADAPTER_NAME = 'nats';
 
@@ -11,13 +11,14 @@ export const ADAPTER_NAME = 'nats';
  */
 export const DEFAULT_ACK_WAIT_MS = 4_000;
 
-/** TLS material: file paths or PEM contents (contents win when both are given). */
-export interface NatsTlsOptions {
-  caFile?: string;
+/**
+ * TLS settings: the core's `TlsOptions` (files, `servername`, `rejectUnauthorized`, verification on by
+ * default), or PEM contents (contents win when both are given). URL parameters `?ca=…&cert=…&key=…`
+ * give the files too.
+ */
+export interface NatsTlsOptions extends TlsOptions {
   ca?: string;
-  certFile?: string;
   cert?: string;
-  keyFile?: string;
   key?: string;
 }
 
@@ -25,7 +26,7 @@ export interface NatsTlsOptions {
 export interface NatsAdapterOptions {
   /** TLS settings; `tls://` URLs turn TLS on with the system CAs when this is not given. */
   tls?: NatsTlsOptions;
-  /** User name and password (override the URL's). */
+  /** User name and password (override the URL's; else `WHARF_BROKER_USERNAME` / `WHARF_BROKER_PASSWORD`). */
   user?: string;
   pass?: string;
   /** Auth token (a URL with only a user part, `nats://token@host`, also means a token). */
@@ -68,10 +69,20 @@ export interface NatsAdapterOptions {
   maxAgeMs?: number;
   /** `Nats-Msg-Id` duplicate window, ms. Default 120000 (the server's default). */
   duplicateWindowMs?: number;
-  /** How often the events every group settled are purged from the channel streams, ms. Default 5000. */
+  /**
+   * How often the events every group settled are purged from the channel streams, ms. Default 5000.
+   * 0: this process never purges (its user then needs neither `$JS.API.STREAM.PURGE` nor
+   * `$JS.API.CONSUMER.LIST`); another process with those rights, such as an operator's, must.
+   */
   purgeIntervalMs?: number;
   /** Stream replicas (clusters). Default 1. */
   replicas?: number;
+  /**
+   * Subject root of this connection's reply inboxes (PubAcks, pulled messages, API replies). Default
+   * `_INBOX`. Give each user its own (`_INBOX_payment`) and allow it only that in `subscribe`: with the
+   * shared default, a user allowed to subscribe to `_INBOX.>` can read the replies of every other user.
+   */
+  inboxPrefix?: string;
 }
 
 export interface ResolvedNatsOptions {
@@ -97,6 +108,7 @@ export interface ResolvedNatsOptions {
   readonly maxAgeMs: number;
   readonly duplicateWindowMs: number;
   readonly purgeIntervalMs: number;
+  readonly inboxPrefix: string;
   readonly replicas: number;
 }
 
@@ -130,10 +142,17 @@ export function resolveOptions(url: string, options: NatsAdapterOptions): Resolv
   // NATS convention: a user part without a password is a token.
   const urlToken = parsed.username !== undefined && parsed.password === undefined ? parsed.username : undefined;
   const urlUser = parsed.password !== undefined ? parsed.username : undefined;
-  const user =
-    optionalString(options.user, 'user') ?? urlUser ?? optionalString(parsed.params.get('user') ?? undefined, 'user');
-  const pass = optionalString(options.pass, 'pass') ?? (options.user === undefined ? parsed.password : undefined);
   const token = optionalString(options.token, 'token') ?? urlToken;
+  const env = credentialsFromEnv();
+  const user =
+    optionalString(options.user, 'user') ??
+    urlUser ??
+    optionalString(parsed.params.get('user') ?? undefined, 'user') ??
+    (token === undefined && options.credsFile === undefined ? env.username : undefined);
+  const pass =
+    optionalString(options.pass, 'pass') ??
+    (options.user === undefined ? parsed.password : undefined) ??
+    (user !== undefined && user === env.username ? env.password : undefined);
   if (token !== undefined && user !== undefined) {
     throw new ConfigError(ADAPTER_NAME, 'give either a token or a user and password, not both');
   }
@@ -147,10 +166,13 @@ export function resolveOptions(url: string, options: NatsAdapterOptions): Resolv
       });
     }
   }
-  let tls = options.tls;
-  if (tls !== undefined && (tls === null || typeof tls !== 'object')) {
+  if (options.tls !== undefined && (options.tls === null || typeof options.tls !== 'object')) {
     throw new ConfigError(ADAPTER_NAME, 'tls must be an object with caFile/certFile/keyFile or ca/cert/key');
   }
+  const contents = options.tls !== undefined && (options.tls.cert !== undefined || options.tls.key !== undefined);
+  let tls: NatsTlsOptions | undefined = contents
+    ? { ...options.tls }
+    : (resolveTlsOptions(ADAPTER_NAME, parsed.params, options.tls) as NatsTlsOptions | undefined);
   if (tls === undefined && (parsed.scheme === 'tls' || parsed.params.get('tls') === 'true')) tls = {};
   const subjectPrefix = options.subjectPrefix ?? 'wharf';
   if (typeof subjectPrefix !== 'string' || !SUBJECT_PREFIX.test(subjectPrefix)) {
@@ -164,6 +186,13 @@ export function resolveOptions(url: string, options: NatsAdapterOptions): Resolv
     throw new ConfigError(
       ADAPTER_NAME,
       `streamPrefix ${JSON.stringify(streamPrefix)} is not valid: use 1-32 letters, digits or "_"`,
+    );
+  }
+  const inboxPrefix = options.inboxPrefix ?? '_INBOX';
+  if (typeof inboxPrefix !== 'string' || !SUBJECT_PREFIX.test(inboxPrefix)) {
+    throw new ConfigError(
+      ADAPTER_NAME,
+      `inboxPrefix ${JSON.stringify(inboxPrefix)} is not a valid subject: use dot-separated tokens of letters, digits, "_" or "-" (no spaces, "*" or ">")`,
     );
   }
   const ackWaitMs = positiveInt(options.ackWaitMs, 'ackWaitMs', DEFAULT_ACK_WAIT_MS, 1_000);
@@ -186,11 +215,13 @@ export function resolveOptions(url: string, options: NatsAdapterOptions): Resolv
     extraDeliveries: positiveInt(options.extraDeliveries, 'extraDeliveries', 3, 1),
     subjectPrefix,
     streamPrefix,
+    inboxPrefix,
     maxStreamBytes: positiveInt(options.maxStreamBytes, 'maxStreamBytes', -1, -1),
     maxStreamMessages: positiveInt(options.maxStreamMessages, 'maxStreamMessages', -1, -1),
     maxAgeMs: positiveInt(options.maxAgeMs, 'maxAgeMs', 0, 0),
     duplicateWindowMs: positiveInt(options.duplicateWindowMs, 'duplicateWindowMs', 120_000, 100),
-    purgeIntervalMs: positiveInt(options.purgeIntervalMs, 'purgeIntervalMs', 5_000, 10),
+    purgeIntervalMs:
+      options.purgeIntervalMs === 0 ? 0 : positiveInt(options.purgeIntervalMs, 'purgeIntervalMs', 5_000, 10),
     replicas: positiveInt(options.replicas, 'replicas', 1, 1),
   };
 }
@@ -214,6 +245,7 @@ export function connectionOptions(o: ResolvedNatsOptions): ConnectionOptions {
     maxPingOut: 2,
     noAsyncTraces: true,
     waitOnFirstConnect: false,
+    inboxPrefix: o.inboxPrefix,
   };
   if (o.user !== undefined) options.user = o.user;
   if (o.pass !== undefined) options.pass = o.pass;

@@ -1,6 +1,6 @@
 import { type ApiError, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
 import { type MsgHdrs, NoRespondersError } from '@nats-io/transport-node';
-import { PublishError, type WireMessage } from '@wharf/core';
+import { NotAuthorizedError, PublishError, type WireMessage } from '@wharf/core';
 import { EncodedHeaders, encodeHeaderBlock } from './codec.js';
 import { isNoResponders, publishError } from './errors.js';
 import type { ResolvedNatsOptions } from './options.js';
@@ -81,7 +81,7 @@ export class Publisher {
       current = await this.channel(channel);
       await this.#send(readyOf(current), messages);
     } catch (failure) {
-      if (failure instanceof PublishError) throw failure;
+      if (failure instanceof PublishError || failure instanceof NotAuthorizedError) throw failure;
       throw publishError(failure, current.subject, current.stream, this.options.publishTimeoutMs);
     }
   }

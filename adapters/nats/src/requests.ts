@@ -79,10 +79,10 @@ export class Requests {
    *   refused or waiting), up to four times a second: the owner checks the link and replaces the connection if it is out of step (a healed black hole),
    *   instead of waiting for nats.js's own PINGs (up to `pingInterval × maxPingOut` later).
    */
-  constructor(nc: NatsConnection, onNotReading: () => void = () => {}) {
+  constructor(nc: NatsConnection, onNotReading: () => void = () => {}, inboxPrefix = '_INBOX') {
     this.#nc = nc;
     this.#onNotReading = onNotReading;
-    this.#prefix = `${createInbox()}.`;
+    this.#prefix = `${createInbox(inboxPrefix)}.`;
     this.#sub = nc.subscribe(`${this.#prefix}*`, { callback: (_error, msg) => this.#answer(msg) });
     this.#sweep = setInterval(() => this.#expire(), 250);
     this.#sweep.unref();
@@ -281,6 +281,15 @@ export class Requests {
     const queued = new Set(this.#requests);
     for (const pending of this.#pending.values()) if (!queued.has(pending)) this.#requests.push(pending);
     this.#schedule();
+  }
+
+  /** Rejects every request waiting for a reply on `subject` (the server refused to take it). */
+  refuse(subject: string, reason: Error): void {
+    for (const [id, pending] of this.#pending) {
+      if (pending.subject !== subject) continue;
+      this.#pending.delete(id);
+      pending.reject(reason);
+    }
   }
 
   close(reason: Error): void {

@@ -34,7 +34,7 @@ export class Retention {
   readonly #logger: Logger;
   readonly #streams = new Set<string>();
   readonly #warned = new Set<string>();
-  readonly #timer: NodeJS.Timeout;
+  readonly #timer: NodeJS.Timeout | undefined;
   readonly #resetsPending: boolean;
   #running: Promise<void> | undefined;
 
@@ -53,6 +53,8 @@ export class Retention {
     this.#onRemoved = onRemoved;
     this.#logger = logger;
     this.#resetsPending = purgeResetsPending(serverVersion);
+    // 0: purging is another process's job (a user without the rights to purge; see purgeIntervalMs).
+    if (intervalMs === 0) return;
     this.#timer = setInterval(() => {
       this.#running ??= this.sweep().finally(() => {
         this.#running = undefined;

@@ -24,6 +24,7 @@ import {
 import { decodeDelivered } from './codec.js';
 import { writeDeadLetter } from './dead-letters.js';
 import type { ResolvedNatsOptions } from './options.js';
+import { deadLetterHeaders, decodePlain } from './raw.js';
 import type { Requests } from './requests.js';
 import { type ChannelNames, maxDeliver } from './topology.js';
 
@@ -192,7 +193,7 @@ export class Subscriber implements AdapterSubscription {
     this.#request = request;
     this.#onDelivery = onDelivery;
     this.onStopped = onStopped;
-    this.#inbox = createInbox();
+    this.#inbox = createInbox(deps.options.inboxPrefix);
     this.#nextSubject = `$JS.API.CONSUMER.MSG.NEXT.${deps.names.stream}.${deps.durable}`;
     // Ask again once a tenth of the slots (at least 4, at most all) are free. Waiting for half left
     // only ~50 requested at times while a publisher's flush brings up to `window` messages at once:
@@ -474,12 +475,21 @@ export class Subscriber implements AdapterSubscription {
     return this.#deps.requests.write(delivery.reply, payload, this.#deps.options.publishTimeoutMs);
   }
 
-  /** @internal Writes a dead letter of `msg` and resolves on its PubAck. */
-  writeDeadLetter(msg: Msg, meta: DeliveryMeta, info: DeadLetterInfo): Promise<void> {
+  /** @internal Raw mode: the subscription consumes plain messages (see raw.ts). */
+  get raw(): SubscribeRequest['raw'] {
+    return this.#request.raw;
+  }
+
+  /**
+   * @internal Writes a dead letter of `msg` and resolves on its PubAck. In raw mode, with the wrapped
+   * event's `ce-*` headers added, so the dead letter reads back as the event that failed.
+   */
+  writeDeadLetter(msg: Msg, meta: DeliveryMeta, info: DeadLetterInfo, decoded: () => Decoded): Promise<void> {
     const deps = this.#deps;
     return writeDeadLetter(deps.js, {
       subject: deps.dlqSubject,
-      headers: msg.headers,
+      headers:
+        this.#request.raw === undefined ? msg.headers : deadLetterHeaders(msg.headers, decoded(), deps.names.subject),
       body: msg.data,
       info,
       msgId: `${meta.consumer} ${meta.streamSequence}`,
@@ -552,7 +562,9 @@ class NatsDelivery implements Delivery {
 
   /** Decoded on first use (the crash-loop backstop never needs it). */
   get decoded(): Decoded {
-    this.#decoded ??= decodeDelivered(this.msg);
+    const raw = this.subscriber.raw;
+    this.#decoded ??=
+      raw === undefined ? decodeDelivered(this.msg) : decodePlain(raw, this.msg, this.meta.timestampNanos);
     return this.#decoded;
   }
 
@@ -575,7 +587,7 @@ class NatsDelivery implements Delivery {
 
   async deadLetter(info: DeadLetterInfo): Promise<void> {
     if (this.#settled) return;
-    await this.subscriber.writeDeadLetter(this.msg, this.meta, info);
+    await this.subscriber.writeDeadLetter(this.msg, this.meta, info, () => this.decoded);
     await this.#settle(TERM, true);
   }
 

@@ -10,9 +10,9 @@ import {
   StorageType,
   type StreamConfig,
 } from '@nats-io/jetstream';
-import { nanos } from '@nats-io/transport-node';
-import { ConfigError, type NormalizedRetryPolicy, TopologyError } from '@wharf/core';
-import { isStreamNotFound } from './errors.js';
+import { nanos, PermissionViolationError } from '@nats-io/transport-node';
+import { ConfigError, type NormalizedRetryPolicy, type NotAuthorizedError, TopologyError } from '@wharf/core';
+import { isStreamNotFound, notAuthorized } from './errors.js';
 import { ADAPTER_NAME, type ResolvedNatsOptions } from './options.js';
 import { DECLARE_BACKOFF_MS, retrying } from './transient.js';
 
@@ -62,7 +62,10 @@ export function escapeName(name: string): string {
   return `${escaped.slice(0, MAX_ESCAPED - 18)}_H${hash}`;
 }
 
-export function channelNames(options: ResolvedNatsOptions, channel: string): ChannelNames {
+export function channelNames(
+  options: Pick<ResolvedNatsOptions, 'subjectPrefix' | 'streamPrefix'>,
+  channel: string,
+): ChannelNames {
   const token = escapeName(checkName(channel, 'channel'));
   return {
     stream: `${options.streamPrefix}-${token}`,
@@ -72,7 +75,11 @@ export function channelNames(options: ResolvedNatsOptions, channel: string): Cha
   };
 }
 
-export function dlqSubject(options: ResolvedNatsOptions, channel: string, group: string): string {
+export function dlqSubject(
+  options: Pick<ResolvedNatsOptions, 'subjectPrefix'>,
+  channel: string,
+  group: string,
+): string {
   return `${options.subjectPrefix}.dlq.${escapeName(checkName(channel, 'channel'))}.${escapeName(checkName(group, 'group'))}`;
 }
 
@@ -127,6 +134,19 @@ const STREAM_NAME_IN_USE = 10058;
 const SUBJECTS_OVERLAP = 10065;
 const CONSUMER_EXISTS = 10148;
 const CONSUMER_NAME_EXISTS = 10013;
+
+/**
+ * The JetStream API request the user may not publish (a "Permissions Violation" on `$JS.API.…`), as the
+ * typed refusal: it would recur on every try, and "cannot create the stream" would hide that it is about rights.
+ */
+function refusal(error: unknown): NotAuthorizedError | undefined {
+  let current: unknown = error;
+  for (let i = 0; i < 4 && current instanceof Error; i++) {
+    if (current instanceof PermissionViolationError) return notAuthorized(current.operation, current.subject, error);
+    current = current.cause;
+  }
+  return undefined;
+}
 
 /** Creates a stream unless it exists; resolves with the retention policy the stream actually has. */
 async function ensureStream(
@@ -184,13 +204,41 @@ export async function ensureChannel(
     retention = await retrying(() => ensureStream(jsm, streamConfig(options, names)), DECLARE_BACKOFF_MS);
     await retrying(() => ensureStream(jsm, dlqConfig(options, names)), DECLARE_BACKOFF_MS);
   } catch (error) {
-    throw new TopologyError(
-      ADAPTER_NAME,
-      `cannot create the JetStream streams ${names.stream} / ${names.dlqStream} for channel "${channel}": ${(error as Error).message} — check the account's JetStream limits and that no other stream claims subject ${names.subject}`,
-      { cause: error },
+    throw (
+      refusal(error) ??
+      new TopologyError(
+        ADAPTER_NAME,
+        `cannot create the JetStream streams ${names.stream} / ${names.dlqStream} for channel "${channel}": ${(error as Error).message} — check the account's JetStream limits and that no other stream claims subject ${names.subject}`,
+        { cause: error },
+      )
     );
   }
   return { ...names, purgeSettled: retention === RetentionPolicy.Limits };
+}
+
+/**
+ * Declares only a channel's dead-letter stream: a raw subscription consumes an adopted stream, so the
+ * channel stream of its own would hold nothing.
+ */
+export async function ensureDeadLetterStream(
+  jsm: JetStreamManager,
+  options: ResolvedNatsOptions,
+  channel: string,
+): Promise<ChannelNames> {
+  const names = channelNames(options, channel);
+  try {
+    await retrying(() => ensureStream(jsm, dlqConfig(options, names)), DECLARE_BACKOFF_MS);
+  } catch (error) {
+    throw (
+      refusal(error) ??
+      new TopologyError(
+        ADAPTER_NAME,
+        `cannot create the JetStream dead-letter stream ${names.dlqStream} for channel "${channel}": ${(error as Error).message} — check the account's JetStream limits`,
+        { cause: error },
+      )
+    );
+  }
+  return names;
 }
 
 /**
@@ -204,9 +252,14 @@ export async function ensureConsumer(
   group: string,
   policy: NormalizedRetryPolicy,
   maxAckPending: number,
+  inactiveMs?: number,
 ): Promise<string> {
   const durable = durableName(group);
   const config: Partial<ConsumerConfig> = {
+    // A group that lives as long as one process (SubscribeRequest.expireWhenIdleMs): the server deletes
+    // the consumer once no pull came for that long, so a process killed without close leaves none
+    // holding back the channel's retention purge.
+    ...(inactiveMs === undefined ? {} : { inactive_threshold: nanos(inactiveMs) }),
     durable_name: durable,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.New,
@@ -226,10 +279,13 @@ export async function ensureConsumer(
   } catch (error) {
     const code = error instanceof JetStreamApiError ? error.code : 0;
     if (code !== CONSUMER_EXISTS && code !== CONSUMER_NAME_EXISTS) {
-      throw new TopologyError(
-        ADAPTER_NAME,
-        `cannot create the durable consumer ${durable} on stream ${names.stream}: ${(error as Error).message}`,
-        { cause: error },
+      throw (
+        refusal(error) ??
+        new TopologyError(
+          ADAPTER_NAME,
+          `cannot create the durable consumer ${durable} on stream ${names.stream}: ${(error as Error).message}`,
+          { cause: error },
+        )
       );
     }
   }
@@ -254,10 +310,13 @@ export async function ensureConsumer(
       await retrying(() => jsm.consumers.update(names.stream, durable, update), DECLARE_BACKOFF_MS);
     }
   } catch (error) {
-    throw new TopologyError(
-      ADAPTER_NAME,
-      `the consumer ${durable} on stream ${names.stream} exists with a different configuration and cannot be updated: ${(error as Error).message} — delete it (nats consumer rm ${names.stream} ${durable}) to recreate it`,
-      { cause: error },
+    throw (
+      refusal(error) ??
+      new TopologyError(
+        ADAPTER_NAME,
+        `the consumer ${durable} on stream ${names.stream} exists with a different configuration and cannot be updated: ${(error as Error).message} — delete it (nats consumer rm ${names.stream} ${durable}) to recreate it`,
+        { cause: error },
+      )
     );
   }
   return durable;

@@ -4,13 +4,16 @@ import { promisify } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { ForeignMessage } from '@wharf/conformance';
 import { brokersRequired, probeBroker } from '@wharf/conformance';
-import { type Logger, silentLogger } from '@wharf/core';
+import { type LegacyProducer, type Logger, parseBrokerUrl, silentLogger } from '@wharf/core';
 import createNatsAdapter, { conformanceHarness, type NatsAdapter, type NatsAdapterOptions } from '../src/index.js';
 
 const run = promisify(execFile);
 
-export const host = process.env.WHARF_NATS_HOST ?? '127.0.0.1';
-export const port = Number(process.env.WHARF_NATS_PORT ?? 4222);
+// A URL given in the environment (the test command sets one for a container) names the host and
+// port too: the probe and the plain-client connections must reach the broker the suites use.
+const given = process.env.WHARF_NATS_URL ? parseBrokerUrl(process.env.WHARF_NATS_URL).hosts[0] : undefined;
+export const host = given?.host ?? process.env.WHARF_NATS_HOST ?? '127.0.0.1';
+export const port = given?.port ?? Number(process.env.WHARF_NATS_PORT ?? 4222);
 export const url = process.env.WHARF_NATS_URL ?? `nats://${host}:${port}`;
 
 /** Why the NATS suites cannot run here, or undefined when the server answers. */
@@ -44,6 +47,9 @@ const harness = conformanceHarness(url);
 export function publishForeign(channel: string, message: ForeignMessage): Promise<void> {
   return harness.publishForeign(channel, message);
 }
+
+/** A plain nats.js JetStream producer on a stream and subject of its own, for the raw-mode cases. */
+export const legacyProducer: () => LegacyProducer = harness.legacyProducer;
 
 /** Deletes the channel's stream (its consumers go with it) and its dead-letter stream. */
 export function cleanup(channel: string, groups: readonly string[] = []): Promise<void> {
