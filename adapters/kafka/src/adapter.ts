@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import {
   type Adapter,
   type AdapterInit,
@@ -10,6 +11,8 @@ import {
   type GroupBacklog,
   type Logger,
   type NormalizedRetryPolicy,
+  PublishError,
+  type PublishRequestOptions,
   type StoredDeadLetter,
   type SubscribeRequest,
   UnknownGroupError,
@@ -23,7 +26,9 @@ import { readDeadLetters } from './dead-letters.js';
 import { toWharfError, unreachable, whileUnreachable } from './errors.js';
 import { ADAPTER_NAME, type KafkaAdapterOptions, type ResolvedKafkaOptions, resolveOptions } from './options.js';
 import { Publisher } from './publisher.js';
+import { plainRecord } from './raw.js';
 import { Subscriber } from './subscriber.js';
+import { checkTls } from './tls-check.js';
 import { Topology } from './topology.js';
 
 interface Connected {
@@ -50,6 +55,9 @@ export class KafkaAdapter implements Adapter {
   #connecting: Promise<Connected> | undefined;
   #connected: Connected | undefined;
   #closing: Promise<void> | undefined;
+  /** The adopted topic of each raw subscription in this process, by channel and group: replays go there. */
+  /** Topics a raw publish found to exist. */
+  readonly #plainTopics = new Set<string>();
 
   constructor(init: AdapterInit & KafkaAdapterOptions) {
     this.options = resolveOptions(init.url, init);
@@ -60,6 +68,8 @@ export class KafkaAdapter implements Adapter {
       // A topic keeps every event whether or not a group reads it: nothing is unroutable.
       rejectsUnroutable: false,
       maxMessageBytes: this.options.maxMessageBytes,
+      // Plain messages on existing topics: see raw.ts.
+      rawMessages: true,
     });
     const o = this.options;
     this.#client = openClient(o.client, {
@@ -93,6 +103,7 @@ export class KafkaAdapter implements Adapter {
         try {
           // During a broker outage (a restart, a kill -9) the first attempts are refused: wait for
           // the broker, up to connectTimeoutMs, rather than fail the service's start.
+          await checkTls(o, Math.min(3_000, o.connectTimeoutMs));
           admin = await whileUnreachable(
             () => this.#client.admin(),
             o.connectTimeoutMs,
@@ -119,7 +130,7 @@ export class KafkaAdapter implements Adapter {
           return { admin, producer, publisher };
         } catch (error) {
           await admin?.disconnect().catch(() => undefined);
-          throw toWharfError(error, { where: o.where, doing: 'connecting' });
+          throw toWharfError(error, { where: o.where, doing: 'connecting', tls: o.tls });
         }
       })();
       this.#connecting = withTimeout(work, o.connectTimeoutMs, () =>
@@ -152,13 +163,39 @@ export class KafkaAdapter implements Adapter {
     return this.#connected ?? this.#connect();
   }
 
-  async publish(channel: string, messages: readonly WireMessage[]): Promise<void> {
+  async publish(channel: string, messages: readonly WireMessage[], options?: PublishRequestOptions): Promise<void> {
+    if (options?.raw !== undefined) return this.#publishPlain(options.raw.queue ?? channel, messages);
     // Connected (the usual case): no await on #ready, which cost a turn per publish. The
     // publisher's promise is awaited, not returned: an async function that returns a promise
     // takes two more microtask turns to adopt it.
     const ready = this.#ready('publish');
     const { publisher } = ready instanceof Promise ? await ready : ready;
     await publisher.publish(channel, messages);
+  }
+
+  /**
+   * Plain records (value alone, keyed by the partition key, acks=all) to an existing topic. The topic
+   * is checked first: brokers that auto-create topics would otherwise make a new one of a mistyped name.
+   * A replayed dead letter (it has the `replayed` attribute) keeps its event id as `message-id`, so the
+   * raw consumer wraps it into the same event.
+   */
+  async #publishPlain(topic: string, messages: readonly WireMessage[]): Promise<void> {
+    const ready = this.#ready('publish');
+    const { publisher, admin } = ready instanceof Promise ? await ready : ready;
+    if (!this.#plainTopics.has(topic)) {
+      if (!(await admin.listTopics()).includes(topic)) {
+        throw new PublishError(
+          ADAPTER_NAME,
+          `raw publish to topic "${topic}": it does not exist, and Wharf does not create a legacy consumer's topic — create it (kafka-topics.sh --create) or name the right topic in raw.queue`,
+        );
+      }
+      this.#plainTopics.add(topic);
+    }
+    await publisher.send(
+      topic,
+      messages.map((m) => plainRecord(m, m.attributes.replayed !== undefined)),
+      `publishing plain records to ${topic}`,
+    );
   }
 
   async declare(channel: string, groups: readonly string[], policy: NormalizedRetryPolicy): Promise<void> {
@@ -189,9 +226,13 @@ export class KafkaAdapter implements Adapter {
     } catch (error) {
       this.#subscribers.delete(subscriber);
       await subscriber.closed(1_000);
+      const names = this.#topology.names;
       throw toWharfError(error, {
         where: this.options.where,
         doing: `subscribing ${request.group} to ${request.channel}`,
+        tls: this.options.tls,
+        topics: [names.channel(request.channel)],
+        group: names.group(request.channel, request.group),
       });
     }
     return subscriber;
@@ -219,6 +260,51 @@ export class KafkaAdapter implements Adapter {
     );
   }
 
+  /**
+   * Deletes the group's retry and dead-letter topics and its consumer groups (the one that reads the
+   * channel, and the dead-letter reader's). The channel's topic stays: other groups read it. A
+   * group's member may still be leaving right after its subscriber stopped (NON_EMPTY_GROUP): the
+   * delete is tried again for up to a session timeout.
+   */
+  async deleteGroup(channel: string, group: string, policy: NormalizedRetryPolicy): Promise<void> {
+    await this.#ready('delete a group');
+    const admin = await this.#admin();
+    const names = this.#topology.names;
+    const doing = `deleting group ${group} of ${channel}`;
+    try {
+      const { retries, dlt } = names.groupTopics(channel, group, policy);
+      const existing = new Set(await admin.listTopics());
+      const topics = [...retries.values(), dlt].filter((topic) => existing.has(topic));
+      await admin.deleteTopics(topics);
+      for (const topic of topics) this.#topology.forget(topic);
+      const deadline = Date.now() + Math.max(this.options.sessionTimeoutMs, 5_000);
+      // Topic deletion completes asynchronously: resolve once the metadata no longer lists them, so a
+      // backlog read right after this finds the group gone instead of a topic half deleted.
+      while (topics.length > 0) {
+        const listed = new Set(await admin.listTopics());
+        if (!topics.some((topic) => listed.has(topic))) break;
+        if (Date.now() > deadline)
+          throw new Error(`topics ${topics.join(', ')} were still listed after their deletion`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      for (const id of [names.group(channel, group), names.deadLetterReader(channel, group)]) {
+        for (;;) {
+          const failure = await admin.deleteGroups([id]).then(
+            () => undefined,
+            (error: unknown) => error ?? new Error('DeleteGroups failed'),
+          );
+          if (failure === undefined) break;
+          const kind = groupDeleteError(failure);
+          if (kind === 'not-found') break;
+          if (kind !== 'non-empty' || Date.now() > deadline) throw failure;
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+      }
+    } catch (error) {
+      throw toWharfError(error, { where: this.options.where, doing, tls: this.options.tls });
+    }
+  }
+
   /** Lag from committed offsets and watermarks through the admin client; see backlog.ts. */
   async backlog(channel: string, group: string, _policy: NormalizedRetryPolicy): Promise<GroupBacklog> {
     await this.#ready('read a backlog');
@@ -227,7 +313,12 @@ export class KafkaAdapter implements Adapter {
       return await readBacklog(admin, this.#topology.names, channel, group);
     } catch (error) {
       if (error instanceof UnknownGroupError) throw error;
-      throw toWharfError(error, { where: this.options.where, doing: `reading the backlog of ${group} on ${channel}` });
+      throw toWharfError(error, {
+        where: this.options.where,
+        doing: `reading the backlog of ${group} on ${channel}`,
+        tls: this.options.tls,
+        group: this.#topology.names.group(channel, group),
+      });
     }
   }
 
@@ -252,4 +343,15 @@ export class KafkaAdapter implements Adapter {
   raw(): unknown {
     return this.#client.native;
   }
+}
+
+/**
+ * What a failed DeleteGroups says, from its protocol error type. kafkajs nests it per group
+ * (`error.groups[].error.type`), other clients put it on the error: both are looked for.
+ */
+function groupDeleteError(error: unknown): 'not-found' | 'non-empty' | 'other' {
+  const text = inspect(error, { depth: 5 });
+  if (/GROUP_ID_NOT_FOUND|GroupIdNotFound|does not exist/i.test(text)) return 'not-found';
+  if (/NON_EMPTY_GROUP|NonEmptyGroup|is not empty/i.test(text)) return 'non-empty';
+  return 'other';
 }

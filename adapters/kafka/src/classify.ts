@@ -2,6 +2,7 @@
  * Maps an error of either client library onto a library-independent kind. kafkajs names a broker
  * error in `type`, @platformatic/kafka in `apiId`; both use Kafka's protocol names.
  */
+import { classifyTlsError } from '@wharf/core';
 import type { ErrorKind } from './client-types.js';
 
 function rootCause(error: unknown): unknown {
@@ -71,7 +72,58 @@ function kindOf(e: {
   return undefined;
 }
 
+/** Kafka's authorisation errors, by the resource they refuse (kafkajs `type`, @platformatic/kafka `apiId`). */
+export const NOT_AUTHORIZED: Readonly<Record<string, 'topic' | 'group' | 'cluster' | 'transactional id'>> = {
+  TOPIC_AUTHORIZATION_FAILED: 'topic',
+  GROUP_AUTHORIZATION_FAILED: 'group',
+  CLUSTER_AUTHORIZATION_FAILED: 'cluster',
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED: 'transactional id',
+};
+
+/**
+ * Every error in the tree under `error`: the clients wrap the socket's or the broker's error in
+ * `cause`/`originalError` and aggregate retries in `errors` (a failed TLS handshake three levels down
+ * in @platformatic/kafka, under "Cannot connect to any broker").
+ */
+export function errorTree(error: unknown, limit = 40): unknown[] {
+  const out: unknown[] = [];
+  const queue: unknown[] = [error];
+  while (queue.length > 0 && out.length < limit) {
+    const e = queue.shift();
+    if (e === null || typeof e !== 'object' || out.includes(e)) continue;
+    out.push(e);
+    const { cause, originalError, errors } = e as { cause?: unknown; originalError?: unknown; errors?: unknown };
+    queue.push(originalError, cause, ...(Array.isArray(errors) ? errors : []));
+  }
+  return out;
+}
+
+/** The resource kind of the first authorisation error in the tree, if any. */
+export function notAuthorizedResource(error: unknown): (typeof NOT_AUTHORIZED)[string] | undefined {
+  for (const e of errorTree(error)) {
+    const { type, apiId } = e as { type?: string; apiId?: string };
+    const resource = NOT_AUTHORIZED[type ?? apiId ?? ''];
+    if (resource !== undefined) return resource;
+  }
+  return undefined;
+}
+
+/**
+ * Refusals that no retry can change, found anywhere in the tree: they win over the "cannot connect"
+ * that wraps them (else a bad certificate or password was waited on like a broker restart).
+ */
+function refusal(error: unknown): ErrorKind | undefined {
+  const tree = errorTree(error);
+  const noTarget = { broker: '', host: '', tls: undefined };
+  if (tree.some((e) => classifyTlsError('kafka', e, noTarget) !== undefined)) return 'tls';
+  if (tree.some((e) => kindOf(e as Parameters<typeof kindOf>[0]) === 'auth')) return 'auth';
+  if (notAuthorizedResource(error) !== undefined) return 'not-authorized';
+  return undefined;
+}
+
 export function classifyError(error: unknown): ErrorKind {
+  const refused = refusal(error);
+  if (refused !== undefined) return refused;
   for (const candidate of [error, rootCause(error)]) {
     const e = candidate as Parameters<typeof kindOf>[0] | undefined;
     if (!e) continue;

@@ -29,10 +29,18 @@ export function baseOptions(config: ClientConfig, clientId = config.clientId): B
     clientId,
     bootstrapBrokers: [...config.brokers],
     connectTimeout: config.connectionTimeoutMs,
+    // \`timeout\` is only what the request asks the broker to wait; the client's own bound on an
+    // unanswered request is the connection's \`requestTimeout\`, 30 s by default. Without it a request
+    // lost in a network black hole held the producer and the consumer ~26 s after the network healed.
     timeout: config.requestTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
     retries: config.retries,
-    // A fixed delay: the library has no cap for a growing one, so this is the adapter's cap.
-    retryDelay: Math.min(config.maxRetryTimeMs, 250),
+    // A fixed delay: the library has no cap for a growing one, so this is the adapter's cap. None
+    // after a refused password: the library retries it (its connection error wraps the
+    // non-retriable one in `cause`, which its retry check does not read), and waiting only delays
+    // the AuthenticationError.
+    retryDelay: (_client, _operation, _attempt, _retries, error) =>
+      classifyError(error) === 'auth' ? 0 : Math.min(config.maxRetryTimeMs, 250),
     // The adapter creates the topics it needs, with their settings; a typo must not create one.
     autocreateTopics: false,
     ...(config.ssl === true ? { tls: {} } : typeof config.ssl === 'object' ? { tls: config.ssl } : {}),
@@ -195,6 +203,14 @@ function wrapAdmin(admin: Admin): ClientAdmin {
       const value = resource?.configs.find((c) => c.name === 'max.message.bytes')?.value;
       return value === undefined || value === null ? undefined : Number(value);
     },
+    async topicConfigs(topic, names) {
+      const [resource] = await admin.describeConfigs({
+        resources: [{ resourceType: ConfigResourceTypes.TOPIC, resourceName: topic, configurationKeys: [...names] }],
+      });
+      const out: Record<string, string> = {};
+      for (const c of resource?.configs ?? []) if (c.value !== undefined && c.value !== null) out[c.name] = c.value;
+      return out;
+    },
     disconnect: () => admin.close(),
   };
   return self;
@@ -239,6 +255,7 @@ async function wrapProducer(config: ClientConfig, settings: ProducerSettings): P
     new Producer({
       ...baseOptions(config),
       timeout: settings.requestTimeoutMs,
+      requestTimeout: settings.requestTimeoutMs,
       retries: settings.retries,
       retryDelay: Math.min(settings.maxRetryTimeMs, 250),
       idempotent: settings.idempotent,

@@ -88,6 +88,8 @@ export interface ClientAdmin {
   members(groupId: string): Promise<number>;
   /** The topic's `max.message.bytes`, or undefined when it cannot be read. */
   maxMessageBytes(topic: string): Promise<number | undefined>;
+  /** The named configs of a topic as the broker describes them (absent names left out). */
+  topicConfigs(topic: string, names: readonly string[]): Promise<Record<string, string>>;
   disconnect(): Promise<void>;
 }
 
@@ -175,4 +177,8 @@ export type ErrorKind =
   | 'topic-exists'
   | 'rebalancing'
   | 'group-not-empty'
+  /** A TLS check failed (certificate untrusted, for another host, expired; client certificate missing or refused). */
+  | 'tls'
+  /** The broker refused an operation to the authenticated user (an ACL). */
+  | 'not-authorized'
   | 'other';

@@ -28,10 +28,22 @@ export { classifyError };
 // kafkajs logs messages that Wharf reports itself, better, or that are noise for us.
 const QUIET = [/Limiting retries for the idempotent producer/, /KafkaJS v2\.0\.0 switched default partitioner/];
 
-function logCreator(logger: Logger) {
+/**
+ * The last "group authorization failed" a broker answered this client's FindCoordinator with.
+ * kafkajs drops that error (its broker pool swallows it) and reports "Failed to find group
+ * coordinator", which reads as an unreachable broker and was retried for good; its log line keeps it.
+ */
+interface GroupRefusal {
+  last?: { at: number; message: string };
+}
+
+function logCreator(logger: Logger, refusal: GroupRefusal) {
   return () =>
     ({ level, log }: { namespace: string; level: number; log: { message: string; [k: string]: unknown } }) => {
       const { message, timestamp: _t, logger: _l, ...fields } = log;
+      if (typeof fields.error === 'string' && /group authorization failed/i.test(fields.error)) {
+        refusal.last = { at: Date.now(), message: fields.error };
+      }
       const text = `[wharf] [kafka] kafkajs: ${message}`;
       if (QUIET.some((re) => re.test(message))) return logger.debug(text, fields);
       // kafkajs logs every retried connection failure as an error; Wharf raises typed errors for
@@ -42,6 +54,7 @@ function logCreator(logger: Logger) {
 }
 
 export function createClient(config: ClientConfig): KafkaClient {
+  const refusal: GroupRefusal = {};
   const base = {
     brokers: [...config.brokers],
     clientId: config.clientId,
@@ -50,7 +63,7 @@ export function createClient(config: ClientConfig): KafkaClient {
     enforceRequestTimeout: true,
     retry: { retries: config.retries, initialRetryTime: 100, maxRetryTime: config.maxRetryTimeMs },
     logLevel: logLevel.WARN,
-    logCreator: logCreator(config.logger),
+    logCreator: logCreator(config.logger, refusal),
     ...(config.ssl !== undefined ? { ssl: config.ssl } : {}),
     ...(config.sasl !== undefined ? { sasl: config.sasl as kafkajs.SASLOptions } : {}),
   } satisfies kafkajs.KafkaConfig;
@@ -67,7 +80,7 @@ export function createClient(config: ClientConfig): KafkaClient {
       return safeProducer(base, settings);
     },
     consumer(settings) {
-      return wrapConsumer(kafka, settings, memberEvictor(kafka));
+      return wrapConsumer(kafka, settings, memberEvictor(kafka), refusal);
     },
   };
 }
@@ -291,9 +304,23 @@ function wrapAdmin(admin: kafkajs.Admin): ClientAdmin {
       const value = result.resources[0]?.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue;
       return value === undefined ? undefined : Number(value);
     },
+    async topicConfigs(topic, names) {
+      const result = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: [...names] }],
+      });
+      const out: Record<string, string> = {};
+      for (const e of result.resources[0]?.configEntries ?? []) {
+        if (e.configValue !== null && e.configValue !== undefined) out[e.configName] = e.configValue;
+      }
+      return out;
+    },
     disconnect: () => admin.disconnect(),
   };
 }
+
+/** Crashes a restart cannot mend: the brokers refused the credentials, the certificates or the group. */
+const REFUSALS = new Set(['auth', 'tls', 'not-authorized']);
 
 /** Evicting a crashed member: per attempt, and attempts before joining without it. */
 const EVICT_TIMEOUT_MS = 3_000;
@@ -324,7 +351,19 @@ export function wrapConsumer(
   kafka: Pick<kafkajs.Kafka, 'consumer'>,
   settings: ConsumerSettings,
   evict?: EvictMember,
+  refusal?: GroupRefusal,
 ): ClientConsumer {
+  /** "Failed to find group coordinator" right after a broker refused the group: that refusal, typed. */
+  const explain = (error: Error): Error => {
+    const last = refusal?.last;
+    if (error.name !== 'KafkaJSGroupCoordinatorNotFound' || last === undefined || Date.now() - last.at > 10_000) {
+      return error;
+    }
+    return Object.assign(new Error(`${last.message} (consumer group ${settings.groupId})`, { cause: error }), {
+      name: 'KafkaJSProtocolError',
+      type: 'GROUP_AUTHORIZATION_FAILED',
+    });
+  };
   const create = (): kafkajs.Consumer =>
     kafka.consumer({
       groupId: settings.groupId,
@@ -375,10 +414,13 @@ export function wrapConsumer(
       void old.disconnect().catch(() => undefined);
       evictStale()
         .then(start)
-        .catch((error: unknown) => {
-          // A failed start (the broker still away) is a crash of the new consumer too: try again later.
-          for (const listener of crashListeners) listener(error as Error, true);
-          restart();
+        .catch((failure: unknown) => {
+          // A failed start (the broker still away) is a crash of the new consumer too: try again
+          // later, unless the brokers refused it (an ACL revoked meanwhile): that stops for good.
+          const error = explain(failure as Error);
+          const again = !REFUSALS.has(classifyError(error));
+          for (const listener of crashListeners) listener(error, again);
+          if (again) restart();
         });
     }, delay);
   };
@@ -421,11 +463,27 @@ export function wrapConsumer(
       }));
       for (const listener of assignedListeners) listener(assignment);
     });
+    // A request that timed out went into a dead connection (a network black hole that swallowed part
+    // of a frame leaves the stream out of step): kafkajs keeps that connection and waits on it, so
+    // the consumer stopped delivering, silently and for good (chaos proxy-blackhole, once in CI: no
+    // delivery for 30 s, the member evicted by the coordinator, kafkajs still waiting). Handled as a
+    // crash: a fresh consumer, fresh connections, the old member evicted.
+    c.on(c.events.REQUEST_TIMEOUT, (event) => {
+      if (c !== consumer || disconnecting || config === undefined || restartTimer !== undefined) return;
+      const { apiName, broker } = event.payload;
+      const error = new Error(`request ${apiName} to ${broker} timed out`);
+      error.name = 'KafkaJSRequestTimeoutError';
+      stale = memberId ?? stale;
+      memberId = undefined;
+      restart();
+      for (const listener of crashListeners) listener(error, true);
+    });
     c.on(CRASH, (event) => {
       if (c !== consumer) return;
-      const { error, restart: restartedByKafkajs } = event.payload;
+      const { restart: restartedByKafkajs } = event.payload;
+      const error = explain(event.payload.error);
       let restarting = restartedByKafkajs;
-      if (!restartedByKafkajs && !disconnecting && config !== undefined && classifyError(error) !== 'auth') {
+      if (!restartedByKafkajs && !disconnecting && config !== undefined && !REFUSALS.has(classifyError(error))) {
         restarting = true;
         stale = memberId ?? stale;
         memberId = undefined;

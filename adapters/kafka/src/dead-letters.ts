@@ -4,16 +4,16 @@
  * an older one stays (e.g. an undecodable one is kept during a replay) is marked removed by a small
  * marker record (`wharf-dl-removed: <offset>`) in the same partition, which later reads honour.
  */
-import { DEAD_LETTER_HEADERS, type StoredDeadLetter, TimeoutError, withTimeout } from '@wharf/core';
+import { DEAD_LETTER_HEADERS, RAW_QUEUE_HEADER, type StoredDeadLetter, TimeoutError, withTimeout } from '@wharf/core';
 import type { ClientAdmin, ClientConsumer, IncomingRecord, KafkaClient, OutgoingRecord } from './client.js';
 import { decode, headerText } from './codec.js';
-
 import { ADAPTER_NAME, type ResolvedKafkaOptions } from './options.js';
 import type { Publisher } from './publisher.js';
+
 import type { Topology } from './topology.js';
 
 export const REMOVED_HEADER = 'wharf-dl-removed';
-const DL_HEADERS: readonly string[] = Object.values(DEAD_LETTER_HEADERS);
+const DL_HEADERS: readonly string[] = [...Object.values(DEAD_LETTER_HEADERS), RAW_QUEUE_HEADER];
 
 export interface DeadLetterDeps {
   readonly options: ResolvedKafkaOptions;

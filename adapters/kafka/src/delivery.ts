@@ -40,6 +40,8 @@ export class Item implements Delivery {
   constructor(
     readonly record: IncomingRecord,
     readonly writer: RecordWriter,
+    /** How the record becomes an event: a CloudEvent binding, or a plain message wrapped (raw mode). */
+    readonly decoder: (record: IncomingRecord) => Decoded = decode,
   ) {}
 
   /** The record's offset, a decimal string (parsed only where a commit needs the number). */
@@ -51,7 +53,7 @@ export class Item implements Delivery {
   open(extraAttempts: number): this {
     const { record } = this;
     this.state = 'running';
-    this.decoded = decode(record);
+    this.decoded = this.decoder(record);
     this.attempt = attemptOf(record, extraAttempts);
     this.firstFailureAt = safeHeader(record, FIRST_FAILURE_HEADER);
     return this;

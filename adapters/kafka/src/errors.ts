@@ -1,12 +1,16 @@
 import {
   AuthenticationError,
   BrokerUnreachableError,
+  classifyTlsError,
   describeError,
   MessageTooLargeError,
+  NotAuthorizedError,
   PublishError,
+  type TlsOptions,
   TopologyError,
   WharfError,
 } from '@wharf/core';
+import { errorTree, notAuthorizedResource } from './classify.js';
 import { classifyError } from './client.js';
 import { ADAPTER_NAME } from './options.js';
 
@@ -30,13 +34,57 @@ export function missingTopics(topics: readonly string[]): TopologyError {
   );
 }
 
+/** What a failed operation was doing and on what, for the typed error's message and `resource`. */
+export interface ErrorContext {
+  readonly where: string;
+  readonly doing: string;
+  readonly size?: number;
+  readonly limit?: number;
+  /** The TLS files in use, for a certificate error's advice. */
+  readonly tls?: TlsOptions | undefined;
+  /** The topics and the consumer group the operation touched: an authorisation error names them. */
+  readonly topics?: readonly string[];
+  readonly group?: string;
+}
+
+/** The typed TLS error for a failed handshake anywhere in the client's error tree. */
+export function tlsError(error: unknown, where: string, tls: TlsOptions | undefined): WharfError | undefined {
+  const host = tls?.servername ?? where.split(',')[0]?.replace(/:\d+$/, '') ?? where;
+  for (const e of errorTree(error)) {
+    const typed = classifyTlsError(ADAPTER_NAME, e, { broker: `Kafka at ${where}`, host, tls });
+    if (typed !== undefined) {
+      (typed as { cause?: unknown }).cause = error;
+      return typed;
+    }
+  }
+  return undefined;
+}
+
+function notAuthorized(error: unknown, context: ErrorContext): NotAuthorizedError {
+  const kind = notAuthorizedResource(error) ?? 'cluster';
+  const quoted = (names: readonly string[]) => names.map((n) => `"${n}"`).join(', ');
+  const resource =
+    kind === 'topic' && context.topics !== undefined && context.topics.length > 0
+      ? `topic${context.topics.length > 1 ? 's' : ''} ${quoted(context.topics)}`
+      : kind === 'group' && context.group !== undefined
+        ? `group "${context.group}"`
+        : kind;
+  return new NotAuthorizedError(
+    ADAPTER_NAME,
+    resource,
+    `brokers ${context.where} refused ${resource} to this user while ${context.doing} — grant it with an ACL (kafka-acls.sh --add --allow-principal User:… --operation All ${kind === 'group' ? '--group' : kind === 'topic' ? '--topic' : '--cluster'} …, prefixed names with --resource-pattern-type prefixed), or use a topicPrefix the user may use`,
+    { cause: error },
+  );
+}
+
 /** Maps an error from the client onto Wharf's typed errors; `doing` says what we were doing. */
-export function toWharfError(
-  error: unknown,
-  context: { where: string; doing: string; size?: number; limit?: number },
-): WharfError {
+export function toWharfError(error: unknown, context: ErrorContext): WharfError {
   if (error instanceof WharfError) return error;
   switch (classifyError(error)) {
+    case 'tls':
+      return tlsError(error, context.where, context.tls) ?? unreachable(context.where, context.doing, error);
+    case 'not-authorized':
+      return notAuthorized(error, context);
     case 'unreachable':
       return unreachable(context.where, context.doing, error);
     case 'auth':

@@ -1,5 +1,6 @@
-import { type Logger, silentLogger } from '@wharf/core';
-import type { ClientAdmin } from './client.js';
+import { randomBytes } from 'node:crypto';
+import { type LegacyProducer, type Logger, silentLogger } from '@wharf/core';
+import type { ClientAdmin, ClientProducer } from './client.js';
 import { openClient } from './clients.js';
 import { type KafkaAdapterOptions, resolveOptions } from './options.js';
 import { Names } from './topology.js';
@@ -20,6 +21,11 @@ export interface KafkaConformanceHarness {
   publishForeign(channel: string, message: ForeignKafkaMessage): Promise<void>;
   /** Deletes the channel's topic, its groups' retry and dead-letter topics, and the groups' consumer groups. */
   cleanup(channel: string, groups: readonly string[]): Promise<void>;
+  /**
+   * A producer as legacy Kafka code is written: a one-partition topic of its own, and JSON values with
+   * acks=all, the message id in a `message-id` header.
+   */
+  legacyProducer(): LegacyProducer;
 }
 
 /**
@@ -55,26 +61,23 @@ export function conformanceHarness(
       await admin.disconnect().catch(() => undefined);
     }
   };
+  const producer = () =>
+    client.producer({ idempotent: false, acks: -1, retries: 5, maxRetryTimeMs: 2_000, requestTimeoutMs: 30_000 });
   return {
+    legacyProducer: () => legacyTopic(withAdmin, producer),
     async publishForeign(channel, message) {
-      const producer = await client.producer({
-        idempotent: false,
-        acks: -1,
-        retries: 5,
-        maxRetryTimeMs: 2_000,
-        requestTimeoutMs: 30_000,
-      });
+      const sender = await producer();
       try {
         const headers: Record<string, string> = { ...message.headers };
         if (message.contentType !== undefined) headers['content-type'] = message.contentType;
-        await producer.send([
+        await sender.send([
           {
             topic: names.channel(channel),
             records: [{ key: message.key ?? null, value: Buffer.from(message.body), headers }],
           },
         ]);
       } finally {
-        await producer.disconnect().catch(() => undefined);
+        await sender.disconnect().catch(() => undefined);
       }
     },
     cleanup: (channel, groups) =>
@@ -85,5 +88,32 @@ export function conformanceHarness(
         const ids = groups.flatMap((g) => [names.group(channel, g), names.deadLetterReader(channel, g)]);
         await admin.deleteGroups(ids).catch(() => undefined);
       }),
+  };
+}
+
+function legacyTopic(
+  withAdmin: <T>(work: (admin: ClientAdmin) => Promise<T>) => Promise<T>,
+  open: () => Promise<ClientProducer>,
+): LegacyProducer {
+  const topic = `legacy-orders-${randomBytes(4).toString('hex')}`;
+  let producer: ClientProducer | undefined;
+  return {
+    queue: topic,
+    async declare() {
+      await withAdmin((admin) =>
+        admin.createTopics([{ topic, partitions: 1, replicationFactor: -1, configs: { 'cleanup.policy': 'delete' } }]),
+      );
+      producer = await open();
+    },
+    async publish(body, options = {}) {
+      if (producer === undefined) throw new Error('declare() first');
+      const headers: Record<string, string> = {};
+      if (options.messageId !== undefined) headers['message-id'] = options.messageId;
+      await producer.send([{ topic, records: [{ key: null, value: Buffer.from(body), headers }] }]);
+    },
+    async close() {
+      await producer?.disconnect().catch(() => undefined);
+      await withAdmin((admin) => admin.deleteTopics([topic])).catch(() => undefined);
+    },
   };
 }

@@ -1,6 +1,14 @@
 import { hostname } from 'node:os';
 import type { ConnectionOptions } from 'node:tls';
-import { ConfigError, parseBrokerUrl, redactUrl } from '@wharf/core';
+import {
+  ConfigError,
+  credentialsFromEnv,
+  parseBrokerUrl,
+  readTlsMaterial,
+  redactUrl,
+  resolveTlsOptions,
+  type TlsOptions,
+} from '@wharf/core';
 
 export const ADAPTER_NAME = 'kafka';
 const DEFAULT_PORT = 9092;
@@ -45,9 +53,20 @@ export interface KafkaAdapterOptions {
   releaseBackoffMs?: number;
   /** Idempotent producer (kafkajs calls it experimental). Default true. */
   idempotent?: boolean;
-  /** TLS options; `kafkas://` turns TLS on with defaults. */
+  /**
+   * TLS as files, like every Wharf adapter: `caFile`, `certFile`/`keyFile` (mutual TLS), `servername`;
+   * the broker's certificate is verified unless `rejectUnauthorized: false`. The URL parameters
+   * `?ca=…&cert=…&key=…&servername=…` give the same; either turns TLS on, as does `kafkas://`. The files
+   * are read when the adapter is created.
+   */
+  tls?: TlsOptions;
+  /** Node `tls.connect` options handed to the client as they are (for what `tls` cannot say); `tls` wins. */
   ssl?: boolean | ConnectionOptions;
-  /** SASL mechanism for credentials in the URL. Default `plain` (`?mechanism=scram-sha-256` in the URL works too). */
+  /** SASL user name: overrides the URL's; else `WHARF_BROKER_USERNAME`. */
+  username?: string;
+  /** SASL password: overrides the URL's; else `WHARF_BROKER_PASSWORD` (with the user from there or the same user). Never logged. */
+  password?: string;
+  /** SASL mechanism. Default `plain` (`?mechanism=scram-sha-512` in the URL works too). */
   saslMechanism?: 'plain' | 'scram-sha-256' | 'scram-sha-512';
   clientId?: string;
   /**
@@ -82,6 +101,8 @@ export interface ResolvedKafkaOptions {
   readonly releaseBackoffMs: number;
   readonly idempotent: boolean;
   readonly ssl: boolean | ConnectionOptions | undefined;
+  /** The TLS files (for messages and the start-up TLS check); undefined when only `ssl` or nothing gave TLS. */
+  readonly tls: TlsOptions | undefined;
   readonly sasl:
     | { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string }
     | undefined;
@@ -121,14 +142,36 @@ export function resolveOptions(url: string, options: KafkaAdapterOptions): Resol
       `SASL mechanism "${mechanism}" is not supported; use plain, scram-sha-256 or scram-sha-512`,
     );
   }
+  for (const key of ['username', 'password'] as const) {
+    if (options[key] !== undefined && (typeof options[key] !== 'string' || options[key] === '')) {
+      throw new ConfigError(ADAPTER_NAME, `${key} must be a non-empty string`);
+    }
+  }
+  const env = credentialsFromEnv();
+  const username = options.username ?? parsed.username ?? env.username;
+  const password =
+    options.password ??
+    (options.username === undefined ? parsed.password : undefined) ??
+    (username !== undefined && username === env.username ? env.password : undefined);
   const sasl =
-    parsed.username !== undefined
+    username !== undefined
       ? {
           mechanism: mechanism as 'plain' | 'scram-sha-256' | 'scram-sha-512',
-          username: parsed.username,
-          password: parsed.password ?? '',
+          username,
+          password: password ?? '',
         }
       : undefined;
+  const tls = resolveTlsOptions(ADAPTER_NAME, parsed.params, options.tls);
+  let ssl = options.ssl ?? (parsed.scheme === 'kafkas' ? true : undefined);
+  if (tls !== undefined) {
+    // No SNI name from the first host here: the clients send each broker's own host name.
+    const material = readTlsMaterial(ADAPTER_NAME, { ...tls, servername: undefined }, '0.0.0.0');
+    ssl = {
+      ...(typeof ssl === 'object' ? ssl : {}),
+      ...material,
+      ...(tls.servername !== undefined ? { servername: tls.servername } : {}),
+    };
+  }
   const client = options.client ?? param('client') ?? 'kafkajs';
   if (!CLIENT_KINDS.includes(client)) {
     throw new ConfigError(ADAPTER_NAME, `client "${client}" is not supported; use kafkajs or platformatic`);
@@ -161,7 +204,8 @@ export function resolveOptions(url: string, options: KafkaAdapterOptions): Resol
     commitIntervalMs: integer(options.commitIntervalMs, 'commitIntervalMs', 10, 600_000, 1_000),
     releaseBackoffMs: integer(options.releaseBackoffMs, 'releaseBackoffMs', 0, 600_000, 200),
     idempotent: options.idempotent ?? true,
-    ssl: options.ssl ?? (parsed.scheme === 'kafkas' ? true : undefined),
+    ssl,
+    tls,
     sasl,
   };
 }

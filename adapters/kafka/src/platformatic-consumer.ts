@@ -4,8 +4,16 @@
  * loop over `Consumer.fetch`, because the library's MessagesStream cannot pause or seek one
  * partition, and hands out records one by one where the adapter works in per-partition batches.
  */
-import { type BaseOptions, Consumer, type fetchV17, type GroupAssignment, offsetCommitV8 } from '@platformatic/kafka';
-import type { Logger } from '@wharf/core';
+import {
+  Base,
+  type BaseOptions,
+  Consumer,
+  type fetchV17,
+  type GroupAssignment,
+  offsetCommitV8,
+  TimeoutError,
+} from '@platformatic/kafka';
+import { type Logger, withTimeout } from '@wharf/core';
 import { classifyError } from './classify.js';
 import type {
   ClientConsumer,
@@ -21,6 +29,20 @@ const RESTART_FIRST_MS = 500;
 const RESTART_MAX_MS = 2_000;
 /** Control batches (transaction markers) are skipped. */
 const IS_CONTROL = 0b100000;
+
+/**
+ * Closes a consumer for good: leaves the group when it can, within `ms`, else closes its connections
+ * anyway. The library's `close()` keeps the connections open when leaving fails (a coordinator that
+ * restarted answers with an error), and those sockets kept a process alive after its bus had closed.
+ */
+async function closeConsumer(c: Consumer, ms: number): Promise<void> {
+  try {
+    const left = new Promise<void>((resolve, reject) => c.close(true, (error) => (error ? reject(error) : resolve())));
+    await withTimeout(left, ms, () => new TimeoutError(`leaving the group unanswered after ${ms} ms`));
+  } catch {
+    await Base.prototype.close.call(c).catch(() => undefined);
+  }
+}
 
 interface PartitionState {
   readonly topic: string;
@@ -54,6 +76,10 @@ export function platformaticConsumer(base: BaseOptions, settings: ConsumerSettin
   const create = (): Consumer =>
     new Consumer({
       ...base,
+      // One connection carries the fetches and the group's requests, and the coordinator may hold a
+      // JoinGroup until a member that died is dropped (its session timeout): the bound on an
+      // unanswered request leaves room for that, where the other clients' bound is the request timeout.
+      requestTimeout: settings.sessionTimeoutMs + (base.requestTimeout ?? 5_000),
       groupId: settings.groupId,
       sessionTimeout: settings.sessionTimeoutMs,
       rebalanceTimeout: settings.rebalanceTimeoutMs,
@@ -67,6 +93,14 @@ export function platformaticConsumer(base: BaseOptions, settings: ConsumerSettin
   let stopped = false;
   let restartTimer: NodeJS.Timeout | undefined;
   let restartDelay = RESTART_FIRST_MS;
+  /**
+   * The member id of the consumer a crash replaced. The new consumer joins with it: the coordinator
+   * then sees a member rejoining instead of a new one, and does not wait for the old member (which
+   * never left: the broker was gone) until its session expires. With a new id, rejoining after a
+   * broker restart took ~10 s; kafkajs, which keeps its member id, took ~1 s. An id the coordinator
+   * no longer knows gets UNKNOWN_MEMBER_ID, and the library joins again without one.
+   */
+  let memberId: string | null = null;
   /** Bumped by every join and every crash: batches and offsets of an older one are stale. */
   let generation = 0;
   let rebalancing = false;
@@ -104,7 +138,8 @@ export function platformaticConsumer(base: BaseOptions, settings: ConsumerSettin
     for (const listener of crashListeners) listener(error, restarting);
     const old = consumer;
     consumer = undefined;
-    old?.close(true, () => undefined);
+    memberId = old?.memberId ?? memberId;
+    if (old !== undefined) void closeConsumer(old, bound);
     if (!restarting) return;
     const delay = restartDelay;
     restartDelay = Math.min(restartDelay * 2, RESTART_MAX_MS);
@@ -165,18 +200,30 @@ export function platformaticConsumer(base: BaseOptions, settings: ConsumerSettin
 
   const join = async (): Promise<void> => {
     const c = create();
+    c.memberId = memberId;
     consumer = c;
     attach(c);
     c.topics.trackAll(...topicList);
     await c.joinGroup({});
   };
 
+  /**
+   * Metadata (cached, asked again every few seconds), fetches and commits are answered within
+   * maxWaitTime plus the request timeout. Past that they went into a dead connection (a network
+   * black hole, a reply lost mid-frame), which the consumer's own request bound, long enough for a
+   * JoinGroup, would wait out: the request fails as unreachable, and the fetch loop or the commit
+   * replaces the consumer. A black hole of 5 s held the consumer ~10 s after the network healed.
+   */
+  const bound = settings.maxWaitTimeMs + (base.requestTimeout ?? 5_000);
+  const bounded = <T>(work: Promise<T>, what: string): Promise<T> =>
+    withTimeout(work, bound, () => new TimeoutError(`${what} unanswered after ${bound} ms`));
+
   /** One fetch of every assigned, unpaused partition whose start is known, then its batches. */
   const fetchOnce = async (c: Consumer): Promise<boolean> => {
     const gen = generation;
     const ready = [...assigned.values()].filter((s) => s.next !== undefined && !isPaused(s));
     if (ready.length === 0) return false;
-    const metadata = await c.metadata({ topics: [...new Set(ready.map((s) => s.topic))] });
+    const metadata = await bounded(c.metadata({ topics: [...new Set(ready.map((s) => s.topic))] }), 'metadata');
     const byLeader = new Map<number, { states: PartitionState[]; topics: fetchV17.FetchRequestTopic[] }>();
     const ids = new Map<string, string>();
     const requested = new Map<PartitionState, { offset: bigint; epoch: number }>();
@@ -205,7 +252,10 @@ export function platformaticConsumer(base: BaseOptions, settings: ConsumerSettin
     }
     const responses = await Promise.all(
       [...byLeader].map(([node, { topics }]) =>
-        c.fetch({ node, topics, maxWaitTime: settings.maxWaitTimeMs, minBytes: 1, maxBytes: 10_485_760 }),
+        bounded(
+          c.fetch({ node, topics, maxWaitTime: settings.maxWaitTimeMs, minBytes: 1, maxBytes: 10_485_760 }),
+          `fetch from broker ${node}`,
+        ),
       ),
     );
     if (gen !== generation) return true;
@@ -384,9 +434,17 @@ export function platformaticConsumer(base: BaseOptions, settings: ConsumerSettin
       }
       // The commit carries this member's generation: the broker refuses it once the group moved on
       // (the library's own commit would rejoin and commit again under the new generation).
-      await offsetCommitV8.api.async(connection, settings.groupId, c.generationId, c.memberId, null, [
-        ...topics.values(),
-      ]);
+      try {
+        await bounded(
+          offsetCommitV8.api.async(connection, settings.groupId, c.generationId, c.memberId, null, [
+            ...topics.values(),
+          ]),
+          'offset commit',
+        );
+      } catch (error) {
+        if (error instanceof TimeoutError && c === consumer) crash(error);
+        throw error;
+      }
     },
     async disconnect() {
       stopped = true;
@@ -396,8 +454,8 @@ export function platformaticConsumer(base: BaseOptions, settings: ConsumerSettin
       const c = consumer;
       consumer = undefined;
       await loop?.catch(() => undefined);
-      // Leaving the group (not forced) hands the partitions over at once.
-      await c?.close().catch(() => undefined);
+      // Leaving the group hands the partitions over at once.
+      if (c !== undefined) await closeConsumer(c, bound);
     },
   };
 }

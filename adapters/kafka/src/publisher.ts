@@ -140,6 +140,11 @@ export class Publisher {
       return tooLarge;
     }
     if (kind === 'unknown-topic') this.topology.forget(item.topic);
-    return toWharfError(error, { where: this.options.where, doing: item.doing });
+    return toWharfError(error, {
+      where: this.options.where,
+      doing: item.doing,
+      tls: this.options.tls,
+      topics: [item.topic],
+    });
   }
 }

@@ -2,10 +2,12 @@ import {
   type AdapterSubscription,
   type DeadLetterInfo,
   DeadLetterWriteError,
+  type Decoded,
   type Delivery,
   deadLetterHeaders,
   describeError,
   type Logger,
+  RAW_QUEUE_HEADER,
   type RetryInstruction,
   retryHeaders,
   type SubscribeRequest,
@@ -19,7 +21,7 @@ import type {
   IncomingRecord,
   KafkaClient,
 } from './client.js';
-import { copyHeaders, DUE_HEADER, ORIGIN_HEADER } from './codec.js';
+import { copyHeaders, DUE_HEADER, decode, ORIGIN_HEADER } from './codec.js';
 import { OffsetCommits } from './commits.js';
 import { countDelivery, crashLoopInfo, type ProbeContext, uncountDelivery } from './crash-loop.js';
 import { attemptOf, commitTarget, Item, type RecordWriter, Slots } from './delivery.js';
@@ -28,6 +30,7 @@ import { type Reporter, reporter } from './incidents.js';
 import { ADAPTER_NAME, type ResolvedKafkaOptions } from './options.js';
 import { dueOf, PartitionPauses } from './pauses.js';
 import type { Publisher } from './publisher.js';
+import { adoptTopic, decodePlain, eventHeaders, RAW_TIME_HEADER } from './raw.js';
 import { startsFromNow, type Topology } from './topology.js';
 
 /** Why a batch stopped early. */
@@ -68,6 +71,8 @@ export class Subscriber implements AdapterSubscription {
     retry: (record, instruction) => this.#writeRetry(record, instruction),
     deadLetter: (record, info) => this.#writeDeadLetter(record, info),
   };
+  /** The record decoder: CloudEvents, or plain messages wrapped (raw mode). */
+  readonly #decode: (record: IncomingRecord) => Decoded;
   #consumer: ClientConsumer | undefined;
   #topics: string[] = [];
   // Per assignment (reset on every rebalance): generation, probed partitions, committed offsets read.
@@ -116,13 +121,18 @@ export class Subscriber implements AdapterSubscription {
       this.#retryTopicSet.add(topic);
     }
     this.#dlt = dlt;
+    const raw = request.raw;
+    this.#decode = raw === undefined ? decode : (record) => decodePlain(raw, record);
   }
 
   /** Declares the group, joins it and resolves once partitions are assigned (or the join takes too long). */
   async start(): Promise<void> {
     const { options, topology, client, logger } = this.#deps;
     const { channel, group, policy, concurrency } = this.#request;
-    this.#topics = await topology.declareGroup(channel, group, policy, { initialiseOffsets: false });
+    const raw = this.#request.raw;
+    const adopted = raw === undefined ? undefined : (raw.queue ?? channel);
+    if (adopted !== undefined) await adoptTopic(await this.#deps.admin(), adopted, raw?.arguments);
+    this.#topics = await topology.declareGroup(channel, group, policy, { initialiseOffsets: false, adopted });
     const consumer = client.consumer({
       groupId: this.#groupId,
       sessionTimeoutMs: options.sessionTimeoutMs,
@@ -159,7 +169,23 @@ export class Subscriber implements AdapterSubscription {
         })
         .finally(joined);
     });
+    // A crash that is not restarted before the first join is a refusal (an ACL on the group, the
+    // credentials): subscribe() fails with it rather than return a subscription that never delivers.
+    let refusedWith: unknown;
+    let refused: (error: unknown) => void = () => {};
+    const refusal = new Promise<never>((_, reject) => {
+      refused = (error) => {
+        refusedWith ??= error;
+        reject(error);
+      };
+    });
+    refusal.catch(() => undefined);
+    let hasJoined = false;
+    void firstJoin.then(() => {
+      hasJoined = true;
+    });
     consumer.onCrash((error, restarting) => {
+      if (!restarting && !hasJoined) refused(error);
       // One incident per outage: while the brokers stay away every restart attempt crashes again
       // (every 0.5-10 s per subscription); those are warnings until the consumer joined again.
       if (this.#stalled && restarting) {
@@ -188,11 +214,12 @@ export class Subscriber implements AdapterSubscription {
     );
     try {
       await withTimeout(
-        firstJoin,
+        Promise.race([firstJoin, refusal]),
         options.sessionTimeoutMs + options.connectTimeoutMs,
         () => new Error('join timeout'),
       );
-    } catch {
+    } catch (error) {
+      if (refusedWith !== undefined && error === refusedWith) throw error;
       logger.warn(`[wharf] [kafka] ${this.#groupId} has not joined its group yet; it keeps trying in the background`);
     }
   }
@@ -287,7 +314,7 @@ export class Subscriber implements AdapterSubscription {
         if (due > Date.now()) dueAt = due;
         else {
           this.#probed.add(tp);
-          const item = new Item(first, this.#writer);
+          const item = new Item(first, this.#writer, this.#decode);
           items.push(item);
           start = 1;
           await this.#probe(first, item, control, generation);
@@ -309,7 +336,7 @@ export class Subscriber implements AdapterSubscription {
             break;
           }
         }
-        const item = new Item(record, this.#writer);
+        const item = new Item(record, this.#writer, this.#decode);
         items.push(item);
         const key = record.key === null ? undefined : record.key.toString('latin1');
         const before = key === undefined ? undefined : chains.get(key);
@@ -441,6 +468,11 @@ export class Subscriber implements AdapterSubscription {
     };
     headers[DUE_HEADER] = String(Date.now() + instruction.delayMs);
     headers[ORIGIN_HEADER] = origin(record);
+    if (this.#request.raw !== undefined) {
+      const decoded = this.#decode(record);
+      const time = decoded.ok ? decoded.message.attributes.time : undefined;
+      if (time !== undefined) headers[RAW_TIME_HEADER] = time;
+    }
     const topic = this.#retryTopic(instruction.tierMs);
     await this.#deps.publisher.send(
       topic,
@@ -451,6 +483,12 @@ export class Subscriber implements AdapterSubscription {
 
   async #writeDeadLetter(record: IncomingRecord, info: DeadLetterInfo): Promise<void> {
     const headers = copyHeaders(record.headers, (name) => name === DUE_HEADER || name.startsWith('wharf-dl-'));
+    // Raw mode: the wrapped event's attributes too, so the dead letter reads back as the event that failed.
+    const raw = this.#request.raw;
+    if (raw !== undefined) {
+      Object.assign(headers, eventHeaders(this.#decode(record)));
+      headers[RAW_QUEUE_HEADER] = raw.queue ?? this.#request.channel;
+    }
     Object.assign(headers, deadLetterHeaders(info));
     headers[ORIGIN_HEADER] ??= origin(record);
     try {

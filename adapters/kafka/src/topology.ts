@@ -252,7 +252,12 @@ export class Topology {
       }
     } catch (error) {
       if (error instanceof TopologyError) throw error;
-      const mapped = toWharfError(error, { where: this.options.where, doing });
+      const mapped = toWharfError(error, {
+        where: this.options.where,
+        doing,
+        tls: this.options.tls,
+        topics: specs.map((spec) => spec.topic),
+      });
       if (mapped.code === 'ERR_WHARF_PUBLISH') {
         throw new TopologyError(ADAPTER_NAME, `${doing} failed: ${describeError(error).message}`, { cause: error });
       }
@@ -274,12 +279,13 @@ export class Topology {
     channel: string,
     group: string,
     policy: NormalizedRetryPolicy,
-    options: { initialiseOffsets: boolean } = { initialiseOffsets: true },
+    options: { initialiseOffsets: boolean; adopted?: string | undefined } = { initialiseOffsets: true },
   ): Promise<string[]> {
-    const channelTopic = this.names.channel(channel);
+    // Raw mode: the adopted topic (checked by raw.ts, never created here) stands in for the channel's.
+    const channelTopic = options.adopted ?? this.names.channel(channel);
     const { retries, dlt } = this.names.groupTopics(channel, group, policy);
     await this.ensure([
-      this.#spec(channelTopic, this.options.partitions),
+      ...(options.adopted === undefined ? [this.#spec(channelTopic, this.options.partitions)] : []),
       ...[...retries.values()].map((t) => this.#spec(t, this.options.retryPartitions)),
       this.#spec(dlt, this.options.retryPartitions),
     ]);
@@ -314,7 +320,7 @@ export class Topology {
         }
       }
     } catch (error) {
-      throw toWharfError(error, { where: this.options.where, doing });
+      throw toWharfError(error, { where: this.options.where, doing, tls: this.options.tls, group: groupId, topics });
     }
   }
 

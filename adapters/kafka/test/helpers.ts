@@ -1,5 +1,5 @@
 import { brokersRequired, probeBroker } from '@wharf/conformance';
-import { type Logger, silentLogger } from '@wharf/core';
+import { type LegacyProducer, type Logger, silentLogger } from '@wharf/core';
 import { type ClientAdmin, createClient, type KafkaClient } from '../src/client.js';
 import createKafkaAdapter, {
   conformanceHarness,
@@ -69,3 +69,6 @@ export const cleanupChannel: (channel: string, groups: readonly string[]) => Pro
 
 /** Produces a record as a foreign (non-Wharf) producer would, straight to the channel topic. */
 export const publishForeign: (channel: string, message: ForeignKafkaMessage) => Promise<void> = harness.publishForeign;
+
+/** A plain kafkajs producer on a topic of its own, for the raw-mode cases. */
+export const legacyProducer: () => LegacyProducer = harness.legacyProducer;

@@ -1,0 +1,87 @@
+import { strict as assert } from 'node:assert';
+import { randomBytes } from 'node:crypto';
+import { Socket } from 'node:net';
+import { silentLogger } from '@wharf/core';
+import { afterAll, beforeAll, describe, it } from 'vitest';
+import { createClient } from '../src/client.js';
+import { createPlatformaticClient } from '../src/client-platformatic.js';
+import { PrivateBroker } from './private-broker.js';
+
+/** Sockets of this process still open to `port`: each keeps the process alive. */
+function socketsTo(port: number): Socket[] {
+  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+  return handles.filter((h): h is Socket => h instanceof Socket && !h.destroyed && h.remotePort === port);
+}
+
+// On both clients: a consumer whose group cannot be left (a broker that stopped answering, a coordinator that
+// restarted) must still close its connections: the library's close() keeps them open when leaving
+// fails, and a saga process then stayed alive after its bus had closed.
+describe('closing clients whose broker does not answer', () => {
+  let broker: PrivateBroker;
+  beforeAll(async () => {
+    broker = await PrivateBroker.create();
+    await broker.up();
+  }, 200_000);
+  afterAll(async () => {
+    await broker?.stop();
+  }, 60_000);
+
+  it.each([
+    ['kafkajs', createClient],
+    ['platformatic', createPlatformaticClient],
+  ] as const)(
+    '%s: disconnect() of the consumer, producer and admin resolves within its request bound and leaves no socket to the broker open',
+    async (_, create) => {
+      const requestTimeoutMs = 2_000;
+      const client = create({
+        brokers: [`127.0.0.1:${broker.port}`],
+        clientId: 'wharf-close-test',
+        connectionTimeoutMs: 3_000,
+        requestTimeoutMs,
+        retries: 2,
+        maxRetryTimeMs: 500,
+        logger: silentLogger,
+      });
+      const topic = `close-${randomBytes(4).toString('hex')}`;
+      const admin = await client.admin();
+      await admin.createTopics([{ topic, partitions: 1, replicationFactor: -1, configs: {} }]);
+      const producer = await client.producer({
+        idempotent: true,
+        acks: -1,
+        retries: 2,
+        maxRetryTimeMs: 500,
+        requestTimeoutMs,
+      });
+      await producer.send([{ topic, records: [{ key: null, value: Buffer.from('x'), headers: {} }] }]);
+      const consumer = client.consumer({
+        groupId: `${topic}-g`,
+        sessionTimeoutMs: 6_000,
+        rebalanceTimeoutMs: 10_000,
+        heartbeatIntervalMs: 300,
+        maxWaitTimeMs: 100,
+        partitionsConcurrently: 1,
+      });
+      const assigned = new Promise<void>((resolve) => consumer.onAssigned(() => resolve()));
+      void consumer.run([topic], async () => undefined);
+      await assigned;
+      assert.ok(socketsTo(broker.port).length > 0, 'the consumer is connected');
+
+      await broker.pause();
+      try {
+        const started = performance.now();
+        await Promise.all([consumer.disconnect(), producer.disconnect(), admin.disconnect()]);
+        const elapsed = performance.now() - started;
+        // The leave request is bounded by the fetch wait plus the request timeout; then the sockets are closed.
+        assert.ok(elapsed < requestTimeoutMs + 3_000, `disconnect took ${Math.round(elapsed)} ms`);
+        assert.deepEqual(
+          socketsTo(broker.port).map((s) => `${s.localPort}->${s.remotePort}`),
+          [],
+          'no socket left open to the broker',
+        );
+      } finally {
+        await broker.resume();
+      }
+    },
+    60_000,
+  );
+});
