@@ -13,27 +13,41 @@ export type { GeneratedFile, GenerateOptions, GenerateResult } from './codegen/g
 export type { ExampleFailure } from './codegen/validators.js';
 export type { Diagnostic } from './errors.js';
 export { CodegenError, formatDiagnostic } from './errors.js';
+export type { ContractGroup } from './groups.js';
+export { contractGroups, loadContractGroups } from './groups.js';
+export { loadPayloadValidator, payloadValidator } from './payload-validator.js';
 export { ajvRuntime } from './runtime/ajv-runtime.js';
+export type { AvroSchema } from './runtime/avro.js';
+export { avroCodec } from './runtime/avro.js';
 export type {
   CompiledValidator,
   ContractTypes,
+  PayloadCodec,
   RuntimeChannel,
   RuntimeContract,
   RuntimeMessage,
   RuntimeOperation,
+  RuntimeReply,
   ValidatorError,
 } from './runtime/contract.js';
 export type {
   OnOptions,
+  OnResult,
   OperationEvent,
   OperationMessage,
   OperationPayload,
   ReceiveOperation,
+  ReplyEvent,
+  ReplyMessage,
+  ReplyPayload,
+  RequestOperation,
+  RespondOperation,
   SendAttributes,
   SendOperation,
   SendOptions,
   TypedBus,
   TypedBusOptions,
+  TypedRequestOptions,
 } from './runtime/typed-bus.js';
 export { createTypedBus } from './runtime/typed-bus.js';
 export type { ContractValidatorOptions } from './runtime/validator.js';

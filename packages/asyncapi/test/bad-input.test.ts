@@ -43,11 +43,11 @@ describe('bad input gives a clear diagnostic and a non-zero exit', () => {
     expect(err).toMatch(/\[remote-ref\] \$ref "https:\/\/example\.com\/schemas\/thing\.json" is remote/);
   });
 
-  it('an Avro payload: a clear unsupported-format message', async () => {
-    const { code, err } = await diagnose('avro.yaml');
+  it('a Protobuf payload: a clear unsupported-format message', async () => {
+    const { code, err } = await diagnose('protobuf.yaml');
     expect(code).toBe(1);
     expect(err).toMatch(
-      /\[unsupported-schema-format\] message "UserSignedUp" uses schema format "application\/vnd\.apache\.avro;version=1\.9\.0"/,
+      /protobuf\.yaml:10:\d+ error \[unsupported-schema-format\] message "UserSignedUp" uses schema format "application\/vnd\.google\.protobuf;version=3"/,
     );
   });
 

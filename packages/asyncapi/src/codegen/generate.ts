@@ -1,6 +1,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { CodegenError, type Diagnostic } from '../errors.js';
+import type { AvroSchema } from '../runtime/avro.js';
+import { AVRO_FORMAT, AvroTypes, avroJsonSchema, checkAvro, inlineAvro } from './avro.js';
 import { type Loc, Workspace } from './load.js';
 import { buildModel, type DocumentModel, type MessageModel } from './model.js';
 import { docComment, propertyKey, TypeEmitter } from './typescript.js';
@@ -78,13 +80,46 @@ export async function generate(specPath: string, options: GenerateOptions): Prom
 
   // Types: every component schema, then message payloads and headers, then what they reference.
   const types = new TypeEmitter(ws);
-  for (const schema of model.componentSchemas) types.name(ws.resolve(schema.loc).loc, schema.name);
+  for (const schema of model.componentSchemas) {
+    const resolved = ws.resolve(schema.loc);
+    // A 3.x Multi Format Schema Object in components: its Avro schema is typed through the messages using it.
+    const format = (resolved.value as { schemaFormat?: unknown } | null)?.schemaFormat;
+    if (typeof format === 'string' && AVRO_FORMAT.test(format)) continue;
+    types.name(resolved.loc, schema.name);
+  }
+  const avroTypes = new AvroTypes(types);
+  const avroSchemas = new Map<string, { schema: AvroSchema; jsonSchema: Record<string, unknown> }>();
+  const avroErrors: Diagnostic[] = [];
   const payloadType = new Map<string, string>();
   const headersType = new Map<string, string>();
   for (const message of model.messages) {
-    if (message.payload) payloadType.set(message.id, types.typeAt(message.payload, `${pascalId(message.id)}Payload`));
+    if (message.payload && message.payloadFormat === 'avro') {
+      const report = (loc: Loc, code: string, text: string): void => {
+        avroErrors.push({
+          file: ws.display(loc.file),
+          ...ws.position(loc),
+          pointer: loc.pointer,
+          severity: 'error',
+          code,
+          message: text,
+        });
+      };
+      const schema = inlineAvro(ws, message.payload, report);
+      if (schema === undefined) {
+        report(message.payload, 'avro-schema', `the Avro payload schema of message "${message.id}" is not a schema`);
+        continue;
+      }
+      const checked = checkAvro(ws, ws.resolve(message.payload).loc, schema, message.avroBinary, message.id);
+      avroErrors.push(...checked.diagnostics);
+      if (!checked.type) continue;
+      avroSchemas.set(message.id, { schema, jsonSchema: avroJsonSchema(checked.type) });
+      payloadType.set(message.id, avroTypes.payload(checked.type, `${pascalId(message.id)}Payload`));
+    } else if (message.payload) {
+      payloadType.set(message.id, types.typeAt(message.payload, `${pascalId(message.id)}Payload`));
+    }
     if (message.headers) headersType.set(message.id, types.typeAt(message.headers, `${pascalId(message.id)}Headers`));
   }
+  if (avroErrors.length > 0) throw new CodegenError(`${ws.display(ws.root)} has invalid Avro schemas`, avroErrors);
   const typesCode = `${header}\n${types.emit()}`;
 
   // Validators: one per payload and header schema, in message order.
@@ -95,7 +130,13 @@ export async function generate(specPath: string, options: GenerateOptions): Prom
       const loc: Loc | undefined = message[part];
       if (!loc) continue;
       const exportName = `${part}${i}`;
-      specs.push({ exportName, loc: ws.resolve(loc).loc, what: `${part} of message "${message.id}"` });
+      const avro = part === 'payload' ? avroSchemas.get(message.id) : undefined;
+      specs.push({
+        exportName,
+        loc: ws.resolve(loc).loc,
+        what: `${part} of message "${message.id}"`,
+        ...(avro ? { schema: avro.jsonSchema } : {}),
+      });
       exportNames.set(`${message.id}\0${part}`, exportName);
     }
   });
@@ -108,7 +149,17 @@ export async function generate(specPath: string, options: GenerateOptions): Prom
     { path: join(outDir, 'validators.ts'), content: `${header}${validators.code}` },
     {
       path: join(outDir, 'contract.ts'),
-      content: contractCode(header, model, payloadType, headersType, exportOf, runtimeImport, source, sha256),
+      content: contractCode(
+        header,
+        model,
+        payloadType,
+        headersType,
+        exportOf,
+        avroSchemas,
+        runtimeImport,
+        source,
+        sha256,
+      ),
     },
     {
       path: join(outDir, 'index.ts'),
@@ -166,6 +217,7 @@ function contractCode(
   payloadType: Map<string, string>,
   headersType: Map<string, string>,
   exportOf: (message: MessageModel, part: 'payload' | 'headers') => string | undefined,
+  avroSchemas: ReadonlyMap<string, { schema: AvroSchema }>,
   runtimeImport: string,
   source: string,
   sha256: string,
@@ -174,7 +226,12 @@ function contractCode(
   const lit = (values: readonly string[]): string => (values.length === 0 ? 'never' : values.map(q).join(' | '));
   const out: string[] = [header];
   const usesTypes = payloadType.size + headersType.size > 0;
-  out.push(`import type { RuntimeContract } from ${q(runtimeImport)};`);
+  const codecs = model.messages.filter((m) => m.avroBinary && avroSchemas.has(m.id));
+  out.push(
+    codecs.length > 0
+      ? `import { avroCodec, type RuntimeContract } from ${q(runtimeImport)};`
+      : `import type { RuntimeContract } from ${q(runtimeImport)};`,
+  );
   if (usesTypes) out.push(`import type * as T from './types.js';`);
   out.push(`import * as V from './validators.js';`, '');
   out.push(
@@ -199,8 +256,11 @@ function contractCode(
   out.push('  };', '  operations: {');
   for (const op of model.operations) {
     const doc = docComment(op.description ? [op.description] : [], '    ');
+    const reply = op.reply
+      ? `; reply: { channel: ${op.reply.channel === undefined ? 'undefined' : q(op.reply.channel)}; messages: ${lit(op.reply.messages)} }`
+      : '';
     out.push(
-      `${doc}    ${q(op.id)}: { action: ${q(op.action)}; channel: ${q(op.channel)}; messages: ${lit(op.messages)} };`,
+      `${doc}    ${q(op.id)}: { action: ${q(op.action)}; channel: ${q(op.channel)}; messages: ${lit(op.messages)}${reply} };`,
     );
   }
   out.push('  };', '  messages: {');
@@ -227,9 +287,19 @@ function contractCode(
   }
   out.push('  },', '  operations: {');
   for (const o of model.operations) {
-    out.push(
-      `    ${q(o.id)}: { action: ${q(o.action)}, channel: ${q(o.channel)}, messages: [${o.messages.map(q).join(', ')}] },`,
-    );
+    const fields = [
+      `action: ${q(o.action)}`,
+      `channel: ${q(o.channel)}`,
+      `messages: [${o.messages.map(q).join(', ')}]`,
+    ];
+    if (o.reply) {
+      const reply = [`messages: [${o.reply.messages.map(q).join(', ')}]`];
+      if (o.reply.address !== undefined) reply.unshift(`address: ${q(o.reply.address)}`);
+      if (o.reply.channel !== undefined) reply.unshift(`channel: ${q(o.reply.channel)}`);
+      if (o.reply.addressLocation !== undefined) reply.push(`addressLocation: ${q(o.reply.addressLocation)}`);
+      fields.push(`reply: { ${reply.join(', ')} }`);
+    }
+    out.push(`    ${q(o.id)}: { ${fields.join(', ')} },`);
   }
   out.push('  },', '  messages: {');
   for (const m of model.messages) {
@@ -239,6 +309,9 @@ function contractCode(
     const headers = exportOf(m, 'headers');
     if (payload) fields.push(`payload: V.${payload}`);
     if (headers) fields.push(`headers: V.${headers}`);
+    const avro = m.avroBinary ? avroSchemas.get(m.id) : undefined;
+    if (avro)
+      fields.push(`codec: avroCodec(${JSON.stringify(avro.schema)}, ${q(m.contentType ?? 'application/avro')})`);
     out.push(`    ${q(m.id)}: { ${fields.join(', ')} },`);
   }
   out.push('  },', '};', '');
@@ -250,22 +323,26 @@ async function validateWithParser(ws: Workspace): Promise<Diagnostic[]> {
   const { Parser, fromFile } = await import('@asyncapi/parser');
   const parser = new Parser();
   const { diagnostics } = await fromFile(parser, ws.root).parse();
-  return diagnostics
-    .filter((d) => d.severity === 0 || d.severity === 1)
-    .map((d) => {
-      const source = typeof d.source === 'string' ? d.source : ws.root;
-      const pointer =
-        d.path.length > 0
-          ? `/${d.path.map((p) => String(p).replace(/~/g, '~0').replace(/\//g, '~1')).join('/')}`
-          : undefined;
-      return {
-        file: ws.display(source),
-        line: d.range.start.line + 1,
-        column: d.range.start.character + 1,
-        ...(pointer === undefined ? {} : { pointer }),
-        severity: d.severity === 0 ? 'error' : 'warning',
-        code: String(d.code),
-        message: d.message,
-      } satisfies Diagnostic;
-    });
+  return (
+    diagnostics
+      .filter((d) => d.severity === 0 || d.severity === 1)
+      // Avro schemas are parsed and checked by codegen itself (avsc), not by a parser plug-in.
+      .filter((d) => !/^No schema parser registered for "application\/vnd\.apache\.avro/i.test(d.message))
+      .map((d) => {
+        const source = typeof d.source === 'string' ? d.source : ws.root;
+        const pointer =
+          d.path.length > 0
+            ? `/${d.path.map((p) => String(p).replace(/~/g, '~0').replace(/\//g, '~1')).join('/')}`
+            : undefined;
+        return {
+          file: ws.display(source),
+          line: d.range.start.line + 1,
+          column: d.range.start.character + 1,
+          ...(pointer === undefined ? {} : { pointer }),
+          severity: d.severity === 0 ? 'error' : 'warning',
+          code: String(d.code),
+          message: d.message,
+        } satisfies Diagnostic;
+      })
+  );
 }

@@ -1,4 +1,5 @@
 import type { Diagnostic } from '../errors.js';
+import { AVRO_BINARY_CONTENT_TYPE, AVRO_FORMAT } from './avro.js';
 import { child, type Loc, locKey, unescapeToken, type Workspace } from './load.js';
 
 /** A message of the document, normalised across AsyncAPI 2.x and 3.x. */
@@ -10,6 +11,10 @@ export interface MessageModel {
   readonly loc: Loc;
   /** Where the payload schema is written (possibly a `$ref`), when there is one. */
   readonly payload: Loc | undefined;
+  /** The language of the payload schema: JSON Schema (AsyncAPI's dialect included) or Avro. */
+  readonly payloadFormat: 'schema' | 'avro';
+  /** The payload travels as Avro binary (content type `application/avro` or `avro/binary`). */
+  readonly avroBinary: boolean;
   readonly headers: Loc | undefined;
   readonly contentType: string | undefined;
   readonly description: string | undefined;
@@ -38,6 +43,20 @@ export interface OperationModel {
   readonly channel: string;
   readonly messages: readonly string[];
   readonly description: string | undefined;
+  /** AsyncAPI 3.x `reply`: the operation is a request, answered on this channel with these messages. */
+  readonly reply: ReplyModel | undefined;
+}
+
+/** An operation's `reply` (AsyncAPI 3.x Operation Reply Object). */
+export interface ReplyModel {
+  /** Channel id of the reply channel, when the reply names one. */
+  readonly channel: string | undefined;
+  /** Ids of the messages a reply may carry (the reply channel's messages when it lists none). */
+  readonly messages: readonly string[];
+  /** The reply channel's `address` when the document fixes one (not `null`, which means "set at run time"). */
+  readonly address: string | undefined;
+  /** `address.location`: the runtime expression where the requester puts the reply address, e.g. `$message.header#/replyTo`. */
+  readonly addressLocation: string | undefined;
 }
 
 export interface DocumentModel {
@@ -151,13 +170,23 @@ export function buildModel(ws: Workspace): DocumentModel {
         payload = child(ws.resolve(payload).loc, 'schema');
       }
     }
-    if (schemaFormat !== undefined && !SUPPORTED_FORMAT.test(schemaFormat)) {
+    const payloadFormat = schemaFormat !== undefined && AVRO_FORMAT.test(schemaFormat) ? 'avro' : 'schema';
+    if (schemaFormat !== undefined && payloadFormat === 'schema' && !SUPPORTED_FORMAT.test(schemaFormat)) {
       report(
         payload ?? loc,
         'unsupported-schema-format',
-        `message "${id}" uses schema format "${schemaFormat}"; wharf codegen supports AsyncAPI and JSON Schema payloads only (Avro, Protobuf, RAML and OpenAPI schemas are not supported) — convert the payload to a JSON Schema`,
+        `message "${id}" uses schema format "${schemaFormat}"; wharf codegen supports AsyncAPI, JSON Schema and Avro payloads only (Protobuf, RAML and OpenAPI schemas are not supported) — convert the payload to a JSON Schema`,
       );
       payload = undefined;
+    }
+    const contentType = str(fieldValue('contentType')) ?? str(root.defaultContentType);
+    const avroBinary = contentType !== undefined && AVRO_BINARY_CONTENT_TYPE.test(contentType);
+    if (avroBinary && payloadFormat !== 'avro') {
+      report(
+        field('contentType') ?? loc,
+        'unsupported-content-type',
+        `message "${id}" has content type "${contentType}" (Avro binary) but its payload is not an Avro schema — give it schemaFormat application/vnd.apache.avro;version=1.9.0 or a JSON content type`,
+      );
     }
     const examplesValue = fieldValue('examples');
     const examples: ExampleModel[] = Array.isArray(examplesValue)
@@ -177,8 +206,10 @@ export function buildModel(ws: Workspace): DocumentModel {
       type: str(value.name) ?? id,
       loc,
       payload,
+      payloadFormat,
+      avroBinary: avroBinary && payloadFormat === 'avro',
       headers: field('headers'),
-      contentType: str(fieldValue('contentType')) ?? str(root.defaultContentType),
+      contentType,
       description: str(value.description) ?? str(value.summary) ?? str(value.title),
       examples,
     };
@@ -237,6 +268,26 @@ export function buildModel(ws: Workspace): DocumentModel {
       byLoc.set(locKey(loc), channel);
       channels.push(channel);
     }
+    /** An operation's `reply` (possibly a `$ref` to components/replies), its channel and messages. */
+    const replyOf = (at: Loc, key: string): ReplyModel | undefined => {
+      const { loc, value } = ws.resolve(at);
+      if (!isRecord(value)) return undefined;
+      const target = value.channel === undefined ? undefined : ws.resolve(child(loc, 'channel'));
+      const channel = target === undefined ? undefined : byLoc.get(locKey(target.loc));
+      const fixed = isRecord(target?.value) ? str(target.value.address) : undefined;
+      if (value.channel !== undefined && !channel) {
+        report(loc, 'reply-channel', `the reply of operation "${key}" names no channel of this document`);
+      }
+      const messages = Array.isArray(value.messages)
+        ? value.messages.flatMap((_, i) => addMessage(child(loc, 'messages', i), `${key}Reply${i}`) ?? [])
+        : (channel?.messages ?? []);
+      let addressLocation: string | undefined;
+      if (value.address !== undefined) {
+        const address = ws.resolve(child(loc, 'address')).value;
+        if (isRecord(address)) addressLocation = str(address.location);
+      }
+      return { channel: channel?.id, messages, address: fixed, addressLocation };
+    };
     const rawOps = isRecord(root.operations) ? root.operations : {};
     for (const key of Object.keys(rawOps)) {
       const { loc, value } = ws.resolve(child(rootLoc, 'operations', key));
@@ -256,6 +307,7 @@ export function buildModel(ws: Workspace): DocumentModel {
         channel: channel.id,
         messages: ids,
         description: str(value.summary) ?? str(value.description) ?? str(value.title),
+        reply: value.reply === undefined ? undefined : replyOf(child(loc, 'reply'), key),
       });
     }
   } else {
@@ -297,6 +349,7 @@ export function buildModel(ws: Workspace): DocumentModel {
           channel: channel.id,
           messages: ids,
           description: str(op.value.summary) ?? str(op.value.description),
+          reply: undefined,
         });
       }
     }

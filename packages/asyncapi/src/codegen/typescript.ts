@@ -88,6 +88,8 @@ export class TypeEmitter {
   readonly #taken = new Set<string>();
   readonly #queue: { loc: Loc; name: string }[] = [];
   readonly #done = new Set<string>();
+  /** Declarations written by another emitter (Avro), emitted after the JSON Schema types. */
+  readonly #declared: string[] = [];
 
   constructor(ws: Workspace) {
     this.#ws = ws;
@@ -108,6 +110,23 @@ export class TypeEmitter {
     this.#names.set(key, name);
     this.#queue.push({ loc, name });
     return name;
+  }
+
+  /**
+   * Reserves a type name for a declaration another emitter writes (see {@link declare}): the first
+   * of `wanted` that is free, else the first with a number.
+   */
+  reserve(...wanted: readonly string[]): string {
+    const names = wanted.map(toTypeName);
+    let name = names.find((n) => !this.#taken.has(n));
+    for (let n = 2; name === undefined; n++) if (!this.#taken.has(`${names[0]}${n}`)) name = `${names[0]}${n}`;
+    this.#taken.add(name);
+    return name;
+  }
+
+  /** Adds a finished declaration (of a name from {@link reserve}) to the output. */
+  declare(code: string): void {
+    this.#declared.push(code);
   }
 
   /** The type of the schema at `loc` (which may be a `$ref`), by name when it is a reference. */
@@ -159,6 +178,7 @@ export class TypeEmitter {
       const doc = isRecord(value) ? schemaDoc(value) : [];
       out.push(`${docComment(doc, '')}export type ${name} = ${this.#type(loc, value, '')};\n`);
     }
+    out.push(...this.#declared);
     return out.join('\n');
   }
 

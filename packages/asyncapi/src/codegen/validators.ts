@@ -3,8 +3,10 @@ import { dirname, relative, sep } from 'node:path';
 import type { ErrorObject } from 'ajv';
 import { CodegenError, type Diagnostic } from '../errors.js';
 import { AJV_RUNTIME_MODULES } from '../runtime/ajv-runtime.js';
+import { compilePattern } from '../runtime/pattern.js';
 import type { Loc, Workspace } from './load.js';
 import type { MessageModel } from './model.js';
+import { prepareForAjv } from './prepare.js';
 
 const require = createRequire(import.meta.url);
 
@@ -13,6 +15,8 @@ export interface ValidatorSpec {
   readonly exportName: string;
   readonly loc: Loc;
   readonly what: string;
+  /** A schema made by codegen (the JSON Schema of an Avro payload) to check instead of the one at `loc`. */
+  readonly schema?: Record<string, unknown>;
 }
 
 /** An `examples` entry of the document that its own schema rejects. */
@@ -85,17 +89,20 @@ export function compileValidators(
       });
     },
   };
+  // Patterns valid only without the u flag need Wharf's engine; otherwise Ajv's own stays in the output.
+  const prepared = ws.files.map((file) => ({ file, ...prepareForAjv(ws, file, ws.json(file)) }));
+  for (const p of prepared) warnings.push(...p.warnings);
+  const legacy = prepared.some((p) => p.legacyPatterns > 0);
   const ajv = new Ajv({
     strict: false,
     allErrors: true,
     validateSchema: false,
     logger,
-    code: { source: true, esm: true, lines: true },
+    code: { source: true, esm: true, lines: true, ...(legacy ? { regExp: compilePattern } : {}) },
   });
   addFormats(ajv);
-  for (const file of ws.files) {
+  for (const { file, json } of prepared) {
     // The document's own `id` (AsyncAPI's identifier) would read as a draft-04 schema id to Ajv.
-    const json = ws.json(file);
     const { id: _id, ...rest } = (json !== null && typeof json === 'object' ? json : {}) as Record<string, unknown>;
     ajv.addSchema(file === ws.root || 'asyncapi' in rest ? rest : (json as object), stableUri(ws.root, file));
   }
@@ -103,7 +110,12 @@ export function compileValidators(
   const mapping: Record<string, string> = {};
   for (const spec of specs) {
     try {
-      ajv.addSchema({ $ref: refTo(ws.root, spec.loc) }, spec.exportName);
+      let target = refTo(ws.root, spec.loc);
+      if (spec.schema) {
+        target = `file:///asyncapi/avro/${spec.exportName}.json`;
+        ajv.addSchema(spec.schema, target);
+      }
+      ajv.addSchema({ $ref: target }, spec.exportName);
       ajv.getSchema(spec.exportName);
       mapping[spec.exportName] = spec.exportName;
     } catch (cause) {

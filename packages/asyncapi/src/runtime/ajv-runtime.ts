@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { compilePattern, PATTERN_MODULE } from './pattern.js';
 
 const require = createRequire(import.meta.url);
 
@@ -14,6 +15,7 @@ export const ajvRuntime: Readonly<Record<string, unknown>> = {
   'ajv/dist/runtime/uri': require('ajv/dist/runtime/uri'),
   'ajv/dist/runtime/validation_error': require('ajv/dist/runtime/validation_error'),
   'ajv-formats/dist/formats': require('ajv-formats/dist/formats'),
+  [PATTERN_MODULE]: { compilePattern },
 };
 
 /** Specifiers the code generator may rewrite (anything else is a generator error). */

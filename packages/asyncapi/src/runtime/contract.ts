@@ -33,6 +33,23 @@ export interface RuntimeOperation {
   readonly channel: string;
   /** Ids of the messages this operation sends or receives. */
   readonly messages: readonly string[];
+  /** AsyncAPI 3.x `reply`: the operation is a request/reply operation. */
+  readonly reply?: RuntimeReply;
+}
+
+/** The reply of a request/reply operation. */
+export interface RuntimeReply {
+  /** Channel id of the reply channel, when the document names one. */
+  readonly channel?: string;
+  /** Ids of the messages a reply may carry. */
+  readonly messages: readonly string[];
+  /** The reply channel's address when the document fixes one; absent when it is set at run time (`address: null`). */
+  readonly address?: string;
+  /**
+   * Where the document says the requester puts the reply address (a runtime expression such as
+   * `$message.header#/replyTo`). Wharf always carries it in the CloudEvents extension `replyto`.
+   */
+  readonly addressLocation?: string;
 }
 
 export interface RuntimeMessage {
@@ -41,12 +58,22 @@ export interface RuntimeMessage {
   readonly contentType?: string;
   readonly payload?: CompiledValidator;
   readonly headers?: CompiledValidator;
+  /** Present when the payload travels as Avro binary: the validators check the JSON form, this encodes it. */
+  readonly codec?: PayloadCodec;
 }
 
 /** The shape of the generated contract types (`Contract` in the generated `contract.ts`). */
 export interface ContractTypes {
   channels: Record<string, { address: string; parameters: Record<string, string> }>;
-  operations: Record<string, { action: 'send' | 'receive'; channel: string; messages: string }>;
+  operations: Record<
+    string,
+    {
+      action: 'send' | 'receive';
+      channel: string;
+      messages: string;
+      reply?: { channel: string | undefined; messages: string };
+    }
+  >;
   messages: Record<string, { type: string; payload: unknown; headers: unknown }>;
 }
 
@@ -62,4 +89,17 @@ export interface RuntimeContract<C extends ContractTypes = ContractTypes> {
   readonly messages: Readonly<Record<string, RuntimeMessage>>;
   /** Phantom member carrying the generated types; never set at runtime. */
   readonly __types?: C;
+}
+
+/**
+ * How a message's payload travels when its content type is not JSON (Avro binary): the application
+ * gives and gets the JSON form, which the validators check; the codec turns it into bytes and back.
+ */
+export interface PayloadCodec {
+  /** The content type of the encoded payload (the message's `contentType`). */
+  readonly contentType: string;
+  /** JSON form to bytes; throws when the value does not fit the schema. */
+  encode(data: unknown): Uint8Array;
+  /** Bytes to the JSON form; throws when the bytes are not a value of the schema. */
+  decode(body: Uint8Array): unknown;
 }
