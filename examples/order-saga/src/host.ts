@@ -2,6 +2,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type Bus,
+  type BusOptions,
   consoleLogger,
   createBus,
   type Instrumentation,
@@ -51,6 +52,11 @@ export interface InstanceStats {
 
 export interface HostOptions {
   url: string;
+  /**
+   * Makes each service's bus (default `createBus`): a test passes its test bus's `createBus`, so the
+   * services run on the test's broker and clock and their events are recorded.
+   */
+  createBus?: (options: BusOptions) => Bus;
   services: readonly ServiceName[];
   stores: Stores;
   /** Instances per service in this process (each with its own bus, competing in the group). Default 1. */
@@ -81,6 +87,12 @@ export interface HostOptions {
    * here) publishes the outbox. Their `stores` must then be PostgreSQL stores on the same pool.
    */
   postgres?: { pool: pg.Pool; schema: string };
+  /**
+   * Adapter options of each service's buses (`BusOptions.adapterOptions`), e.g. credentials of its own
+   * (`wharf saga --secure`: a user per service that may publish only where it sends and consume only its
+   * own group). A service without an entry uses the URL's and the environment's credentials.
+   */
+  adapterOptions?: Partial<Record<ServiceName, Record<string, unknown>>>;
 }
 
 /** Services whose state and events go through PostgreSQL with `--store postgres`. */
@@ -172,7 +184,14 @@ export async function startHost(options: HostOptions): Promise<ServiceHost> {
         const instrumentation: Instrumentation[] = [];
         if (serviceMetrics) instrumentation.push(serviceMetrics.bus);
         if (options.tracing) instrumentation.push(createTracing());
-        const busOptions = { url: options.url, source: sourceOf(name), logger, instrumentation };
+        const adapterOptions = options.adapterOptions?.[name];
+        const busOptions = {
+          url: options.url,
+          source: sourceOf(name),
+          logger,
+          instrumentation,
+          ...(adapterOptions ? { adapterOptions } : {}),
+        };
         const pg = TRANSACTIONAL.includes(name) ? options.postgres : undefined;
         const outbox = pg && createOutbox(pg.pool, { schema: pg.schema, source: sourceOf(name) });
         // The inbox's commit wakes this process's relay, so what the handler emitted goes out at once.
@@ -183,7 +202,7 @@ export async function startHost(options: HostOptions): Promise<ServiceHost> {
                 outbox,
                 createInbox(pg.pool, { schema: pg.schema, afterCommit: () => outbox.nudge() }),
               )
-            : createBus(busOptions);
+            : (options.createBus ?? createBus)(busOptions);
         reader ??= bus;
         const ctx = createContext({
           metrics: serviceMetrics,

@@ -7,4 +7,4 @@ export type { SagaOptions, SagaProgress } from './saga.js';
 export { runSaga } from './saga.js';
 export type { Invariant, SagaSummary } from './summary.js';
 export { comparable } from './summary.js';
-export { channelGroups, SERVICES, type ServiceName } from './topology.js';
+export { channelGroups, SENDS, SERVICES, type ServiceAccess, type ServiceName, serviceAccess } from './topology.js';

@@ -75,6 +75,11 @@ export interface SagaOptions {
    * schema of the run's own, `saga_<run id>`, dropped at the end, so runs sharing a database never meet.
    */
   postgresSchema?: string;
+  /**
+   * Adapter options of each service's buses, e.g. credentials of its own (see `HostOptions.adapterOptions`).
+   * The coordinator, which declares every group and observes the run, uses the URL's and the environment's.
+   */
+  serviceAdapterOptions?: Partial<Record<ServiceName, Record<string, unknown>>>;
   /** Accepted so CLI flags pass straight through; runSaga never prints. */
   json?: boolean;
   onProgress?: (progress: SagaProgress) => void;

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { parseBrokerUrl, type RetryPolicy, redactUrl } from '@wharf/core';
 import { SagaUsageError } from './errors.js';
-import { startHost } from './host.js';
+import { type HostOptions, startHost } from './host.js';
 import { createOrderApi } from './http.js';
 import { announceMetrics } from './metrics.js';
 import { checkMetricsPort, checkNamespace, checkServices, DEFAULT_STATE_DIR } from './options.js';
@@ -15,6 +15,8 @@ import { SERVICES, type ServiceName } from './topology.js';
 /** Options of {@link startServices} and {@link runServices}. */
 export interface ServicesOptions {
   url: string;
+  /** Makes each service's bus (default `createBus`); see `HostOptions.createBus`. */
+  createBus?: HostOptions['createBus'];
   /** Which services to run (default all five). */
   services?: readonly string[];
   /** Instances of each service in this process. Default 1. */
@@ -71,6 +73,7 @@ export async function startServices(options: ServicesOptions): Promise<RunningSe
   const namespace = checkNamespace(options.namespace);
   const host = await startHost({
     url: options.url,
+    ...(options.createBus ? { createBus: options.createBus } : {}),
     services,
     stores,
     ...(options.replicas ? { replicas: options.replicas } : {}),

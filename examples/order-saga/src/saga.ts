@@ -79,6 +79,7 @@ export async function runSaga(options: SagaOptions): Promise<SagaSummary> {
         tracing: o.tracing,
         ...(postgres ? { postgres: postgres.host } : {}),
         ...(o.namespace ? { namespace: o.namespace } : {}),
+        ...(options.serviceAdapterOptions ? { adapterOptions: options.serviceAdapterOptions } : {}),
       });
     }
     const order = host?.order;

@@ -36,6 +36,18 @@ export const RECEIVES: Readonly<Record<ServiceName, readonly ReceiveOp[]>> = {
 };
 
 /**
+ * The send operations of each service: what it publishes, and so the only channels its credentials
+ * may write to when the saga runs with least privilege (`wharf saga --secure`).
+ */
+export const SENDS: Readonly<Record<ServiceName, readonly SendOp[]>> = {
+  order: ['placeOrder', 'confirmOrder', 'cancelOrder'],
+  inventory: ['reserveInventory', 'rejectInventory', 'releaseInventory'],
+  payment: ['completePayment', 'failPayment'],
+  notification: ['sendNotification'],
+  audit: [],
+};
+
+/**
  * The broker channel of a contract address in a namespace: `<namespace>.<address>`, or the address
  * itself without one. A namespace gives a run channels of its own, so saga runs sharing a broker
  * (tests, several engineers) never consume each other's events.
@@ -66,4 +78,26 @@ export function channelGroups(namespace?: string): Map<string, ServiceName[]> {
 /** The CloudEvents `source` of each service's events. */
 export function sourceOf(service: ServiceName): string {
   return `urn:wharf:${service}-service`;
+}
+
+/** What one service touches on the broker: the channels it publishes to and the groups it consumes. */
+export interface ServiceAccess {
+  readonly service: ServiceName;
+  /** Channels it publishes to (namespaced). */
+  readonly sends: readonly string[];
+  /** (channel, group) pairs it consumes; the group is always the service's own name. */
+  readonly consumes: readonly { readonly channel: string; readonly group: ServiceName }[];
+}
+
+/**
+ * Each service's access in a namespace, from the contract's operations: the input from which per-service
+ * broker credentials are derived (each adapter's `permissionsFor`), so a service may publish only where it
+ * sends and consume only its own group.
+ */
+export function serviceAccess(namespace?: string): ServiceAccess[] {
+  return SERVICES.map((service) => ({
+    service,
+    sends: [...new Set(SENDS[service].map((op) => namespaced(OPERATIONS[op].channel, namespace)))],
+    consumes: consumerGroups(namespace).filter(({ group }) => group === service),
+  }));
 }

@@ -1,8 +1,11 @@
-import { createBus } from '@wharf/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestBus } from '@wharf/testing';
+import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
+import { contract, type OrderPlacedPayload } from '../src/contract.js';
 import { type RunningServices, startServices } from '../src/index.js';
 
-const URL_ = 'memory://saga-http';
+// The order service's HTTP API with the other four services behind it, all on one test bus:
+// `settled()` says when the saga has finished reacting (no polling, no sleeps), and the recorders
+// show what the API published.
 const order = {
   customerId: 'cus_7731',
   customerEmail: 'ada@example.com',
@@ -13,22 +16,18 @@ const order = {
 };
 
 describe('order service HTTP API', () => {
+  const kit = createTestBus({ contract });
   let services: RunningServices;
   let base: string;
-  const spy = createBus({ url: URL_ });
-  const placed: unknown[] = [];
+  const placed = () => kit.published('orders.placed');
 
   beforeAll(async () => {
-    services = await startServices({ url: URL_, stateDir: false });
+    services = await startServices({ url: kit.url, createBus: (options) => kit.createBus(options), stateDir: false });
     base = services.orderUrl!;
-    // A group of our own on orders.placed sees every OrderPlaced the API publishes.
-    await spy.subscribe('orders.placed', { group: 'http-test-spy' }, (event) => {
-      placed.push(event.data);
-    });
   });
   afterAll(async () => {
-    await spy.close();
     await services?.close();
+    await kit.close();
   });
 
   const post = (body: unknown, raw = false) =>
@@ -45,15 +44,19 @@ describe('order service HTTP API', () => {
     expect(orderId).toMatch(/^ord_/);
     expect(response.headers.get('location')).toBe(`/orders/${orderId}`);
 
-    let view: { state: string; history: { state: string }[]; total: unknown } | undefined;
-    for (let i = 0; i < 100 && view?.state !== 'confirmed'; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      view = (await (await fetch(`${base}/orders/${orderId}`)).json()) as typeof view;
-    }
-    expect(view?.state).toBe('confirmed');
-    expect(view?.total).toEqual({ amount: 5997, currency: 'EUR' });
-    expect(view?.history.map((h) => h.state)).toEqual(['placed', 'confirmed']);
-    expect(placed).toHaveLength(1);
+    await kit.settled();
+    const view = (await (await fetch(`${base}/orders/${orderId}`)).json()) as {
+      state: string;
+      history: { state: string }[];
+      total: unknown;
+    };
+    expect(view.state).toBe('confirmed');
+    expect(view.total).toEqual({ amount: 5997, currency: 'EUR' });
+    expect(view.history.map((h) => h.state)).toEqual(['placed', 'confirmed']);
+    expect(placed()).toHaveLength(1);
+    // What the rest of the saga did with it, from the recorders.
+    expect(kit.consumed('orders.confirmed', 'notification').map((e) => e.data?.orderId)).toEqual([orderId]);
+    expect(kit.published('payments.completed').map((e) => e.data?.amount)).toEqual([{ amount: 5997, currency: 'EUR' }]);
   });
 
   it('cancels an order that cannot be served, with the reason', async () => {
@@ -62,17 +65,14 @@ describe('order service HTTP API', () => {
       lines: [{ sku: 'LIMITED-ED-01', quantity: 9, unitPrice: { amount: 9900, currency: 'EUR' } }],
     });
     const { orderId } = (await response.json()) as { orderId: string };
-    let view: { state: string; reason?: string; detail?: string } | undefined;
-    for (let i = 0; i < 100 && view?.state !== 'cancelled'; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      view = (await (await fetch(`${base}/orders/${orderId}`)).json()) as typeof view;
-    }
+    await kit.settled();
+    const view = (await (await fetch(`${base}/orders/${orderId}`)).json()) as { state: string; detail?: string };
     expect(view).toMatchObject({ state: 'cancelled', reason: 'inventory-rejected' });
-    expect(view?.detail).toContain('LIMITED-ED-01: 9 requested, 5 available');
+    expect(view.detail).toContain('LIMITED-ED-01: 9 requested, 5 available');
   });
 
   it('answers 400 with the contract validation errors and publishes nothing', async () => {
-    const before = placed.length;
+    const before = placed().length;
     const response = await post({
       customerId: 'alice',
       lines: [{ sku: 'book', quantity: 0, unitPrice: { amount: 1.5, currency: 'EUR' } }],
@@ -89,19 +89,25 @@ describe('order service HTTP API', () => {
 
     expect((await post('{not json', true)).status).toBe(400);
     expect((await post([])).status).toBe(400);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(placed.length).toBe(before);
+    await kit.settled();
+    expect(placed().length).toBe(before);
   });
 
   it('is idempotent for a client-chosen order id, and 409 when it is reused for another order', async () => {
-    const before = placed.length;
+    const before = placed().length;
     const first = await post({ ...order, orderId: 'ord_http-idem-1' });
     const again = await post({ ...order, orderId: 'ord_http-idem-1' });
     expect([first.status, again.status]).toEqual([202, 202]);
     const other = await post({ ...order, orderId: 'ord_http-idem-1', customerId: 'cus_other' });
     expect(other.status).toBe(409);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(placed.length).toBe(before + 1);
+    await kit.settled();
+    expect(placed().length).toBe(before + 1);
+  });
+
+  it('types the recorders by the contract: channel addresses and their payloads', () => {
+    expectTypeOf(placed()[0]?.data).toEqualTypeOf<OrderPlacedPayload | undefined>();
+    // @ts-expect-error not a channel of the contract
+    expect(kit.published('orders.nope')).toEqual([]);
   });
 
   it('answers 404 for an unknown order and an unknown route', async () => {

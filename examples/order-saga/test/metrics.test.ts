@@ -1,6 +1,8 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '@wharf/chaos';
 import { createBus, silentLogger } from '@wharf/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { channelGroups, runSaga, SagaUsageError, SERVICES, startServices } from '../src/index.js';
@@ -10,6 +12,25 @@ import { parseExposition, total } from './prom-text.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wharf-saga-metrics-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** True when nothing listens on the loopback port. */
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** The first of `count` consecutive free ports, below the ephemeral range (from `freePort`). */
+async function consecutiveFreePorts(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const base = await freePort();
+    const free = await Promise.all(Array.from({ length: count - 1 }, (_, i) => canListen(base + i + 1)));
+    if (free.every(Boolean)) return base;
+  }
+  throw new Error(`no ${count} consecutive free ports`);
+}
 
 describe('saga metrics', () => {
   it('writes every service’s metrics at the end of a run, with counts matching the summary', async () => {
@@ -157,7 +178,8 @@ describe('saga metrics', () => {
   });
 
   it('puts the services on consecutive ports from --metrics-port', async () => {
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    // Five consecutive ports, below the ephemeral range (an outgoing connection could hold one there).
+    const base = await consecutiveFreePorts(SERVICES.length);
     const running = await startServices({ url: 'memory://saga-metrics-port', stateDir: false, metricsPort: base });
     try {
       SERVICES.forEach((service, index) => {
