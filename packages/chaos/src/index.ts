@@ -21,6 +21,25 @@ export {
 export * from './errors.js';
 export type { DataFault, Direction, Fault } from './proxy/fault.js';
 export { type FaultProxy, type ProxyOptions, type ProxyStats, startProxy } from './proxy/proxy.js';
+export {
+  RABBITMQ_SNI,
+  type SecureBroker,
+  type SecureBrokers,
+  type SecureBrokersOptions,
+  type SecureKafka,
+  type SecureNats,
+  type SecureRabbitMq,
+  type SecureUser,
+  startSecureBrokers,
+} from './secure/brokers.js';
+export { type CertPair, makeCertificates, type TestCertificates } from './secure/certs.js';
+export {
+  addNatsUsers,
+  addRabbitMqUsers,
+  type NatsGrant,
+  type RabbitMqGrant,
+  type SecureUserGrant,
+} from './secure/users.js';
 export { type ChaosOptions, type ChaosReport, runChaos, selectScenarios } from './suite.js';
 export { type ScenarioSummary, type Spread, summarize } from './summary.js';
 export * from './workload/index.js';

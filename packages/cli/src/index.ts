@@ -1,3 +1,3 @@
-export { benchBus } from './commands/bench.js';
+export { BENCH_GROUP, benchBus, median, roundAll, type Summary } from './commands/bench.js';
 export { main, usage } from './main.js';
 export type { Output } from './output.js';

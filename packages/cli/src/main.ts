@@ -4,7 +4,9 @@ import { bench, benchUsage } from './commands/bench.js';
 import { brokers, brokersUsage } from './commands/brokers.js';
 import { chaos, chaosUsage } from './commands/chaos.js';
 import { codegen, codegenUsage } from './commands/codegen.js';
+import { compare, compareUsage } from './commands/compare.js';
 import { conformance, conformanceUsage } from './commands/conformance.js';
+import { consoleCommand, consoleUsage } from './commands/console.js';
 import { dlq, dlqUsage } from './commands/dlq.js';
 import { postgres, postgresUsage } from './commands/postgres.js';
 import { saga, sagaUsage } from './commands/saga.js';
@@ -27,12 +29,22 @@ const COMMANDS: Record<string, Command> = {
   },
   conformance: { run: conformance, usage: conformanceUsage, summary: 'run the cross-broker conformance suite' },
   codegen: { run: codegen, usage: codegenUsage, summary: 'generate types and validators from an AsyncAPI document' },
-  dlq: { run: dlq, usage: dlqUsage, summary: 'list or replay dead letters' },
+  console: {
+    run: consoleCommand,
+    usage: consoleUsage,
+    summary: 'serve a web page to see, replay and purge dead letters',
+  },
+  dlq: { run: dlq, usage: dlqUsage, summary: 'list, show, replay or purge dead letters' },
   status: { run: status, usage: statusUsage, summary: "show groups' backlog: ready, in flight, delayed, dead letters" },
   scale: {
     run: scale,
     usage: scaleUsage,
     summary: 'replicas a group needs for its backlog (ceil(backlog × 1.2 / capacity))',
+  },
+  compare: {
+    run: compare,
+    usage: compareUsage,
+    summary: 'measure the order flow over synchronous HTTP and over the bus, side by side',
   },
   bench: { run: bench, usage: benchUsage, summary: 'measure the bus against the raw client' },
   brokers: { run: brokers, usage: brokersUsage, summary: 'start, stop or check local brokers' },

@@ -133,8 +133,10 @@ describe('postgres: outages', () => {
       await migrate(pool, { schema });
       const ch = `pgu-${randomBytes(3).toString('hex')}`;
       const bus = createBus({ url: AMQP_URL, logger: silentLogger });
-      cleanups.push(() => bus.close());
+      // Cleanups run last-in first-out: the bus closes before its topology is deleted, else its live
+      // consumer, cancelled by the delete, declared the group again and left `…/g/dlq` behind.
       cleanups.push(() => conformanceHarness(AMQP_URL).cleanup(ch, ['g'], [5_000, 30_000]));
+      cleanups.push(() => bus.close());
       const outbox = createOutbox(pool, { schema });
       await outbox.transaction((client) =>
         outbox.append(client, ch, { type: 'Nobody', partitionkey: 'k', data: { n: 1 } }),

@@ -6,14 +6,22 @@ import { HOST } from './ports.js';
  * before it answers (FIELD-NOTES: a wedged RabbitMQ accepted TCP but never sent `connection.start`).
  * Each resolves true or false, never throws.
  */
-function exchange(
+
+/** How a handshake reaches the broker: plain TCP by default, or a TLS socket (ready on `secureConnect`). */
+export interface HandshakeLink {
+  open(): Socket;
+  readonly ready: 'connect' | 'secureConnect';
+}
+
+export function exchange(
   port: number,
   timeoutMs: number,
   onConnect: (socket: Socket) => void,
   done: (data: Buffer, socket: Socket) => boolean | undefined,
+  link: HandshakeLink = { open: () => createConnection({ host: HOST, port }), ready: 'connect' },
 ): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = createConnection({ host: HOST, port });
+    const socket = link.open();
     let buffer = Buffer.alloc(0);
     let settled = false;
     const finish = (ok: boolean): void => {
@@ -25,7 +33,7 @@ function exchange(
     socket.setTimeout(timeoutMs, () => finish(false));
     socket.once('error', () => finish(false));
     socket.once('close', () => finish(false));
-    socket.once('connect', () => onConnect(socket));
+    socket.once(link.ready, () => onConnect(socket));
     socket.on('data', (chunk: Buffer) => {
       buffer = Buffer.concat([buffer, chunk]);
       const verdict = done(buffer, socket);
@@ -35,18 +43,19 @@ function exchange(
 }
 
 /** AMQP 0-9-1: the protocol header must be answered by a `connection.start` method frame (class 10, method 10). */
-export function amqpServes(port: number, timeoutMs = 3_000): Promise<boolean> {
+export function amqpServes(port: number, timeoutMs = 3_000, link?: HandshakeLink): Promise<boolean> {
   return exchange(
     port,
     timeoutMs,
     (socket) => socket.write(Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 0, 9, 1])),
     (data) =>
       data.length < 11 ? undefined : data[0] === 1 && data.readUInt16BE(7) === 10 && data.readUInt16BE(9) === 10,
+    link,
   );
 }
 
 /** Kafka: an ApiVersions v0 request must come back with our correlation id and error code 0. */
-export function kafkaServes(port: number, timeoutMs = 3_000): Promise<boolean> {
+export function kafkaServes(port: number, timeoutMs = 3_000, link?: HandshakeLink): Promise<boolean> {
   const clientId = Buffer.from('wharf-chaos-probe');
   const body = Buffer.alloc(10 + clientId.length);
   body.writeInt16BE(18, 0);
@@ -61,6 +70,7 @@ export function kafkaServes(port: number, timeoutMs = 3_000): Promise<boolean> {
     timeoutMs,
     (socket) => socket.write(Buffer.concat([length, body])),
     (data) => (data.length < 10 ? undefined : data.readInt32BE(4) === 4242 && data.readInt16BE(8) === 0),
+    link,
   );
 }
 

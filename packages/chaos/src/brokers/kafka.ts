@@ -21,14 +21,17 @@ export function kafkaScript(): string {
 
 /**
  * A private KRaft node through scripts/kafka.sh with its own ports and data dir. With a proxy port,
- * the script adds a PROXY listener on `proxyTarget` that advertises `proxyPort`.
+ * the script adds a PROXY listener on `proxyTarget` that advertises `proxyPort`. `secure` gives the
+ * script's extra environment (KAFKA_SECURE_CONFIG…) and the handshake that proves a locked-down node serves.
  */
 export function kafkaDriver(
   ports: { port: number; controller: number; proxyPort?: number; proxyTarget?: number },
   dataDir: string,
+  secure?: { env: NodeJS.ProcessEnv; serves(): Promise<boolean>; url: string },
 ): BrokerDriver & { script(command: string): Promise<string> } {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
+    ...secure?.env,
     KAFKA_PORT: String(ports.port),
     KAFKA_CONTROLLER_PORT: String(ports.controller),
     WHARF_KAFKA_DATA: dataDir,
@@ -55,7 +58,7 @@ export function kafkaDriver(
     });
   return {
     kind: 'kafka',
-    url: `kafka://127.0.0.1:${ports.port}`,
+    url: secure?.url ?? `kafka://127.0.0.1:${ports.port}`,
     port: ports.port,
     proxyTarget: ports.proxyTarget ?? ports.port,
     dataDir,
@@ -73,6 +76,9 @@ export function kafkaDriver(
       }
     },
     serves: async () =>
-      (await kafkaServes(ports.port)) && (ports.proxyTarget === undefined || (await kafkaServes(ports.proxyTarget))),
+      secure
+        ? secure.serves()
+        : (await kafkaServes(ports.port)) &&
+          (ports.proxyTarget === undefined || (await kafkaServes(ports.proxyTarget))),
   };
 }

@@ -177,6 +177,19 @@ export class ProcessBroker implements ManagedBroker {
     }
   }
 
+  /** Wrapper processes that live and die with the broker (a RabbitMQ server script). */
+  companionPids(): number[] {
+    return (this.driver.companions?.() ?? []).filter((pid) => alive(pid));
+  }
+
+  /**
+   * Lets the broker outlive this process: no clean-up at exit. For `wharf brokers up`, whose brokers
+   * are stopped later by another process; `destroy()` still works.
+   */
+  detach(): void {
+    live.delete(this);
+  }
+
   #pids(): number[] {
     const pids = [this.driver.pid(), ...(this.driver.companions?.() ?? [])];
     return pids.filter((pid): pid is number => pid !== undefined && alive(pid));

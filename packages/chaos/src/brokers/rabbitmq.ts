@@ -6,11 +6,40 @@ import { amqpServes } from './handshake.js';
 import type { BrokerDriver } from './process.js';
 
 /** The real scripts, not Debian's /usr/sbin wrappers (which `su` to the rabbitmq user and the shared node's files). */
-function rabbitBinary(name: 'rabbitmq-server' | 'rabbitmqctl'): string {
+export function rabbitBinary(name: 'rabbitmq-server' | 'rabbitmqctl'): string {
   const override = process.env[name === 'rabbitmqctl' ? 'WHARF_RABBITMQCTL' : 'WHARF_RABBITMQ_SERVER'];
   if (override) return override;
   const lib = `/usr/lib/rabbitmq/bin/${name}`;
   return existsSync(lib) ? lib : name;
+}
+
+/**
+ * The environment of a private node: its own name, ports, data, logs, pid file and config files
+ * (all under `dataDir`, which is also HOME, so the Erlang cookie is its own too).
+ */
+export function rabbitNodeEnv(
+  node: string,
+  port: number,
+  distPort: number,
+  dataDir: string,
+  pidFile: string,
+): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    HOME: dataDir,
+    RABBITMQ_NODENAME: node,
+    RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
+    RABBITMQ_NODE_PORT: String(port),
+    RABBITMQ_DIST_PORT: String(distPort),
+    RABBITMQ_MNESIA_BASE: join(dataDir, 'mnesia'),
+    RABBITMQ_LOG_BASE: join(dataDir, 'log'),
+    RABBITMQ_PID_FILE: pidFile,
+    RABBITMQ_CONFIG_FILE: join(dataDir, 'rabbitmq.conf'),
+    RABBITMQ_ADVANCED_CONFIG_FILE: join(dataDir, 'advanced.config'),
+    RABBITMQ_CONF_ENV_FILE: join(dataDir, 'rabbitmq-env.conf'),
+    RABBITMQ_ENABLED_PLUGINS_FILE: join(dataDir, 'enabled_plugins'),
+    ERL_EPMD_ADDRESS: '127.0.0.1',
+  };
 }
 
 /** `dead_letter_worker_publisher_confirm_timeout` of a private node (see `launch`). */
@@ -28,22 +57,7 @@ export function rabbitmqDriver(
 ): BrokerDriver & { ctl(...args: string[]): Promise<string>; readonly node: string } {
   const node = `wharf-chaos-${port}@localhost`;
   const pidFile = join(dataDir, 'rabbit.pid');
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    HOME: dataDir,
-    RABBITMQ_NODENAME: node,
-    RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
-    RABBITMQ_NODE_PORT: String(port),
-    RABBITMQ_DIST_PORT: String(distPort),
-    RABBITMQ_MNESIA_BASE: join(dataDir, 'mnesia'),
-    RABBITMQ_LOG_BASE: join(dataDir, 'log'),
-    RABBITMQ_PID_FILE: pidFile,
-    RABBITMQ_CONFIG_FILE: join(dataDir, 'rabbitmq.conf'),
-    RABBITMQ_ADVANCED_CONFIG_FILE: join(dataDir, 'advanced.config'),
-    RABBITMQ_CONF_ENV_FILE: join(dataDir, 'rabbitmq-env.conf'),
-    RABBITMQ_ENABLED_PLUGINS_FILE: join(dataDir, 'enabled_plugins'),
-    ERL_EPMD_ADDRESS: '127.0.0.1',
-  };
+  const env = rabbitNodeEnv(node, port, distPort, dataDir, pidFile);
   let wrapper: number | undefined;
   const ctlWithin = (timeout: number, args: string[]): Promise<string> =>
     new Promise((resolve, reject) => {

@@ -13,7 +13,7 @@ export function ackBeforeHandler(inner: Adapter): Adapter {
       return inner.capabilities;
     },
     connect: () => inner.connect(),
-    publish: (channel, messages) => inner.publish(channel, messages),
+    publish: (channel, messages, options) => inner.publish(channel, messages, options),
     declare: (channel, groups, policy) => inner.declare(channel, groups, policy),
     subscribe: (request, onDelivery) =>
       inner.subscribe(request, async (delivery: Delivery) => {

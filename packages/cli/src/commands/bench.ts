@@ -14,7 +14,8 @@ import {
   startMeasurement,
   windowed,
 } from '@wharf/core';
-import { brokerUrl, parse, positiveInt, UsageError } from '../args.js';
+import { parse, positiveInt, UsageError } from '../args.js';
+import { applyConnection, brokerConnection, connectionFlags, connectionUsage } from '../connection.js';
 import { json, type Output } from '../output.js';
 import { type ObservedCounts, startObservation } from './observe.js';
 import { parseDuration, type SoakResult, soak } from './soak.js';
@@ -43,10 +44,12 @@ rising there; what fills once does not). --json gives { samples, slopes, lateSlo
 runs from a transaction's COMMIT to the broker's confirm. It runs once with one relay and once with
 two (--json: { relay: { throughput, p50Ms, p99Ms }, relays2: {…} }). --rate paces the writers
 (0, the default, is as fast as they can); --postgres-url defaults to WHARF_POSTGRES_URL, else the
-local test database.`;
+local test database.
+
+${connectionUsage}`;
 
 /** The bus bench's consumer group, named so a round's topology can be deleted after it. */
-const BENCH_GROUP = 'bench';
+export const BENCH_GROUP = 'bench';
 
 /** Measures the bus on one broker: the same loop a service runs, with the stamp in the payload. */
 export async function benchBus(
@@ -87,7 +90,8 @@ interface AdapterModule {
   conformanceHarness?: (url: string) => { cleanup?: (channel: string, groups: readonly string[]) => Promise<void> };
 }
 
-interface Summary {
+/** A side's figures over its rounds (see {@link median}). */
+export interface Summary {
   throughput: number;
   p50Ms: number;
   p99Ms: number;
@@ -95,7 +99,7 @@ interface Summary {
 }
 
 /** Median of each figure over the rounds: one slow round (GC, a broker fsync) should not decide. */
-function median(results: BenchResult[]): Summary {
+export function median(results: BenchResult[]): Summary {
   const mid = (pick: (r: BenchResult) => number): number => {
     const values = results.map(pick).sort((a, b) => a - b);
     return values[Math.floor(values.length / 2)] ?? 0;
@@ -125,6 +129,7 @@ const round2 = (n: number): number => Math.round(n * 100) / 100;
 
 export async function bench(argv: string[], output: Output): Promise<number> {
   const { values } = parse(argv, {
+    ...connectionFlags,
     broker: { type: 'string' },
     events: { type: 'string' },
     size: { type: 'string' },
@@ -142,7 +147,7 @@ export async function bench(argv: string[], output: Output): Promise<number> {
     'sample-every': { type: 'string' },
     client: { type: 'string' },
   });
-  const url = withClient(brokerUrl(values.broker), values.client);
+  const url = withClient(applyConnection(brokerConnection(values.broker, values)), values.client);
   if (values.outbox) return benchOutboxCommand(url, values, output);
   const events = positiveInt(values.events, 'events', 10_000);
   const size = positiveInt(values.size, 'size', 1024);
@@ -362,7 +367,8 @@ async function benchOutboxCommand(
   return 0;
 }
 
-function roundAll(s: Summary): Summary {
+/** The figures as `wharf bench` prints them: whole events/s, hundredths of ms and µs. */
+export function roundAll(s: Summary): Summary {
   return {
     throughput: Math.round(s.throughput),
     p50Ms: round2(s.p50Ms),

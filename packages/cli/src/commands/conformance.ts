@@ -5,14 +5,17 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseBrokerUrl, redactUrl } from '@wharf/core';
-import { brokerUrl, parse } from '../args.js';
+import { parse } from '../args.js';
+import { brokerConnection, connectionFlags, connectionUsage } from '../connection.js';
 import { json, type Output } from '../output.js';
 
-export const conformanceUsage = `wharf conformance [--broker <url>] [--restart-command <shell command>] [--json]
+export const conformanceUsage = `wharf conformance [--broker <url>] [connection flags] [--restart-command <shell command>] [--json]
 
 Runs the cross-broker conformance suite against a broker through its adapter. The broker-restart
 case runs only with --restart-command (a command that stops and starts the broker). Exit code 1 if
-any case fails.`;
+any case fails.
+
+${connectionUsage}`;
 
 interface VitestJson {
   numPassedTests: number;
@@ -30,8 +33,10 @@ export async function conformance(argv: string[], output: Output): Promise<numbe
     broker: { type: 'string' },
     'restart-command': { type: 'string' },
     json: { type: 'boolean' },
+    ...connectionFlags,
   });
-  const url = brokerUrl(values.broker);
+  const connection = brokerConnection(values.broker, values);
+  const url = connection.url;
   parseBrokerUrl(url);
   const dir = mkdtempSync(join(tmpdir(), 'wharf-conformance-'));
   const report = join(dir, 'report.json');
@@ -44,6 +49,7 @@ export async function conformance(argv: string[], output: Output): Promise<numbe
       stdio: ['ignore', values.json ? 'ignore' : 'inherit', 'inherit'],
       env: {
         ...process.env,
+        ...connection.env,
         WHARF_CONFORMANCE_URL: url,
         ...(values['restart-command'] ? { WHARF_CONFORMANCE_RESTART: values['restart-command'] } : {}),
       },

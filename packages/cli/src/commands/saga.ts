@@ -1,11 +1,15 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { brokerUrl, parse, UsageError } from '../args.js';
+import { parse, UsageError } from '../args.js';
+import { applyConnection, brokerConnection, connectionFlags, connectionUsage } from '../connection.js';
 import { json, type Output } from '../output.js';
+import { secureUp } from '../secure.js';
+import { type ServiceAccess, type ServiceAdapterOptions, secureSagaUsers } from '../secure-saga.js';
 
 export const sagaUsage = `wharf saga [--broker <url>] [--orders N] [--seed S] [--services order,inventory,…] [--namespace NS] [--broker-wait SECONDS] [--metrics-file PATH] [--metrics-port N]
            [--store memory|postgres] [--postgres-url <url>] [--postgres-schema S] [--json]
+wharf saga --secure --broker rabbitmq|nats [--orders N] [--seed S] [--namespace NS] [--json]
 wharf demo
 
 Runs the order saga (order, inventory, payment, notification and audit services) on a broker and
@@ -19,12 +23,53 @@ free port each); --metrics-file writes every service's metrics, in Prometheus te
 end of the run. --store postgres keeps the order, inventory and payment services' state in PostgreSQL
 (--postgres-url, default postgres://postgres@127.0.0.1:5432/test): each handler runs in an inbox
 transaction and its events go through a transactional outbox and a relay; the run gets a schema of
-its own, dropped at the end (--postgres-schema S keeps state in S instead). demo = saga on memory://.`;
+its own, dropped at the end (--postgres-schema S keeps state in S instead). demo = saga on memory://.
+
+--secure runs the saga with least privilege on the secure brokers (wharf brokers up secure; started
+if none run): every service connects over mutual TLS as a user of its own that may publish only to the
+channels it sends on and consume only its own group; the coordinator (declaring, observing) connects
+as the admin user. The users are <NS>-<service> (saga-<service> without --namespace), with passwords
+made for the run in files (mode 0600) under the secure brokers' directory; no password is printed.
+
+${connectionUsage}`;
 
 interface SagaModule {
   runSaga(options: Record<string, unknown>): Promise<unknown>;
   runServices(options: Record<string, unknown>): Promise<unknown>;
   formatSummary(summary: unknown): string;
+  serviceAccess(namespace?: string): ServiceAccess[];
+}
+
+/**
+ * `--secure`: finds or starts the secure brokers, creates one least-privilege user per service, and
+ * returns the admin connection's URL (its credentials applied to this process's environment) and each
+ * service's adapter options.
+ */
+async function secureRun(
+  broker: string | undefined,
+  namespace: string | undefined,
+  mod: SagaModule,
+  output: Output,
+): Promise<{ url: string; serviceAdapterOptions: ServiceAdapterOptions }> {
+  if (broker !== 'rabbitmq' && broker !== 'nats')
+    throw new UsageError(`--secure needs --broker rabbitmq or --broker nats, got ${JSON.stringify(broker ?? '')}`);
+  output.err('finding or starting the secure brokers (wharf brokers up secure)…');
+  const { state, started } = await secureUp();
+  if (started)
+    output.err(
+      `secure brokers started (files in ${state.dir}); they keep running: wharf brokers down secure stops them`,
+    );
+  const endpoint = state[broker];
+  if (!endpoint)
+    throw new UsageError(
+      `the secure brokers in ${state.dir} have no ${broker}: wharf brokers down secure, then try again`,
+    );
+  // The admin connection: exactly the flags `wharf brokers up secure` prints for this broker.
+  const { values } = parse([...endpoint.args], { ...connectionFlags, broker: { type: 'string' } });
+  const url = applyConnection(brokerConnection(values.broker, values));
+  const { users, options } = await secureSagaUsers(state, broker, mod.serviceAccess(namespace), namespace);
+  output.err(`least privilege on ${broker}: services run as ${users.join(', ')} (passwords in ${state.dir}/users)`);
+  return { url, serviceAdapterOptions: options };
 }
 
 async function loadSaga(): Promise<SagaModule> {
@@ -50,6 +95,7 @@ function sagaFailed(summary: unknown): boolean {
 
 export async function saga(argv: string[], output: Output, demo = false): Promise<number> {
   const { values } = parse(argv, {
+    ...connectionFlags,
     broker: { type: 'string' },
     orders: { type: 'string' },
     seed: { type: 'string' },
@@ -62,9 +108,23 @@ export async function saga(argv: string[], output: Output, demo = false): Promis
     store: { type: 'string' },
     'postgres-url': { type: 'string' },
     'postgres-schema': { type: 'string' },
+    secure: { type: 'boolean' },
     json: { type: 'boolean' },
   });
-  const url = demo ? 'memory://' : brokerUrl(values.broker);
+  const secure = values.secure === true;
+  if (secure) {
+    const conflicting = [
+      ...Object.keys(connectionFlags),
+      'services',
+      'store',
+      'postgres-url',
+      'postgres-schema',
+    ].filter((flag) => values[flag as keyof typeof values] !== undefined);
+    if (demo || conflicting.length > 0)
+      throw new UsageError(
+        `--secure chooses the broker's connection and runs every service here: it cannot be combined with ${demo ? 'demo' : conflicting.map((f) => `--${f}`).join(', ')}`,
+      );
+  }
   const orders = values.orders === undefined ? (demo ? 200 : 100) : Number(values.orders);
   if (!Number.isInteger(orders) || orders < 1)
     throw new UsageError(`--orders must be a positive integer, got "${values.orders}"`);
@@ -92,6 +152,8 @@ export async function saga(argv: string[], output: Output, demo = false): Promis
     ...(values['postgres-schema'] ? { postgresSchema: values['postgres-schema'] } : {}),
   };
   const mod = await loadSaga();
+  const secured = secure ? await secureRun(values.broker, values.namespace, mod, output) : undefined;
+  const url = demo ? 'memory://' : (secured?.url ?? applyConnection(brokerConnection(values.broker, values)));
   if (values.services) {
     await mod.runServices({
       url,
@@ -105,6 +167,7 @@ export async function saga(argv: string[], output: Output, demo = false): Promis
   }
   const summary = await mod.runSaga({
     url,
+    ...(secured ? { serviceAdapterOptions: secured.serviceAdapterOptions } : {}),
     orders,
     seed,
     ...(values.replicas ? { replicas: Number(values.replicas) } : {}),
