@@ -9,7 +9,7 @@
 // reported as skipped with the reason.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -80,6 +80,7 @@ function vitestRun(name, vitestArgs) {
     },
   );
   const counts = { passed: 0, failed: 0, skipped: 0 };
+  const failures = [];
   try {
     const results = JSON.parse(readFileSync(report, 'utf8'));
     counts.passed = results.numPassedTests;
@@ -89,6 +90,15 @@ function vitestRun(name, vitestArgs) {
     counts.failed += results.testResults.filter(
       (file) => file.status === 'failed' && file.assertionResults.length === 0,
     ).length;
+    for (const file of results.testResults) {
+      const where = relative(root, file.name);
+      if (file.status === 'failed' && file.assertionResults.length === 0) {
+        failures.push(`${where}: ${firstLine(file.message)}`);
+      }
+      for (const test of file.assertionResults) {
+        if (test.status === 'failed') failures.push(`${where} > ${test.fullName}: ${firstLine(test.failureMessages?.[0])}`);
+      }
+    }
   } catch {
     counts.failed = Math.max(counts.failed, 1);
     console.error(`[wharf] [test] vitest (${name}) wrote no JSON report`);
@@ -101,7 +111,13 @@ function vitestRun(name, vitestArgs) {
       `[wharf] [test] vitest (${name}) failed outside any test (unhandled error; see above): counted as 1 failed`,
     );
   }
-  return { ...counts, status: result.status };
+  return { ...counts, failures, status: result.status };
+}
+
+/** A failure's first line, short enough for the summary that CI logs keep. */
+function firstLine(message) {
+  const line = String(message ?? '').split('\n').find((text) => text.trim() !== '') ?? '(no message)';
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
 }
 
 // The fault tests (project `chaos`) run after everything else, two files at a time: each starts its
@@ -139,5 +155,11 @@ const passed = runs.reduce((sum, r) => sum + r.passed, 0);
 const failed = runs.reduce((sum, r) => sum + r.failed, 0);
 const skipped = runs.reduce((sum, r) => sum + r.skipped, 0);
 for (const broker of started) await broker.stop().catch(() => undefined);
+// The failures again, last, next to the total: a CI log is often read from its tail only.
+const failures = runs.flatMap((r) => r.failures);
+if (failures.length > 0) {
+  console.log(`\nFailed (${failures.length}):`);
+  for (const failure of failures) console.log(`  ✗ ${failure}`);
+}
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failed > 0 || runs.some((r) => r.status !== 0) ? 1 : 0);
