@@ -96,7 +96,8 @@ function vitestRun(name, vitestArgs) {
         failures.push(`${where}: ${firstLine(file.message)}`);
       }
       for (const test of file.assertionResults) {
-        if (test.status === 'failed') failures.push(`${where} > ${test.fullName}: ${firstLine(test.failureMessages?.[0])}`);
+        if (test.status === 'failed')
+          failures.push(`${where} > ${test.fullName}: ${firstLine(test.failureMessages?.[0])}`);
       }
     }
   } catch {
@@ -116,7 +117,10 @@ function vitestRun(name, vitestArgs) {
 
 /** A failure's first line, short enough for the summary that CI logs keep. */
 function firstLine(message) {
-  const line = String(message ?? '').split('\n').find((text) => text.trim() !== '') ?? '(no message)';
+  const line =
+    String(message ?? '')
+      .split('\n')
+      .find((text) => text.trim() !== '') ?? '(no message)';
   return line.length > 300 ? `${line.slice(0, 300)}…` : line;
 }
 
