@@ -1,7 +1,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 // Tests run against TypeScript sources, so no build is needed between an edit and a test run and a
 // stale dist is never tested: every workspace package name is aliased to its src/index.ts. (An
@@ -36,10 +37,29 @@ const resolve = {
 };
 const shared = { testTimeout: 60_000, hookTimeout: 120_000 };
 
+// Files go to the workers longest first (seconds per file from the last full run, written by
+// scripts/test-durations.mjs). Vitest's own order groups files by project and, with no cache (a clean
+// clone, as CI has), by size: the longest saga, compare and chaos files came last, and one worker
+// ran alone for the last ~2 minutes of each run. A file not listed yet counts as a slow one.
+const durations: Record<string, number> = JSON.parse(
+  readFileSync(join(root, 'scripts', 'test-durations.json'), 'utf8'),
+);
+class LongestFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const expected = (file: TestSpecification) => durations[relative(root, file.moduleId)] ?? 60;
+    return [...files].sort(
+      (a, b) =>
+        (a.project.config.sequence.groupOrder ?? 0) - (b.project.config.sequence.groupOrder ?? 0) ||
+        expected(b) - expected(a),
+    );
+  }
+}
+
 export default defineConfig({
   resolve,
   test: {
     reporters: ['default'],
+    sequence: { sequencer: LongestFirst },
     projects: [
       {
         resolve,

@@ -31,7 +31,8 @@ describe('createTestBus on memory', () => {
     await kit.clock.advance(1);
     expect(attempts).toEqual([1, 2]);
     expect(kit.consumed('payments', 'billing').map((e) => e.data)).toEqual([{ orderId: 'o-1' }]);
-    expect(performance.now() - started).toBeLessThan(1_000);
+    // The 30 s retry delay ran on the fake clock: far less than 30 s of real time, even on a loaded machine.
+    expect(performance.now() - started).toBeLessThan(5_000);
 
     const [first, second] = kit.settlements('payments', 'billing');
     expect(first).toMatchObject({ outcome: 'retried', attempt: 1, retryInMs: 30_000 });
