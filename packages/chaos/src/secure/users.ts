@@ -305,14 +305,16 @@ export async function addKafkaUsers(
   try {
     const [connection] = (await admin.connectToBrokers()).values();
     if (connection === undefined) throw new Error('the node lists no broker in its metadata');
-    const upsertions = made.flatMap((user) =>
-      SCRAM.map(({ mechanism, hash, bytes }) => {
+    // One request per mechanism: Kafka refuses a request that names a user twice (DUPLICATE_RESOURCE),
+    // even for two mechanisms.
+    for (const { mechanism, hash, bytes } of SCRAM) {
+      const upsertions = made.map((user) => {
         const salt = randomBytes(32);
         const saltedPassword = pbkdf2Sync(user.password, salt, SCRAM_ITERATIONS, bytes, hash);
         return { name: user.name, mechanism, iterations: SCRAM_ITERATIONS, salt, saltedPassword };
-      }),
-    );
-    await alterUserScramCredentialsV0.api.async(connection, [], upsertions);
+      });
+      await alterUserScramCredentialsV0.api.async(connection, [], upsertions);
+    }
     const principals = users.map((u) => `User:${u.name}`);
     const any = (principal: string) => ({
       resourceType: ResourceTypes.ANY,
@@ -350,7 +352,11 @@ export async function addKafkaUsers(
       await sleep(100);
     }
   } catch (error) {
-    throw new BrokerControlError(`${doing} failed: ${(error as Error).message}`, { cause: error });
+    // @platformatic/kafka's ResponseError says which API failed; the broker's reasons are its `errors`.
+    const reasons = ((error as { errors?: unknown[] }).errors ?? []).map((e) => (e as Error).message);
+    throw new BrokerControlError(`${doing} failed: ${[(error as Error).message, ...reasons].join('; ')}`, {
+      cause: error,
+    });
   } finally {
     await admin.close().catch(() => undefined);
   }
