@@ -271,6 +271,11 @@ describe.skipIf(unavailable !== undefined)('wharf saga --secure (least privilege
           async () => {},
         );
         await subscription.close();
+        // What a service's metrics read on a scrape: its group's backlog (the dead-letter reader's offsets too).
+        for (const reader of [bus, other]) {
+          const backlog = await reader.backlog(own.channel, own.group, { retry: SAGA_RETRY });
+          expect(backlog.deadLetters).toBeGreaterThanOrEqual(0);
+        }
         await refused(`publishing to ${consumedOnly} with @platformatic/kafka`, () =>
           other.publish(consumedOnly, { type: 'LeastPrivilegeProbe', data: { forged: true } }),
         );
