@@ -31,6 +31,8 @@
 #                      (listeners, TLS, SASL, authorizer). KAFKA_PORT then names its
 #                      TLS listener, which the readiness probe reaches with:
 #   KAFKA_PROBE_CA, KAFKA_PROBE_CERT, KAFKA_PROBE_KEY  PEM files for a mutual-TLS probe
+#   KAFKA_AUTHORIZER_LOG_LEVEL  kafka.authorizer.logger level (default WARN); INFO
+#                      logs every refused operation ("Principal = User:… is Denied …")
 #   KAFKA_SCRAM_FILE   one StorageTool '--add-scram' value per line, e.g.
 #                      SCRAM-SHA-512=[name=alice,password=...]: users made at format
 #                      time. Passed in a java @argfile (mode 0600), never on a command line.
@@ -207,7 +209,7 @@ logger.request.level = WARN
 logger.statechange.name = state.change.logger
 logger.statechange.level = WARN
 logger.authorizer.name = kafka.authorizer.logger
-logger.authorizer.level = WARN
+logger.authorizer.level = ${KAFKA_AUTHORIZER_LOG_LEVEL:-WARN}
 EOF
 }
 

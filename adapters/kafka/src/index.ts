@@ -9,6 +9,14 @@ export { REMOVED_HEADER } from './dead-letters.js';
 export { conformanceHarness, type ForeignKafkaMessage, type KafkaConformanceHarness } from './foreign.js';
 export type { KafkaAdapterOptions } from './options.js';
 export { ADAPTER_NAME } from './options.js';
+export {
+  type ChannelAccess,
+  type KafkaAcl,
+  type KafkaOperation,
+  type KafkaPermissionsOptions,
+  type KafkaResourceType,
+  permissionsFor,
+} from './permissions.js';
 export { checkName, escapeName, MAX_TOPIC_NAME, Names, splitName, unescapeName } from './topology.js';
 
 /** Creates a Kafka adapter: `createKafkaAdapter({ url: 'kafka://127.0.0.1:9092', logger })`. */

@@ -1,5 +1,6 @@
 export { SagaBrokerError, SagaStoreError, SagaUsageError, USAGE } from './errors.js';
 export { formatSummary } from './format.js';
+export { SAGA_RETRY } from './host.js';
 export { createOrderApi } from './http.js';
 export type { RunningServices, ServicesOptions } from './run-services.js';
 export { runServices, startServices } from './run-services.js';

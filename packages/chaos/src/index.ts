@@ -34,8 +34,11 @@ export {
 } from './secure/brokers.js';
 export { type CertPair, makeCertificates, type TestCertificates } from './secure/certs.js';
 export {
+  addKafkaUsers,
   addNatsUsers,
   addRabbitMqUsers,
+  type KafkaAclGrant,
+  type KafkaGrant,
   type NatsGrant,
   type RabbitMqGrant,
   type SecureUserGrant,

@@ -1,4 +1,12 @@
-import { addNatsUsers, addRabbitMqUsers, type NatsGrant, type RabbitMqGrant } from '@wharf/chaos';
+import {
+  addKafkaUsers,
+  addNatsUsers,
+  addRabbitMqUsers,
+  type KafkaGrant,
+  type NatsGrant,
+  type RabbitMqGrant,
+} from '@wharf/chaos';
+import { permissionsFor as kafkaPermissions } from '@wharf/kafka';
 import { permissionsFor as natsPermissions } from '@wharf/nats';
 import { permissionsFor as rabbitMqPermissions } from '@wharf/rabbitmq';
 import type { SecureState } from './secure.js';
@@ -24,11 +32,15 @@ export function serviceUser(service: string, namespace: string | undefined): str
   return `${namespace ?? 'saga'}-${service}`;
 }
 
+/** The brokers `wharf saga --secure` runs on. */
+export const SECURE_SAGA_KINDS = ['rabbitmq', 'nats', 'kafka'] as const;
+export type SecureSagaKind = (typeof SECURE_SAGA_KINDS)[number];
+
 /**
  * The least rights of each service on a broker, from the saga's topology: publish only to the channels
- * it sends on, declare and consume only its own group (its queues / its durable consumers). Pure: the
- * rights come from each adapter's `permissionsFor`, which knows how it names exchanges, queues, streams
- * and subjects. A broker with ACLs (Kafka) adds its own branch the same way.
+ * it sends on, declare and consume only its own group (its queues / its durable consumers / its
+ * consumer groups with their retry and dead-letter topics). Pure: the rights come from each adapter's
+ * `permissionsFor`, which knows how it names exchanges, queues, streams, subjects and topics.
  */
 export function sagaGrants(
   kind: 'rabbitmq',
@@ -41,13 +53,19 @@ export function sagaGrants(
   namespace?: string,
 ): ServiceGrant<NatsGrant>[];
 export function sagaGrants(
-  kind: 'rabbitmq' | 'nats',
+  kind: 'kafka',
   access: readonly ServiceAccess[],
   namespace?: string,
-): ServiceGrant<RabbitMqGrant | NatsGrant>[] {
+): ServiceGrant<KafkaGrant>[];
+export function sagaGrants(
+  kind: SecureSagaKind,
+  access: readonly ServiceAccess[],
+  namespace?: string,
+): ServiceGrant<RabbitMqGrant | NatsGrant | KafkaGrant>[] {
   return access.map((a) => {
     const user = serviceUser(a.service, namespace);
     if (kind === 'rabbitmq') return { service: a.service, user, grant: rabbitMqPermissions(a) };
+    if (kind === 'kafka') return { service: a.service, user, grant: kafkaPermissions(a) };
     const inboxPrefix = `_INBOX_${user}`;
     return { service: a.service, user, inboxPrefix, grant: natsPermissions(a, { inboxPrefix }) };
   });
@@ -63,7 +81,7 @@ export type ServiceAdapterOptions = Record<string, Record<string, unknown>>;
  */
 export async function secureSagaUsers(
   state: SecureState,
-  kind: 'rabbitmq' | 'nats',
+  kind: SecureSagaKind,
   access: readonly ServiceAccess[],
   namespace?: string,
 ): Promise<{ users: string[]; options: ServiceAdapterOptions }> {
@@ -78,6 +96,18 @@ export async function secureSagaUsers(
       grants.map((g) => ({ name: g.user, grant: g.grant })),
     );
     grants.forEach((g, i) => {
+      options[g.service] = { username: g.user, password: made[i]?.password };
+    });
+    return { users: grants.map((g) => g.user), options };
+  }
+  if (kind === 'kafka') {
+    const grants = sagaGrants('kafka', access, namespace);
+    const made = await addKafkaUsers(
+      { dir: state.dir, port },
+      grants.map((g) => ({ name: g.user, grant: g.grant })),
+    );
+    grants.forEach((g, i) => {
+      // SCRAM from the URL (`?mechanism=scram-sha-512`, as `brokers up secure` prints it).
       options[g.service] = { username: g.user, password: made[i]?.password };
     });
     return { users: grants.map((g) => g.user), options };

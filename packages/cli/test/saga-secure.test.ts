@@ -4,13 +4,15 @@ import { join } from 'node:path';
 import { type NatsConnection, PermissionViolationError } from '@nats-io/transport-node';
 import { brokersRequired } from '@wharf/conformance';
 import { type Bus, consoleLogger, createBus, NotAuthorizedError } from '@wharf/core';
-import { serviceAccess } from '@wharf/example-order-saga';
+import { SAGA_RETRY, serviceAccess } from '@wharf/example-order-saga';
+import { Names } from '@wharf/kafka';
 import type { RabbitMqRaw } from '@wharf/rabbitmq';
 import type { Channel } from 'amqplib';
+import type { Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wharf } from './wharf.js';
 
-// `wharf saga --secure` starts (through `brokers up secure`) a RabbitMQ node and nats-server of its own.
+// `wharf saga --secure` starts (through `brokers up secure`) a RabbitMQ node, nats-server and Kafka node of its own.
 const missing = [
   process.env.WHARF_RABBITMQ_SERVER ?? '/usr/lib/rabbitmq/bin/rabbitmq-server',
   process.env.WHARF_NATS_SERVER ?? '/usr/sbin/nats-server',
@@ -24,19 +26,28 @@ interface Endpoint {
   args: string[];
 }
 
-const KINDS = ['rabbitmq', 'nats'] as const;
+const KINDS = ['rabbitmq', 'nats', 'kafka'] as const;
 type Kind = (typeof KINDS)[number];
 
 /** The broker URL with the TLS files `brokers up secure` printed as flags (what the CLI's connection does). */
 function tlsUrl(endpoint: Endpoint): string {
-  const flag = (name: string) => endpoint.args[endpoint.args.indexOf(name) + 1] as string;
-  const params = new URLSearchParams({ ca: flag('--tls-ca'), cert: flag('--tls-cert'), key: flag('--tls-key') });
-  return `${endpoint.url}?${params}`;
+  const params = new URLSearchParams();
+  // Kafka's SASL_SSL listener asks for no client certificate: only the CA is printed.
+  for (const [flag, param] of [
+    ['--tls-ca', 'ca'],
+    ['--tls-cert', 'cert'],
+    ['--tls-key', 'key'],
+  ] as const) {
+    const at = endpoint.args.indexOf(flag);
+    if (at >= 0) params.set(param, endpoint.args[at + 1] as string);
+  }
+  return `${endpoint.url}${endpoint.url.includes('?') ? '&' : '?'}${params}`;
 }
 
 /**
  * Issue 17 end to end: `wharf saga --secure` runs every service as a user of its own that may publish
- * only where it sends and consume only its own group, on RabbitMQ and on NATS over mutual TLS; then a
+ * only where it sends and consume only its own group, on RabbitMQ and on NATS over mutual TLS, and on
+ * Kafka over TLS with SCRAM and ACLs; then a
  * service's credentials are tried where the saga's topology gives it no right, and each refusal must be
  * the typed `NotAuthorizedError`, quickly. Every byte printed is checked for passwords at the end.
  */
@@ -52,15 +63,15 @@ describe.skipIf(unavailable !== undefined)('wharf saga --secure (least privilege
   };
   const namespace = (kind: Kind) => `lp-${kind}`;
   /** A bus that connects as the saga's user of `service` on `kind`, with the password the run wrote. */
-  const busAs = (kind: Kind, service: string): Bus => {
+  const busAs = (kind: Kind, service: string, urlParams = ''): Bus => {
     const user = `${namespace(kind)}-${service}`;
     const password = readFileSync(join(dir, 'users', `${kind}-${user}.password`), 'utf8');
     const adapterOptions =
-      kind === 'rabbitmq'
-        ? { username: user, password }
-        : { user, pass: password, inboxPrefix: `_INBOX_${user}`, purgeIntervalMs: 0 };
+      kind === 'nats'
+        ? { user, pass: password, inboxPrefix: `_INBOX_${user}`, purgeIntervalMs: 0 }
+        : { username: user, password };
     const bus = createBus({
-      url: tlsUrl(endpoints[kind]),
+      url: `${tlsUrl(endpoints[kind])}${urlParams}`,
       adapterOptions,
       source: 'urn:wharf:least-privilege-test',
       logger: consoleLogger('error'),
@@ -71,9 +82,13 @@ describe.skipIf(unavailable !== undefined)('wharf saga --secure (least privilege
 
   /** Everything the broker of `kind` has logged so far. */
   const brokerLog = (kind: Kind): string => {
-    const logs = kind === 'rabbitmq' ? join(dir, 'rabbitmq', 'log') : join(dir, 'nats-main');
+    const logs = {
+      rabbitmq: join(dir, 'rabbitmq', 'log'),
+      nats: join(dir, 'nats-main'),
+      kafka: join(dir, 'kafka', 'logs'),
+    }[kind];
     return readdirSync(logs)
-      .filter((name) => name.endsWith('.log'))
+      .filter((name) => name.endsWith('.log') || /^server\.log\.\d+$/.test(name))
       .map((name) => readFileSync(join(logs, name), 'utf8'))
       .join('\n');
   };
@@ -123,9 +138,11 @@ describe.skipIf(unavailable !== undefined)('wharf saga --secure (least privilege
         expect(statSync(file).mode & 0o777, file).toBe(0o600);
       }
       // The brokers' logs: nothing any service did was refused (the grants cover exactly what the run
-      // needs), and on RabbitMQ, which logs who authenticated, every service connected as its own user.
+      // needs; the secure Kafka node logs every refused operation), and on RabbitMQ, which logs who
+      // authenticated, every service connected as its own user.
       const log = brokerLog(kind);
-      expect(log).not.toMatch(kind === 'rabbitmq' ? /access_refused|ACCESS_REFUSED/ : /Violation/);
+      const refusal = { rabbitmq: /access_refused|ACCESS_REFUSED/, nats: /Violation/, kafka: /is Denied operation/ };
+      expect(log).not.toMatch(refusal[kind]);
       if (kind === 'rabbitmq') {
         for (const { service } of serviceAccess()) {
           expect(log).toContain(`user '${namespace(kind)}-${service}' authenticated`);
@@ -205,6 +222,63 @@ describe.skipIf(unavailable !== undefined)('wharf saga --secure (least privilege
         expect(
           await attempt((ch) => ch.consume(`wharf.${othersGroup.channel}/${othersGroup.group}`, () => {})),
         ).toMatch(/ACCESS_REFUSED/);
+      } else if (kind === 'kafka') {
+        const names = new Names('wharf');
+        const admin = (adapter.raw() as Kafka).admin();
+        await admin.connect();
+        const attempt = (operation: () => Promise<unknown>): Promise<string> =>
+          operation().then(
+            () => 'allowed',
+            (e: { type?: string; errors?: { type?: string }[]; message: string }) =>
+              [e.type, ...(e.errors ?? []).map((x) => x.type), e.message].join(' '),
+          );
+        try {
+          // Deleting the topic of a channel inventory sends on, creating a topic, and reading another
+          // group's committed offsets.
+          expect(await attempt(() => admin.deleteTopics({ topics: [names.channel(sent)], timeout: 3_000 }))).toMatch(
+            /TOPIC_AUTHORIZATION_FAILED/,
+          );
+          expect(
+            await attempt(() => admin.createTopics({ topics: [{ topic: names.channel(`${sent}.forged`) }] })),
+          ).toMatch(/TOPIC_AUTHORIZATION_FAILED/);
+          // kafkajs reports a refused FindCoordinator as "Failed to find group coordinator" (see the
+          // adapter's client.ts): the broker's log says what it refused.
+          const othersId = names.group(othersGroup.channel, othersGroup.group);
+          expect(
+            await attempt(() =>
+              admin.fetchOffsets({ groupId: othersId, topics: [names.channel(othersGroup.channel)] }),
+            ),
+          ).toMatch(/GROUP_AUTHORIZATION_FAILED|Failed to find group coordinator/);
+          const denied = brokerLog(kind)
+            .split('\n')
+            .filter((line) => line.includes(`User:${namespace(kind)}-inventory is Denied operation = DESCRIBE`));
+          expect(
+            denied.some((line) => line.includes(othersId) && /GROUP/i.test(line)),
+            denied.join('\n'),
+          ).toBe(true);
+        } finally {
+          await admin.disconnect();
+        }
+        // The other client (@platformatic/kafka) with the same ACLs: it joins inventory's own group and
+        // is refused elsewhere the same way. With the saga's retry policy: the run declared those retry
+        // topics, and a user may not create others.
+        const other = busAs(kind, 'inventory', '&client=platformatic');
+        const own = inventory.consumes[0];
+        if (!own) throw new Error('inventory consumes nothing');
+        const subscription = await other.subscribe(
+          own.channel,
+          { group: own.group, retry: SAGA_RETRY },
+          async () => {},
+        );
+        await subscription.close();
+        // What a service's metrics read on a scrape: its group's backlog (the dead-letter reader's offsets too).
+        for (const reader of [bus, other]) {
+          const backlog = await reader.backlog(own.channel, own.group, { retry: SAGA_RETRY });
+          expect(backlog.deadLetters).toBeGreaterThanOrEqual(0);
+        }
+        await refused(`publishing to ${consumedOnly} with @platformatic/kafka`, () =>
+          other.publish(consumedOnly, { type: 'LeastPrivilegeProbe', data: { forged: true } }),
+        );
       } else {
         // Reading another user's replies (its pulled messages, PubAcks) through its inbox prefix.
         const nc = adapter.raw() as NatsConnection;
@@ -233,8 +307,8 @@ describe.skipIf(unavailable !== undefined)('wharf saga --secure (least privilege
       ...readdirSync(join(dir, 'users')).map((name) => join(dir, 'users', name)),
     ].filter((file) => file.endsWith('.password'));
     const secrets = files.map((file) => readFileSync(file, 'utf8'));
-    // The two admin users, the two "limited" ones, and five service users on each broker.
-    expect(secrets.length).toBeGreaterThanOrEqual(14);
+    // The three admin users, the three "limited" ones, and five service users on each broker.
+    expect(secrets.length).toBeGreaterThanOrEqual(21);
     const all = outputs.join('\n');
     expect(all).toContain('least privilege on rabbitmq');
     for (const secret of secrets) {

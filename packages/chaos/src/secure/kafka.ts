@@ -129,6 +129,8 @@ export function secureKafkaDriver(
     env: {
       KAFKA_SECURE_CONFIG: config,
       KAFKA_SCRAM_FILE: scram,
+      // Every refused operation in logs/server.log: a run that must need no refusal can be checked.
+      KAFKA_AUTHORIZER_LOG_LEVEL: 'INFO',
       KAFKA_PROBE_CA: certs.ca,
       KAFKA_PROBE_CERT: certs.broker.cert,
       KAFKA_PROBE_KEY: certs.broker.key,

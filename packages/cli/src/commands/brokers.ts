@@ -18,7 +18,7 @@ ports, TLS only with client certificates required (mutual TLS; Kafka also has a 
 with SCRAM that asks for none), users with limited rights, and certificates made with openssl at
 start (in WHARF_SECURE_DIR, default $TMPDIR/wharf-secure-$USER). Prints each URL and the wharf flags
 that reach it (--json: { rabbitmq: { url, args }, nats: { url, args }, kafka: { url, args } });
-conformance, saga, bench and dlq take those flags; wharf saga --secure --broker rabbitmq|nats runs
+conformance, saga, bench and dlq take those flags; wharf saga --secure --broker rabbitmq|nats|kafka runs
 every saga service as a least-privilege user of its own on them. down stops them and deletes the directory.`;
 
 const SYSTEM: Record<string, { port: number; start: string }> = {

@@ -5,11 +5,17 @@ import { parse, UsageError } from '../args.js';
 import { applyConnection, brokerConnection, connectionFlags, connectionUsage } from '../connection.js';
 import { json, type Output } from '../output.js';
 import { secureUp } from '../secure.js';
-import { type ServiceAccess, type ServiceAdapterOptions, secureSagaUsers } from '../secure-saga.js';
+import {
+  SECURE_SAGA_KINDS,
+  type SecureSagaKind,
+  type ServiceAccess,
+  type ServiceAdapterOptions,
+  secureSagaUsers,
+} from '../secure-saga.js';
 
 export const sagaUsage = `wharf saga [--broker <url>] [--orders N] [--seed S] [--services order,inventory,…] [--namespace NS] [--broker-wait SECONDS] [--metrics-file PATH] [--metrics-port N]
            [--store memory|postgres] [--postgres-url <url>] [--postgres-schema S] [--json]
-wharf saga --secure --broker rabbitmq|nats [--orders N] [--seed S] [--namespace NS] [--json]
+wharf saga --secure --broker rabbitmq|nats|kafka [--orders N] [--seed S] [--namespace NS] [--json]
 wharf demo
 
 Runs the order saga (order, inventory, payment, notification and audit services) on a broker and
@@ -26,9 +32,9 @@ transaction and its events go through a transactional outbox and a relay; the ru
 its own, dropped at the end (--postgres-schema S keeps state in S instead). demo = saga on memory://.
 
 --secure runs the saga with least privilege on the secure brokers (wharf brokers up secure; started
-if none run): every service connects over mutual TLS as a user of its own that may publish only to the
-channels it sends on and consume only its own group; the coordinator (declaring, observing) connects
-as the admin user. The users are <NS>-<service> (saga-<service> without --namespace), with passwords
+if none run): every service connects as a user of its own (over mutual TLS; on Kafka over TLS with
+SCRAM-SHA-512, its rights as ACLs) that may publish only to the channels it sends on and consume only
+its own group; the coordinator (declaring, observing) connects as the admin user. The users are <NS>-<service> (saga-<service> without --namespace), with passwords
 made for the run in files (mode 0600) under the secure brokers' directory; no password is printed.
 
 ${connectionUsage}`;
@@ -51,24 +57,27 @@ async function secureRun(
   mod: SagaModule,
   output: Output,
 ): Promise<{ url: string; serviceAdapterOptions: ServiceAdapterOptions }> {
-  if (broker !== 'rabbitmq' && broker !== 'nats')
-    throw new UsageError(`--secure needs --broker rabbitmq or --broker nats, got ${JSON.stringify(broker ?? '')}`);
+  if (!SECURE_SAGA_KINDS.includes(broker as SecureSagaKind))
+    throw new UsageError(
+      `--secure needs --broker rabbitmq, --broker nats or --broker kafka, got ${JSON.stringify(broker ?? '')}`,
+    );
+  const kind = broker as SecureSagaKind;
   output.err('finding or starting the secure brokers (wharf brokers up secure)…');
   const { state, started } = await secureUp();
   if (started)
     output.err(
       `secure brokers started (files in ${state.dir}); they keep running: wharf brokers down secure stops them`,
     );
-  const endpoint = state[broker];
+  const endpoint = state[kind];
   if (!endpoint)
     throw new UsageError(
-      `the secure brokers in ${state.dir} have no ${broker}: wharf brokers down secure, then try again`,
+      `the secure brokers in ${state.dir} have no ${kind}: wharf brokers down secure, then try again`,
     );
   // The admin connection: exactly the flags `wharf brokers up secure` prints for this broker.
   const { values } = parse([...endpoint.args], { ...connectionFlags, broker: { type: 'string' } });
   const url = applyConnection(brokerConnection(values.broker, values));
-  const { users, options } = await secureSagaUsers(state, broker, mod.serviceAccess(namespace), namespace);
-  output.err(`least privilege on ${broker}: services run as ${users.join(', ')} (passwords in ${state.dir}/users)`);
+  const { users, options } = await secureSagaUsers(state, kind, mod.serviceAccess(namespace), namespace);
+  output.err(`least privilege on ${kind}: services run as ${users.join(', ')} (passwords in ${state.dir}/users)`);
   return { url, serviceAdapterOptions: options };
 }
 
