@@ -239,7 +239,8 @@ async function awaitLeaders(admin: kafkajs.Admin, topics: readonly string[], tim
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-function wrapAdmin(admin: kafkajs.Admin): ClientAdmin {
+/** kafkajs' admin behind the adapter's interface, with its retries (also the bench's, for the same races). */
+export function wrapAdmin(admin: kafkajs.Admin): ClientAdmin {
   // kafkajs keeps one metadata cache per client, and a refresh replaces it with the answer for the
   // topics that refresh asked about: two calls at once (ends() of two topics) can leave one of them
   // out, and fetchTopicOffsets then fails with "Cannot destructure property 'partitions' of
