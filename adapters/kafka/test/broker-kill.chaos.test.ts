@@ -11,6 +11,7 @@ import { PrivateBroker } from './private-broker.js';
 
 const child = fileURLToPath(new URL('./fixtures/load-child.ts', import.meta.url));
 const EVENTS = 2_000;
+const CLIENTS = ['kafkajs', 'platformatic'] as const;
 
 interface Service {
   readonly proc: ChildProcess;
@@ -90,68 +91,73 @@ describe('kafka: broker kill -9 (private broker)', () => {
     }
   }, 180_000);
 
-  it('a kill -9 mid-run: no crash, no hang, every event handled', { timeout: 240_000 }, async () => {
-    const channel = `kc-mid-${randomBytes(4).toString('hex')}`;
-    channels.push(channel);
-    const s = service(broker.url, channel, 'g');
-    services.push(s);
-    await s.printed(/received [5-9]00\b/);
-    await broker.kill9();
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
-    await broker.up();
-    await outcome(s, 180_000);
-  });
+  // Both clients, on the one private broker (issue 21: the second client passes the chaos tests too).
+  for (const client of CLIENTS) {
+    const urlOf = () => (client === 'platformatic' ? `${broker.url}?client=platformatic` : broker.url);
 
-  it('a kill -9 before start-up: the service waits for the broker', { timeout: 240_000 }, async () => {
-    const channel = `kc-start-${randomBytes(4).toString('hex')}`;
-    channels.push(channel);
-    await broker.kill9();
-    const s = service(broker.url, channel, 'g');
-    services.push(s);
-    await new Promise((resolve) => setTimeout(resolve, 5_000));
-    assert.equal(s.proc.exitCode, null, `the service gave up while the broker was down:\n${s.output()}`);
-    await broker.up();
-    await outcome(s, 180_000);
-  });
+    it(`${client}: a kill -9 mid-run: no crash, no hang, every event handled`, { timeout: 240_000 }, async () => {
+      const channel = `kc-mid-${randomBytes(4).toString('hex')}`;
+      channels.push(channel);
+      const s = service(urlOf(), channel, 'g');
+      services.push(s);
+      await s.printed(/received [5-9]00\b/);
+      await broker.kill9();
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      await broker.up();
+      await outcome(s, 180_000);
+    });
 
-  it('a produce request that timed out on a frozen broker: every publish that resolved is stored', {
-    timeout: 120_000,
-  }, async () => {
-    // A request that times out may still be written once the broker runs again. kafkajs gives its
-    // sequence number back and sends the retry of a keyless record to another partition, so the
-    // next record of the first partition reused a stored sequence number: the broker answered it
-    // as a duplicate without writing it, and its publish resolved (before the fix: `b-1` lost,
-    // `stalled` stored twice, on partitions 0 and 1).
-    const channel = `kc-frozen-${randomBytes(4).toString('hex')}`;
-    channels.push(channel);
-    const options = { url: broker.url, logger: silentLogger, ...FAST, publishTimeoutMs: 3_000 };
-    const bus = new Bus({ logger: silentLogger, publishTimeoutMs: 3_000, adapter: createKafkaAdapter(options) });
-    const resolved: string[] = [];
-    const publish = async (id: string): Promise<void> => {
+    it(`${client}: a kill -9 before start-up: the service waits for the broker`, { timeout: 240_000 }, async () => {
+      const channel = `kc-start-${randomBytes(4).toString('hex')}`;
+      channels.push(channel);
+      await broker.kill9();
+      const s = service(urlOf(), channel, 'g');
+      services.push(s);
+      await new Promise((resolve) => setTimeout(resolve, 5_000));
+      assert.equal(s.proc.exitCode, null, `the service gave up while the broker was down:\n${s.output()}`);
+      await broker.up();
+      await outcome(s, 180_000);
+    });
+
+    it(`${client}: a produce request that timed out on a frozen broker: every publish that resolved is stored`, {
+      timeout: 120_000,
+    }, async () => {
+      // A request that times out may still be written once the broker runs again. kafkajs gives its
+      // sequence number back and sends the retry of a keyless record to another partition, so the
+      // next record of the first partition reused a stored sequence number: the broker answered it
+      // as a duplicate without writing it, and its publish resolved (before the fix: `b-1` lost,
+      // `stalled` stored twice, on partitions 0 and 1).
+      const channel = `kc-frozen-${randomBytes(4).toString('hex')}`;
+      channels.push(channel);
+      const options = { url: urlOf(), logger: silentLogger, ...FAST, publishTimeoutMs: 3_000 };
+      const bus = new Bus({ logger: silentLogger, publishTimeoutMs: 3_000, adapter: createKafkaAdapter(options) });
+      const resolved: string[] = [];
+      const publish = async (id: string): Promise<void> => {
+        try {
+          await bus.publish(channel, { type: 'Tick', id });
+          resolved.push(id);
+        } catch {
+          // reported as failed: may or may not be stored
+        }
+      };
       try {
-        await bus.publish(channel, { type: 'Tick', id });
-        resolved.push(id);
-      } catch {
-        // reported as failed: may or may not be stored
+        for (let i = 0; i < 6; i++) await publish(`a-${i}`);
+        await broker.pause();
+        const stalled = publish('stalled');
+        await new Promise((resolve) => setTimeout(resolve, 4_500));
+        await broker.resume();
+        await stalled;
+        for (let i = 0; i < 30; i++) await publish(`b-${i}`);
+      } finally {
+        await broker.resume();
+        await bus.close();
       }
-    };
-    try {
-      for (let i = 0; i < 6; i++) await publish(`a-${i}`);
-      await broker.pause();
-      const stalled = publish('stalled');
-      await new Promise((resolve) => setTimeout(resolve, 4_500));
-      await broker.resume();
-      await stalled;
-      for (let i = 0; i < 30; i++) await publish(`b-${i}`);
-    } finally {
-      await broker.resume();
-      await bus.close();
-    }
-    assert.ok(resolved.length >= 30, `too few publishes succeeded: ${resolved.join(', ')}`);
-    const stored = await storedIds(broker.url, new Names('wharf').channel(channel));
-    const lost = resolved.filter((id) => !stored.has(id));
-    assert.deepEqual(lost, [], `publishes resolved but not stored: ${lost.join(', ')}`);
-  });
+      assert.ok(resolved.length >= 30, `too few publishes succeeded: ${resolved.join(', ')}`);
+      const stored = await storedIds(broker.url, new Names('wharf').channel(channel));
+      const lost = resolved.filter((id) => !stored.has(id));
+      assert.deepEqual(lost, [], `publishes resolved but not stored: ${lost.join(', ')}`);
+    });
+  }
 });
 
 /** The `ce_id` of every record of `topic`, read with a raw consumer of a throw-away group. */

@@ -17,19 +17,22 @@ try {
 afterAll(() => broker.stop(), 120_000);
 const harness = conformanceHarness(broker.url);
 
-runConformance({
-  name: 'kafka (chaos)',
-  create: () => createKafkaAdapter({ url: broker.url, logger: silentLogger, ...FAST }),
-  ...(unavailable !== undefined ? { unavailable } : {}),
-  publishForeign: harness.publishForeign,
-  cleanup: harness.cleanup,
-  // Stopped cleanly, then started again whatever happened.
-  restartBroker: async () => {
-    try {
-      await broker.restart();
-    } finally {
-      await broker.up();
-    }
-  },
-  only: ['broker-restart'],
-});
+// Both clients (issue 21): the restart case on the second client too.
+for (const client of ['kafkajs', 'platformatic'] as const) {
+  runConformance({
+    name: `kafka (chaos, ${client})`,
+    create: () => createKafkaAdapter({ url: broker.url, logger: silentLogger, ...FAST, client }),
+    ...(unavailable !== undefined ? { unavailable } : {}),
+    publishForeign: harness.publishForeign,
+    cleanup: harness.cleanup,
+    // Stopped cleanly, then started again whatever happened.
+    restartBroker: async () => {
+      try {
+        await broker.restart();
+      } finally {
+        await broker.up();
+      }
+    },
+    only: ['broker-restart'],
+  });
+}
