@@ -1,4 +1,4 @@
-import { ClosedError, type Logger, PublishError, UnroutableError } from '@wharf/core';
+import { ClosedError, type Logger, PublishError, UnroutableError, withTimeout } from '@wharf/core';
 import type { ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
 import { ConfirmWatchdog } from './confirm-watchdog.js';
 import type { ChannelSlot, Link } from './connection.js';
@@ -342,7 +342,9 @@ export class Publisher {
             this.#exchanges.delete(exchange);
             return;
           }
-          await checkExchange(model, exchange);
+          // Bounded: a check the broker leaves unanswered would hold every publish queued behind it.
+          const ms = this.#options.declareTimeoutMs;
+          await withTimeout(checkExchange(model, exchange), ms, () => new Error(`no answer within ${ms} ms`));
         }
         this.#exchanges.set(exchange, true);
       } catch (error) {
