@@ -149,9 +149,15 @@ function secureRabbitDriver(
           vhosts: [{ name: 'wharf' }, { name: 'other' }],
           permissions: [
             { user: admin.name, vhost: 'wharf', configure: '.*', write: '.*', read: '.*' },
-            // No write on amq.default: Wharf's retries and dead letters go through each group's own
-            // exchange (see the adapter README, "Least privilege").
-            { user: limited.name, vhost: 'wharf', configure: '^limited', write: '^limited', read: '^limited' },
+            // Quorum queues dead-letter through the default exchange, so a user who declares Wharf's
+            // retry queues needs write on amq.default (see the adapter README, "Permissions").
+            {
+              user: limited.name,
+              vhost: 'wharf',
+              configure: '^limited',
+              write: '^(limited.*|amq\\.default)$',
+              read: '^limited',
+            },
           ],
         }),
         { mode: 0o600 },
