@@ -26,7 +26,8 @@ function anyOf(patterns: readonly string[]): string {
 
 /**
  * The least RabbitMQ permissions for a user that publishes to `access.sends` and consumes
- * `access.consumes`, when an administrator has declared the topology first (as `wharf saga` does):
+ * `access.consumes`, when an administrator has declared the topology first (as `wharf saga` does),
+ * the groups with the retry policies their services use (`bus.declare(channel, { groups, retry })`):
  *
  * - configure: its own groups' queues (work, retry tiers, dead letters) and each group's own exchange
  *   (named like the work queue, see topology.ts), which the adapter declares idempotently before it
@@ -45,8 +46,13 @@ function anyOf(patterns: readonly string[]): string {
  * broker needs no right of the user's for it. What still needs `amq.default`, and so an operator's
  * user: replaying dead letters (`Bus.republish` to a group, `wharf dlq replay`), raw-mode publishes
  * and an immediate retry into a queue adopted in raw mode (Wharf does not bind a foreign queue).
- * Group queues are matched with any retry tier (`…/retry.<ms>`), so a new retry policy needs no new
- * permissions; names longer than AMQP's 255 bytes (shortened with a hash) are not supported here.
+ * And creating a queue: RabbitMQ checks write on a queue's dead-letter exchange when it creates the
+ * queue (not when it is declared again), and Wharf's work queues and retry tiers dead-letter through
+ * the default exchange, whose arguments cannot change on existing queues. So the administrator
+ * creates the groups, and the tiers of a new retry policy (`bus.declare` with it) before a service
+ * uses it; the service then declares them again with these rights. Group queues are matched with any
+ * retry tier (`…/retry.<ms>`), so a new policy needs no new permissions. Names longer than AMQP's
+ * 255 bytes (shortened with a hash) are not supported here.
  */
 export function permissionsFor(access: ChannelAccess, options: { prefix?: string } = {}): RabbitMqPermissions {
   const prefix = options.prefix ?? 'wharf';

@@ -268,9 +268,27 @@ describe.skipIf(secureUnavailable !== undefined)('RabbitMQ over mutual TLS (a TL
       const check = await model.createChannel();
       expect((await check.checkQueue(other.queue)).messageCount).toBe(0);
       await check.close();
+
+      // What stays the administrator's: creating a queue. RabbitMQ checks write on a new queue's
+      // dead-letter exchange (the default one, for a retry tier) when it creates it.
+      const newTier = createBus({ adapter: createRabbitMqAdapter({ url: url(user), logger, tls: mtls() }), logger });
+      buses.push(newTier);
+      const refusal = await newTier
+        .subscribe(channel, { group: 'own', retry: { maxAttempts: 2, delays: [700] } }, async () => {})
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(refusal).toBeInstanceOf(NotAuthorizedError);
+      expect(String((refusal as Error).message)).toContain('amq.default');
+      await admin.declare(channel, ['own'], normalizeRetryPolicy({ maxAttempts: 2, delays: [700] }));
+      await newTier.subscribe(channel, { group: 'own', retry: { maxAttempts: 2, delays: [700] } }, async () => {});
     } finally {
       await Promise.all(buses.map((b) => b.close()));
       await admin.deleteGroup(channel, 'own', normalizeRetryPolicy(retry)).catch(() => undefined);
+      await admin
+        .deleteGroup(channel, 'own', normalizeRetryPolicy({ maxAttempts: 2, delays: [700] }))
+        .catch(() => undefined);
       await admin.deleteGroup(elsewhere, 'audit', policy).catch(() => undefined);
       await admin.close();
     }
