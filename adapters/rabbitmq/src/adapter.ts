@@ -169,6 +169,9 @@ export class RabbitMqAdapter implements Adapter {
 
   /**
    * Straight to the group's queue through the default exchange: a replay reaches that group only.
+   * An operator's action (`wharf dlq replay`, the console), so it stays on the default exchange: it
+   * reaches the queue of a group that an older version declared (no group exchange yet) too. It needs
+   * write on `amq.default`, which a service's least rights (`permissionsFor`) no longer include.
    */
   async publishToGroup(channel: string, group: string, messages: readonly WireMessage[]): Promise<void> {
     if (this.#closing) throw new ClosedError(COMPONENT, 'publish');
@@ -189,7 +192,8 @@ export class RabbitMqAdapter implements Adapter {
   /**
    * Deletes the group's queue, its retry tiers for `policy` and its dead-letter queue, each on a
    * throwaway channel (a refused delete closes its channel). RabbitMQ deletes a missing queue without
-   * complaint, so this is idempotent. The channel's exchange stays: other groups are bound to it.
+   * complaint, so this is idempotent. The channel's exchange stays: other groups are bound to it. The
+   * group's own exchange is auto-delete: the broker deletes it with the last of the group's queues.
    */
   async deleteGroup(channel: string, group: string, policy: NormalizedRetryPolicy): Promise<void> {
     if (this.#closing) throw new ClosedError(COMPONENT, 'delete a group');

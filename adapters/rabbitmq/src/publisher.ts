@@ -1,10 +1,10 @@
-import { ClosedError, type Logger, PublishError, UnroutableError } from '@wharf/core';
+import { ClosedError, type Logger, PublishError, UnroutableError, withTimeout } from '@wharf/core';
 import type { ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
 import { ConfirmWatchdog } from './confirm-watchdog.js';
 import type { ChannelSlot, Link } from './connection.js';
-import { COMPONENT, notAuthorized, scrub, topologyError } from './errors.js';
+import { COMPONENT, notAuthorized, replyCode, scrub, topologyError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
-import { declareExchange } from './topology.js';
+import { checkExchange, declareExchange } from './topology.js';
 
 /** Completion of one `publish` call: resolves when every message is confirmed, rejects with the first failure. */
 class Batch {
@@ -45,7 +45,7 @@ class Pending {
     readonly content: Buffer,
     readonly options: Options.Publish,
     readonly batch: Batch,
-    /** The Wharf channel for `UnroutableError`; undefined for a direct send to a queue. */
+    /** The Wharf channel for `UnroutableError`; undefined for a send to one queue (retries, dead letters). */
     readonly channel: string | undefined,
   ) {
     this.confirm = (error: unknown) => publisher.confirmed(this, error);
@@ -115,10 +115,21 @@ export class Publisher {
     return batch.promise;
   }
 
-  /** Sends one message straight to a queue through the default exchange (retries, dead letters). */
+  /** Sends one message straight to a queue through the default exchange (raw mode, dead-letter replays). */
   sendToQueue(queue: string, content: Buffer, options: Options.Publish): Promise<void> {
+    return this.sendVia('', queue, content, options);
+  }
+
+  /**
+   * Sends one message to a queue through `exchange` under the queue's name: a group's own exchange
+   * (retries, dead letters; see topology.ts), or the default exchange for `''`. A group exchange is
+   * only checked (passively, once per channel), never declared here: one without the group's
+   * bindings would take the message and route it nowhere. Mandatory as every publish, so a queue that
+   * is not bound comes back as a `PublishError` instead of being dropped.
+   */
+  sendVia(exchange: string, queue: string, content: Buffer, options: Options.Publish): Promise<void> {
     const batch = new Batch(1);
-    this.#enqueue(new Pending(this, '', queue, content, options, batch, undefined));
+    this.#enqueue(new Pending(this, exchange, queue, content, options, batch, undefined));
     return batch.promise;
   }
 
@@ -174,7 +185,9 @@ export class Publisher {
             ? new UnroutableError(COMPONENT, p.channel)
             : new PublishError(
                 COMPONENT,
-                `queue "${p.routingKey}" does not exist, so the broker returned the message — declare the group again (subscribe or bus.declare)`,
+                p.exchange === ''
+                  ? `queue "${p.routingKey}" does not exist, so the broker returned the message — declare the group again (subscribe or bus.declare)`
+                  : `no queue "${p.routingKey}" is bound to the group's exchange "${p.exchange}", so the broker returned the message — declare the group again (subscribe or bus.declare)`,
               ),
         );
       } else p.batch.done();
@@ -287,7 +300,7 @@ export class Publisher {
         if (!ch || !this.#writable || this.#closed) return;
         const p = this.#queue[this.#head] as Pending;
         if (p.exchange !== '' && this.#exchanges.get(p.exchange) !== true) {
-          await this.#assertExchange(p.exchange);
+          await this.#assertExchange(p.exchange, p.channel !== undefined);
           // Not connected any more: the next channel flushes again.
           if (this.#exchanges.get(p.exchange) !== true && this.#queue[this.#head] === p) return;
           continue;
@@ -308,19 +321,44 @@ export class Publisher {
     }
   }
 
-  /** Creates the channel's exchange once per connection, so a publish before any declare is returned, not a channel error. */
-  async #assertExchange(exchange: string): Promise<void> {
+  /**
+   * Makes sure of an exchange once per channel, before the first message to it (publishing to a
+   * missing exchange is a channel error that would take every message in flight with it). A channel's
+   * exchange is created, so a publish before any declare is returned, not a channel error. A group's
+   * exchange (`declare` false) is only checked: the group's declaration makes it with its bindings.
+   */
+  async #assertExchange(exchange: string, declare: boolean): Promise<void> {
     let pending = this.#exchanges.get(exchange);
     if (pending === true) return;
     pending ??= (async () => {
       try {
-        const ch = await this.#topology.get();
-        await declareExchange(ch, exchange, this.#link.model);
+        if (declare) {
+          const ch = await this.#topology.get();
+          await declareExchange(ch, exchange, this.#link.model);
+        } else {
+          const model = await this.#link.ready(0);
+          // Not connected: the next channel flushes again.
+          if (model === undefined) {
+            this.#exchanges.delete(exchange);
+            return;
+          }
+          // Bounded: a check the broker leaves unanswered would hold every publish queued behind it.
+          const ms = this.#options.declareTimeoutMs;
+          await withTimeout(checkExchange(model, exchange), ms, () => new Error(`no answer within ${ms} ms`));
+        }
         this.#exchanges.set(exchange, true);
       } catch (error) {
         this.#exchanges.delete(exchange);
         // Fail what waits for this exchange; the rest of the queue goes on.
-        const failure = this.#link.model ? topologyError(`exchange "${exchange}"`, error) : undefined;
+        const failure = !this.#link.model
+          ? undefined
+          : !declare && replyCode(error) === 404
+            ? new PublishError(
+                COMPONENT,
+                `the group's exchange "${exchange}" does not exist (the group's queues were deleted, or no process of this version declared the group yet) — declare the group again (subscribe or bus.declare)`,
+                { cause: error },
+              )
+            : topologyError(`exchange "${exchange}"`, error);
         if (failure) this.#failWhere((p) => p.exchange === exchange, failure);
       }
     })();

@@ -16,7 +16,7 @@ import {
   retryHeaders,
   type SubscribeRequest,
 } from '@wharf/core';
-import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import type { Channel, ChannelModel, ConsumeMessage, Options } from 'amqplib';
 import { AckBatcher } from './acks.js';
 import { decodeMessage, encodeProperties, headerString, republishProperties } from './codec.js';
 import type { ChannelSlot, Link } from './connection.js';
@@ -25,7 +25,7 @@ import { COMPONENT, scrub } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import type { Publisher } from './publisher.js';
 import { adoptQueue, decodePlain } from './raw.js';
-import { declareGroup, type GroupNames, retryTarget } from './topology.js';
+import { declareGroup, type GroupNames, retryTarget, routeTo } from './topology.js';
 import { bounded, ConsumerWatchdog, noteDelivery, noteSettled, type StallEvidence, type Watched } from './watchdog.js';
 
 /** One consumer channel; deliveries remember theirs, because a delivery tag means nothing on another channel. */
@@ -76,7 +76,7 @@ class RabbitDelivery implements Delivery {
     const properties = republishProperties(this.#message, retryHeaders(instruction));
     // The tier queue holds the copy until its TTL expires, then dead-letters it to this group's queue only.
     if (target !== names.queue) properties.expiration = String(instruction.delayMs);
-    await this.#sub.publisher.sendToQueue(target, this.#message.content, properties);
+    await this.#send(target, properties);
     await this.#ackAfter(`its retry copy was stored in "${target}"`);
   }
 
@@ -85,7 +85,7 @@ class RabbitDelivery implements Delivery {
     const queue = this.#sub.names.deadLetters;
     const properties = republishProperties(this.#message, { ...this.#eventHeaders(), ...deadLetterHeaders(info) });
     try {
-      await this.#sub.publisher.sendToQueue(queue, this.#message.content, properties);
+      await this.#send(queue, properties);
     } catch (cause) {
       throw new DeadLetterWriteError(
         COMPONENT,
@@ -106,6 +106,12 @@ class RabbitDelivery implements Delivery {
     const headers = encodeProperties(this.decoded.message).headers as Record<string, string>;
     // Names the adopted queue, so a replay from a process with no raw subscription goes back there.
     return { ...headers, [RAW_QUEUE_HEADER]: this.#sub.names.queue };
+  }
+
+  /** A copy of the original to one of the group's queues, through the group's exchange (see `routeTo`), confirmed. */
+  #send(queue: string, properties: Options.Publish): Promise<void> {
+    const { exchange, routingKey } = routeTo(this.#sub.names, queue, this.#sub.raw !== undefined);
+    return this.#sub.publisher.sendVia(exchange, routingKey, this.#message.content, properties);
   }
 
   /** Acks the original after its copy is stored; if the channel closed meanwhile, says the event now exists twice. */

@@ -13,13 +13,23 @@ import { topologyError } from './errors.js';
  * - queue `wharf.C/G/retry.<ms>` (quorum), one per delay tier of the retry policy: a retry is
  *   published here with a per-message TTL and, when it expires, the broker dead-letters it through
  *   the default exchange to `wharf.C/G` only — other groups never see it;
- * - queue `wharf.C/G/dlq` (quorum): the group's dead letters.
+ * - queue `wharf.C/G/dlq` (quorum): the group's dead letters;
+ * - exchange `wharf.C/G` (direct, durable, auto-delete; the work queue's name, since exchanges and
+ *   queues have separate names): the group's own way in. The work queue, the retry tiers and the
+ *   dead-letter queue are bound to it, each under its own name, and the adapter sends its retries
+ *   and dead letters through it. Through the default exchange they would need write on
+ *   `amq.default`, which RabbitMQ cannot scope by routing key: that right reaches every queue of the
+ *   vhost by name, another group's too (see permissions.ts). It goes away with the group's last
+ *   queue (auto-delete), so deleting the queues deletes everything.
  *
  * `/` separates the parts because channel and group names cannot contain it, so no two
  * (channel, group) pairs share a name. Names above AMQP's 255-byte limit are shortened with a hash.
  */
 export interface GroupNames {
+  /** The channel's exchange (fanout). */
   readonly exchange: string;
+  /** The group's own exchange (direct): its queues are bound to it under their own names. */
+  readonly groupExchange: string;
   readonly queue: string;
   readonly deadLetters: string;
   tier(delayMs: number): string;
@@ -41,6 +51,7 @@ export function groupNames(prefix: string, channel: string, group: string): Grou
   const base = `${prefix}.${channel}/${group}`;
   return {
     exchange: exchangeName(prefix, channel),
+    groupExchange: fit(base),
     queue: fit(base),
     deadLetters: fit(`${base}/dlq`),
     tier: (delayMs: number) => fit(`${base}/retry.${delayMs}`),
@@ -73,16 +84,11 @@ const AT_LEAST_ONCE = { 'x-dead-letter-strategy': 'at-least-once', 'x-overflow':
  * that follows then reports what is wrong.
  */
 async function exchangeExists(model: ChannelModel, exchange: string): Promise<boolean> {
-  let ch: Channel | undefined;
   try {
-    ch = await model.createChannel();
-    ch.on('error', () => undefined);
-    await ch.checkExchange(exchange);
+    await checkExchange(model, exchange);
     return true;
   } catch {
     return false;
-  } finally {
-    ch?.close().catch(() => undefined);
   }
 }
 
@@ -143,18 +149,70 @@ export async function declareGroup(
       throw topologyError(`the binding of "${names.queue}" to "${names.exchange}"`, error);
     }
   }
+  const tiers: string[] = [];
   for (const tier of retryTiers(policy)) {
     // Tier 0 needs no queue: an immediate retry goes straight back to the group's queue.
     if (tier <= 0) continue;
+    // The broker's TTL dead-lettering back to the work queue goes through the default exchange, as
+    // it always has: the broker does it, so it needs no right of the user's, and the arguments of a
+    // queue that exists cannot change (a redeclaration with others is PRECONDITION_FAILED).
     await queue(names.tier(tier), {
       ...AT_LEAST_ONCE,
       'x-dead-letter-exchange': '',
       'x-dead-letter-routing-key': names.queue,
     });
+    tiers.push(names.tier(tier));
+  }
+  // Last, so a group declared by an older version (no group exchange) gets it on its next declare.
+  // An adopted queue is not bound: raw mode changes nothing on it (an immediate retry there goes
+  // through the default exchange, see subscriber.ts).
+  await declareGroupRoutes(ch, names, [names.deadLetters, ...tiers, ...(adopted ? [] : [names.queue])]);
+}
+
+/**
+ * The group's exchange and one binding per queue, under the queue's name (all idempotent). Needs
+ * configure on the exchange, and for each binding write on the queue and read on the exchange, all
+ * within the group's own names (see permissions.ts).
+ */
+async function declareGroupRoutes(ch: Channel, names: GroupNames, queues: readonly string[]): Promise<void> {
+  try {
+    await ch.assertExchange(names.groupExchange, 'direct', { durable: true, autoDelete: true });
+  } catch (error) {
+    throw topologyError(`exchange "${names.groupExchange}"`, error);
+  }
+  for (const queue of queues) {
+    try {
+      await ch.bindQueue(queue, names.groupExchange, queue);
+    } catch (error) {
+      throw topologyError(`the binding of "${queue}" to "${names.groupExchange}"`, error);
+    }
+  }
+}
+
+/**
+ * Whether the exchange exists, asked passively on a throwaway channel of `model` (a 404 closes the
+ * channel it is asked on). Rejects with the broker's error: 404 when it does not exist.
+ */
+export async function checkExchange(model: ChannelModel, exchange: string): Promise<void> {
+  const ch = await model.createChannel();
+  ch.on('error', () => undefined);
+  try {
+    await ch.checkExchange(exchange);
+  } finally {
+    ch.close().catch(() => undefined);
   }
 }
 
 /** Where a retry for `tierMs` goes: the tier queue, or the group queue itself for an immediate retry. */
 export function retryTarget(names: GroupNames, tierMs: number, delayMs: number): string {
   return tierMs <= 0 || delayMs <= 0 ? names.queue : names.tier(tierMs);
+}
+
+/**
+ * How a retry or dead letter reaches `queue`: through the group's exchange under the queue's name,
+ * except an immediate retry into a queue adopted in raw mode, which is not bound to it (raw mode
+ * changes nothing on a foreign queue) and is reached through the default exchange as before.
+ */
+export function routeTo(names: GroupNames, queue: string, adopted: boolean): { exchange: string; routingKey: string } {
+  return { exchange: adopted && queue === names.queue ? '' : names.groupExchange, routingKey: queue };
 }

@@ -20,7 +20,24 @@ describe('permissionsFor', () => {
     expect(matches(p.write, exchangeName('wharf', 'payments.done'))).toBe(false);
     expect(matches(p.write, exchangeName('wharf', 'orders.placedX'))).toBe(false);
     expect(matches(p.write, 'wharf.ordersXplaced')).toBe(false);
-    expect(matches(p.write, 'amq.default')).toBe(true);
+  });
+
+  it('gives no write on amq.default: retries and dead letters go through the group’s own exchange', () => {
+    // amq.default reaches every queue of the vhost by name, another group's too.
+    expect(matches(p.write, 'amq.default')).toBe(false);
+    expect(matches(p.configure, 'amq.default')).toBe(false);
+    expect(own.groupExchange).not.toBe(own.exchange);
+    // Declared with the group (configure), bound to its queues (read), published to (write).
+    expect(matches(p.configure, own.groupExchange)).toBe(true);
+    expect(matches(p.read, own.groupExchange)).toBe(true);
+    expect(matches(p.write, own.groupExchange)).toBe(true);
+    const other = groupNames('wharf', 'payments.done', 'audit');
+    const prefixOfOwn = groupNames('wharf', 'payments.done', 'order2');
+    for (const exchange of [other.groupExchange, prefixOfOwn.groupExchange]) {
+      expect(matches(p.configure, exchange)).toBe(false);
+      expect(matches(p.read, exchange)).toBe(false);
+      expect(matches(p.write, exchange)).toBe(false);
+    }
   });
 
   it('lets the user declare, bind and consume its own queues, retry tiers and dead letters', () => {
@@ -53,7 +70,7 @@ describe('permissionsFor', () => {
     const none = permissionsFor({ sends: [], consumes: [] });
     expect(none.configure).toBe('');
     expect(none.read).toBe('');
-    expect(matches(none.write, 'amq.default')).toBe(true);
+    expect(none.write).toBe('');
     const prefixed = permissionsFor({ sends: ['a'], consumes: [] }, { prefix: 'shop' });
     expect(matches(prefixed.write, 'shop.a')).toBe(true);
     expect(matches(prefixed.write, 'wharf.a')).toBe(false);

@@ -100,6 +100,84 @@ describe.skipIf(unavailable !== undefined)('rabbitmq adapter (real broker)', () 
     assert.ok(b.received.every((r) => r.attempt === 1));
   });
 
+  it('a group declared without its own exchange (an older version) gets it and its bindings on subscribe; retries and dead letters then go through it', async () => {
+    const { channel, groups } = names('upgrade', 'g');
+    const group = groups[0] as string;
+    const n = groupNames(PREFIX, channel, group);
+    const policy = { maxAttempts: 2, delays: [100] };
+    const old = bus();
+    await old.declare(channel, { groups: [group], retry: policy });
+    // What an older version left: the same queues with the same arguments, no group exchange.
+    await withChannel((ch) => ch.deleteExchange(n.groupExchange));
+    await assert.rejects(
+      withChannel((ch) => ch.checkExchange(n.groupExchange)),
+      /NOT_FOUND/,
+    );
+    const waiting = await old.publish(channel, { type: 'Waiting', data: {} });
+    const rec = new Recorder();
+    const b = bus();
+    await b.subscribe(channel, { group, retry: policy, dedup: false }, (e, c) => {
+      rec.record(e, c.attempt);
+      if (e.type === 'Poison') throw new NonRetryableError('poison');
+      if (c.attempt < 2) throw new Error('once more');
+    });
+    const poison = await b.publish(channel, { type: 'Poison', data: {} });
+    await rec.count(3, 10_000);
+    assert.deepEqual(
+      rec.received.filter((r) => r.event.id === waiting.id).map((r) => r.attempt),
+      [1, 2],
+      'the retry did not come back through the tier',
+    );
+    const deadline = Date.now() + 5_000;
+    let list = await b.listDeadLetters(channel, group);
+    while (list.length === 0 && Date.now() < deadline) {
+      await sleep(100);
+      list = await b.listDeadLetters(channel, group);
+    }
+    assert.deepEqual(
+      list.map((d) => d.event?.id),
+      [poison.id],
+    );
+    await withChannel((ch) => ch.checkExchange(n.groupExchange));
+  });
+
+  it('a retry whose group exchange was deleted under the subscriber is released, not lost, and goes through once the group is declared again', async () => {
+    const { channel, groups } = names('nogroupx', 'g');
+    const group = groups[0] as string;
+    const n = groupNames(PREFIX, channel, group);
+    const policy = { maxAttempts: 2, delays: [100] };
+    const rec = new Recorder();
+    // Each failed retry releases the original, which comes straight back: room for many returns
+    // before the queue's x-delivery-limit would dead-letter it.
+    const b = bus({ deliveryLimit: 1_000 });
+    await b.subscribe(channel, { group, retry: policy, dedup: false }, (e, c) => {
+      rec.record(e, c.attempt);
+      if (c.attempt < 2) throw new Error('once more');
+    });
+    // A first retry, so the publisher knows the group exchange exists (checked once per channel).
+    await b.publish(channel, { type: 'First', data: {} });
+    await rec.count(2, 10_000);
+    await withChannel((ch) => ch.deleteExchange(n.groupExchange));
+    const second = await b.publish(channel, { type: 'Second', data: {} });
+    const deadline = Date.now() + 10_000;
+    while (b.stats().incidents === 0) {
+      assert.ok(Date.now() < deadline, 'the failed retry was not reported');
+      await sleep(20);
+    }
+    await b.declare(channel, { groups: [group], retry: policy });
+    const handled = Date.now() + 10_000;
+    while (!rec.received.some((r) => r.event.id === second.id && r.attempt === 2)) {
+      assert.ok(Date.now() < handled, 'the retry never went through after the declare');
+      await sleep(20);
+    }
+    const attempts = rec.received.filter((r) => r.event.id === second.id).map((r) => r.attempt);
+    assert.equal(attempts.at(-1), 2, `attempts of the second event: ${attempts.join(',')}`);
+    assert.ok(attempts.filter((a) => a === 1).length >= 2, 'the original was not released after the failed retry');
+    assert.equal((await b.listDeadLetters(channel, group)).length, 0);
+    await sleep(300);
+    assert.equal(await queueDepth(n.queue), 0);
+  });
+
   it('dead-letters a crash-looping message through x-delivery-limit (the backstop)', async () => {
     const { channel, groups } = names('crash', 'g');
     const group = groups[0] as string;

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { RABBITMQ_SNI, type SecureBrokers, type SecureRabbitMq } from '@wharf/chaos';
+import { addRabbitMqUsers, RABBITMQ_SNI, type SecureBrokers, type SecureRabbitMq } from '@wharf/chaos';
 import {
   AuthenticationError,
   CertificateExpiredError,
@@ -10,13 +10,15 @@ import {
   createEvent,
   encodeEvent,
   type Logger,
+  NonRetryableError,
   NotAuthorizedError,
   normalizeRetryPolicy,
   UntrustedCertificateError,
   type WharfError,
 } from '@wharf/core';
 import { describe, expect, it } from 'vitest';
-import createRabbitMqAdapter, { type RabbitMqAdapterOptions } from '../src/index.js';
+import { connectPlain } from '../src/connection.js';
+import createRabbitMqAdapter, { groupNames, permissionsFor, type RabbitMqAdapterOptions } from '../src/index.js';
 import { unique } from './helpers.js';
 import { secureRabbitPerFile, secureUnavailable } from './secure-brokers.js';
 
@@ -187,6 +189,111 @@ describe.skipIf(secureUnavailable !== undefined)('RabbitMQ over mutual TLS (a TL
     }
   });
 
+  const added: string[] = [];
+
+  it("a user from permissionsFor retries and dead-letters in its own group without amq.default, and cannot publish into another group's queue by name", async () => {
+    const channel = unique('lp');
+    const elsewhere = unique('lp-other');
+    const retry = { maxAttempts: 2, delays: [200] };
+    const own = groupNames('wharf', channel, 'own');
+    const other = groupNames('wharf', elsewhere, 'audit');
+    const admin = createRabbitMqAdapter({ url: url(), logger, tls: mtls() });
+    const buses: ReturnType<typeof createBus>[] = [];
+    try {
+      // The administrator declares the topology first, as `wharf saga --secure` does; then removes
+      // the group's exchange, as a group declared by an older version has none: the user's subscribe
+      // must add it and its bindings.
+      await admin.connect();
+      await admin.declare(channel, ['own'], normalizeRetryPolicy(retry));
+      await admin.declare(elsewhere, ['audit'], policy);
+      const model = admin.raw().publishing;
+      if (!model) throw new Error('the admin adapter is not connected');
+      const adminCh = await model.createChannel();
+      await adminCh.deleteExchange(own.groupExchange);
+      await adminCh.close();
+
+      const grant = permissionsFor({ sends: [channel], consumes: [{ channel, group: 'own' }] });
+      expect(grant.write).not.toMatch(/amq/);
+      const [user] = await addRabbitMqUsers({ dir: brokers().dir, port: rabbit().port }, [{ name: 'lp-own', grant }]);
+      if (!user) throw new Error('no user made');
+      added.push(user.password);
+
+      const bus = createBus({ adapter: createRabbitMqAdapter({ url: url(user), logger, tls: mtls() }), logger });
+      buses.push(bus);
+      const attempts = new Map<string, number[]>();
+      await bus.subscribe(channel, { group: 'own', retry, dedup: false }, async (event, context) => {
+        attempts.set(event.id, [...(attempts.get(event.id) ?? []), context.attempt]);
+        if (event.type === 'Poison') throw new NonRetryableError('poison');
+        if (context.attempt < 2) throw new Error('once more');
+      });
+      const flaky = await bus.publish(channel, { type: 'Flaky', data: {} });
+      const poison = await bus.publish(channel, { type: 'Poison', data: {} });
+      const deadline = Date.now() + 15_000;
+      let dead = await bus.listDeadLetters(channel, 'own');
+      while ((attempts.get(flaky.id)?.length !== 2 || dead.length === 0) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        dead = await bus.listDeadLetters(channel, 'own');
+      }
+      // The retry went through the group's tier and came back; the dead letter is in the group's queue.
+      expect(attempts.get(flaky.id)).toEqual([1, 2]);
+      expect(attempts.get(poison.id)).toEqual([1]);
+      expect(dead.map((d) => d.event?.id)).toEqual([poison.id]);
+      expect(bus.stats().incidents).toBe(0);
+
+      // The gap that is closed: the same credentials, with plain amqplib, cannot use the default
+      // exchange to put a message into another group's queue by name.
+      const plain = await connectPlain(url(user), { tls: mtls() });
+      try {
+        const refused = async (exchange: string, routingKey: string): Promise<Error> => {
+          const ch = await plain.createConfirmChannel();
+          const closed = new Promise<Error>((resolve) => ch.on('error', resolve));
+          ch.publish(exchange, routingKey, Buffer.from('{}'), { persistent: true, mandatory: true });
+          return closed;
+        };
+        const byName = await refused('', other.queue);
+        expect(byName.message).toMatch(/ACCESS_REFUSED/);
+        expect(byName.message).toContain('amq.default');
+        // Nor through the other group's own exchange.
+        expect((await refused(other.groupExchange, other.queue)).message).toMatch(/ACCESS_REFUSED/);
+        // Its own group exchange routes only to its own queues: another queue's name goes nowhere.
+        const ch = await plain.createConfirmChannel();
+        ch.on('error', () => undefined);
+        const returned = new Promise<string>((resolve) => ch.on('return', (m) => resolve(m.fields.routingKey)));
+        ch.publish(own.groupExchange, other.queue, Buffer.from('{}'), { persistent: true, mandatory: true });
+        expect(await returned).toBe(other.queue);
+        await ch.close();
+      } finally {
+        await plain.close().catch(() => undefined);
+      }
+      const check = await model.createChannel();
+      expect((await check.checkQueue(other.queue)).messageCount).toBe(0);
+      await check.close();
+
+      // What stays the administrator's: creating a queue. RabbitMQ checks write on a new queue's
+      // dead-letter exchange (the default one, for a retry tier) when it creates it.
+      const newTier = createBus({ adapter: createRabbitMqAdapter({ url: url(user), logger, tls: mtls() }), logger });
+      buses.push(newTier);
+      const refusal = await newTier
+        .subscribe(channel, { group: 'own', retry: { maxAttempts: 2, delays: [700] } }, async () => {})
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(refusal).toBeInstanceOf(NotAuthorizedError);
+      expect(String((refusal as Error).message)).toContain('amq.default');
+      await admin.declare(channel, ['own'], normalizeRetryPolicy({ maxAttempts: 2, delays: [700] }));
+      await newTier.subscribe(channel, { group: 'own', retry: { maxAttempts: 2, delays: [700] } }, async () => {});
+    } finally {
+      await Promise.all(buses.map((b) => b.close()));
+      await admin.deleteGroup(channel, 'own', normalizeRetryPolicy(retry)).catch(() => undefined);
+      await admin
+        .deleteGroup(channel, 'own', normalizeRetryPolicy({ maxAttempts: 2, delays: [700] }))
+        .catch(() => undefined);
+      await admin.deleteGroup(elsewhere, 'audit', policy).catch(() => undefined);
+      await admin.close();
+    }
+  });
+
   it('the password files hold the passwords (what `--password-file` reads)', () => {
     expect(readFileSync(rabbit().admin.passwordFile, 'utf8')).toBe(rabbit().admin.password);
   });
@@ -196,6 +303,7 @@ describe.skipIf(secureUnavailable !== undefined)('RabbitMQ over mutual TLS (a TL
     const secrets = [
       rabbit().admin.password,
       rabbit().limited.password,
+      ...added,
       'wrong-Pa55word-xyz',
       readFileSync(certs().client.key, 'utf8').split('\n')[1] as string,
     ];

@@ -149,8 +149,10 @@ function secureRabbitDriver(
           vhosts: [{ name: 'wharf' }, { name: 'other' }],
           permissions: [
             { user: admin.name, vhost: 'wharf', configure: '.*', write: '.*', read: '.*' },
-            // Quorum queues dead-letter through the default exchange, so a user who declares Wharf's
-            // retry queues needs write on amq.default (see the adapter README, "Permissions").
+            // This user creates its own queues, and RabbitMQ checks write on a new queue's dead-letter
+            // exchange (the default one, for Wharf's work and retry queues) when it creates the queue:
+            // write on amq.default. A service whose groups an administrator declared needs none (see
+            // the adapter README, "Least privilege", and permissionsFor).
             {
               user: limited.name,
               vhost: 'wharf',
