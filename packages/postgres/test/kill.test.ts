@@ -157,7 +157,13 @@ describe.each(BROKERS)('postgres: relay killed with kill -9 between publish and 
 
     const survivor = outbox.startRelay(bus, { leaseTtlMs: TTL, pollIntervalMs: 250, logger: silentLogger });
     cleanups.push(() => survivor.stop());
-    await until(async () => (await outbox.stats()).unsent === 0, 15_000, 'the survivor to send and delete the row');
+    // Both: the relay counts a row once its DELETE's answer reaches it, and this poll, on another
+    // connection, can see the commit first (CI saw published 0 right after unsent 0).
+    await until(
+      async () => (await outbox.stats()).unsent === 0 && survivor.stats().published > 0,
+      15_000,
+      'the survivor to send and delete the row',
+    );
     const tookOverAfter = Date.now() - killedAt;
     // The dead relay's leases had to expire first.
     expect(tookOverAfter).toBeGreaterThanOrEqual(TTL - 500);
