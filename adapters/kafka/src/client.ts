@@ -147,6 +147,23 @@ async function safeProducer(base: kafkajs.KafkaConfig, settings: ProducerSetting
   let spoiled = false;
   /** Replaced producers whose disconnect may not have finished (their abandoned sends may reconnect). */
   const retired = new Set<Promise<kafkajs.Producer>>();
+  /** Every producer's sends not ended yet, including those its caller gave up on (publishTimeoutMs). */
+  const sending = new Map<kafkajs.Producer, Set<Promise<unknown>>>();
+  /**
+   * Disconnects, then again each time the sends it had running have ended. A kafkajs send that
+   * retries after disconnect() connects the cluster again (sendMessages.js: `if
+   * (!cluster.isConnected()) await cluster.connect()`), and nothing closes that connection: it kept
+   * a saga process alive after its last close(), until the broker dropped the idle connection
+   * (connections.max.idle.ms, 10 min) — seen after a broker kill -9 mid-run, where the replaced
+   * producers' sends were still retrying. Sends end on their own (bounded retries and request timeout).
+   */
+  const shutDown = async (producer: kafkajs.Producer): Promise<void> => {
+    await producer.disconnect().catch(() => undefined);
+    for (let sends = sending.get(producer); sends !== undefined && sends.size > 0; sends = sending.get(producer)) {
+      await Promise.allSettled([...sends]);
+      await producer.disconnect().catch(() => undefined);
+    }
+  };
   const renew = (): void => {
     const old = current;
     spoiled = false;
@@ -155,7 +172,7 @@ async function safeProducer(base: kafkajs.KafkaConfig, settings: ProducerSetting
     retired.add(old);
     // Its abandoned sends stop with it (at worst a late write: a duplicate of a failed publish).
     void old
-      .then((p) => p.disconnect())
+      .then(shutDown)
       .catch(() => undefined)
       .finally(() => retired.delete(old));
     // A failed connect is retried by the next send.
@@ -169,27 +186,33 @@ async function safeProducer(base: kafkajs.KafkaConfig, settings: ProducerSetting
       const mine = current;
       const producer = await mine;
       running++;
+      const sends = sending.get(producer) ?? new Set<Promise<unknown>>();
+      sending.set(producer, sends);
+      const sent = producer.sendBatch({
+        acks: settings.acks,
+        timeout: settings.requestTimeoutMs,
+        // Our records are kafkajs messages already; kafkajs 2.2.4 reads them and never mutates
+        // them, so they are passed as they are rather than copied per record.
+        topicMessages: batch.map(({ topic, records }) => ({
+          topic,
+          messages: records as kafkajs.Message[],
+        })),
+      });
+      sends.add(sent);
       try {
-        await producer.sendBatch({
-          acks: settings.acks,
-          timeout: settings.requestTimeoutMs,
-          // Our records are kafkajs messages already; kafkajs 2.2.4 reads them and never mutates
-          // them, so they are passed as they are rather than copied per record.
-          topicMessages: batch.map(({ topic, records }) => ({
-            topic,
-            messages: records as kafkajs.Message[],
-          })),
-        });
+        await sent;
       } catch (error) {
         if (mine === current) spoiled = true;
         throw error;
       } finally {
         if (mine === current) running--;
+        sends.delete(sent);
+        if (sends.size === 0) sending.delete(producer);
       }
     },
     disconnect: async () => {
-      const others = [...retired].map((p) => p.then((producer) => producer.disconnect()).catch(() => undefined));
-      await Promise.all([(await current).disconnect(), ...others]);
+      const others = [...retired].map((p) => p.then(shutDown).catch(() => undefined));
+      await Promise.all([shutDown(await current), ...others]);
     },
   };
 }

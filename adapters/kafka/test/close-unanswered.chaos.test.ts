@@ -85,3 +85,56 @@ describe('closing clients whose broker does not answer', () => {
     60_000,
   );
 });
+
+// kafkajs' send reconnects a disconnected cluster when it retries (sendMessages.js: `if
+// (!cluster.isConnected()) await cluster.connect()`), so a publish still retrying when the producer
+// is disconnected — one whose caller gave up, or a replaced producer's — opened a connection that no
+// one closed: after a broker kill -9 mid-run, a saga process stayed alive with it until the broker
+// dropped idle connections (10 min). The producer disconnects again once its sends have ended.
+describe('a kafkajs send still retrying when its producer is disconnected', () => {
+  let broker: PrivateBroker;
+  beforeAll(async () => {
+    broker = await PrivateBroker.create();
+    await broker.up();
+  }, 200_000);
+  afterAll(async () => {
+    await broker?.stop();
+  }, 60_000);
+
+  it('leaves no connection to the broker once it ended, even when the broker came back meanwhile', async () => {
+    const settings = { retries: 30, maxRetryTimeMs: 500, requestTimeoutMs: 2_000 };
+    const client = createClient({
+      brokers: [`127.0.0.1:${broker.port}`],
+      clientId: 'wharf-close-retrying',
+      connectionTimeoutMs: 1_000,
+      ...settings,
+      logger: silentLogger,
+    });
+    const topic = `close-retrying-${randomBytes(4).toString('hex')}`;
+    const admin = await client.admin();
+    await admin.createTopics([{ topic, partitions: 1, replicationFactor: -1, configs: {} }]);
+    await admin.disconnect();
+    const producer = await client.producer({ idempotent: true, acks: -1, ...settings });
+    const record = { key: null, value: Buffer.from('x'), headers: {} };
+    await producer.send([{ topic, records: [record] }]);
+
+    await broker.kill9();
+    // Retrying: the broker refuses connections until it is back.
+    const sent = producer.send([{ topic, records: [record] }]).then(
+      () => 'sent',
+      (error: Error) => `failed: ${error.message}`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const disconnected = producer.disconnect();
+    await broker.up();
+    const outcome = await sent;
+    await disconnected;
+    // The retry that reconnected, if any, has ended: nothing may stay open.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.deepEqual(
+      socketsTo(broker.port).map((s) => `${s.localPort}->${s.remotePort}`),
+      [],
+      `no socket left open to the broker (the send ${outcome})`,
+    );
+  }, 120_000);
+});
