@@ -1,5 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { SAGA_RETRY } from '../src/host.js';
 import { channelGroups, type SagaSummary } from '../src/index.js';
@@ -23,11 +27,60 @@ export function spawnFixture(
   args: readonly string[],
   env: Readonly<Record<string, string>> = {},
 ): ChildProcess {
-  return spawn(process.execPath, ['--conditions=wharf-source', '--import', 'tsx', fixture(name), ...args], {
+  const report = ['--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${REPORTS}`];
+  return spawn(process.execPath, ['--conditions=wharf-source', ...report, '--import', 'tsx', fixture(name), ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+}
+
+const REPORTS = join(tmpdir(), 'wharf-saga-reports');
+mkdirSync(REPORTS, { recursive: true });
+
+interface NodeReport {
+  javascriptStack?: { message?: string; stack?: string[] };
+  libuv?: {
+    type: string;
+    is_active?: boolean;
+    is_referenced?: boolean;
+    remoteEndpoint?: { host: string; port: number };
+    localEndpoint?: { port: number };
+    timeout?: number;
+  }[];
+}
+
+/**
+ * What keeps a fixture process alive: its Node diagnostic report (SIGUSR2), reduced to the active,
+ * referenced libuv handles (sockets with their peers, timers) and its JavaScript stack. A run that
+ * does not end says why in the failure, not only that it hung.
+ */
+export async function whatKeepsItAlive(child: ChildProcess): Promise<string> {
+  if (child.exitCode !== null || child.pid === undefined) return `(exited with ${child.exitCode})`;
+  const pid = child.pid;
+  child.kill('SIGUSR2');
+  for (let waited = 0; waited < 5_000; waited += 100) {
+    await sleep(100);
+    const file = readdirSync(REPORTS).find((name) => name.includes(`.${pid}.`) && name.endsWith('.json'));
+    if (file === undefined) continue;
+    try {
+      const report = JSON.parse(readFileSync(join(REPORTS, file), 'utf8')) as NodeReport;
+      rmSync(join(REPORTS, file), { force: true });
+      const handles = (report.libuv ?? [])
+        .filter((h) => h.is_active && h.is_referenced !== false)
+        .map((h) =>
+          h.remoteEndpoint
+            ? `${h.type} ${h.localEndpoint?.port ?? '?'}->${h.remoteEndpoint.host}:${h.remoteEndpoint.port}`
+            : h.timeout !== undefined
+              ? `${h.type} (${h.timeout} ms)`
+              : h.type,
+        );
+      return `active handles: ${handles.join(', ') || 'none'}\nstack: ${(report.javascriptStack?.stack ?? []).slice(0, 8).join(' | ')}`;
+    } catch {
+      // written but not complete yet
+    }
+  }
+  return '(no diagnostic report within 5 s)';
 }
 
 /** Brokers are required (a missing one fails) under CI or WHARF_REQUIRE_BROKERS, as in scripts/test.mjs. */

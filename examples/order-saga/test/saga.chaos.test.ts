@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { type ManagedBroker, startBroker } from '@wharf/chaos';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { comparable, runSaga, type SagaSummary } from '../src/index.js';
-import { spawnFixture, testNamespace } from './brokers.js';
+import { spawnFixture, testNamespace, whatKeepsItAlive } from './brokers.js';
 
 // Issue 13 for the saga: a fault during a run must not change its outcome. Every fault hits a
 // private broker (`startBroker` from @wharf/chaos: free ports, its own data, destroyed afterwards),
@@ -27,6 +27,12 @@ const TAKEOVER_MS = 60_000;
 const MIDRUN_PLACED = 100;
 /** Past its own settle timeout a run must have ended; if not, the test fails with what the process said. */
 const FINISH_MS = SETTLE_TIMEOUT_MS + 60_000;
+/**
+ * From its last progress line ("done") to its exit, a run closes its buses: bounded by the adapters'
+ * close bounds (~20 s), never by the broker's idle-connection timeout (a leaked kafkajs connection
+ * kept a process alive ~10 min after a broker kill).
+ */
+const CLOSE_MS = 30_000;
 
 type Outcome = Omit<ReturnType<typeof comparable>, 'retries' | 'incidents'>;
 const outcome = (summary: SagaSummary): Outcome => {
@@ -45,6 +51,8 @@ interface SagaChild {
   /** Resolves once the process reported it is starting. */
   readonly starting: Promise<void>;
   output(): string;
+  /** Milliseconds from the "done" progress line to the process's exit (once both happened). */
+  closeMs(): number | undefined;
   /** The summary, or a rejection carrying the process's output if it has not ended within `ms`. */
   finished(ms: number): Promise<SagaSummary>;
 }
@@ -61,6 +69,8 @@ function startSaga(url: string, args: readonly string[], env: Record<string, str
   let stderr = '';
   let settledCount = 0;
   let placedCount = 0;
+  let doneAt: number | undefined;
+  let exitedAt: number | undefined;
   const waiters: { count: number; resolve: () => void }[] = [];
   const placedWaiters: { count: number; resolve: () => void }[] = [];
   let onStarting: () => void = () => {};
@@ -74,6 +84,7 @@ function startSaga(url: string, args: readonly string[], env: Record<string, str
     stderr += chunk;
     for (const line of chunk.toString().split('\n')) {
       if (line.startsWith('progress starting')) onStarting();
+      if (line.startsWith('progress done')) doneAt ??= performance.now();
       const match = /^progress (?:settling|checking|done): ([\d,]+)\//.exec(line);
       if (match) settledCount = Math.max(settledCount, Number(match[1]!.replaceAll(',', '')));
       const placing = /^progress placing: ([\d,]+)\//.exec(line);
@@ -90,6 +101,7 @@ function startSaga(url: string, args: readonly string[], env: Record<string, str
   });
   const summary = new Promise<SagaSummary>((resolve, reject) => {
     child.on('exit', (code) => {
+      exitedAt = performance.now();
       const last = stdout.trim().split('\n').pop() ?? '';
       if (code === 0) resolve(JSON.parse(last) as SagaSummary);
       else reject(new Error(`the saga process exited with ${code}:\n${stderr.slice(-6000)}`));
@@ -105,13 +117,19 @@ function startSaga(url: string, args: readonly string[], env: Record<string, str
     placed: (count) =>
       placedCount >= count ? Promise.resolve() : new Promise((resolve) => placedWaiters.push({ count, resolve })),
     output: () => stderr,
+    closeMs: () => (doneAt !== undefined && exitedAt !== undefined ? exitedAt - doneAt : undefined),
     finished: (ms) => {
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`the saga process has not ended after ${ms} ms; its output:\n${stderr.slice(-8000)}`)),
-          ms,
-        );
+        timer = setTimeout(() => {
+          void whatKeepsItAlive(child).then((alive) =>
+            reject(
+              new Error(
+                `the saga process has not ended after ${ms} ms (summary printed: ${stdout.trim() !== ''}); ${alive}\nits output:\n${stderr.slice(-8000)}`,
+              ),
+            ),
+          );
+        }, ms);
       });
       return Promise.race([summary, late]).finally(() => clearTimeout(timer));
     },
@@ -214,9 +232,11 @@ describe.each(['rabbitmq', 'kafka', 'nats'] as const)('the saga under faults on 
         `[saga chaos] ${kind}: broker killed at ${MIDRUN_PLACED} placed orders, back after ${backAt - killedAt} ms; ` +
           `run ${summary.timings.durationMs} ms, ended ${Date.now() - backAt} ms after the broker was back; ` +
           `unsettled ${summary.unsettled}, incidents ${summary.incidents}` +
-          (summary.unsettled > 0 ? `; ${summary.invariants.settled.detail}` : ''),
+          (summary.unsettled > 0 ? `; ${summary.invariants.settled.detail}` : '') +
+          `; closed ${Math.round(saga.closeMs() ?? -1)} ms after its last progress line`,
       );
       expect(outcome(summary)).toEqual(reference);
+      expect(saga.closeMs()).toBeLessThan(CLOSE_MS);
     } finally {
       if (saga.child.exitCode === null) saga.child.kill('SIGKILL');
       await broker.start();
@@ -251,9 +271,11 @@ describe.each(['rabbitmq', 'kafka', 'nats'] as const)('the saga under faults on 
       console.info(
         `[saga chaos] ${kind}: broker killed at start-up, back after ${backAt - killedAt} ms; ` +
           `run ${summary.timings.durationMs} ms; unsettled ${summary.unsettled}, incidents ${summary.incidents}` +
-          (summary.unsettled > 0 ? `; ${summary.invariants.settled.detail}` : ''),
+          (summary.unsettled > 0 ? `; ${summary.invariants.settled.detail}` : '') +
+          `; closed ${Math.round(saga.closeMs() ?? -1)} ms after its last progress line`,
       );
       expect(outcome(summary)).toEqual(reference);
+      expect(saga.closeMs()).toBeLessThan(CLOSE_MS);
     } finally {
       if (saga.child.exitCode === null) saga.child.kill('SIGKILL');
       await broker.start();
