@@ -124,9 +124,10 @@ function firstLine(message) {
   return line.length > 300 ? `${line.slice(0, 300)}…` : line;
 }
 
-// The fault tests (project `chaos`) run after everything else, two files at a time: each starts its
+// The fault tests (project `chaos`) run after everything else, three files at a time: each starts its
 // own private brokers on free ports (none stops a shared one) and most of their time is spent waiting
-// out faults, so two side by side take ~12 minutes against ~21 one after another. A private broker
+// out faults (the CPU was idle ~half the time with two), so two side by side took ~12 minutes against
+// ~21 one after another. A private broker
 // once exited during start-up when three ran at once: its port came from listen(0), an ephemeral
 // port another connection could take before the broker bound it; private brokers now listen below
 // the ephemeral range (freePort in @wharf/chaos). WHARF_CHAOS_WORKERS overrides the count.
@@ -134,11 +135,11 @@ const runs = [];
 if (args.length > 0) {
   runs.push(vitestRun('selected', args));
 } else {
-  // Two files at a time here too: vitest's default on 2 cores is one, and most of these tests wait on
-  // brokers and child processes. Every file uses names of its own on the shared brokers, and none
-  // stops or pauses one (only the chaos project does, on private brokers). On 7 December 2026 the
-  // main projects took 555 s with two (727 passed) against ~950 s with one on the same machine.
-  // WHARF_TEST_WORKERS overrides the count.
+  // Three files at a time here too: vitest's default on 2 cores is one, and most of these tests wait
+  // on brokers and child processes. Every file uses names of its own on the shared brokers, and none
+  // stops or pauses one (only the chaos project does, on private brokers). The main projects took
+  // ~950 s with one worker and 555 s with two (727 tests, December 2026); with the suite grown to
+  // ~940 tests, two took 700-850 s and CI passed its 30 minutes. WHARF_TEST_WORKERS overrides the count.
   runs.push(
     vitestRun('main', [
       '--project',
@@ -150,10 +151,10 @@ if (args.length > 0) {
       '--project',
       'nats',
       '--maxWorkers',
-      process.env.WHARF_TEST_WORKERS ?? '2',
+      process.env.WHARF_TEST_WORKERS ?? '3',
     ]),
   );
-  runs.push(vitestRun('chaos', ['--project', 'chaos', '--maxWorkers', process.env.WHARF_CHAOS_WORKERS ?? '2']));
+  runs.push(vitestRun('chaos', ['--project', 'chaos', '--maxWorkers', process.env.WHARF_CHAOS_WORKERS ?? '3']));
 }
 const passed = runs.reduce((sum, r) => sum + r.passed, 0);
 const failed = runs.reduce((sum, r) => sum + r.failed, 0);
