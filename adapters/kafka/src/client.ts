@@ -275,7 +275,11 @@ export function wrapAdmin(admin: kafkajs.Admin): ClientAdmin {
     chain = run.catch(() => undefined);
     return run;
   };
-  return {
+  // As with the producer (see safeProducer's shutDown): a kafkajs admin call that retries after
+  // disconnect() refreshes metadata through a new connection, which then stays open. Calls still
+  // running when it disconnects are waited for, and it disconnects again.
+  const running = new Set<Promise<unknown>>();
+  const wrapped: ClientAdmin = {
     async createTopics(specs) {
       if (specs.length === 0) return;
       try {
@@ -339,8 +343,31 @@ export function wrapAdmin(admin: kafkajs.Admin): ClientAdmin {
       }
       return out;
     },
-    disconnect: () => admin.disconnect(),
+    async disconnect() {
+      await admin.disconnect();
+      while (running.size > 0) {
+        await Promise.allSettled([...running]);
+        await admin.disconnect().catch(() => undefined);
+      }
+    },
   };
+  return new Proxy(wrapped, {
+    get(target, key, receiver) {
+      const value: unknown = Reflect.get(target, key, receiver);
+      if (typeof value !== 'function' || key === 'disconnect') return value;
+      return (...args: unknown[]): unknown => {
+        const result: unknown = value.apply(target, args);
+        if (result instanceof Promise) {
+          running.add(result);
+          const done = (): void => {
+            running.delete(result);
+          };
+          result.then(done, done);
+        }
+        return result;
+      };
+    },
+  });
 }
 
 /** Crashes a restart cannot mend: the brokers refused the credentials, the certificates or the group. */

@@ -13,19 +13,20 @@ function socketsTo(port: number): Socket[] {
   return handles.filter((h): h is Socket => h instanceof Socket && !h.destroyed && h.remotePort === port);
 }
 
+// One private broker for the file: its tests pause it and kill it.
+let broker: PrivateBroker;
+beforeAll(async () => {
+  broker = await PrivateBroker.create();
+  await broker.up();
+}, 200_000);
+afterAll(async () => {
+  await broker?.stop();
+}, 60_000);
+
 // On both clients: a consumer whose group cannot be left (a broker that stopped answering, a coordinator that
 // restarted) must still close its connections: the library's close() keeps them open when leaving
 // fails, and a saga process then stayed alive after its bus had closed.
 describe('closing clients whose broker does not answer', () => {
-  let broker: PrivateBroker;
-  beforeAll(async () => {
-    broker = await PrivateBroker.create();
-    await broker.up();
-  }, 200_000);
-  afterAll(async () => {
-    await broker?.stop();
-  }, 60_000);
-
   it.each([
     ['kafkajs', createClient],
     ['platformatic', createPlatformaticClient],
@@ -87,29 +88,48 @@ describe('closing clients whose broker does not answer', () => {
 });
 
 // kafkajs' send reconnects a disconnected cluster when it retries (sendMessages.js: `if
-// (!cluster.isConnected()) await cluster.connect()`), so a publish still retrying when the producer
-// is disconnected — one whose caller gave up, or a replaced producer's — opened a connection that no
-// one closed: after a broker kill -9 mid-run, a saga process stayed alive with it until the broker
-// dropped idle connections (10 min). The producer disconnects again once its sends have ended.
-describe('a kafkajs send still retrying when its producer is disconnected', () => {
-  let broker: PrivateBroker;
-  beforeAll(async () => {
-    broker = await PrivateBroker.create();
-    await broker.up();
-  }, 200_000);
-  afterAll(async () => {
-    await broker?.stop();
-  }, 60_000);
-
-  it('leaves no connection to the broker once it ended, even when the broker came back meanwhile', async () => {
-    const settings = { retries: 30, maxRetryTimeMs: 500, requestTimeoutMs: 2_000 };
-    const client = createClient({
+// (!cluster.isConnected()) await cluster.connect()`), and its admin refreshes metadata the same way,
+// so a call still retrying when its client is disconnected — a publish whose caller gave up, a
+// replaced producer's — opened a connection that no one closed: after a broker kill -9 mid-run, a
+// saga process stayed alive with it until the broker dropped idle connections (10 min). The
+// producer and the admin disconnect again once their calls have ended.
+describe('a kafkajs call still retrying when its client is disconnected', () => {
+  const settings = { retries: 30, maxRetryTimeMs: 500, requestTimeoutMs: 2_000 };
+  const connect = (clientId: string) =>
+    createClient({
       brokers: [`127.0.0.1:${broker.port}`],
-      clientId: 'wharf-close-retrying',
+      clientId,
       connectionTimeoutMs: 1_000,
       ...settings,
       logger: silentLogger,
     });
+
+  /**
+   * Kills the broker, starts `call` (it retries: connections are refused), disconnects its client,
+   * brings the broker back, and once the call has ended checks that no socket to the broker is open.
+   */
+  async function retryingThroughDisconnect(call: () => Promise<unknown>, disconnect: () => Promise<void>) {
+    await broker.kill9();
+    const outcome = call().then(
+      () => 'succeeded',
+      (error: Error) => `failed: ${error.message}`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const disconnected = disconnect();
+    await broker.up();
+    const ended = await outcome;
+    await disconnected;
+    // The retry that reconnected, if any, has ended: nothing may stay open.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.deepEqual(
+      socketsTo(broker.port).map((s) => `${s.localPort}->${s.remotePort}`),
+      [],
+      `no socket left open to the broker (the call ${ended})`,
+    );
+  }
+
+  it('a send leaves no connection to the broker once it ended, even when the broker came back meanwhile', async () => {
+    const client = connect('wharf-close-retrying');
     const topic = `close-retrying-${randomBytes(4).toString('hex')}`;
     const admin = await client.admin();
     await admin.createTopics([{ topic, partitions: 1, replicationFactor: -1, configs: {} }]);
@@ -117,24 +137,20 @@ describe('a kafkajs send still retrying when its producer is disconnected', () =
     const producer = await client.producer({ idempotent: true, acks: -1, ...settings });
     const record = { key: null, value: Buffer.from('x'), headers: {} };
     await producer.send([{ topic, records: [record] }]);
-
-    await broker.kill9();
-    // Retrying: the broker refuses connections until it is back.
-    const sent = producer.send([{ topic, records: [record] }]).then(
-      () => 'sent',
-      (error: Error) => `failed: ${error.message}`,
+    await retryingThroughDisconnect(
+      () => producer.send([{ topic, records: [record] }]),
+      () => producer.disconnect(),
     );
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const disconnected = producer.disconnect();
-    await broker.up();
-    const outcome = await sent;
-    await disconnected;
-    // The retry that reconnected, if any, has ended: nothing may stay open.
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    assert.deepEqual(
-      socketsTo(broker.port).map((s) => `${s.localPort}->${s.remotePort}`),
-      [],
-      `no socket left open to the broker (the send ${outcome})`,
+  }, 120_000);
+
+  it('an admin call leaves no connection either', async () => {
+    const client = connect('wharf-close-admin-retrying');
+    const topic = `close-admin-${randomBytes(4).toString('hex')}`;
+    const admin = await client.admin();
+    await admin.createTopics([{ topic, partitions: 1, replicationFactor: -1, configs: {} }]);
+    await retryingThroughDisconnect(
+      () => admin.ends(topic),
+      () => admin.disconnect(),
     );
   }, 120_000);
 });
