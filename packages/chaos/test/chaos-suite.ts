@@ -58,8 +58,9 @@ export function privateBroker(kind: BrokerKind): { broker: () => ManagedBroker; 
  * Every scenario on a private broker of `kind`, one test each. A scenario that fails because of an
  * adapter bug fails here: it is never skipped (the report lists them for the adapter owners).
  */
-export function chaosSuite(kind: BrokerKind): void {
-  describe(`chaos on a private ${kind} broker (${EVENTS} events per scenario)`, () => {
+export function chaosSuite(kind: BrokerKind, adapterOptions?: Readonly<Record<string, unknown>>): void {
+  const on = adapterOptions === undefined ? '' : ` with ${JSON.stringify(adapterOptions)}`;
+  describe(`chaos on a private ${kind} broker${on} (${EVENTS} events per scenario)`, () => {
     const { broker, proxy } = privateBroker(kind);
     for (const scenario of SCENARIOS) {
       it(scenario.name, async () => {
@@ -67,10 +68,13 @@ export function chaosSuite(kind: BrokerKind): void {
           broker: broker(),
           proxy: proxy(),
           events: EVENTS,
+          ...(adapterOptions === undefined ? {} : { adapterOptions }),
           log: (line) => process.stderr.write(`${line}\n`),
         });
         const { lostIds, ...numbers } = report;
-        process.stderr.write(`[chaos] ${kind} ${JSON.stringify(numbers)} lostIds=${lostIds.slice(0, 10).join(',')}\n`);
+        process.stderr.write(
+          `[chaos] ${kind}${on} ${JSON.stringify(numbers)} lostIds=${lostIds.slice(0, 10).join(',')}\n`,
+        );
         expect(report.published).toBe(EVENTS);
         expect(report.faults).toBeGreaterThan(0);
         expect(verdict(report)).toEqual(PASSING);

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { comparable, runSaga, type SagaSummary } from '../src/index.js';
 import { spawnFixture, testNamespace, whatKeepsItAlive } from './brokers.js';
 
+// The saga's chaos cells, run by saga-*.chaos.test.ts (one file per broker and Kafka client).
 // Issue 13 for the saga: a fault during a run must not change its outcome. Every fault hits a
 // private broker (`startBroker` from @wharf/chaos: free ports, its own data, destroyed afterwards),
 // started once per broker kind and shared by its three cells; the shared brokers are never touched.
@@ -166,119 +167,127 @@ function startServices(url: string, service: string, stateDir: string, namespace
   return p;
 }
 
-let reference: Outcome;
-
-beforeAll(async () => {
-  // The undisturbed outcome, on the in-process broker: every broker and every fault must reach it.
-  reference = outcome(await runSaga({ url: 'memory://saga-chaos-reference', orders: ORDERS, seed: SEED }));
-}, 120_000);
-
-describe.each(['rabbitmq', 'kafka', 'nats'] as const)('the saga under faults on %s', (kind) => {
+/**
+ * The three cells on a private broker of `kind`; `client` picks the Kafka adapter's client (through
+ * the URL, as a service would). One file per broker and client, so the runner spreads them.
+ */
+export function sagaChaosSuite(kind: 'rabbitmq' | 'kafka' | 'nats', client?: 'platformatic'): void {
+  let reference: Outcome;
   let broker: ManagedBroker;
+  let url: string;
+  const label = client === undefined ? kind : `${kind} (${client})`;
 
   beforeAll(async () => {
-    broker = await startBroker(kind);
-  }, 240_000);
+    // The undisturbed outcome, on the in-process broker: every broker and every fault must reach it.
+    reference = outcome(await runSaga({ url: 'memory://saga-chaos-reference', orders: ORDERS, seed: SEED }));
+  }, 120_000);
 
-  afterAll(async () => {
-    await broker?.destroy();
-  }, 60_000);
+  describe(`the saga under faults on ${label}`, () => {
+    beforeAll(async () => {
+      broker = await startBroker(kind);
+      url = client === undefined ? broker.url : `${broker.url}${broker.url.includes('?') ? '&' : '?'}client=${client}`;
+    }, 240_000);
 
-  it('kill -9 of one of two payment replicas mid-run ends as an undisturbed run', { timeout: 240_000 }, async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'wharf-saga-chaos-'));
-    const namespace = testNamespace('kill');
-    const layout = ['order', 'inventory', 'payment', 'payment', 'notification', 'audit'];
-    const processes = layout.map((service) => startServices(broker.url, service, stateDir, namespace));
-    try {
-      await Promise.all(processes.map((p) => p.ready));
-      const env = { WHARF_SAGA_NAMESPACE: namespace };
+    afterAll(async () => {
+      await broker?.destroy();
+    }, 60_000);
 
-      const stormy = startSaga(broker.url, [stateDir, ''], env);
-      await stormy.settled(ORDERS / 4);
-      const victim = processes.filter((p) => p.name === 'payment')[0]!;
-      const killedAt = Date.now();
-      victim.child.kill('SIGKILL');
-      const disturbed = await stormy.summary;
-      const afterKill = Date.now() - killedAt;
-      console.info(
-        `[saga chaos] ${kind}: payment replica killed at ${ORDERS / 4} settled orders; run ${disturbed.timings.durationMs} ms, ` +
-          `ended ${afterKill} ms after the kill; unsettled ${disturbed.unsettled}, incidents ${disturbed.incidents}` +
-          (disturbed.unsettled > 0 ? `; ${disturbed.invariants.settled.detail}` : ''),
-      );
-      expect(outcome(disturbed)).toEqual(reference);
-      expect(afterKill).toBeLessThan(TAKEOVER_MS);
-    } finally {
-      for (const p of processes) if (p.child.exitCode === null) p.child.kill('SIGTERM');
-      await Promise.all(processes.map((p) => p.exited));
-      rmSync(stateDir, { recursive: true, force: true });
-    }
-  });
+    it('kill -9 of one of two payment replicas mid-run ends as an undisturbed run', { timeout: 240_000 }, async () => {
+      const stateDir = mkdtempSync(join(tmpdir(), 'wharf-saga-chaos-'));
+      const namespace = testNamespace('kill');
+      const layout = ['order', 'inventory', 'payment', 'payment', 'notification', 'audit'];
+      const processes = layout.map((service) => startServices(url, service, stateDir, namespace));
+      try {
+        await Promise.all(processes.map((p) => p.ready));
+        const env = { WHARF_SAGA_NAMESPACE: namespace };
 
-  it('kill -9 of the broker mid-run: the services wait for it and the run ends as undisturbed', {
-    timeout: 240_000,
-  }, async () => {
-    const saga = startSaga(broker.url, [], { WHARF_SAGA_NAMESPACE: testNamespace('midrun') });
-    try {
-      // While orders are still being placed: once a quarter had settled, a fast broker often had the
-      // rest settled before the kill landed, and the cell tested a broker restart after the run.
-      await saga.placed(MIDRUN_PLACED);
-      await broker.kill();
-      const killedAt = Date.now();
-      await new Promise((resolve) => setTimeout(resolve, 2_000));
-      await broker.start();
-      const backAt = Date.now();
-      const summary = await saga.finished(FINISH_MS);
-      console.info(
-        `[saga chaos] ${kind}: broker killed at ${MIDRUN_PLACED} placed orders, back after ${backAt - killedAt} ms; ` +
-          `run ${summary.timings.durationMs} ms, ended ${Date.now() - backAt} ms after the broker was back; ` +
-          `unsettled ${summary.unsettled}, incidents ${summary.incidents}` +
-          (summary.unsettled > 0 ? `; ${summary.invariants.settled.detail}` : '') +
-          `; closed ${Math.round(saga.closeMs() ?? -1)} ms after its last progress line`,
-      );
-      expect(outcome(summary)).toEqual(reference);
-      expect(saga.closeMs()).toBeLessThan(CLOSE_MS);
-    } finally {
-      if (saga.child.exitCode === null) saga.child.kill('SIGKILL');
-      await broker.start();
-    }
-  });
-
-  it('kill -9 of the broker at start-up: the saga waits for it and ends as undisturbed', {
-    timeout: 240_000,
-  }, async () => {
-    // RabbitMQ 3.10 cannot survive a kill in the middle of a quorum queue's declaration: after the
-    // restart the queue's Raft member is never elected leader, so every consume on it waits ("leader
-    // call - leader not known" in the broker log), times out after about a minute and closes the
-    // connection with 541, for good, while a passive declare still answers (0 messages);
-    // rabbitmq/rabbitmq-server#10070. Repairing it takes an operator (an election through rabbitmqctl,
-    // or deleting the queue), which a client cannot safely do for a queue that may hold events. So on
-    // RabbitMQ the broker is down before the saga starts (its declarations wait for it); Kafka and
-    // NATS are killed while the saga declares.
-    const downFirst = kind === 'rabbitmq';
-    if (downFirst) await broker.kill();
-    let killedAt = Date.now();
-    const saga = startSaga(broker.url, [], { WHARF_SAGA_NAMESPACE: testNamespace('startup') });
-    try {
-      await saga.starting;
-      if (!downFirst) {
-        await broker.kill();
-        killedAt = Date.now();
+        const stormy = startSaga(url, [stateDir, ''], env);
+        await stormy.settled(ORDERS / 4);
+        const victim = processes.filter((p) => p.name === 'payment')[0]!;
+        const killedAt = Date.now();
+        victim.child.kill('SIGKILL');
+        const disturbed = await stormy.summary;
+        const afterKill = Date.now() - killedAt;
+        console.info(
+          `[saga chaos] ${label}: payment replica killed at ${ORDERS / 4} settled orders; run ${disturbed.timings.durationMs} ms, ` +
+            `ended ${afterKill} ms after the kill; unsettled ${disturbed.unsettled}, incidents ${disturbed.incidents}` +
+            (disturbed.unsettled > 0 ? `; ${disturbed.invariants.settled.detail}` : ''),
+        );
+        expect(outcome(disturbed)).toEqual(reference);
+        expect(afterKill).toBeLessThan(TAKEOVER_MS);
+      } finally {
+        for (const p of processes) if (p.child.exitCode === null) p.child.kill('SIGTERM');
+        await Promise.all(processes.map((p) => p.exited));
+        rmSync(stateDir, { recursive: true, force: true });
       }
-      await new Promise((resolve) => setTimeout(resolve, 2_000));
-      await broker.start();
-      const backAt = Date.now();
-      const summary = await saga.finished(FINISH_MS);
-      console.info(
-        `[saga chaos] ${kind}: broker killed at start-up, back after ${backAt - killedAt} ms; ` +
-          `run ${summary.timings.durationMs} ms; unsettled ${summary.unsettled}, incidents ${summary.incidents}` +
-          (summary.unsettled > 0 ? `; ${summary.invariants.settled.detail}` : '') +
-          `; closed ${Math.round(saga.closeMs() ?? -1)} ms after its last progress line`,
-      );
-      expect(outcome(summary)).toEqual(reference);
-      expect(saga.closeMs()).toBeLessThan(CLOSE_MS);
-    } finally {
-      if (saga.child.exitCode === null) saga.child.kill('SIGKILL');
-      await broker.start();
-    }
+    });
+
+    it('kill -9 of the broker mid-run: the services wait for it and the run ends as undisturbed', {
+      timeout: 240_000,
+    }, async () => {
+      const saga = startSaga(url, [], { WHARF_SAGA_NAMESPACE: testNamespace('midrun') });
+      try {
+        // While orders are still being placed: once a quarter had settled, a fast broker often had the
+        // rest settled before the kill landed, and the cell tested a broker restart after the run.
+        await saga.placed(MIDRUN_PLACED);
+        await broker.kill();
+        const killedAt = Date.now();
+        await new Promise((resolve) => setTimeout(resolve, 2_000));
+        await broker.start();
+        const backAt = Date.now();
+        const summary = await saga.finished(FINISH_MS);
+        console.info(
+          `[saga chaos] ${label}: broker killed at ${MIDRUN_PLACED} placed orders, back after ${backAt - killedAt} ms; ` +
+            `run ${summary.timings.durationMs} ms, ended ${Date.now() - backAt} ms after the broker was back; ` +
+            `unsettled ${summary.unsettled}, incidents ${summary.incidents}` +
+            (summary.unsettled > 0 ? `; ${summary.invariants.settled.detail}` : '') +
+            `; closed ${Math.round(saga.closeMs() ?? -1)} ms after its last progress line`,
+        );
+        expect(outcome(summary)).toEqual(reference);
+        expect(saga.closeMs()).toBeLessThan(CLOSE_MS);
+      } finally {
+        if (saga.child.exitCode === null) saga.child.kill('SIGKILL');
+        await broker.start();
+      }
+    });
+
+    it('kill -9 of the broker at start-up: the saga waits for it and ends as undisturbed', {
+      timeout: 240_000,
+    }, async () => {
+      // RabbitMQ 3.10 cannot survive a kill in the middle of a quorum queue's declaration: after the
+      // restart the queue's Raft member is never elected leader, so every consume on it waits ("leader
+      // call - leader not known" in the broker log), times out after about a minute and closes the
+      // connection with 541, for good, while a passive declare still answers (0 messages);
+      // rabbitmq/rabbitmq-server#10070. Repairing it takes an operator (an election through rabbitmqctl,
+      // or deleting the queue), which a client cannot safely do for a queue that may hold events. So on
+      // RabbitMQ the broker is down before the saga starts (its declarations wait for it); Kafka and
+      // NATS are killed while the saga declares.
+      const downFirst = kind === 'rabbitmq';
+      if (downFirst) await broker.kill();
+      let killedAt = Date.now();
+      const saga = startSaga(url, [], { WHARF_SAGA_NAMESPACE: testNamespace('startup') });
+      try {
+        await saga.starting;
+        if (!downFirst) {
+          await broker.kill();
+          killedAt = Date.now();
+        }
+        await new Promise((resolve) => setTimeout(resolve, 2_000));
+        await broker.start();
+        const backAt = Date.now();
+        const summary = await saga.finished(FINISH_MS);
+        console.info(
+          `[saga chaos] ${label}: broker killed at start-up, back after ${backAt - killedAt} ms; ` +
+            `run ${summary.timings.durationMs} ms; unsettled ${summary.unsettled}, incidents ${summary.incidents}` +
+            (summary.unsettled > 0 ? `; ${summary.invariants.settled.detail}` : '') +
+            `; closed ${Math.round(saga.closeMs() ?? -1)} ms after its last progress line`,
+        );
+        expect(outcome(summary)).toEqual(reference);
+        expect(saga.closeMs()).toBeLessThan(CLOSE_MS);
+      } finally {
+        if (saga.child.exitCode === null) saga.child.kill('SIGKILL');
+        await broker.start();
+      }
+    });
   });
-});
+}

@@ -1,0 +1,3 @@
+import { sagaChaosSuite } from './saga-chaos.js';
+
+sagaChaosSuite('nats');
