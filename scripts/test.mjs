@@ -60,7 +60,13 @@ for (const { kind, env, skip } of brokers) {
     console.error(`[wharf] [test] ${kind}: ${broker.url.replace(/\/\/[^@/]*@/, '//')} (${broker.source})`);
   } catch (error) {
     console.error(`[wharf] [test] no ${kind} broker: ${error.message}`);
-    if (required) process.exit(1);
+    if (required) {
+      // No suite ran; the run still ends with its total line, which names why it failed.
+      for (const broker of started) await broker.stop().catch(() => undefined);
+      console.log(`\nFailed (1):\n  ✗ no ${kind} broker (CI / WHARF_REQUIRE_BROKERS): ${firstLine(error.message)}`);
+      console.log('0 passed, 1 failed, 0 skipped');
+      process.exit(1);
+    }
   }
 }
 
