@@ -168,6 +168,20 @@ function startServices(url: string, service: string, stateDir: string, namespace
 }
 
 /**
+ * A broker-kill cell's verdict, printed then checked: the undisturbed outcome, and an exit soon after
+ * the run's last progress line.
+ */
+function expectUndisturbed(saga: SagaChild, summary: SagaSummary, reference: Outcome, what: string): void {
+  console.info(
+    `[saga chaos] ${what}; unsettled ${summary.unsettled}, incidents ${summary.incidents}` +
+      (summary.unsettled > 0 ? `; ${summary.invariants.settled.detail}` : '') +
+      `; closed ${Math.round(saga.closeMs() ?? -1)} ms after its last progress line`,
+  );
+  expect(outcome(summary)).toEqual(reference);
+  expect(saga.closeMs()).toBeLessThan(CLOSE_MS);
+}
+
+/**
  * The three cells on a private broker of `kind`; `client` picks the Kafka adapter's client (through
  * the URL, as a service would). One file per broker and client, so the runner spreads them.
  */
@@ -236,15 +250,13 @@ export function sagaChaosSuite(kind: 'rabbitmq' | 'kafka' | 'nats', client?: 'pl
         await broker.start();
         const backAt = Date.now();
         const summary = await saga.finished(FINISH_MS);
-        console.info(
-          `[saga chaos] ${label}: broker killed at ${MIDRUN_PLACED} placed orders, back after ${backAt - killedAt} ms; ` +
-            `run ${summary.timings.durationMs} ms, ended ${Date.now() - backAt} ms after the broker was back; ` +
-            `unsettled ${summary.unsettled}, incidents ${summary.incidents}` +
-            (summary.unsettled > 0 ? `; ${summary.invariants.settled.detail}` : '') +
-            `; closed ${Math.round(saga.closeMs() ?? -1)} ms after its last progress line`,
+        expectUndisturbed(
+          saga,
+          summary,
+          reference,
+          `${label}: broker killed at ${MIDRUN_PLACED} placed orders, back after ${backAt - killedAt} ms; ` +
+            `run ${summary.timings.durationMs} ms, ended ${Date.now() - backAt} ms after the broker was back`,
         );
-        expect(outcome(summary)).toEqual(reference);
-        expect(saga.closeMs()).toBeLessThan(CLOSE_MS);
       } finally {
         if (saga.child.exitCode === null) saga.child.kill('SIGKILL');
         await broker.start();
@@ -276,14 +288,12 @@ export function sagaChaosSuite(kind: 'rabbitmq' | 'kafka' | 'nats', client?: 'pl
         await broker.start();
         const backAt = Date.now();
         const summary = await saga.finished(FINISH_MS);
-        console.info(
-          `[saga chaos] ${label}: broker killed at start-up, back after ${backAt - killedAt} ms; ` +
-            `run ${summary.timings.durationMs} ms; unsettled ${summary.unsettled}, incidents ${summary.incidents}` +
-            (summary.unsettled > 0 ? `; ${summary.invariants.settled.detail}` : '') +
-            `; closed ${Math.round(saga.closeMs() ?? -1)} ms after its last progress line`,
+        expectUndisturbed(
+          saga,
+          summary,
+          reference,
+          `${label}: broker killed at start-up, back after ${backAt - killedAt} ms; run ${summary.timings.durationMs} ms`,
         );
-        expect(outcome(summary)).toEqual(reference);
-        expect(saga.closeMs()).toBeLessThan(CLOSE_MS);
       } finally {
         if (saga.child.exitCode === null) saga.child.kill('SIGKILL');
         await broker.start();
