@@ -79,6 +79,8 @@ export class Publisher {
   #inflight = 0;
   #idle: (() => void)[] = [];
   #sweeper: NodeJS.Timeout | undefined;
+  /** A flush was asked for while one ran (see #flush). */
+  #flushAgain = false;
   #lastLoss = 'connection lost';
   /**
    * The exchange the broker just refused to let this user write to (403 closes the channel), and the
@@ -286,7 +288,14 @@ export class Publisher {
   }
 
   async #flush(): Promise<void> {
-    if (this.#flushing) return;
+    if (this.#flushing) {
+      // Asked while a flush awaits an exchange check: it runs again once that one ends. Dropped, a
+      // new channel's flush was lost when the running one gave up on the old connection, and what it
+      // left queued waited for the next publish — after a broker kill, the retries of 4-5 saga events
+      // stayed queued, their events unacked, and close() waited on them for good.
+      this.#flushAgain = true;
+      return;
+    }
     this.#flushing = true;
     try {
       if (this.#lost.length > 0 && this.#channel) {
@@ -317,7 +326,9 @@ export class Publisher {
       this.#head = 0;
     } finally {
       this.#flushing = false;
-      if (this.#lost.length > 0 && this.#channel) void this.#flush();
+      const again = this.#flushAgain;
+      this.#flushAgain = false;
+      if ((again || this.#lost.length > 0) && this.#channel) void this.#flush();
     }
   }
 
@@ -331,10 +342,22 @@ export class Publisher {
     let pending = this.#exchanges.get(exchange);
     if (pending === true) return;
     pending ??= (async () => {
+      // Bounded, both: a check or declaration the broker leaves unanswered (right after a restart,
+      // while its queues recover) held the flush, and with it every publish queued behind it, for
+      // good — a saga's retries and its handlers' publishes after a broker kill -9, whose events then
+      // stayed unacked and whose close() never ended. A timeout fails the messages to this exchange
+      // (their publishers see a PublishError); the rest of the queue goes on.
+      const ms = this.#options.declareTimeoutMs;
+      const bounded = (work: Promise<void>): Promise<void> =>
+        withTimeout(work, ms, () => new Error(`no answer within ${ms} ms`));
       try {
         if (declare) {
-          const ch = await this.#topology.get();
-          await declareExchange(ch, exchange, this.#link.model);
+          await bounded(
+            (async () => {
+              const ch = await this.#topology.get();
+              await declareExchange(ch, exchange, this.#link.model);
+            })(),
+          );
         } else {
           const model = await this.#link.ready(0);
           // Not connected: the next channel flushes again.
@@ -342,9 +365,7 @@ export class Publisher {
             this.#exchanges.delete(exchange);
             return;
           }
-          // Bounded: a check the broker leaves unanswered would hold every publish queued behind it.
-          const ms = this.#options.declareTimeoutMs;
-          await withTimeout(checkExchange(model, exchange), ms, () => new Error(`no answer within ${ms} ms`));
+          await bounded(checkExchange(model, exchange));
         }
         this.#exchanges.set(exchange, true);
       } catch (error) {
