@@ -359,7 +359,12 @@ export class Publisher {
             })(),
           );
         } else {
-          const model = await this.#link.ready(0);
+          // The connection this channel belongs to, not `ready(0)`: the first flush of a new
+          // channel runs inside the link's reconnect hooks, where ready(0) still answers "not
+          // connected". The flush then stopped with its queue full and a healthy channel, and
+          // nothing flushed it again: after a broker restart the retries and dead letters in flight
+          // (which go through the group's exchange) waited for good, their events unacked.
+          const model = this.#link.model;
           // Not connected: the next channel flushes again.
           if (model === undefined) {
             this.#exchanges.delete(exchange);
