@@ -158,11 +158,9 @@ async function safeProducer(base: kafkajs.KafkaConfig, settings: ProducerSetting
    * producers' sends were still retrying. Sends end on their own (bounded retries and request timeout).
    */
   const shutDown = async (producer: kafkajs.Producer): Promise<void> => {
-    await producer.disconnect().catch(() => undefined);
-    for (let sends = sending.get(producer); sends !== undefined && sends.size > 0; sends = sending.get(producer)) {
-      await Promise.allSettled([...sends]);
-      await producer.disconnect().catch(() => undefined);
-    }
+    const disconnect = (): Promise<void> => producer.disconnect().catch(() => undefined);
+    await disconnect();
+    await disconnectOnceIdle(disconnect, () => sending.get(producer));
   };
   const renew = (): void => {
     const old = current;
@@ -215,6 +213,21 @@ async function safeProducer(base: kafkajs.KafkaConfig, settings: ProducerSetting
       await Promise.all([shutDown(await current), ...others]);
     },
   };
+}
+
+/**
+ * Disconnects again each time the calls still `running` have ended: a kafkajs call that retries
+ * after disconnect() connects the cluster again (the producer's sendMessages.js, the admin's
+ * metadata refresh), and nothing would close that connection (see safeProducer).
+ */
+async function disconnectOnceIdle(
+  disconnect: () => Promise<void>,
+  running: () => ReadonlySet<Promise<unknown>> | undefined,
+): Promise<void> {
+  for (let calls = running(); calls !== undefined && calls.size > 0; calls = running()) {
+    await Promise.allSettled([...calls]);
+    await disconnect();
+  }
 }
 
 /**
@@ -345,10 +358,10 @@ export function wrapAdmin(admin: kafkajs.Admin): ClientAdmin {
     },
     async disconnect() {
       await admin.disconnect();
-      while (running.size > 0) {
-        await Promise.allSettled([...running]);
-        await admin.disconnect().catch(() => undefined);
-      }
+      await disconnectOnceIdle(
+        () => admin.disconnect().catch(() => undefined),
+        () => running,
+      );
     },
   };
   return new Proxy(wrapped, {

@@ -289,10 +289,9 @@ export class Publisher {
 
   async #flush(): Promise<void> {
     if (this.#flushing) {
-      // Asked while a flush awaits an exchange check: it runs again once that one ends. Dropped, a
-      // new channel's flush was lost when the running one gave up on the old connection, and what it
-      // left queued waited for the next publish — after a broker kill, the retries of 4-5 saga events
-      // stayed queued, their events unacked, and close() waited on them for good.
+      // Asked while a flush awaits an exchange check (a new channel, a drain): it runs again once
+      // that one ends. Dropped, a running flush that stops early (its connection gone) would leave
+      // its queue to the next publish, which may never come.
       this.#flushAgain = true;
       return;
     }
@@ -343,10 +342,8 @@ export class Publisher {
     if (pending === true) return;
     pending ??= (async () => {
       // Bounded, both: a check or declaration the broker leaves unanswered (right after a restart,
-      // while its queues recover) held the flush, and with it every publish queued behind it, for
-      // good — a saga's retries and its handlers' publishes after a broker kill -9, whose events then
-      // stayed unacked and whose close() never ended. A timeout fails the messages to this exchange
-      // (their publishers see a PublishError); the rest of the queue goes on.
+      // while its queues recover) would hold the flush, and every publish queued behind it. A
+      // timeout fails the messages to this exchange (PublishError); the rest of the queue goes on.
       const ms = this.#options.declareTimeoutMs;
       const bounded = (work: Promise<void>): Promise<void> =>
         withTimeout(work, ms, () => new Error(`no answer within ${ms} ms`));

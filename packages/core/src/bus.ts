@@ -43,6 +43,7 @@ import { type BackpressureMode, PublishGate } from './publish-gate.js';
 import { checkRawSubscribe, type PublishOptions, type RawSubscribeOptions } from './raw.js';
 import { Requester, type RequestOptions, type Responder, replyingHandler } from './request.js';
 import { createStats, type Stats } from './stats.js';
+import { withTimeout } from './timeout.js';
 import { ADAPTER_PACKAGES, parseBrokerUrl } from './url.js';
 
 /** Options of {@link createBus}. */
@@ -762,14 +763,12 @@ class ActiveSubscription implements Subscription {
   }
 
   /** Whether no settlement runs within `ms`. */
-  async #idleWithin(ms: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), ms);
-    });
-    const done = await Promise.race([this.#idle().then(() => true), timedOut]);
-    clearTimeout(timer);
-    return done;
+  #idleWithin(ms: number): Promise<boolean> {
+    return withTimeout(
+      this.#idle().then(() => true),
+      ms,
+      () => new Error('settlements still running'),
+    ).catch(() => false);
   }
 }
 
