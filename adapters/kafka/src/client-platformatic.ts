@@ -21,6 +21,8 @@ import type {
   PartitionEnd,
   ProducerSettings,
 } from './client-types.js';
+import { CE_PREFIX, CONTENT_TYPE } from './codec.js';
+import { headerNameBytes, LastBytes } from './header-bytes.js';
 import { platformaticConsumer } from './platformatic-consumer.js';
 
 /** Base options of every @platformatic/kafka client this adapter opens. */
@@ -226,12 +228,24 @@ function javaCompatiblePartitioner(): (message: MessageToProduce, key: Buffer | 
   return (_message, key) => (key !== undefined && key !== null ? murmur2(key) & 0x7fffffff : next++ & 0x7fffffff);
 }
 
+/** Headers whose values usually repeat between records (see header-bytes.ts); ids and times never do. */
+const REPEATING_VALUES = new Map<string, LastBytes>(
+  [...['specversion', 'source', 'type', 'dataschema', 'subject'].map((a) => CE_PREFIX + a), CONTENT_TYPE].map(
+    (name) => [name, new LastBytes()],
+  ),
+);
+
 function toMessage(topic: string, record: OutgoingRecord): MessageToProduce {
-  // Distinct Buffer keys: a Map keeps each, so a repeated header name is written repeatedly.
   const headers = new Map<Buffer, Buffer>();
-  for (const [name, value] of Object.entries(record.headers)) {
-    for (const one of Array.isArray(value) ? value : [value]) {
-      headers.set(Buffer.from(name), typeof one === 'string' ? Buffer.from(one) : one);
+  for (const name in record.headers) {
+    const value = record.headers[name] as Buffer | string | (Buffer | string)[];
+    if (Array.isArray(value)) {
+      // Distinct Buffer keys: a Map keeps each, so a repeated header name is written repeatedly.
+      for (const one of value) headers.set(Buffer.from(name), typeof one === 'string' ? Buffer.from(one) : one);
+    } else {
+      const bytes =
+        typeof value !== 'string' ? value : (REPEATING_VALUES.get(name)?.bytes(value) ?? Buffer.from(value));
+      headers.set(headerNameBytes(name), bytes);
     }
   }
   return {

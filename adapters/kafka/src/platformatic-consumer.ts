@@ -13,7 +13,7 @@ import {
   offsetCommitV8,
   TimeoutError,
 } from '@platformatic/kafka';
-import { type Logger, withTimeout } from '@wharf/core';
+import { ATTEMPT_HEADER, FIRST_FAILURE_HEADER, type Logger, WELL_KNOWN_ATTRIBUTES, withTimeout } from '@wharf/core';
 import { classifyError } from './classify.js';
 import type {
   ClientConsumer,
@@ -23,12 +23,16 @@ import type {
   IncomingRecord,
   TopicPartitions,
 } from './client-types.js';
+import { CE_PREFIX, CONTENT_TYPE, DUE_HEADER, ORIGIN_HEADER } from './codec.js';
+import { HeaderNames } from './header-bytes.js';
 
 /** Delays before restarting a crashed consumer: doubling from the first, reset by a join. */
 const RESTART_FIRST_MS = 500;
 const RESTART_MAX_MS = 2_000;
 /** Control batches (transaction markers) are skipped. */
 const IS_CONTROL = 0b100000;
+/** Offsets up to here are exact as numbers. */
+const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
  * Closes a consumer for good: leaves the group when it can, within `ms`, else closes its connections
@@ -60,11 +64,21 @@ class RebalancingError extends Error {
   readonly apiId = 'REBALANCE_IN_PROGRESS';
 }
 
+/** The header names Wharf writes, read back without a new string per record (see header-bytes.ts). */
+const NAMES = new HeaderNames([
+  ...WELL_KNOWN_ATTRIBUTES.map((a) => CE_PREFIX + a),
+  CONTENT_TYPE,
+  ATTEMPT_HEADER,
+  FIRST_FAILURE_HEADER,
+  DUE_HEADER,
+  ORIGIN_HEADER,
+]);
+
 function toHeaders(pairs: readonly [Buffer | null, Buffer | null][]): IncomingHeaders {
   const headers: Record<string, Buffer | Buffer[]> = {};
   for (const [name, value] of pairs) {
     if (name === null) continue;
-    const key = name.toString();
+    const key = NAMES.text(name);
     const v = value ?? Buffer.alloc(0);
     const known = headers[key];
     headers[key] = known === undefined ? v : Array.isArray(known) ? [...known, v] : [known, v];
@@ -291,18 +305,31 @@ export function platformaticConsumer(base: BaseOptions, settings: ConsumerSettin
           for (const batch of p.records ?? []) {
             last = batch.firstOffset + BigInt(batch.lastOffsetDelta);
             if (batch.attributes & IS_CONTROL) continue;
+            // Numbers where they are exact (every offset a log reaches in practice): a BigInt sum and
+            // its decimal string per record cost more than the record's other fields together.
+            const exact = (last as bigint) <= MAX_EXACT && asked.offset <= MAX_EXACT;
+            const first = Number(batch.firstOffset);
+            const from = Number(asked.offset);
+            const time = Number(batch.firstTimestamp);
             for (const r of batch.records) {
-              const offset = batch.firstOffset + BigInt(r.offsetDelta);
-              // A fetch returns whole batches: records before the requested offset were handled.
-              if (offset < asked.offset) continue;
+              let offset: string;
+              if (exact) {
+                // A fetch returns whole batches: records before the requested offset were handled.
+                if (first + r.offsetDelta < from) continue;
+                offset = String(first + r.offsetDelta);
+              } else {
+                const big = batch.firstOffset + BigInt(r.offsetDelta);
+                if (big < asked.offset) continue;
+                offset = String(big);
+              }
               records.push({
                 topic,
                 partition: p.partitionIndex,
-                offset: String(offset),
+                offset,
                 key: r.key,
                 value: r.value,
                 headers: toHeaders(r.headers),
-                timestamp: String(batch.firstTimestamp + r.timestampDelta),
+                timestamp: String(time + Number(r.timestampDelta)),
               });
             }
           }

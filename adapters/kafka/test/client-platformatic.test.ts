@@ -143,6 +143,14 @@ describe.skipIf(skipKafka)('@platformatic/kafka client on a real broker', () => 
         records: [
           { partition: 1, key: 'a', value: Buffer.from('one'), headers: { h: ['x', 'y'], single: 'z' } },
           { partition: 1, key: 'a', value: Buffer.from('two'), headers: {} },
+          // Known names and repeating values, whose bytes are shared between records (header-bytes.ts).
+          ...['T', 'T', 'U'].map((type, i) => ({
+            partition: 1,
+            key: 'a',
+            value: Buffer.from(`t${i}`),
+            headers: { ce_type: type, ce_id: `id-${i}`, 'content-type': 'application/json' },
+          })),
+          { partition: 1, key: 'a', value: Buffer.from('r'), headers: { ce_type: ['T', 'U'], ce_id: 'id-r' } },
         ],
       },
     ]);
@@ -167,16 +175,28 @@ describe.skipIf(skipKafka)('@platformatic/kafka client on a real broker', () => 
           seen.push(`${record.partition}:${record.offset}:${String(record.value)}`);
           batch.resolve(record.offset);
         }
-        if (seen.length >= 2) resolve();
+        if (seen.length >= 6) resolve();
       });
     });
+    const text = (value: unknown): unknown => (Array.isArray(value) ? value.map(String) : String(value));
     try {
       assert.equal(await assigned, 2);
       await done;
-      assert.deepEqual(seen, ['1:0:one', '1:1:two']);
-      const headers = first?.records[0]?.headers ?? {};
+      assert.deepEqual(seen, ['1:0:one', '1:1:two', '1:2:t0', '1:3:t1', '1:4:t2', '1:5:r']);
+      const records = first?.records ?? [];
+      const headers = records[0]?.headers ?? {};
       assert.deepEqual((headers.h as Buffer[]).map(String), ['x', 'y']);
       assert.equal(String(headers.single), 'z');
+      assert.deepEqual(
+        records.slice(2).map((r) => Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k, text(v)]))),
+        [
+          { ce_type: 'T', ce_id: 'id-0', 'content-type': 'application/json' },
+          { ce_type: 'T', ce_id: 'id-1', 'content-type': 'application/json' },
+          { ce_type: 'U', ce_id: 'id-2', 'content-type': 'application/json' },
+          { ce_type: ['T', 'U'], ce_id: 'id-r' },
+        ],
+      );
+      for (const r of records) assert.ok(Math.abs(Number(r.timestamp) - Date.now()) < 60_000, r.timestamp);
       await consumer.commit([{ topic, partition: 1, offset: '2', metadata: 'marker' }]);
       const committed = await admin.committed(groupId, topic);
       assert.deepEqual(
