@@ -115,7 +115,10 @@ export const lifecycleCases: ConformanceCase[] = [
   {
     id: 'broker-restart',
     rule: 'a broker restart mid-stream loses nothing: publishers and consumers resume without a new bus',
-    requires: (_, options) => (options.restartBroker ? undefined : 'the harness gives no restartBroker command'),
+    requires: (_, options) =>
+      options.restartBroker
+        ? undefined
+        : "the harness gives no restartBroker command (pass one to run it; Wharf's own adapters run this case on a private broker in test/conformance.chaos.test.ts)",
     timeoutMs: 240_000,
     async run(t) {
       const channel = t.channel('restart');
