@@ -38,8 +38,9 @@ interface Connected {
 }
 
 /**
- * Wharf on Apache Kafka (through kafkajs, behind `client.ts`). See README.md for the mapping of
- * channels and groups onto topics and consumer groups, and for the retry and dead-letter mechanics.
+ * Wharf on Apache Kafka, through @platformatic/kafka (the default) or kafkajs, both behind
+ * `client-types.ts`. See README.md for the mapping of channels and groups onto topics and consumer
+ * groups, and for the retry and dead-letter mechanics.
  */
 /** Bound on one request to a broker (see createClient below). */
 const REQUEST_TIMEOUT_MS = 5_000;
@@ -339,7 +340,11 @@ export class KafkaAdapter implements Adapter {
     return this.#closing;
   }
 
-  /** The kafkajs `Kafka` instance. */
+  /**
+   * The client library's own handle: with @platformatic/kafka (the default) `{ kind: 'platformatic',
+   * options, admins }`, the base options to build its `Producer`, `Consumer` or `Admin` with; with
+   * kafkajs the `Kafka` instance.
+   */
   raw(): unknown {
     return this.#client.native;
   }

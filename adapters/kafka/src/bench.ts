@@ -4,7 +4,8 @@
  * publish window as the bus — batched sends with a bounded number of requests in flight, and
  * `eachBatch` that resolves each offset, heartbeats and commits once per batch. It is the one place
  * besides client.ts that imports kafkajs: it measures that client by definition.
- * `?client=platformatic` in the URL measures @platformatic/kafka instead (bench-platformatic.ts).
+ * Without `?client=kafkajs` in the URL the bus runs on @platformatic/kafka, and so does the raw side
+ * (bench-platformatic.ts).
  */
 import { type BenchOptions, type BenchResult, parseBrokerUrl, payloadAge, startMeasurement } from '@wharf/core';
 import kafkajs from 'kafkajs';
@@ -15,11 +16,11 @@ import { Names } from './topology.js';
 
 const { Kafka, Partitioners, logLevel } = kafkajs;
 
-/** The raw client of the kind the URL chose (`?client=platformatic`), as `wharf bench --client` asks. */
+/** The raw client of the kind the bus runs on (the URL's `?client=`, as `wharf bench --client` sets it). */
 export async function rawBaseline(options: BenchOptions): Promise<BenchResult> {
-  return parseBrokerUrl(options.url).params.get('client') === 'platformatic'
-    ? rawPlatformaticBaseline(options)
-    : rawKafkajsBaseline(options);
+  return parseBrokerUrl(options.url).params.get('client') === 'kafkajs'
+    ? rawKafkajsBaseline(options)
+    : rawPlatformaticBaseline(options);
 }
 
 async function rawKafkajsBaseline(options: BenchOptions): Promise<BenchResult> {

@@ -70,14 +70,22 @@ export interface KafkaAdapterOptions {
   saslMechanism?: 'plain' | 'scram-sha-256' | 'scram-sha-512';
   clientId?: string;
   /**
-   * The client library: `kafkajs` (default) or `platformatic` (@platformatic/kafka). The URL
-   * parameter `?client=` works too. See the README for which to choose.
+   * The client library: `platformatic` (@platformatic/kafka, the default) or `kafkajs`. The URL
+   * parameter `?client=` works too. @platformatic/kafka needs Node >= 20.19.4; on an
+   * older Node choose `kafkajs`. See the README for which to choose and why.
    */
   client?: ClientKind;
 }
 
 export type ClientKind = 'kafkajs' | 'platformatic';
 const CLIENT_KINDS: readonly string[] = ['kafkajs', 'platformatic'];
+
+/** Whether @platformatic/kafka 1.x supports this Node version: its `engines` come to >= 20.19.4. */
+export function platformaticRuns(version: string): boolean {
+  const [major = 0, minor = 0, patch = 0] = version.split('.').map((n) => Number.parseInt(n, 10));
+  if (major !== 20) return major > 20;
+  return minor > 19 || (minor === 19 && patch >= 4);
+}
 
 export interface ResolvedKafkaOptions {
   readonly brokers: readonly string[];
@@ -172,9 +180,15 @@ export function resolveOptions(url: string, options: KafkaAdapterOptions): Resol
       ...(tls.servername !== undefined ? { servername: tls.servername } : {}),
     };
   }
-  const client = options.client ?? param('client') ?? 'kafkajs';
+  const client = options.client ?? param('client') ?? 'platformatic';
   if (!CLIENT_KINDS.includes(client)) {
-    throw new ConfigError(ADAPTER_NAME, `client "${client}" is not supported; use kafkajs or platformatic`);
+    throw new ConfigError(ADAPTER_NAME, `client "${client}" is not supported; use platformatic or kafkajs`);
+  }
+  if (client === 'platformatic' && !platformaticRuns(process.versions.node)) {
+    throw new ConfigError(
+      ADAPTER_NAME,
+      `the Kafka client @platformatic/kafka (the adapter's default) needs Node >= 20.19.4, and this is Node ${process.versions.node}: upgrade Node, or choose client: 'kafkajs' (?client=kafkajs)`,
+    );
   }
   const heartbeatIntervalMs = integer(options.heartbeatIntervalMs, 'heartbeatIntervalMs', 50, 60_000, 1_000);
   const sessionTimeoutMs = integer(options.sessionTimeoutMs, 'sessionTimeoutMs', 1_000, 3_600_000, 6_000);

@@ -7,6 +7,7 @@ import { createClient } from '../src/client.js';
 import { createPlatformaticClient } from '../src/client-platformatic.js';
 import type { ClientConfig, FetchedBatch, KafkaClient } from '../src/client-types.js';
 import createKafkaAdapter from '../src/index.js';
+import { platformaticRuns } from '../src/options.js';
 import { KAFKA_URL, skipKafka } from './helpers.js';
 
 const brokers = [KAFKA_URL.replace(/^kafkas?:\/\//, '').split(',')[0] ?? '127.0.0.1:9092'];
@@ -29,21 +30,26 @@ const producerSettings = {
 } as const;
 
 describe('choosing the client', () => {
-  it('takes kafkajs by default, platformatic from the option or the URL, and refuses anything else', () => {
+  it('takes platformatic by default, kafkajs from the option or the URL, and refuses anything else', () => {
     const raw = (url: string, client?: 'kafkajs' | 'platformatic') =>
       createKafkaAdapter({ url, logger: silentLogger, ...(client ? { client } : {}) }).raw() as { kind?: string };
-    assert.equal(raw('kafka://127.0.0.1:9092').kind, undefined);
-    assert.equal(raw('kafka://127.0.0.1:9092?client=platformatic').kind, 'platformatic');
-    assert.equal(raw('kafka://127.0.0.1:9092', 'platformatic').kind, 'platformatic');
-    assert.equal(raw('kafka://127.0.0.1:9092?client=platformatic', 'kafkajs').kind, undefined);
+    assert.equal(raw('kafka://127.0.0.1:9092').kind, 'platformatic');
+    assert.equal(raw('kafka://127.0.0.1:9092?client=kafkajs').kind, undefined);
+    assert.equal(raw('kafka://127.0.0.1:9092', 'kafkajs').kind, undefined);
+    assert.equal(raw('kafka://127.0.0.1:9092?client=kafkajs', 'platformatic').kind, 'platformatic');
     assert.throws(
       () => createKafkaAdapter({ url: 'kafka://127.0.0.1:9092?client=rdkafka', logger: silentLogger }),
-      (e: unknown) => e instanceof ConfigError && /client "rdkafka".*kafkajs or platformatic/.test(e.message),
+      (e: unknown) => e instanceof ConfigError && /client "rdkafka".*platformatic or kafkajs/.test(e.message),
     );
     assert.throws(
       () => createKafkaAdapter({ url: 'kafka://127.0.0.1:9092', logger: silentLogger, client: 'x' as 'kafkajs' }),
       ConfigError,
     );
+  });
+
+  it('knows which Node versions @platformatic/kafka runs on (its engines: >= 20.19.4)', () => {
+    for (const v of ['20.19.4', '20.20.2', '21.0.0', '22.0.0', '24.6.0', '25.1.0']) assert.ok(platformaticRuns(v), v);
+    for (const v of ['20.19.3', '20.10.0', '18.20.4', '19.9.0']) assert.ok(!platformaticRuns(v), v);
   });
 });
 

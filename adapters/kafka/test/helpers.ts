@@ -34,7 +34,7 @@ export const FAST: KafkaAdapterOptions = {
   connectTimeoutMs: 10_000,
 };
 
-/** `WHARF_KAFKA_CLIENT=platformatic` runs every adapter test on @platformatic/kafka (a test's own `client` wins). */
+/** `WHARF_KAFKA_CLIENT=kafkajs` runs every adapter test on kafkajs instead of the default, @platformatic/kafka (a test's own `client` wins). */
 const CLIENT = process.env.WHARF_KAFKA_CLIENT as KafkaAdapterOptions['client'];
 
 export function adapter(options: KafkaAdapterOptions = {}, logger: Logger = silentLogger): KafkaAdapter {

@@ -185,7 +185,7 @@ function expectUndisturbed(saga: SagaChild, summary: SagaSummary, reference: Out
  * The three cells on a private broker of `kind`; `client` picks the Kafka adapter's client (through
  * the URL, as a service would). One file per broker and client, so the runner spreads them.
  */
-export function sagaChaosSuite(kind: 'rabbitmq' | 'kafka' | 'nats', client?: 'platformatic'): void {
+export function sagaChaosSuite(kind: 'rabbitmq' | 'kafka' | 'nats', client?: 'platformatic' | 'kafkajs'): void {
   let reference: Outcome;
   let broker: ManagedBroker;
   let url: string;

@@ -33,7 +33,7 @@ round runs both sides back to back, so its ratio cancels what drifts over a run)
 the same bus bench with Prometheus metrics and OpenTelemetry tracing on (the SDK with an exporter
 that drops the spans), in the same rotation, and reports its throughput against the bus without
 them (ratio.observe).
---client NAME (Kafka: kafkajs, the default, or platformatic) runs the bus on that client library
+--client NAME (Kafka: platformatic, the default, or kafkajs) runs the bus on that client library
 and measures the same library raw (the URL's ?client= parameter does the same).
 
 --soak 10m (or 180s) runs the bus side without stopping for that long: one bus and one subscription,
@@ -116,7 +116,7 @@ export function median(results: BenchResult[]): Summary {
 
 /**
  * `--client NAME`: the adapter's client library, for both the bus and the raw baseline (Kafka:
- * kafkajs or platformatic). It travels as the URL's `client` parameter, which the adapter validates.
+ * platformatic or kafkajs). It travels as the URL's `client` parameter, which the adapter validates.
  */
 function withClient(url: string, client: string | undefined): string {
   if (client === undefined) return url;

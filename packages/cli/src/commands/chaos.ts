@@ -17,7 +17,7 @@ Scenarios: ${SCENARIO_NAMES.join(', ')}
 --events   events per scenario (default 2000)
 --repeat   rounds: every scenario runs R times on the same private broker (round r uses seed S+r-1);
            the report adds, per scenario, recovery time and duplicates as median and max
---client   Kafka only: the adapter's client, kafkajs (default) or platformatic
+--client   Kafka only: the adapter's client, platformatic (default) or kafkajs
 --json     one JSON object on stdout; progress goes to stderr`;
 
 /** `--broker` as a kind: a kind name, or the scheme of a URL. */

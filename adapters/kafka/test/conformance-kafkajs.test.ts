@@ -1,11 +1,11 @@
 import { runConformance } from '@wharf/conformance';
 import { adapter, cleanupChannel, legacyProducer, publishForeign, unavailable } from './helpers.js';
 
-// The same suite with the adapter on @platformatic/kafka; the harness (foreign producer, cleanup)
-// stays on kafkajs, so the records it writes come from another client, as a foreign producer's do.
+// The same suite with the adapter on kafkajs, its second client (conformance.test.ts runs the
+// default, @platformatic/kafka). The harness (foreign producer, cleanup) is on kafkajs.
 runConformance({
-  name: 'kafka (platformatic)',
-  create: () => adapter({ client: 'platformatic' }),
+  name: 'kafka (kafkajs)',
+  create: () => adapter({ client: 'kafkajs' }),
   ...(unavailable !== undefined ? { unavailable } : {}),
   publishForeign,
   legacyProducer,

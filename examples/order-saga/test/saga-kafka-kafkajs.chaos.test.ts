@@ -1,3 +1,3 @@
 import { sagaChaosSuite } from './saga-chaos.js';
 
-sagaChaosSuite('kafka', 'platformatic');
+sagaChaosSuite('kafka', 'kafkajs');
