@@ -2,6 +2,7 @@ import {
   type Adapter,
   type AdapterInit,
   type AdapterSubscription,
+  BrokerUnreachableError,
   type Capabilities,
   ClosedError,
   DEFAULT_CAPABILITIES,
@@ -19,6 +20,7 @@ import {
   TimeoutError,
   TopologyError,
   TopologyMismatchError,
+  WharfError,
   type WireMessage,
   withTimeout,
 } from '@wharf/core';
@@ -335,11 +337,16 @@ export class RabbitMqAdapter implements Adapter {
     const answered = <T>(request: Promise<T>): Promise<T> =>
       this.#withinDeclareTimeout(`reading the dead letters of ${channel}/${group}`, request);
     // A channel of its own: the unacked messages it holds go back to the queue when it closes.
-    const ch = await answered(model.createChannel());
+    const what = `read the dead letters of ${channel}/${group}`;
+    const ch = await answered(model.createChannel()).catch((error: unknown) => {
+      throw this.#lostDuring(what, model, error);
+    });
     ch.on('error', () => undefined);
     try {
       const names = groupNames(this.#options.prefix, channel, group);
       await readDeadLetters(ch, names, channel, group, options.limit, visit, answered);
+    } catch (error) {
+      throw this.#lostDuring(what, model, error);
     } finally {
       // A channel whose queue does not answer may not answer its close either.
       await withTimeout(ch.close(), 1_000, () => new Error('close')).catch(() => undefined);
@@ -356,7 +363,28 @@ export class RabbitMqAdapter implements Adapter {
     return this.#withinDeclareTimeout(
       `reading the backlog of ${channel}/${group}`,
       readBacklog(model, prefix, channel, group, groupNames(prefix, channel, group), policy),
-    );
+    ).catch((error: unknown) => {
+      throw this.#lostDuring(`read the backlog of ${channel}/${group}`, model, error);
+    });
+  }
+
+  /**
+   * What a read that was cut short throws: a connection lost under it (a reset, a broker restart)
+   * surfaced as amqplib's own "Channel ended, no reply will be forthcoming" or "Connection closed";
+   * it becomes a typed error that says to try again. Other errors pass as they are.
+   */
+  #lostDuring(what: string, model: ChannelModel, error: unknown): unknown {
+    if (error instanceof WharfError) return error;
+    if (this.#closing) return new ClosedError(COMPONENT, what);
+    const detail = scrub(String((error as Error | undefined)?.message ?? error), this.#options.password);
+    if (this.#publishLink.model !== model || CONNECTION_LOST.test(detail)) {
+      return new BrokerUnreachableError(
+        COMPONENT,
+        `cannot ${what}: the connection to RabbitMQ was lost meanwhile (${detail}); the dead letters it had not removed are still there — try again once it is back`,
+        { cause: error },
+      );
+    }
+    return error;
   }
 
   /** `request`, or a `TimeoutError` naming `what` once it has gone unanswered for `declareTimeoutMs`. */
@@ -392,6 +420,9 @@ export class RabbitMqAdapter implements Adapter {
     );
   }
 }
+
+/** amqplib's words for a channel or connection that went away under a request. */
+const CONNECTION_LOST = /Channel ended|Channel closed|Connection closed|Connection closing|ECONNRESET|EPIPE/;
 
 /** A declaration failure that another attempt may not meet: anything but a refusal that would recur. */
 function transientDeclareFailure(error: unknown): boolean {

@@ -1,6 +1,8 @@
 import { strict as assert } from 'node:assert';
+import { randomUUID } from 'node:crypto';
 import { Recorder, sleep } from '@wharf/conformance';
 import {
+  BrokerUnreachableError,
   type Bus,
   createBus,
   type Delivery,
@@ -180,6 +182,105 @@ describe.skipIf(unavailable !== undefined)('rabbitmq adapter (real broker)', () 
     assert.equal((await b.listDeadLetters(channel, group)).length, 0);
     await sleep(300);
     assert.equal(await queueDepth(n.queue), 0);
+  });
+
+  it('a retry and a dead letter written as the publishing connection drops go out on the next one, with nothing published after them', async () => {
+    // A new channel's first flush runs inside the link's reconnect hooks. The group exchange check
+    // there once read the link as "not connected" and stopped the flush with its queue full: the
+    // writes in flight at a connection loss then waited for good, their events unacked (session 10).
+    const { channel, groups } = names('hookflush', 'g');
+    const group = groups[0] as string;
+    const a = adapter();
+    const b = createBus({ adapter: a, logger: silentLogger, shutdownTimeoutMs: 1_000 });
+    opened.push(b);
+    // Each event's own publish, confirmed before its handler drops the connection: a publish whose
+    // confirm the drop took would be re-sent (at-least-once), and delivered again at attempt 1.
+    const published = new Map<string, Promise<unknown>>();
+    const publish = async (type: string) => {
+      const id = randomUUID();
+      const confirmed = b.publish(channel, { id, type, data: {} });
+      published.set(id, confirmed);
+      return confirmed;
+    };
+    const rec = new Recorder();
+    const attempts = (id: string): number[] => rec.received.filter((r) => r.event.id === id).map((r) => r.attempt);
+    let drops = 0;
+    await b.subscribe(channel, { group, retry: { maxAttempts: 2, delays: [100] }, concurrency: 1 }, async (e, c) => {
+      rec.record(e, c.attempt);
+      if (c.attempt === 1 || e.type === 'DeadOnArrival') {
+        await published.get(e.id);
+        const publishing = a.raw().publishing;
+        // Drop the publishing connection as the handler fails: the retry (or dead letter) goes into
+        // the publisher while the link is down, or is lost in flight and re-sent on the next channel.
+        // With an error, as a reset connection ends (a plain destroy() emits nothing amqplib hears).
+        const stream = (publishing?.connection as unknown as { stream?: { destroy(e: Error): void } } | undefined)
+          ?.stream;
+        assert.ok(stream, 'no publishing connection to drop');
+        stream.destroy(new Error('connection reset by the test'));
+        drops++;
+        if (e.type === 'DeadOnArrival') c.deadLetter('refused while the link drops');
+        else throw new Error('fails once, as the link drops');
+      }
+    });
+    const retried = await publish('Retried');
+    const deadline = Date.now() + 20_000;
+    while (!rec.received.some((r) => r.event.id === retried.id && r.attempt === 2)) {
+      assert.ok(Date.now() < deadline, `the retry never came back (attempts ${attempts(retried.id).join(',')})`);
+      await sleep(20);
+    }
+    const dead = await publish('DeadOnArrival');
+    const listed = Date.now() + 20_000;
+    let lostReads = 0;
+    const deadLetters = () =>
+      b.listDeadLetters(channel, group).catch((error: unknown) => {
+        // A read in flight as the handler drops the connection fails typed, and says to try again.
+        assert.ok(error instanceof BrokerUnreachableError, String(error));
+        assert.match(error.message, /connection to RabbitMQ was lost.*try again/);
+        lostReads++;
+        return [];
+      });
+    while (!(await deadLetters()).some((d) => d.event?.id === dead.id)) {
+      assert.ok(Date.now() < listed, 'the dead letter written as the link dropped never arrived');
+      await sleep(100);
+    }
+    assert.ok(lostReads <= 1, `${lostReads} reads failed for one connection loss`);
+    assert.equal(drops, 2);
+    assert.deepEqual(attempts(retried.id), [1, 2]);
+  });
+
+  it('a dead-letter read cut off by a lost connection fails typed, leaves the dead letters in place, and the next read works', async () => {
+    const { channel, groups } = names('dlcut', 'g');
+    const group = groups[0] as string;
+    const a = adapter();
+    const b = createBus({ adapter: a, logger: silentLogger, shutdownTimeoutMs: 1_000 });
+    opened.push(b);
+    await b.subscribe(channel, { group }, (_e, c) => c.deadLetter('for the read'));
+    const ids = [
+      (await b.publish(channel, { type: 'A', data: {} })).id,
+      (await b.publish(channel, { type: 'B', data: {} })).id,
+    ];
+    const deadline = Date.now() + 10_000;
+    while ((await b.listDeadLetters(channel, group)).length < 2) {
+      assert.ok(Date.now() < deadline, 'the dead letters were not written');
+      await sleep(50);
+    }
+    const visited: string[] = [];
+    const cut = b.visitDeadLetters(channel, group, { limit: 10 }, async (dl) => {
+      visited.push(dl.event?.id ?? '?');
+      // The connection resets while the read is under way: its next request has no channel.
+      const stream = (a.raw().publishing?.connection as unknown as { stream?: { destroy(e: Error): void } })?.stream;
+      stream?.destroy(new Error('connection reset by the test'));
+      await sleep(50);
+      return false;
+    });
+    await assert.rejects(cut, (error: unknown) => {
+      assert.ok(error instanceof BrokerUnreachableError, String(error));
+      assert.match(error.message, /read the dead letters of .*connection to RabbitMQ was lost.*try again/);
+      return true;
+    });
+    assert.equal(visited.length, 1);
+    const again = await b.listDeadLetters(channel, group);
+    assert.deepEqual(again.map((d) => d.event?.id).sort(), [...ids].sort());
   });
 
   it('dead-letters a crash-looping message through x-delivery-limit (the backstop)', async () => {
