@@ -13,7 +13,7 @@ import {
   UnroutableError,
 } from '@wharf/core';
 import { afterEach, describe, it } from 'vitest';
-import createRabbitMqAdapter, { groupNames, type RabbitMqAdapterOptions } from '../src/index.js';
+import createRabbitMqAdapter, { groupNames, type RabbitMqAdapter, type RabbitMqAdapterOptions } from '../src/index.js';
 import { cleanup, PREFIX, publishForeign, unavailable, unique, url, withChannel } from './helpers.js';
 
 const opened: { close(): Promise<void> }[] = [];
@@ -29,6 +29,25 @@ function bus(options: RabbitMqAdapterOptions = {}): Bus {
   const b = createBus({ adapter: adapter(options), logger: silentLogger, shutdownTimeoutMs: 1_000 });
   opened.push(b);
   return b;
+}
+
+/** A bus on an adapter the test can reach into (for `raw()`). */
+function busWithAdapter(): { a: RabbitMqAdapter; b: Bus } {
+  const a = adapter();
+  const b = createBus({ adapter: a, logger: silentLogger, shutdownTimeoutMs: 1_000 });
+  opened.push(b);
+  return { a, b };
+}
+
+/**
+ * Resets the adapter's publishing connection as a broken network would: with an error, which is how
+ * a reset connection ends (a plain destroy() emits nothing amqplib hears). The link reconnects.
+ */
+function resetPublishing(a: RabbitMqAdapter): void {
+  const stream = (a.raw().publishing?.connection as unknown as { stream?: { destroy(e: Error): void } } | undefined)
+    ?.stream;
+  assert.ok(stream, 'no publishing connection to reset');
+  stream.destroy(new Error('connection reset by the test'));
 }
 
 function names(label: string, ...groups: string[]): { channel: string; groups: string[] } {
@@ -190,9 +209,7 @@ describe.skipIf(unavailable !== undefined)('rabbitmq adapter (real broker)', () 
     // writes in flight at a connection loss then waited for good, their events unacked (session 10).
     const { channel, groups } = names('hookflush', 'g');
     const group = groups[0] as string;
-    const a = adapter();
-    const b = createBus({ adapter: a, logger: silentLogger, shutdownTimeoutMs: 1_000 });
-    opened.push(b);
+    const { a, b } = busWithAdapter();
     // Each event's own publish, confirmed before its handler drops the connection: a publish whose
     // confirm the drop took would be re-sent (at-least-once), and delivered again at attempt 1.
     const published = new Map<string, Promise<unknown>>();
@@ -209,14 +226,9 @@ describe.skipIf(unavailable !== undefined)('rabbitmq adapter (real broker)', () 
       rec.record(e, c.attempt);
       if (c.attempt === 1 || e.type === 'DeadOnArrival') {
         await published.get(e.id);
-        const publishing = a.raw().publishing;
-        // Drop the publishing connection as the handler fails: the retry (or dead letter) goes into
+        // Reset the publishing connection as the handler fails: the retry (or dead letter) goes into
         // the publisher while the link is down, or is lost in flight and re-sent on the next channel.
-        // With an error, as a reset connection ends (a plain destroy() emits nothing amqplib hears).
-        const stream = (publishing?.connection as unknown as { stream?: { destroy(e: Error): void } } | undefined)
-          ?.stream;
-        assert.ok(stream, 'no publishing connection to drop');
-        stream.destroy(new Error('connection reset by the test'));
+        resetPublishing(a);
         drops++;
         if (e.type === 'DeadOnArrival') c.deadLetter('refused while the link drops');
         else throw new Error('fails once, as the link drops');
@@ -251,9 +263,7 @@ describe.skipIf(unavailable !== undefined)('rabbitmq adapter (real broker)', () 
   it('a dead-letter read cut off by a lost connection fails typed, leaves the dead letters in place, and the next read works', async () => {
     const { channel, groups } = names('dlcut', 'g');
     const group = groups[0] as string;
-    const a = adapter();
-    const b = createBus({ adapter: a, logger: silentLogger, shutdownTimeoutMs: 1_000 });
-    opened.push(b);
+    const { a, b } = busWithAdapter();
     await b.subscribe(channel, { group }, (_e, c) => c.deadLetter('for the read'));
     const ids = [
       (await b.publish(channel, { type: 'A', data: {} })).id,
@@ -268,8 +278,7 @@ describe.skipIf(unavailable !== undefined)('rabbitmq adapter (real broker)', () 
     const cut = b.visitDeadLetters(channel, group, { limit: 10 }, async (dl) => {
       visited.push(dl.event?.id ?? '?');
       // The connection resets while the read is under way: its next request has no channel.
-      const stream = (a.raw().publishing?.connection as unknown as { stream?: { destroy(e: Error): void } })?.stream;
-      stream?.destroy(new Error('connection reset by the test'));
+      resetPublishing(a);
       await sleep(50);
       return false;
     });
