@@ -14,7 +14,11 @@ for (const name of ['main', 'chaos']) {
   const report = join(root, '.wharf', `test-results-${name}.json`);
   if (!existsSync(report)) throw new Error(`${relative(root, report)} is missing: run the whole test command first`);
   for (const file of JSON.parse(readFileSync(report, 'utf8')).testResults) {
-    durations[relative(root, file.name)] = Math.max(1, Math.round((file.endTime - file.startTime) / 1000));
+    const path = relative(root, file.name);
+    // A report written in another checkout names files outside this one: its keys would match no
+    // file here, and every file would be scheduled as unknown (this happened once: CI took 27 min).
+    if (path.startsWith('..')) throw new Error(`${file.name} is outside ${root}: use reports of a run in this checkout`);
+    durations[path] = Math.max(1, Math.round((file.endTime - file.startTime) / 1000));
   }
 }
 const sorted = Object.fromEntries(Object.entries(durations).sort(([a], [b]) => (a < b ? -1 : 1)));
