@@ -17,7 +17,8 @@ for (const name of ['main', 'chaos']) {
     const path = relative(root, file.name);
     // A report written in another checkout names files outside this one: its keys would match no
     // file here, and every file would be scheduled as unknown (this happened once: CI took 27 min).
-    if (path.startsWith('..')) throw new Error(`${file.name} is outside ${root}: use reports of a run in this checkout`);
+    if (path.startsWith('..'))
+      throw new Error(`${file.name} is outside ${root}: use reports of a run in this checkout`);
     durations[path] = Math.max(1, Math.round((file.endTime - file.startTime) / 1000));
   }
 }
