@@ -21,7 +21,7 @@ import type {
   PartitionEnd,
   ProducerSettings,
 } from './client-types.js';
-import { CE_PREFIX, CONTENT_TYPE } from './codec.js';
+import { CE_PREFIX, CONTENT_TYPE, REPEATING_ATTRIBUTES } from './codec.js';
 import { headerNameBytes, LastBytes } from './header-bytes.js';
 import { platformaticConsumer } from './platformatic-consumer.js';
 
@@ -230,9 +230,7 @@ function javaCompatiblePartitioner(): (message: MessageToProduce, key: Buffer | 
 
 /** Headers whose values usually repeat between records (see header-bytes.ts); ids and times never do. */
 const REPEATING_VALUES = new Map<string, LastBytes>(
-  [...['specversion', 'source', 'type', 'dataschema', 'subject'].map((a) => CE_PREFIX + a), CONTENT_TYPE].map(
-    (name) => [name, new LastBytes()],
-  ),
+  [...REPEATING_ATTRIBUTES.map((a) => CE_PREFIX + a), CONTENT_TYPE].map((name) => [name, new LastBytes()]),
 );
 
 function toMessage(topic: string, record: OutgoingRecord): MessageToProduce {

@@ -62,7 +62,8 @@ interface KnownHeader {
 }
 
 /** Attributes whose values usually repeat between records; ids never do, and times only within a millisecond. */
-const REPEATING = new Set(['specversion', 'source', 'type', 'dataschema', 'subject']);
+export const REPEATING_ATTRIBUTES: readonly string[] = ['specversion', 'source', 'type', 'dataschema', 'subject'];
+const REPEATING = new Set(REPEATING_ATTRIBUTES);
 
 /** `ce_<name>` for the attributes Wharf writes, both ways: no string is built or sliced per header. */
 const HEADER_OF = new Map<string, string>(WELL_KNOWN_ATTRIBUTES.map((name) => [name, CE_PREFIX + name]));
